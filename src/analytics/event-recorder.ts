@@ -1,0 +1,30 @@
+/**
+ * EventRecorder: one event per (message, recipient), the raw material of the activity log and
+ * analytics. Recording never decides the fate of mail: a failed insert is logged, not thrown.
+ */
+import type { Kysely, Selectable } from "kysely";
+import type { Database, EventTable } from "../store/schema.ts";
+import type { Logger } from "./structured-log.ts";
+
+export type MailEvent = Omit<EventTable, "id">;
+
+export interface EventRecorder {
+  record(events: readonly MailEvent[]): Promise<void>;
+}
+
+export function createEventRecorder(db: Kysely<Database>, logger: Logger): EventRecorder {
+  return {
+    async record(events) {
+      if (events.length === 0) return;
+      try {
+        await db.insertInto("events").values([...events]).execute();
+      } catch (error) {
+        logger.log("error", "event_record_failed", { error, count: events.length });
+      }
+    },
+  };
+}
+
+export async function recentEvents(db: Kysely<Database>, limit = 20): Promise<Selectable<EventTable>[]> {
+  return db.selectFrom("events").selectAll().orderBy("id", "desc").limit(limit).execute();
+}

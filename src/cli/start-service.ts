@@ -1,0 +1,110 @@
+/**
+ * startMailroute: assembles the running service from settings — store, live routing table,
+ * SRS, delivery (MX resolver, SMTP client pool, ledger) and the inbound SMTP server — as one
+ * explicit pipeline rather than a plugin registry. Used by `mailroute start` and by the
+ * end-to-end tests, which get exactly what an operator runs.
+ */
+import type { AddressInfo } from "node:net";
+import { createEventRecorder } from "../analytics/event-recorder.ts";
+import { createLogger, type Logger } from "../analytics/structured-log.ts";
+import { loadOrCreateSecrets } from "../config/data-dir.ts";
+import type { Settings } from "../config/settings.ts";
+import { RoutingConfigWatcher } from "../core/routing-snapshot.ts";
+import { createDestinationSender } from "../delivery/destination-sender.ts";
+import { createSystemDns, createTargetResolver, parseTransportMap, type DnsLookup } from "../delivery/mx-resolver.ts";
+import type { DeliveryLedger } from "../delivery/relay-message.ts";
+import { SmtpClientPool, type SmtpClientPoolOptions } from "../delivery/smtp-client-pool.ts";
+import { SrsRewriter } from "../delivery/srs-rewriter.ts";
+import { createInboundServer } from "../smtp/inbound-server.ts";
+import { acceptedDestinations, purgeExpired, recordAccepted } from "../store/delivery-ledger-store.ts";
+import { openStore, type Store } from "../store/open-store.ts";
+
+export const LEDGER_TTL_DAYS = 7;
+
+export interface RunningMailroute {
+  readonly settings: Readonly<Settings>;
+  readonly store: Store;
+  readonly smtp: AddressInfo;
+  readonly routing: RoutingConfigWatcher;
+  readonly pool: SmtpClientPool;
+  close(): Promise<void>;
+}
+
+export interface StartOverrides {
+  logger?: Logger;
+  /** Outbound client timeouts (tests shorten them). */
+  client?: Partial<SmtpClientPoolOptions>;
+  dns?: DnsLookup;
+  configPollMs?: number;
+  closeTimeoutMs?: number;
+}
+
+export async function startMailroute(settings: Readonly<Settings>, overrides: StartOverrides = {}): Promise<RunningMailroute> {
+  const logger = overrides.logger ?? createLogger({ level: settings.logLevel });
+  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined });
+  const routing = new RoutingConfigWatcher(store.db, {
+    intervalMs: overrides.configPollMs ?? 250,
+    onReload: (version, table) => logger.log("info", "routing_reloaded", { version, zones: table.zones.size, rules: table.rules.size }),
+    onError: (error) => logger.log("error", "routing_reload_failed", { error }),
+  });
+  await routing.start();
+
+  const srs = new SrsRewriter({ secrets: loadOrCreateSecrets(settings.dataDir, "srs-secrets"), domain: settings.hostname });
+  const dns = overrides.dns ?? createSystemDns(settings.dnsServers.length > 0 ? settings.dnsServers : undefined);
+  const resolveTargets = createTargetResolver({ dns, outboundPort: settings.outboundPort, transports: parseTransportMap(settings.transport) });
+  const pool = new SmtpClientPool({ hostname: settings.hostname, ...overrides.client });
+  const ledger: DeliveryLedger = {
+    acceptedDestinations: (fingerprint) => acceptedDestinations(store.db, fingerprint, new Date()),
+    recordAccepted: (fingerprint, destination, upstreamReply) => recordAccepted(store.db, { fingerprint, destination, upstreamReply, now: new Date(), ttlDays: LEDGER_TTL_DAYS }),
+  };
+  const purge = setInterval(() => void purgeExpired(store.db, new Date()).catch((error) => logger.log("warn", "ledger_purge_failed", { error })), 3_600_000);
+  purge.unref();
+
+  const server = createInboundServer(
+    {
+      hostname: settings.hostname,
+      maxMessageSize: settings.maxMessageSize,
+      maxRecipients: settings.maxRecipients,
+      socketTimeoutMs: settings.smtpTimeoutMs,
+      closeTimeoutMs: overrides.closeTimeoutMs ?? 10_000,
+      maxClients: settings.maxClients,
+    },
+    {
+      routing: () => routing.table,
+      srs,
+      relay: { send: createDestinationSender({ resolveTargets, pool }), ledger, deadlineMs: settings.relayTimeoutMs },
+      events: createEventRecorder(store.db, logger),
+      logger,
+    },
+  );
+  let smtp: AddressInfo;
+  try {
+    smtp = await server.listen(settings.smtpPort, settings.smtpHost);
+  } catch (error) {
+    routing.stop();
+    clearInterval(purge);
+    await store.close();
+    throw new Error(`cannot listen for SMTP on ${settings.smtpHost}:${settings.smtpPort}: ${(error as Error).message}`);
+  }
+  logger.log("info", "smtp_listening", { host: smtp.address, port: smtp.port, hostname: settings.hostname });
+
+  let closing: Promise<void> | null = null;
+  return {
+    settings,
+    store,
+    smtp,
+    routing,
+    pool,
+    close() {
+      closing ??= (async () => {
+        routing.stop();
+        clearInterval(purge);
+        await server.close();
+        await pool.close();
+        await store.close();
+        logger.log("info", "stopped");
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,17 @@
+/**
+ * ValidationError: bad operator input, naming the field and saying why, so every front end
+ * (CLI, API, dashboard) can present it without guessing. `code` is stable for scripts.
+ */
+export type ValidationCode = "invalid" | "not_found" | "conflict" | "required";
+
+export class ValidationError extends Error {
+  readonly field: string;
+  readonly code: ValidationCode;
+
+  constructor(field: string, message: string, code: ValidationCode = "invalid") {
+    super(`${field}: ${message}`);
+    this.name = "ValidationError";
+    this.field = field;
+    this.code = code;
+  }
+}

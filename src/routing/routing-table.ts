@@ -1,0 +1,83 @@
+/**
+ * The in-memory routing table: every zone, rule and verified destination, indexed so that
+ * resolving a recipient is a constant number of hash lookups however many rules exist.
+ * Built from plain data (the store's snapshot) and immutable once built; a configuration
+ * change builds a new table and swaps it in. Pure.
+ */
+import type { DestinationChains } from "./destination-expression.ts";
+import { normalizeDomain } from "./email-address.ts";
+
+export type RuleAction =
+  | { type: "forward"; chains: DestinationChains }
+  | { type: "drop" }
+  | { type: "reject"; reason: string }
+  | { type: "worker"; script: string };
+
+export interface RouteEntry {
+  id: string;
+  name: string;
+  enabled: boolean;
+  action: RuleAction;
+}
+
+export interface ZoneInput {
+  name: string;
+  enabled: boolean;
+  supportSubaddress: boolean;
+  dotInsensitive: boolean;
+  catchAll: RouteEntry | null;
+}
+
+export interface RuleInput extends RouteEntry {
+  zone: string;
+  /** Local part of the matched address (as configured). */
+  local: string;
+}
+
+export interface RoutingInput {
+  zones: readonly ZoneInput[];
+  rules: readonly RuleInput[];
+  verifiedDestinations: readonly string[];
+}
+
+export interface RoutingZone {
+  readonly name: string;
+  readonly enabled: boolean;
+  readonly supportSubaddress: boolean;
+  readonly dotInsensitive: boolean;
+  readonly catchAll: RouteEntry | null;
+}
+
+export interface RoutingTable {
+  readonly zones: ReadonlyMap<string, RoutingZone>;
+  /** Keyed by `localKey(zone, local)@zone`. */
+  readonly rules: ReadonlyMap<string, RouteEntry>;
+  readonly verified: ReadonlySet<string>;
+}
+
+/** The comparison form of a local part within a zone. */
+export function localKey(zone: Pick<RoutingZone, "dotInsensitive">, local: string): string {
+  const lower = local.toLowerCase();
+  // Gmail-style zones: "j.doe" and "jdoe" are one mailbox.
+  return zone.dotInsensitive ? lower.replaceAll(".", "") : lower;
+}
+
+export function buildRoutingTable(input: RoutingInput): RoutingTable {
+  const zones = new Map<string, RoutingZone>();
+  for (const zone of input.zones) {
+    const name = normalizeDomain(zone.name);
+    if (name === null) continue;
+    zones.set(name, Object.freeze({ ...zone, name }));
+  }
+  const rules = new Map<string, RouteEntry>();
+  for (const rule of input.rules) {
+    const zoneName = normalizeDomain(rule.zone);
+    const zone = zoneName === null ? undefined : zones.get(zoneName);
+    if (zone === undefined) continue;
+    rules.set(`${localKey(zone, rule.local)}@${zone.name}`, Object.freeze({ id: rule.id, name: rule.name, enabled: rule.enabled, action: rule.action }));
+  }
+  const verified = new Set(input.verifiedDestinations.map((address) => address.toLowerCase()));
+  return Object.freeze({ zones, rules, verified });
+}
+
+export const EMPTY_ROUTING_TABLE: RoutingTable = buildRoutingTable({ zones: [], rules: [], verifiedDestinations: [] });

@@ -1,0 +1,51 @@
+/**
+ * The reply catalogue: every SMTP answer mailroute itself composes, in one table, as
+ * Postfix keeps cleanup_strerror. Codes follow RFC 5321 §4.2 and enhanced codes RFC 3463;
+ * nothing else in the code base writes a reply code. Texts are templates with `{name}`
+ * placeholders, filled by SmtpReply, which strips anything that could split a reply line.
+ */
+
+export interface ReplyTemplate {
+  readonly code: number;
+  readonly enhanced: string;
+  readonly text: string;
+}
+
+function reply(code: number, enhanced: string, text: string): ReplyTemplate {
+  return Object.freeze({ code, enhanced, text });
+}
+
+export const replies = Object.freeze({
+  // MAIL FROM
+  SENDER_SYNTAX: reply(501, "5.1.7", "<{address}>: Sender address syntax error: {detail}"),
+
+  // RCPT TO (DESIGN §3: refused here, never bounced later)
+  RCPT_UNKNOWN: reply(550, "5.1.1", "<{address}>: Recipient address rejected: no such address here"),
+  RCPT_SYNTAX: reply(501, "5.1.3", "<{address}>: Recipient address syntax error: {detail}"),
+  RELAY_DENIED: reply(550, "5.7.1", "<{address}>: Relay access denied"),
+  ROUTING_TRICK: reply(550, "5.7.1", "<{address}>: Relay access denied: {detail} is not accepted"),
+  ZONE_DISABLED: reply(550, "5.7.1", "<{address}>: Recipient address rejected: email routing is disabled for {domain}"),
+  RULE_INACTIVE: reply(550, "5.1.1", "<{address}>: Recipient address rejected: this address is not active yet (destination not verified)"),
+  RULE_REJECT: reply(550, "5.7.1", "<{address}>: {reason}"),
+  TOO_MANY_RECIPIENTS: reply(452, "4.5.3", "Too many recipients (at most {limit} per message)"),
+  PLAN_DIFFERS: reply(452, "4.5.3", "<{address}>: Please send to this recipient in a separate transaction"),
+  WORKER_UNAVAILABLE: reply(451, "4.3.2", "<{address}>: Email Worker \"{script}\" cannot run: the worker runtime is not available yet"),
+  SRS_FORGED: reply(550, "5.7.1", "<{address}>: Recipient address rejected: invalid SRS signature"),
+  SRS_EXPIRED: reply(550, "5.7.1", "<{address}>: Recipient address rejected: SRS address has expired"),
+  SRS_MALFORMED: reply(550, "5.1.1", "<{address}>: Recipient address rejected: malformed SRS address"),
+  SRS_NULL_SENDER_ONLY: reply(550, "5.7.1", "<{address}>: SRS return addresses accept only bounces (null sender)"),
+
+  // DATA
+  MESSAGE_TOO_BIG: reply(552, "5.3.4", "Message exceeds the fixed maximum message size of {limit} bytes"),
+  ACCEPTED: reply(250, "2.0.0", "Ok: queued as {id}, delivered to {count} destination(s)"),
+  ACCEPTED_PARTIAL: reply(250, "2.0.0", "Ok: queued as {id}, delivered to {count} destination(s); {failed} destination(s) refused it permanently"),
+  ACCEPTED_DROPPED: reply(250, "2.0.0", "Ok: queued as {id}"),
+  UPSTREAM_TEMPORARY: reply(451, "4.4.0", "{hop}: delivery to <{destination}> deferred: {upstream}"),
+  UPSTREAM_PERMANENT: reply(550, "5.0.0", "{hop}: delivery to <{destination}> failed: {upstream}"),
+  LOCAL_ERROR: reply(451, "4.3.0", "{hop}: local error in processing, please try again later"),
+
+  // Session
+  SERVICE_SHUTTING_DOWN: reply(421, "4.3.2", "{hop}: Service shutting down, closing transmission channel"),
+});
+
+export type ReplyName = keyof typeof replies;

@@ -1,0 +1,176 @@
+/**
+ * Kysely's built-in SqliteDialect running on Node's own `node:sqlite` (no native addon
+ * to compile against the machine's Node). Kysely expects better-sqlite3's shape; this
+ * file adapts `DatabaseSync` to it and sets the pragmas every mailroute connection needs.
+ *
+ * Promises: CLI processes and the server open the same file at once, safely (WAL,
+ * busy_timeout); every Kysely transaction takes the write lock up front (BEGIN IMMEDIATE);
+ * migrations on SQLite run inside one transaction, so they are atomic and serialised
+ * across processes; two stores on one file in one process take turns instead of
+ * deadlocking (sqlite-file-turns.ts).
+ */
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import {
+  CompiledQuery,
+  SqliteAdapter,
+  SqliteDialect,
+  SqliteDriver,
+  type DatabaseConnection,
+  type DialectAdapter,
+  type Driver,
+  type SqliteDatabase,
+  type SqliteDialectConfig,
+  type SqliteStatement,
+} from "kysely";
+import { FileTurns } from "./sqlite-file-turns.ts";
+
+/** How long a connection waits for another process's write lock before failing with SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5000;
+
+export function createNodeSqliteDialect(path: string): SqliteDialect {
+  const config: SqliteDialectConfig = {
+    // Opened lazily on the first query: Kysely only closes a database it has initialised,
+    // so an eagerly opened handle would leak if the store were destroyed before use.
+    database: async function openNodeSqliteDatabase() {
+      return new NodeSqliteDatabase(openDatabaseSync(path));
+    },
+  };
+  return new NodeSqliteDialect(config, FileTurns.forPath(path));
+}
+
+function openDatabaseSync(path: string): DatabaseSync {
+  const db = new DatabaseSync(path);
+  try {
+    // busy_timeout first: switching to WAL needs a lock another process may hold.
+    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // WAL: the server keeps reading while a CLI process writes, and vice versa.
+    db.exec("PRAGMA journal_mode = WAL");
+    // NORMAL is durable across process crashes in WAL mode; only an OS crash or power
+    // loss can lose the last commits, never corrupt the file.
+    db.exec("PRAGMA synchronous = NORMAL");
+    // SQLite leaves foreign keys off per connection unless asked: cascades depend on it.
+    db.exec("PRAGMA foreign_keys = ON");
+  } catch (error) {
+    db.close();
+    throw new Error(`sqlite database "${path}": cannot configure connection`, { cause: error });
+  }
+  return db;
+}
+
+class NodeSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+  readonly #turns: FileTurns;
+
+  constructor(config: SqliteDialectConfig, turns: FileTurns) {
+    super(config);
+    this.#config = config;
+    this.#turns = turns;
+  }
+
+  override createDriver(): Driver {
+    return new NodeSqliteDriver(this.#config, this.#turns);
+  }
+
+  override createAdapter(): DialectAdapter {
+    return new TransactionalDdlSqliteAdapter();
+  }
+}
+
+class NodeSqliteDriver extends SqliteDriver {
+  readonly #turns: FileTurns;
+  #endTurn: (() => void) | undefined;
+
+  constructor(config: SqliteDialectConfig, turns: FileTurns) {
+    super(config);
+    this.#turns = turns;
+  }
+
+  // Kysely already leases this driver's single connection to one caller at a time, so
+  // one pending end-of-turn per driver is enough.
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    const endTurn = await this.#turns.take();
+    try {
+      const connection = await super.acquireConnection();
+      this.#endTurn = endTurn;
+      return connection;
+    } catch (error) {
+      endTurn();
+      throw error;
+    }
+  }
+
+  override async releaseConnection(): Promise<void> {
+    const endTurn = this.#endTurn;
+    this.#endTurn = undefined;
+    await super.releaseConnection();
+    endTurn?.();
+  }
+
+  // A deferred BEGIN takes a read snapshot first; if another process commits before this
+  // transaction's first write, the upgrade fails with SQLITE_BUSY at once, without waiting
+  // on busy_timeout. Taking the write lock at BEGIN makes writers queue instead of fail.
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("begin immediate"));
+  }
+}
+
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  // SQLite does support DDL in transactions. Kysely's default (false) makes the Migrator
+  // run SQLite migrations statement by statement with no lock, so a failure leaves a
+  // half-built schema and two processes starting together both apply the same migration.
+  // In one BEGIN IMMEDIATE transaction the second process waits and finds them applied.
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+class NodeSqliteDatabase implements SqliteDatabase {
+  readonly #db: DatabaseSync;
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  close(): void {
+    if (this.#db.isOpen) this.#db.close();
+  }
+
+  prepare(sql: string): SqliteStatement {
+    return new NodeSqliteStatement(this.#db.prepare(sql));
+  }
+}
+
+class NodeSqliteStatement implements SqliteStatement {
+  readonly #statement: StatementSync;
+  /** Kysely reads rows from statements that return columns (SELECT, RETURNING, PRAGMA) and runs the rest. */
+  readonly reader: boolean;
+
+  constructor(statement: StatementSync) {
+    this.#statement = statement;
+    this.reader = statement.columns().length > 0;
+  }
+
+  all(parameters: ReadonlyArray<unknown>): unknown[] {
+    return this.#statement.all(...toSqlInputs(parameters)).map(toPlainRow);
+  }
+
+  run(parameters: ReadonlyArray<unknown>): { changes: number | bigint; lastInsertRowid: number | bigint } {
+    const { changes, lastInsertRowid } = this.#statement.run(...toSqlInputs(parameters));
+    return { changes, lastInsertRowid };
+  }
+
+  *iterate(parameters: ReadonlyArray<unknown>): IterableIterator<unknown> {
+    for (const row of this.#statement.iterate(...toSqlInputs(parameters))) yield toPlainRow(row);
+  }
+}
+
+// node:sqlite validates each value itself and throws naming the parameter, so no checks here.
+function toSqlInputs(parameters: ReadonlyArray<unknown>): SQLInputValue[] {
+  return parameters as SQLInputValue[];
+}
+
+// node:sqlite returns null-prototype objects; copy them into ordinary ones so rows look
+// the same as pg's (node:assert's deepStrictEqual, for one, compares prototypes).
+function toPlainRow(row: object): Record<string, unknown> {
+  return { ...row };
+}

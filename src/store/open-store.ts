@@ -1,0 +1,100 @@
+/**
+ * Opens mailroute's store: SQLite in the data directory by default, PostgreSQL when a
+ * postgres:// URL is given (cluster mode). Either way the schema is migrated to the latest
+ * version and the default account exists before the Store is returned.
+ *
+ * Promises: a returned Store is ready to use; on any failure nothing is left open and the
+ * Error names what failed (the migration, or the database URL).
+ */
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { Kysely, PostgresDialect, type Dialect } from "kysely";
+import pg from "pg";
+import { migrateToLatest } from "./migrations.ts";
+import { createNodeSqliteDialect } from "./node-sqlite-dialect.ts";
+import type { Database } from "./schema.ts";
+import type { Store, StoreDialect } from "./store.ts";
+
+export type { Store, StoreDialect } from "./store.ts";
+
+export const SQLITE_FILE_NAME = "mailroute.sqlite";
+export const DEFAULT_ACCOUNT_ID = "default";
+
+export interface OpenStoreOptions {
+  dataDir: string;
+  /** `postgres://…` or `postgresql://…`; absent or empty means SQLite in `dataDir`. */
+  databaseUrl?: string;
+  /**
+   * Errors from idle pooled PostgreSQL connections (e.g. the server restarted). pg emits
+   * them on the pool, where an unheard 'error' event would crash the process; the pool
+   * already discards the broken connection. Default: one JSON line on stderr.
+   */
+  onPoolError?: (error: Error) => void;
+}
+
+export async function openStore(options: OpenStoreOptions): Promise<Store> {
+  const { dialect, kyselyDialect, target } = await chooseDialect(options);
+  const db = new Kysely<Database>({ dialect: kyselyDialect });
+  try {
+    await migrateToLatest(db, dialect);
+    await ensureDefaultAccount(db);
+  } catch (error) {
+    await db.destroy();
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`store ${target}: ${reason}`, { cause: error });
+  }
+  return Object.freeze({
+    db,
+    dialect,
+    async close(): Promise<void> {
+      await db.destroy();
+    },
+  });
+}
+
+interface ChosenDialect {
+  dialect: StoreDialect;
+  kyselyDialect: Dialect;
+  /** The database as error messages name it: a file path, or a URL without its password. */
+  target: string;
+}
+
+async function chooseDialect(options: OpenStoreOptions): Promise<ChosenDialect> {
+  const url = options.databaseUrl ?? "";
+  if (url === "") {
+    await mkdir(options.dataDir, { recursive: true });
+    const path = join(options.dataDir, SQLITE_FILE_NAME);
+    return { dialect: "sqlite", kyselyDialect: createNodeSqliteDialect(path), target: `"${path}"` };
+  }
+  if (!/^postgres(ql)?:\/\//i.test(url)) {
+    // Name the scheme only: the URL may carry a password.
+    throw new Error(`database "${url.split(":")[0]}:…": only postgres:// or postgresql:// URLs are supported`);
+  }
+  const pool = new pg.Pool({ connectionString: url });
+  const onPoolError = options.onPoolError ?? logPoolError;
+  pool.on("error", onPoolError);
+  return { dialect: "postgres", kyselyDialect: new PostgresDialect({ pool }), target: `"${withoutPassword(url)}"` };
+}
+
+function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== "") parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return url.replace(/:[^:@/]*@/, ":***@");
+  }
+}
+
+function logPoolError(error: Error): void {
+  process.stderr.write(`${JSON.stringify({ event: "store.pool-error", error: error.message })}\n`);
+}
+
+async function ensureDefaultAccount(db: Kysely<Database>): Promise<void> {
+  await db
+    .insertInto("accounts")
+    .values({ id: DEFAULT_ACCOUNT_ID, name: "default", created_at: new Date().toISOString() })
+    // Every open does this, and a CLI and the server may open at once.
+    .onConflict((oc) => oc.column("id").doNothing())
+    .execute();
+}

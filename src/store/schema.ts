@@ -1,0 +1,114 @@
+/**
+ * The database schema as Kysely sees it. One schema for SQLite and PostgreSQL:
+ * timestamps are ISO-8601 strings (UTC), booleans are integers 0/1, JSON columns are text,
+ * so no dialect-specific type leaks into the service layer.
+ */
+import type { Generated } from "kysely";
+
+export interface AccountTable {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+export interface ZoneTable {
+  id: string;
+  account_id: string;
+  /** IDNA (ASCII) form, lower-case, no trailing dot. */
+  name: string;
+  enabled: number;
+  support_subaddress: number;
+  dot_insensitive: number;
+  /** "ready" | "unconfigured" | "misconfigured" */
+  status: string;
+  created_at: string;
+  modified_at: string;
+}
+
+export interface DestinationAddressTable {
+  id: string;
+  account_id: string;
+  /** Lower-cased domain; local part as given (compared case-insensitively through email_key). */
+  email: string;
+  /** Lower-cased full address: the lookup key. */
+  email_key: string;
+  verified_at: string | null;
+  created_at: string;
+  modified_at: string;
+}
+
+export interface RuleTable {
+  id: string;
+  zone_id: string;
+  name: string;
+  enabled: number;
+  priority: number;
+  /** Normalised matched address (`local@zone`, lower-case): the indexed lookup key. */
+  match_key: string;
+  /** Cloudflare-shaped matchers, JSON. */
+  matchers: string;
+  /** Cloudflare-shaped actions, JSON. */
+  actions: string;
+  created_at: string;
+  modified_at: string;
+}
+
+export interface CatchAllTable {
+  zone_id: string;
+  name: string;
+  enabled: number;
+  actions: string;
+  modified_at: string;
+}
+
+export interface EventTable {
+  id: Generated<number>;
+  received_at: string;
+  session_id: string;
+  client_ip: string;
+  message_id: string | null;
+  subject: string | null;
+  mail_from: string;
+  rcpt_to: string;
+  zone: string | null;
+  /** forward | drop | reject | worker | srs-return | refused */
+  action: string;
+  /** delivered | partial | deferred | failed | dropped | rejected | refused */
+  outcome: string;
+  reply_code: number | null;
+  reply_text: string | null;
+  size: number;
+  duration_ms: number;
+  /** JSON: per-destination results, timings. */
+  detail: string;
+}
+
+export interface DeliveryLedgerTable {
+  fingerprint: string;
+  destination: string;
+  accepted_at: string;
+  expires_at: string;
+  upstream_reply: string;
+}
+
+export interface ConfigVersionTable {
+  id: number;
+  version: number;
+}
+
+export interface SettingTable {
+  key: string;
+  value: string;
+}
+
+export interface Database {
+  accounts: AccountTable;
+  zones: ZoneTable;
+  destination_addresses: DestinationAddressTable;
+  rules: RuleTable;
+  catch_alls: CatchAllTable;
+  events: EventTable;
+  delivery_ledger: DeliveryLedgerTable;
+  config_version: ConfigVersionTable;
+  settings: SettingTable;
+}

@@ -1,0 +1,233 @@
+import assert from "node:assert/strict";
+import { after, before, beforeEach, describe, it } from "node:test";
+import { SrsRewriter } from "../../src/delivery/srs-rewriter.ts";
+import { startHarness, type Harness } from "../support/mailroute-harness.ts";
+import { SmtpTestClient, testMessage } from "../support/smtp-test-client.ts";
+
+async function send(h: Harness, from: string, to: string[], message = testMessage({ from, to: to[0] })) {
+  const { client } = await SmtpTestClient.connect(h.port);
+  const env = await client.envelope(from, to);
+  const data = env.rcpts.some((r) => r.code === 250) ? await client.data(message) : null;
+  await client.quit();
+  return { ...env, data };
+}
+
+describe("forwarding end to end", () => {
+  let h: Harness;
+
+  before(async () => {
+    h = await startHarness({ destinations: ["dest.test", "backup.test", "other.test", "flaky.test"] });
+    // down.test's MX points at a loopback address where nothing listens: connection refused.
+    h.dns.setRecords("down.test", "MX", [{ exchange: "mx.down.test", priority: 10 }]);
+    h.dns.setRecords("mx.down.test", "A", ["127.0.0.99"]);
+    h.sinks["flaky.test"]!.dropConnections(true);
+    await h.config.addZone("example.com", { supportSubaddress: true });
+    await h.config.addZone("nosub.example", { supportSubaddress: false });
+    for (const address of ["x@down.test", "y@flaky.test", "alice@dest.test", "bob@dest.test", "carol@backup.test", "dave@other.test", "erin@dest.test"]) {
+      await h.config.addDestination(address, { verified: true });
+    }
+    await h.config.addDestination("unverified@dest.test");
+    await h.config.addRule("hello@example.com", [{ type: "forward", value: ["alice@dest.test"] }]);
+    await h.config.addRule("team@example.com", [{ type: "forward", value: ["alice@dest.test, dave@other.test"] }]);
+    await h.config.addRule("failover@example.com", [{ type: "forward", value: ["bob@dest.test:carol@backup.test"] }]);
+    await h.config.addRule("refused@example.com", [{ type: "forward", value: ["x@down.test : carol@backup.test"] }]);
+    await h.config.addRule("dropped@example.com", [{ type: "forward", value: ["y@flaky.test:carol@backup.test"] }]);
+    await h.config.addRule("gone@example.com", [{ type: "reject", value: ["This address has retired, write to hello@example.com"] }]);
+    await h.config.addRule("quiet@example.com", [{ type: "drop" }]);
+    await h.config.addRule("pending@example.com", [{ type: "forward", value: ["unverified@dest.test"] }]);
+    await h.config.addRule("user@nosub.example", [{ type: "forward", value: ["erin@dest.test"] }]);
+    await h.config.addRule("user@example.com", [{ type: "forward", value: ["erin@dest.test"] }]);
+    await h.config.addRule("user+exact@example.com", [{ type: "forward", value: ["bob@dest.test"] }]);
+    await h.reload();
+  });
+
+  after(async () => {
+    await h?.stop();
+  });
+
+  beforeEach(() => {
+    for (const sink of Object.values(h.sinks)) sink.reset();
+  });
+
+  it("forwards a message to its one destination with 250 after the upstream accepted", async () => {
+    const result = await send(h, "sender@origin.test", ["hello@example.com"], testMessage({ subject: "hi there", body: "Body stays exactly as sent.\r\n.leading dot line" }));
+    assert.equal(result.rcpts[0]!.code, 250);
+    assert.equal(result.data!.code, 250, result.data!.line);
+    assert.equal(result.data!.enhanced, "2.0.0");
+    const [message] = h.sinks["dest.test"]!.messagesFor("alice@dest.test");
+    assert.ok(message, "the destination received the message");
+    assert.match(message.text, /^Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.mailroute\.test \(mailroute\) with ESMTP id /);
+    assert.match(message.text, /Subject: hi there\r\n/);
+    assert.ok(message.text.endsWith("Body stays exactly as sent.\r\n.leading dot line\r\n"), "body unchanged, dot-stuffing undone");
+  });
+
+  it("rewrites the envelope sender with SRS at our hostname", async () => {
+    await send(h, "Sender@Origin.test", ["hello@example.com"]);
+    const [message] = h.sinks["dest.test"]!.messages;
+    assert.match(message!.from, /^SRS0=[^=]{4}=[A-Z2-7]{2}=Origin\.test=Sender@mx\.mailroute\.test$/, "local part and domain keep their case");
+  });
+
+  it("keeps a null sender null", async () => {
+    const result = await send(h, "", ["hello@example.com"]);
+    assert.equal(result.data!.code, 250, result.data!.line);
+    assert.equal(h.sinks["dest.test"]!.messages[0]!.from, "");
+  });
+
+  it("refuses an unknown recipient at RCPT with 550 5.1.1", async () => {
+    const result = await send(h, "sender@origin.test", ["nobody@example.com"]);
+    assert.equal(result.rcpts[0]!.code, 550);
+    assert.equal(result.rcpts[0]!.enhanced, "5.1.1");
+    assert.match(result.rcpts[0]!.text, /nobody@example\.com/);
+  });
+
+  it("rejects with the operator's reason", async () => {
+    const result = await send(h, "sender@origin.test", ["gone@example.com"]);
+    assert.equal(result.rcpts[0]!.code, 550);
+    assert.equal(result.rcpts[0]!.enhanced, "5.7.1");
+    assert.match(result.rcpts[0]!.text, /This address has retired, write to hello@example\.com/);
+  });
+
+  it("accepts and drops for a drop rule", async () => {
+    const result = await send(h, "sender@origin.test", ["quiet@example.com"]);
+    assert.equal(result.data!.code, 250);
+    assert.equal(h.sinks["dest.test"]!.messages.length, 0);
+  });
+
+  it("refuses a rule whose destination is not verified", async () => {
+    const result = await send(h, "sender@origin.test", ["pending@example.com"]);
+    assert.equal(result.rcpts[0]!.code, 550);
+    assert.match(result.rcpts[0]!.text, /not verified/);
+  });
+
+  it("routes user+tag to user when the zone supports sub-addressing, and an exact rule wins", async () => {
+    await send(h, "sender@origin.test", ["user+news@example.com"]);
+    assert.equal(h.sinks["dest.test"]!.messagesFor("erin@dest.test").length, 1);
+    await send(h, "sender@origin.test", ["user+exact@example.com"]);
+    assert.equal(h.sinks["dest.test"]!.messagesFor("bob@dest.test").length, 1);
+  });
+
+  it("refuses user+tag when the zone does not support sub-addressing", async () => {
+    const result = await send(h, "sender@origin.test", ["user+news@nosub.example"]);
+    assert.equal(result.rcpts[0]!.code, 550);
+    assert.equal(result.rcpts[0]!.enhanced, "5.1.1");
+  });
+
+  it("delivers to every primary destination", async () => {
+    const result = await send(h, "sender@origin.test", ["team@example.com"]);
+    assert.equal(result.data!.code, 250, result.data!.line);
+    assert.equal(h.sinks["dest.test"]!.messagesFor("alice@dest.test").length, 1);
+    assert.equal(h.sinks["other.test"]!.messagesFor("dave@other.test").length, 1);
+  });
+
+  it("fails over to the backup when the first destination answers 451", async () => {
+    h.sinks["dest.test"]!.fail({ stage: "rcpt", code: 451, text: "4.2.1 mailbox busy", address: "bob@dest.test" });
+    const result = await send(h, "sender@origin.test", ["failover@example.com"]);
+    assert.equal(result.data!.code, 250, result.data!.line);
+    assert.equal(h.sinks["dest.test"]!.messages.length, 0);
+    assert.equal(h.sinks["backup.test"]!.messagesFor("carol@backup.test").length, 1);
+  });
+
+  it("fails over to the backup when the first destination answers 550", async () => {
+    h.sinks["dest.test"]!.fail({ stage: "rcpt", code: 550, text: "5.1.1 no such user", address: "bob@dest.test" });
+    const result = await send(h, "sender@origin.test", ["failover@example.com"]);
+    assert.equal(result.data!.code, 250, result.data!.line);
+    assert.equal(h.sinks["backup.test"]!.messages.length, 1);
+  });
+
+  it("fails over to the backup when the first destination refuses connections", async () => {
+    const result = await send(h, "sender@origin.test", ["refused@example.com"]);
+    assert.equal(result.data!.code, 250, result.data!.line);
+    assert.equal(h.sinks["backup.test"]!.messagesFor("carol@backup.test").length, 1);
+  });
+
+  it("fails over to the backup when the first destination drops the connection", async () => {
+    h.sinks["flaky.test"]!.dropConnections(true);
+    const result = await send(h, "sender@origin.test", ["dropped@example.com"]);
+    assert.equal(result.data!.code, 250, result.data!.line);
+    assert.ok(h.sinks["flaky.test"]!.connectionsSeen > 0, "the first destination was tried");
+    assert.equal(h.sinks["flaky.test"]!.messages.length, 0);
+    assert.equal(h.sinks["backup.test"]!.messagesFor("carol@backup.test").length, 1);
+  });
+
+  it("answers 451 with the upstream's text when a chain fails temporarily", async () => {
+    h.sinks["dest.test"]!.fail({ stage: "rcpt", code: 452, text: "4.2.2 mailbox full, try later", address: "bob@dest.test" });
+    h.sinks["backup.test"]!.fail({ stage: "rcpt", code: 550, text: "5.1.1 unknown", address: "carol@backup.test" });
+    const result = await send(h, "sender@origin.test", ["failover@example.com"]);
+    assert.equal(result.data!.code, 451, result.data!.line);
+    assert.equal(result.data!.enhanced, "4.2.2");
+    assert.match(result.data!.text, /mx\.mailroute\.test: delivery to <bob@dest\.test> deferred: mx\.dest\.test\[127\.0\.0\.\d+\]:\d+ said: 452 4\.2\.2 mailbox full, try later/);
+  });
+
+  it("answers 550 with the upstream's text when every member fails permanently", async () => {
+    h.sinks["dest.test"]!.fail({ stage: "data", code: 554, text: "5.7.1 message refused" });
+    h.sinks["backup.test"]!.fail({ stage: "rcpt", code: 550, text: "5.1.1 unknown", address: "carol@backup.test" });
+    const result = await send(h, "sender@origin.test", ["failover@example.com"]);
+    assert.equal(result.data!.code, 550, result.data!.line);
+    assert.equal(result.data!.enhanced, "5.7.1");
+    assert.match(result.data!.text, /554 5\.7\.1 message refused/);
+  });
+
+  it("answers 250 when one primary delivered and the other failed permanently, and records the partial failure", async () => {
+    h.sinks["other.test"]!.fail({ stage: "rcpt", code: 550, text: "5.1.1 gone", address: "dave@other.test" });
+    const result = await send(h, "sender@origin.test", ["team@example.com"]);
+    assert.equal(result.data!.code, 250, result.data!.line);
+    assert.match(result.data!.text, /1 destination\(s\) refused it permanently/);
+    const events = await h.configStore.db.selectFrom("events").selectAll().where("rcpt_to", "=", "team@example.com").orderBy("id", "desc").execute();
+    assert.equal(events[0]!.outcome, "partial");
+  });
+
+  it("does not deliver twice when the sender retries after a 451", async () => {
+    h.sinks["other.test"]!.fail({ stage: "rcpt", code: 451, text: "4.3.0 try again", address: "dave@other.test", times: 1 });
+    const message = testMessage({ subject: "retry me" });
+    const first = await send(h, "sender@origin.test", ["team@example.com"], message);
+    assert.equal(first.data!.code, 451, first.data!.line);
+    assert.equal(h.sinks["dest.test"]!.messagesFor("alice@dest.test").length, 1);
+    const second = await send(h, "sender@origin.test", ["team@example.com"], message);
+    assert.equal(second.data!.code, 250, second.data!.line);
+    assert.equal(h.sinks["dest.test"]!.messagesFor("alice@dest.test").length, 1, "alice got it exactly once");
+    assert.equal(h.sinks["other.test"]!.messagesFor("dave@other.test").length, 1, "dave got it on the retry");
+  });
+
+  it("answers 452 4.5.3 to a recipient whose plan differs from the transaction's first", async () => {
+    const { client } = await SmtpTestClient.connect(h.port);
+    const env = await client.envelope("sender@origin.test", ["hello@example.com", "team@example.com", "HELLO@example.com"]);
+    assert.equal(env.rcpts[0]!.code, 250);
+    assert.equal(env.rcpts[1]!.code, 452);
+    assert.equal(env.rcpts[1]!.enhanced, "4.5.3");
+    assert.equal(env.rcpts[2]!.code, 250, "same plan, same transaction");
+    const data = await client.data(testMessage());
+    assert.equal(data.code, 250);
+    await client.quit();
+    assert.equal(h.sinks["dest.test"]!.messagesFor("alice@dest.test").length, 1, "one copy for two recipients with one plan");
+  });
+
+  it("returns a bounce sent to our SRS address to the original sender", async () => {
+    const srs = new SrsRewriter({ secrets: [readSecret(h)], domain: "mx.mailroute.test" });
+    const address = srs.forward("original@dest.test");
+    const result = await send(h, "", [address]);
+    assert.equal(result.rcpts[0]!.code, 250, result.rcpts[0]!.line);
+    assert.equal(result.data!.code, 250);
+    assert.equal(h.sinks["dest.test"]!.messagesFor("original@dest.test").length, 1);
+  });
+
+  it("refuses a forged SRS address at RCPT", async () => {
+    const forged = new SrsRewriter({ secrets: ["not-our-secret"], domain: "mx.mailroute.test" }).forward("victim@dest.test");
+    const result = await send(h, "", [forged]);
+    assert.equal(result.rcpts[0]!.code, 550);
+    assert.equal(result.rcpts[0]!.enhanced, "5.7.1");
+    assert.equal(h.sinks["dest.test"]!.messages.length, 0);
+  });
+
+  it("refuses an expired SRS address at RCPT", async () => {
+    const old = new SrsRewriter({ secrets: [readSecret(h)], domain: "mx.mailroute.test", now: () => Date.now() - 40 * 86_400_000 }).forward("victim@dest.test");
+    const result = await send(h, "", [old]);
+    assert.equal(result.rcpts[0]!.code, 550);
+    assert.match(result.rcpts[0]!.text, /expired/);
+  });
+});
+
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+function readSecret(h: Harness): string {
+  return readFileSync(join(h.dataDir, "srs-secrets"), "utf8").split("\n")[0]!.trim();
+}
