@@ -25,9 +25,10 @@ import { SrsRewriter } from "../delivery/srs-rewriter.ts";
 import { receivedHeader } from "../delivery/trace-header.ts";
 import type { DestinationChains } from "../routing/destination-expression.ts";
 import { isAddressProblem, normalizeDomain, parseAddress } from "../routing/email-address.ts";
-import { planKey, resolveRecipient, type RefusalReason } from "../routing/resolve-recipient.ts";
+import { planKey, resolveRecipient } from "../routing/resolve-recipient.ts";
 import type { RoutingTable } from "../routing/routing-table.ts";
 import { installEnhancedCodeShim } from "./enhanced-code-shim.ts";
+import { rcptReplyFor } from "./recipient-replies.ts";
 import { replies, type ReplyTemplate } from "./reply-catalogue.ts";
 import { SmtpReply } from "./smtp-reply.ts";
 
@@ -70,14 +71,6 @@ interface Transaction {
   started: number;
 }
 
-const REFUSALS: Record<RefusalReason, ReplyTemplate> = {
-  syntax: replies.RCPT_SYNTAX,
-  "routing-trick": replies.ROUTING_TRICK,
-  "relay-denied": replies.RELAY_DENIED,
-  "zone-disabled": replies.ZONE_DISABLED,
-  "unknown-recipient": replies.RCPT_UNKNOWN,
-  "rule-inactive": replies.RULE_INACTIVE,
-};
 
 export interface InboundServer {
   listen(port: number, host: string): Promise<AddressInfo>;
@@ -94,7 +87,10 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
   let queueCounter = 0;
 
   function refuse(session: SMTPServerSession, rcpt: string, template: ReplyTemplate, values: Record<string, unknown>, reason: string): SmtpReply {
-    const reply = new SmtpReply(template, { address: rcpt, ...values });
+    return logRefusal(session, rcpt, new SmtpReply(template, { address: rcpt, ...values }), reason);
+  }
+
+  function logRefusal(session: SMTPServerSession, rcpt: string, reply: SmtpReply, reason: string): SmtpReply {
     logger.log("info", "rcpt_refused", { session: session.id, client: session.remoteAddress, from: session.envelope.mailFrom ? session.envelope.mailFrom.address : null, rcpt, reason, code: reply.responseCode, enhanced: reply.enhanced });
     return reply;
   }
@@ -113,20 +109,17 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
       };
     }
     const decision = resolveRecipient(rcpt, deps.routing());
-    if (decision.kind === "refuse") {
-      return refuse(session, rcpt, REFUSALS[decision.reason], { detail: decision.detail, domain: decision.domain ?? "" }, decision.reason);
+    const refusal = rcptReplyFor(rcpt, decision);
+    if (refusal !== null || decision.kind === "refuse") {
+      const reason = decision.kind === "refuse" ? decision.reason : `rule-${decision.action.type}`;
+      logRefusal(session, rcpt, refusal!, reason);
+      return refusal!;
     }
     const recipient: AcceptedRecipient = { address: rcpt, zone: decision.zone, action: decision.action.type, ruleId: decision.ruleId };
-    switch (decision.action.type) {
-      case "reject":
-        return refuse(session, rcpt, replies.RULE_REJECT, { reason: decision.action.reason }, "rule-reject");
-      case "worker":
-        return refuse(session, rcpt, replies.WORKER_UNAVAILABLE, { script: decision.action.script }, "worker-unavailable");
-      case "drop":
-        return { plan: { key: planKey(decision), kind: "drop", chains: [] }, recipient };
-      case "forward":
-        return { plan: { key: planKey(decision), kind: "forward", chains: decision.action.chains }, recipient };
-    }
+    const action = decision.action;
+    if (action.type === "forward") return { plan: { key: planKey(decision), kind: "forward", chains: action.chains }, recipient };
+    // rcptReplyFor refused reject and worker above; what remains is drop.
+    return { plan: { key: planKey(decision), kind: "drop", chains: [] }, recipient };
   }
 
   function onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, callback: (error?: Error | null) => void): void {

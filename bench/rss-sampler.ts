@@ -1,0 +1,99 @@
+/**
+ * RSS sampling for the benchmark: resident set size of this process (process.memoryUsage) or of
+ * a child process (Linux /proc/<pid>/status, VmRSS), read every ~50 ms while a scenario runs.
+ *
+ * Promises: a window reports the RSS when it began, the highest sample while it was open and
+ * the RSS when it ended, all in bytes; a process whose RSS cannot be read (not Linux, or it
+ * exited) yields nulls, never a made-up 0. Sampling never keeps the process alive (unref'd
+ * timer). Samples taken on a busy event loop may arrive late, so a very short spike can be
+ * missed: peaks are lower bounds.
+ */
+import { readFileSync } from "node:fs";
+
+export type RssReader = () => number | null;
+
+export interface RssWindowResult {
+  startBytes: number | null;
+  peakBytes: number | null;
+  endBytes: number | null;
+  samples: number;
+}
+
+export interface RssWindow {
+  end(): RssWindowResult;
+}
+
+export function selfRss(): RssReader {
+  return function readSelfRss() {
+    return process.memoryUsage.rss();
+  };
+}
+
+export function childRss(pid: number): RssReader {
+  const path = `/proc/${pid}/status`;
+  return function readChildRss() {
+    try {
+      // VmRSS is in kB ("kB" in /proc means KiB)
+      const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(path, "latin1"));
+      return match === null ? null : Number(match[1]) * 1024;
+    } catch {
+      return null;
+    }
+  };
+}
+
+interface OpenWindow {
+  start: number | null;
+  peak: number | null;
+  samples: number;
+}
+
+export class RssSampler {
+  readonly #read: RssReader;
+  readonly #timer: NodeJS.Timeout;
+  readonly #windows = new Set<OpenWindow>();
+
+  constructor(read: RssReader, intervalMs = 50) {
+    this.#read = read;
+    this.#timer = setInterval(() => this.#sample(), intervalMs);
+    this.#timer.unref();
+  }
+
+  /** The RSS right now. */
+  now(): number | null {
+    return this.#read();
+  }
+
+  begin(): RssWindow {
+    const start = this.#read();
+    const window: OpenWindow = { start, peak: start, samples: 1 };
+    this.#windows.add(window);
+    return {
+      end: () => {
+        const end = this.#read();
+        this.#windows.delete(window);
+        return { startBytes: window.start, peakBytes: max(window.peak, end), endBytes: end, samples: window.samples + 1 };
+      },
+    };
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#windows.clear();
+  }
+
+  #sample(): void {
+    if (this.#windows.size === 0) return;
+    const value = this.#read();
+    for (const window of this.#windows) {
+      window.peak = max(window.peak, value);
+      window.samples++;
+    }
+  }
+}
+
+function max(a: number | null, b: number | null): number | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Math.max(a, b);
+}

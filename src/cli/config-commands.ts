@@ -1,0 +1,312 @@
+/**
+ * The configuration commands: domain, address, rule, catch-all, route and activity. Each opens
+ * the store named by --data-dir / --database, calls the service layer (which validates and
+ * bumps the configuration version, so a running server applies the change within a second),
+ * and prints a human summary or, with --json, the result as JSON.
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { recentEvents } from "../analytics/event-recorder.ts";
+import { describeAction, type CloudflareAction } from "../core/rule-actions.ts";
+import { loadRoutingTable } from "../core/routing-snapshot.ts";
+import { RoutingService } from "../core/routing-service.ts";
+import { envName } from "../config/settings.ts";
+import { resolveRecipient } from "../routing/resolve-recipient.ts";
+import { rcptReplyFor } from "../smtp/recipient-replies.ts";
+import { openStore, type Store } from "../store/open-store.ts";
+import { CliError, usageError } from "./cli-error.ts";
+
+export interface Output {
+  out(line: string): void;
+}
+
+const STORE_OPTIONS = {
+  "data-dir": { type: "string" },
+  database: { type: "string" },
+  json: { type: "boolean", default: false },
+} as const satisfies ParseArgsConfig["options"];
+
+type Values = Record<string, string | boolean | undefined>;
+
+function parse(argv: string[], options: ParseArgsConfig["options"], usage: string): { values: Values; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options: { ...STORE_OPTIONS, ...options }, allowPositionals: true, strict: true });
+    return { values: values as Values, positionals };
+  } catch (error) {
+    throw usageError((error as Error).message, usage);
+  }
+}
+
+async function withService<T>(values: Values, work: (service: RoutingService, store: Store) => Promise<T>): Promise<T> {
+  const dataDir = (values["data-dir"] as string | undefined) ?? process.env[envName("data-dir")] ?? "./data";
+  const database = (values.database as string | undefined) ?? process.env[envName("database")] ?? undefined;
+  let store: Store;
+  try {
+    store = await openStore({ dataDir, databaseUrl: database || undefined });
+  } catch (error) {
+    throw new CliError(`cannot open the mailroute store: ${(error as Error).message}`, { hint: "check --data-dir (or MAILROUTE_DATA_DIR) points at the server's data directory" });
+  }
+  try {
+    return await work(new RoutingService(store.db), store);
+  } finally {
+    await store.close();
+  }
+}
+
+function emit(output: Output, values: Values, json: unknown, human: string[]): void {
+  if (values.json) output.out(JSON.stringify(json, null, 2));
+  else for (const line of human) output.out(line);
+}
+
+function table(rows: string[][]): string[] {
+  if (rows.length === 0) return [];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? "").length)));
+  return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join("  ").trimEnd());
+}
+
+function need(positionals: string[], index: number, what: string, usage: string): string {
+  const value = positionals[index];
+  if (value === undefined || value === "") throw usageError(`missing ${what}`, usage);
+  return value;
+}
+
+// ── domain ──────────────────────────────────────────────────────────────────
+
+const DOMAIN_USAGE = "mailroute domain add <domain> [--subaddressing] [--dot-insensitive] | list | remove <domain> | enable <domain> | disable <domain> | set <domain> [--subaddressing|--no-subaddressing] [--dot-insensitive|--no-dot-insensitive]";
+
+export async function domainCommand(argv: string[], output: Output): Promise<void> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      subaddressing: { type: "boolean" },
+      "no-subaddressing": { type: "boolean" },
+      "dot-insensitive": { type: "boolean" },
+      "no-dot-insensitive": { type: "boolean" },
+    },
+    DOMAIN_USAGE,
+  );
+  const [verb] = positionals;
+  await withService(values, async (service) => {
+    switch (verb) {
+      case "add": {
+        const zone = await service.addZone(need(positionals, 1, "domain", DOMAIN_USAGE), {
+          supportSubaddress: values.subaddressing === true,
+          dotInsensitive: values["dot-insensitive"] === true,
+        });
+        emit(output, values, zone, [`added domain ${zone.name} (sub-addressing ${zone.supportSubaddress ? "on" : "off"})`, `next: point its MX record at this server, then add a destination and a rule`]);
+        return;
+      }
+      case "list": {
+        const zones = await service.listZones();
+        emit(output, values, zones, zones.length === 0 ? ["no domains yet: mailroute domain add example.com"] : table([["DOMAIN", "ENABLED", "SUBADDRESSING", "DOT-INSENSITIVE"], ...zones.map((z) => [z.name, yes(z.enabled), yes(z.supportSubaddress), yes(z.dotInsensitive)])]));
+        return;
+      }
+      case "remove": {
+        const zone = await service.removeZone(need(positionals, 1, "domain", DOMAIN_USAGE));
+        emit(output, values, zone, [`removed domain ${zone.name} with its rules and catch-all`]);
+        return;
+      }
+      case "enable":
+      case "disable": {
+        const zone = await service.updateZone(need(positionals, 1, "domain", DOMAIN_USAGE), { enabled: verb === "enable" });
+        emit(output, values, zone, [`${verb}d email routing for ${zone.name}`]);
+        return;
+      }
+      case "set": {
+        const changes: { supportSubaddress?: boolean; dotInsensitive?: boolean } = {};
+        if (values.subaddressing) changes.supportSubaddress = true;
+        if (values["no-subaddressing"]) changes.supportSubaddress = false;
+        if (values["dot-insensitive"]) changes.dotInsensitive = true;
+        if (values["no-dot-insensitive"]) changes.dotInsensitive = false;
+        if (Object.keys(changes).length === 0) throw usageError("nothing to set", DOMAIN_USAGE);
+        const zone = await service.updateZone(need(positionals, 1, "domain", DOMAIN_USAGE), changes);
+        emit(output, values, zone, [`${zone.name}: sub-addressing ${zone.supportSubaddress ? "on" : "off"}, dot-insensitive ${zone.dotInsensitive ? "on" : "off"}`]);
+        return;
+      }
+      default:
+        throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, DOMAIN_USAGE);
+    }
+  });
+}
+
+function yes(value: boolean): string {
+  return value ? "yes" : "no";
+}
+
+// ── address ─────────────────────────────────────────────────────────────────
+
+const ADDRESS_USAGE = "mailroute address add <email> [--verified] | list | verify <email> | remove <email>";
+
+export async function addressCommand(argv: string[], output: Output): Promise<void> {
+  const { values, positionals } = parse(argv, { verified: { type: "boolean", default: false } }, ADDRESS_USAGE);
+  const [verb] = positionals;
+  await withService(values, async (service) => {
+    switch (verb) {
+      case "add": {
+        const address = await service.addDestination(need(positionals, 1, "email address", ADDRESS_USAGE), { verified: values.verified === true });
+        emit(output, values, address, [
+          `added destination ${address.email} (${address.verified ? "verified" : "not verified"})`,
+          ...(address.verified ? [] : [`rules using it stay inactive until: mailroute address verify ${address.email}`]),
+        ]);
+        return;
+      }
+      case "list": {
+        const addresses = await service.listDestinations();
+        emit(output, values, addresses, addresses.length === 0 ? ["no destination addresses yet: mailroute address add you@example.net --verified"] : table([["EMAIL", "VERIFIED"], ...addresses.map((a) => [a.email, a.verified ?? "no"])]));
+        return;
+      }
+      case "verify": {
+        const address = await service.verifyDestination(need(positionals, 1, "email address", ADDRESS_USAGE));
+        emit(output, values, address, [`${address.email} is verified; rules using it are now active`]);
+        return;
+      }
+      case "remove": {
+        const address = await service.removeDestination(need(positionals, 1, "email address", ADDRESS_USAGE));
+        emit(output, values, address, [`removed destination ${address.email}; rules that use it become inactive`]);
+        return;
+      }
+      default:
+        throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, ADDRESS_USAGE);
+    }
+  });
+}
+
+// ── rule and catch-all ──────────────────────────────────────────────────────
+
+const ACTION_OPTIONS = {
+  forward: { type: "string" },
+  drop: { type: "boolean" },
+  reject: { type: "string" },
+  worker: { type: "string" },
+} as const satisfies ParseArgsConfig["options"];
+
+function actionFrom(values: Values, usage: string): CloudflareAction[] {
+  const chosen: CloudflareAction[] = [];
+  if (values.forward !== undefined) chosen.push({ type: "forward", value: [String(values.forward)] });
+  if (values.drop === true) chosen.push({ type: "drop" });
+  if (values.reject !== undefined) chosen.push({ type: "reject", value: [String(values.reject)] });
+  if (values.worker !== undefined) chosen.push({ type: "worker", value: [String(values.worker)] });
+  if (chosen.length !== 1) throw usageError("choose exactly one action: --forward <destinations>, --drop, --reject <reason> or --worker <name>", usage);
+  return chosen;
+}
+
+const RULE_USAGE = "mailroute rule add <address> (--forward <expression> | --drop | --reject <reason> | --worker <name>) [--name <name>] [--disabled] | list [<domain>] | remove <address> | enable <address> | disable <address>";
+
+export async function ruleCommand(argv: string[], output: Output): Promise<void> {
+  const { values, positionals } = parse(argv, { ...ACTION_OPTIONS, name: { type: "string" }, disabled: { type: "boolean", default: false } }, RULE_USAGE);
+  const [verb] = positionals;
+  await withService(values, async (service) => {
+    switch (verb) {
+      case "add": {
+        const address = need(positionals, 1, "custom address", RULE_USAGE);
+        const rule = await service.addRule(address, actionFrom(values, RULE_USAGE), { name: values.name as string | undefined, enabled: values.disabled !== true });
+        const routing = await service.listDestinations();
+        const verified = new Set(routing.filter((a) => a.verified).map((a) => a.email.toLowerCase()));
+        const unverified = rule.action.type === "forward" ? rule.action.chains.flat().filter((d) => !verified.has(d.toLowerCase())) : [];
+        emit(output, values, rule, [
+          `added rule for ${rule.matchers[0]?.value}: ${describeAction(rule.action)}${rule.enabled ? "" : " (disabled)"}`,
+          ...(unverified.length > 0 ? [`warning: inactive until these destinations are verified: ${unverified.join(", ")} (mailroute address add <email> --verified, or address verify <email>)`] : []),
+        ]);
+        return;
+      }
+      case "list": {
+        const rules = await service.listRules(positionals[1]);
+        emit(output, values, rules.map(({ action: _action, ...rule }) => rule), rules.length === 0 ? ["no rules yet: mailroute rule add hello@example.com --forward you@example.net"] : table([["ADDRESS", "ENABLED", "ACTION"], ...rules.map((r) => [r.matchers[0]?.value ?? "?", yes(r.enabled), describeAction(r.action)])]));
+        return;
+      }
+      case "remove": {
+        const rule = await service.removeRule(need(positionals, 1, "custom address", RULE_USAGE));
+        emit(output, values, { id: rule.id }, [`removed rule for ${rule.matchers[0]?.value}`]);
+        return;
+      }
+      case "enable":
+      case "disable": {
+        const rule = await service.setRuleEnabled(need(positionals, 1, "custom address", RULE_USAGE), verb === "enable");
+        emit(output, values, { id: rule.id, enabled: rule.enabled }, [`${verb}d rule for ${rule.matchers[0]?.value}`]);
+        return;
+      }
+      default:
+        throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, RULE_USAGE);
+    }
+  });
+}
+
+const CATCH_ALL_USAGE = "mailroute catch-all set <domain> (--forward <expression> | --drop | --reject <reason> | --worker <name> | --disable) | show <domain>";
+
+export async function catchAllCommand(argv: string[], output: Output): Promise<void> {
+  const { values, positionals } = parse(argv, { ...ACTION_OPTIONS, disable: { type: "boolean", default: false } }, CATCH_ALL_USAGE);
+  const [verb] = positionals;
+  await withService(values, async (service) => {
+    switch (verb) {
+      case "set": {
+        const domain = need(positionals, 1, "domain", CATCH_ALL_USAGE);
+        const hasAction = [values.forward, values.drop, values.reject, values.worker].some((v) => v !== undefined && v !== false);
+        if (values.disable === true && hasAction) throw usageError("--disable cannot be combined with an action", CATCH_ALL_USAGE);
+        const catchAll = values.disable === true ? await service.setCatchAll(domain, { disabled: true }) : await service.setCatchAll(domain, { actions: actionFrom(values, CATCH_ALL_USAGE) });
+        const { action, ...json } = catchAll;
+        emit(output, values, json, [catchAll.enabled && action !== null ? `catch-all for ${catchAll.zone}: ${describeAction(action)}` : `catch-all for ${catchAll.zone} disabled: unknown addresses are refused at RCPT TO`]);
+        return;
+      }
+      case "show": {
+        const catchAll = await service.getCatchAll(need(positionals, 1, "domain", CATCH_ALL_USAGE));
+        if (catchAll === null) return emit(output, values, null, ["no catch-all: unknown addresses are refused"]);
+        const { action, ...json } = catchAll;
+        emit(output, values, json, [`${catchAll.enabled ? "enabled" : "disabled"}: ${action === null ? "?" : describeAction(action)}`]);
+        return;
+      }
+      default:
+        throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, CATCH_ALL_USAGE);
+    }
+  });
+}
+
+// ── route: explain without sending ──────────────────────────────────────────
+
+const ROUTE_USAGE = "mailroute route <address>";
+
+export async function routeCommand(argv: string[], output: Output): Promise<void> {
+  const { values, positionals } = parse(argv, {}, ROUTE_USAGE);
+  const address = need(positionals, 0, "address", ROUTE_USAGE);
+  await withService(values, async (_service, store) => {
+    const table = await loadRoutingTable(store.db);
+    const decision = resolveRecipient(address, table);
+    const reply = rcptReplyFor(address, decision);
+    const lines: string[] = [address];
+    if (decision.kind === "route") {
+      const zone = table.zones.get(decision.zone)!;
+      lines.push(`  domain:  ${zone.name} (sub-addressing ${zone.supportSubaddress ? "on" : "off"}${zone.dotInsensitive ? ", dot-insensitive" : ""})`);
+      const how = { exact: "the rule for this exact address", "subaddress-base": "the rule for the address without its +detail", "catch-all": "the domain's catch-all" }[decision.matched];
+      lines.push(`  matched: ${how} ("${decision.ruleName}")`);
+      lines.push(`  action:  ${describeAction(decision.action)}`);
+    }
+    lines.push(
+      reply === null
+        ? `  result:  accepted at RCPT TO; ${decision.kind === "route" && decision.action.type === "drop" ? "the message is accepted and discarded" : "relayed in-session; the sender gets the destination's answer"}`
+        : `  result:  refused at RCPT TO with "${reply.line}"`,
+    );
+    emit(output, values, { decision, reply: reply?.line ?? null }, lines);
+  });
+}
+
+// ── activity: where did it go ───────────────────────────────────────────────
+
+const ACTIVITY_USAGE = "mailroute activity [--limit N]";
+
+export async function activityCommand(argv: string[], output: Output): Promise<void> {
+  const { values } = parse(argv, { limit: { type: "string", default: "20" } }, ACTIVITY_USAGE);
+  const limit = Number(values.limit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw usageError(`--limit "${values.limit}" is not a number from 1 to 10000`, ACTIVITY_USAGE);
+  await withService(values, async (_service, store) => {
+    const events = await recentEvents(store.db, limit);
+    emit(
+      output,
+      values,
+      events.map((event) => ({ ...event, detail: JSON.parse(event.detail) as unknown })),
+      events.length === 0
+        ? ["no messages yet"]
+        : table([
+            ["TIME", "FROM", "TO", "ACTION", "OUTCOME", "REPLY"],
+            ...events.map((e) => [e.received_at.slice(0, 19).replace("T", " "), e.mail_from || "<>", e.rcpt_to, e.action, e.outcome, e.reply_text ?? ""]),
+          ]),
+    );
+  });
+}
