@@ -6,6 +6,7 @@ import { ValidationError } from "../core/validation-error.ts";
 import { CliError } from "./cli-error.ts";
 import { activityCommand, addressCommand, catchAllCommand, domainCommand, routeCommand, ruleCommand, type Output } from "./config-commands.ts";
 import { sendCommand } from "./send-command.ts";
+import { sinkCommand } from "./sink-command.ts";
 import { startCommand, startUsage } from "./start-command.ts";
 
 const COMMANDS: Record<string, (argv: string[], output: Output) => Promise<void>> = {
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, (argv: string[], output: Output) => Promise<void>
   route: routeCommand,
   send: sendCommand,
   activity: activityCommand,
+  "dev-sink": sinkCommand,
 };
 
 const HELP = `mailroute — self-hosted email routing
@@ -31,6 +33,7 @@ usage: mailroute <command> [options]     (every configuration command takes --da
   route <address>            explain where mail for an address would go, without sending
   send --to <address>        send a test message through a running server
   activity                   recent messages and what happened to them
+  dev-sink                   a local catch-everything mailbox for trying mailroute out
 `;
 
 export async function main(argv: string[], output: Output = { out: (line) => console.log(line) }): Promise<number> {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { SrsRewriter } from "../../src/delivery/srs-rewriter.ts";
 import { startHarness, type Harness } from "../support/mailroute-harness.ts";
+import { startSmtpSink } from "../support/smtp-sink.ts";
 import { SmtpTestClient, testMessage } from "../support/smtp-test-client.ts";
 
 async function send(h: Harness, from: string, to: string[], message = testMessage({ from, to: to[0] })) {
@@ -16,14 +17,16 @@ describe("forwarding end to end", () => {
   let h: Harness;
 
   before(async () => {
-    h = await startHarness({ destinations: ["dest.test", "backup.test", "other.test", "flaky.test"] });
+    h = await startHarness({ destinations: ["dest.test", "backup.test", "other.test", "flaky.test"], transports: { "static.test": "other.test" } });
+    // RFC 7505 null MX: nullmx.test accepts no mail at all.
+    h.dns.setRecords("nullmx.test", "MX", [{ exchange: ".", priority: 0 }]);
     // down.test's MX points at a loopback address where nothing listens: connection refused.
     h.dns.setRecords("down.test", "MX", [{ exchange: "mx.down.test", priority: 10 }]);
     h.dns.setRecords("mx.down.test", "A", ["127.0.0.99"]);
     h.sinks["flaky.test"]!.dropConnections(true);
     await h.config.addZone("example.com", { supportSubaddress: true });
     await h.config.addZone("nosub.example", { supportSubaddress: false });
-    for (const address of ["x@down.test", "y@flaky.test", "alice@dest.test", "bob@dest.test", "carol@backup.test", "dave@other.test", "erin@dest.test"]) {
+    for (const address of ["n@nullmx.test", "s@static.test", "x@down.test", "y@flaky.test", "alice@dest.test", "bob@dest.test", "carol@backup.test", "dave@other.test", "erin@dest.test"]) {
       await h.config.addDestination(address, { verified: true });
     }
     await h.config.addDestination("unverified@dest.test");
@@ -32,6 +35,8 @@ describe("forwarding end to end", () => {
     await h.config.addRule("failover@example.com", [{ type: "forward", value: ["bob@dest.test:carol@backup.test"] }]);
     await h.config.addRule("refused@example.com", [{ type: "forward", value: ["x@down.test : carol@backup.test"] }]);
     await h.config.addRule("dropped@example.com", [{ type: "forward", value: ["y@flaky.test:carol@backup.test"] }]);
+    await h.config.addRule("nullmx@example.com", [{ type: "forward", value: ["n@nullmx.test"] }]);
+    await h.config.addRule("static@example.com", [{ type: "forward", value: ["s@static.test"] }]);
     await h.config.addRule("gone@example.com", [{ type: "reject", value: ["This address has retired, write to hello@example.com"] }]);
     await h.config.addRule("quiet@example.com", [{ type: "drop" }]);
     await h.config.addRule("pending@example.com", [{ type: "forward", value: ["unverified@dest.test"] }]);
@@ -59,6 +64,47 @@ describe("forwarding end to end", () => {
     assert.match(message.text, /^Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.mailroute\.test \(mailroute\) with ESMTP id /);
     assert.match(message.text, /Subject: hi there\r\n/);
     assert.ok(message.text.endsWith("Body stays exactly as sent.\r\n.leading dot line\r\n"), "body unchanged, dot-stuffing undone");
+  });
+
+  it("reuses one outbound connection for consecutive messages to the same host", async () => {
+    await send(h, "sender@origin.test", ["hello@example.com"]);
+    const before = h.sinks["dest.test"]!.connectionsSeen;
+    for (let i = 0; i < 3; i++) assert.equal((await send(h, "sender@origin.test", ["hello@example.com"])).data!.code, 250);
+    assert.equal(h.sinks["dest.test"]!.messages.length, 4);
+    assert.equal(h.sinks["dest.test"]!.connectionsSeen - before, 0, "three messages, no new connection");
+  });
+
+  it("answers 550 5.1.10 for a destination domain with a null MX, without connecting anywhere", async () => {
+    const result = await send(h, "sender@origin.test", ["nullmx@example.com"]);
+    assert.equal(result.data!.code, 550, result.data!.line);
+    assert.equal(result.data!.enhanced, "5.1.10");
+    assert.match(result.data!.text, /nullmx\.test/);
+  });
+
+  it("delivers through a static --transport route without looking up MX records", async () => {
+    const queriesBefore = h.dns.queries.length;
+    const result = await send(h, "sender@origin.test", ["static@example.com"]);
+    assert.equal(result.data!.code, 250, result.data!.line);
+    assert.equal(h.sinks["other.test"]!.messagesFor("s@static.test").length, 1);
+    assert.ok(!h.dns.queries.slice(queriesBefore).some((query) => query.name.endsWith("static.test")), "no DNS lookup for static.test");
+  });
+
+  it("tries the IPv6 address of an MX before its IPv4 address", async () => {
+    const v6 = await startSmtpSink({ host: "::1", port: h.sinkPort });
+    try {
+      h.dns.setRecords("dual.test", "MX", [{ exchange: "mx.dual.test", priority: 10 }]);
+      h.dns.setRecords("mx.dual.test", "AAAA", ["::1"]);
+      h.dns.setRecords("mx.dual.test", "A", ["127.0.0.4"]); // the other.test sink: wrong if used
+      await h.config.addDestination("d@dual.test", { verified: true });
+      await h.config.addRule("dual@example.com", [{ type: "forward", value: ["d@dual.test"] }]);
+      await h.reload();
+      const result = await send(h, "sender@origin.test", ["dual@example.com"]);
+      assert.equal(result.data!.code, 250, result.data!.line);
+      assert.equal(v6.messagesFor("d@dual.test").length, 1, "delivered over IPv6");
+      assert.equal(h.sinks["other.test"]!.messagesFor("d@dual.test").length, 0);
+    } finally {
+      await v6.stop();
+    }
   });
 
   it("rewrites the envelope sender with SRS at our hostname", async () => {

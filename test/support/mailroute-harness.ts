@@ -36,6 +36,8 @@ export interface HarnessOptions {
   /** Destination domains that get a sink each. */
   destinations?: string[];
   settings?: Record<string, string>;
+  /** Static routes (--transport): domain → the destination domain whose sink receives it. */
+  transports?: Record<string, string>;
   overrides?: StartOverrides;
 }
 
@@ -79,6 +81,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       "dns-servers": dns.address,
       "outbound-port": String(sinkPort),
       "relay-timeout": "20000",
+      transport: Object.entries(options.transports ?? {})
+        .map(([domain, sinkDomain]) => `${domain}=${hosts[sinkDomain]}:${sinkPort}`)
+        .join(","),
       ...options.settings,
     },
     {},

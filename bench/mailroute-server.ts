@@ -1,0 +1,175 @@
+/**
+ * The mailroute under benchmark. Preferably a child process running exactly what an operator
+ * runs (`node src/cli/main.ts start --…`, DESIGN §6 flags), so its RSS is its own and its CPU is
+ * not shared with the load generator's event loop; when that entry point is missing or does not
+ * come up, startMailroute in this process instead, and the result says which one ran.
+ *
+ * Promises: a returned server answers SMTP on 127.0.0.1:`port` with a 220 greeting; `rss` reads
+ * the server's own resident set (the whole bench process when in-process); `stop` ends the child
+ * it started (SIGTERM, then SIGKILL after 5 s) and nothing else. Logging is at "warn" (child)
+ * or silent (in-process), so log writes do not dominate the figures.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { connect, createServer, type AddressInfo } from "node:net";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { childRss, selfRss, type RssReader } from "./rss-sampler.ts";
+
+export const REPO_ROOT = join(import.meta.dirname, "..");
+export const CLI_ENTRY = join(REPO_ROOT, "src", "cli", "main.ts");
+const READY_TIMEOUT_MS = 20_000;
+const STOP_GRACE_MS = 5_000;
+
+export type ServerMode = "child" | "in-process";
+
+export interface BenchServer {
+  readonly mode: ServerMode;
+  /** How it runs, for the report. */
+  readonly description: string;
+  readonly port: number;
+  readonly rss: RssReader;
+  stop(): Promise<void>;
+}
+
+export interface ServerSettings {
+  dataDir: string;
+  dnsAddress: string;
+  sinkPort: number;
+  hostname: string;
+}
+
+function flagsFor(settings: ServerSettings, smtpPort: number, httpPort: number): Record<string, string> {
+  return {
+    "data-dir": settings.dataDir,
+    "smtp-host": "127.0.0.1",
+    "smtp-port": String(smtpPort),
+    // loopback and a free port: the default 8787 may belong to a developer's own instance
+    "http-host": "127.0.0.1",
+    "http-port": String(httpPort),
+    hostname: settings.hostname,
+    "dns-servers": settings.dnsAddress,
+    "outbound-port": String(settings.sinkPort),
+    "admin-token": "bench-admin-token",
+    "log-level": "warn",
+  };
+}
+
+export async function startChildServer(settings: ServerSettings): Promise<BenchServer> {
+  if (!existsSync(CLI_ENTRY)) throw new Error(`${CLI_ENTRY} does not exist`);
+  const port = await freePort();
+  const flags = flagsFor(settings, port, await freePort());
+  const argv = [CLI_ENTRY, "start", ...Object.entries(flags).flatMap(([name, value]) => [`--${name}`, value])];
+  // MAILROUTE_* from the caller's shell must not change what is measured (flags win anyway,
+  // but an unflagged one such as MAILROUTE_TRANSPORT would slip through)
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("MAILROUTE_")));
+  // process.execPath: the pinned Node 24 that runs this bench, which strips the TypeScript types
+  const child = spawn(process.execPath, argv, { cwd: REPO_ROOT, env, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr!.setEncoding("utf8");
+  child.stderr!.on("data", (text: string) => {
+    stderr = (stderr + text).slice(-4000);
+  });
+  let exit: string | null = null;
+  child.once("exit", (code, signal) => {
+    exit = signal === null ? `exit code ${code}` : `signal ${signal}`;
+  });
+  // if the bench dies on an uncaught error, the server must not outlive it
+  const killOnExit = () => child.kill("SIGKILL");
+  process.once("exit", killOnExit);
+  const stop = async () => {
+    process.off("exit", killOnExit);
+    await stopChild(child);
+  };
+  try {
+    await waitForGreeting(port, () => (exit === null ? null : `mailroute exited (${exit}) before answering SMTP: ${stderr.trim() || "no output"}`));
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    mode: "child",
+    description: `child process (pid ${child.pid}): node src/cli/main.ts start --log-level warn`,
+    port,
+    rss: childRss(child.pid!),
+    stop,
+  };
+}
+
+export async function startInProcessServer(settings: ServerSettings): Promise<BenchServer> {
+  // loaded only when needed, so a child-process run keeps the service out of the load generator
+  const { silentLogger } = await import("../src/analytics/structured-log.ts");
+  const { startMailroute } = await import("../src/cli/start-service.ts");
+  const { loadSettings } = await import("../src/config/settings.ts");
+  const mailroute = await startMailroute(loadSettings(flagsFor(settings, 0, await freePort()), {}), { logger: silentLogger, closeTimeoutMs: 1000 });
+  return {
+    mode: "in-process",
+    description: "in-process startMailroute (silent logger); RSS is the whole bench process",
+    port: mailroute.smtp.port,
+    rss: selfRss(),
+    stop: () => mailroute.close(),
+  };
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), STOP_GRACE_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** A port free on 127.0.0.1 right now (another process could take it before we do; on loopback, rare). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForGreeting(port: number, failed: () => string | null): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let last = "no attempt";
+  while (Date.now() < deadline) {
+    const problem = failed();
+    if (problem !== null) throw new Error(problem);
+    try {
+      const line = await greetingLine(port);
+      if (line.startsWith("220")) return;
+      last = `greeting "${line}"`;
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    await sleep(100);
+  }
+  throw new Error(`mailroute did not greet on 127.0.0.1:${port} within ${READY_TIMEOUT_MS} ms (${last})`);
+}
+
+function greetingLine(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: "127.0.0.1", port, noDelay: true });
+    let text = "";
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error("no greeting within 2 s"));
+    }, 2000);
+    socket.setEncoding("latin1");
+    socket.on("data", (chunk: string) => {
+      text += chunk;
+      const end = text.indexOf("\r\n");
+      if (end < 0) return;
+      clearTimeout(timer);
+      socket.end("QUIT\r\n");
+      resolve(text.slice(0, end));
+    });
+    socket.on("error", (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
