@@ -71,16 +71,23 @@ function need(positionals: string[], index: number, what: string, usage: string)
 
 // ── domain ──────────────────────────────────────────────────────────────────
 
-const DOMAIN_USAGE = "mailroute domain add <domain> [--subaddressing] [--dot-insensitive] | list | remove <domain> | enable <domain> | disable <domain> | set <domain> [--subaddressing|--no-subaddressing] [--dot-insensitive|--no-dot-insensitive]";
+const DOMAIN_USAGE =
+  "mailroute domain add <domain> [--subaddressing] [--dot-insensitive] | list | remove <domain> | enable <domain> | disable <domain> | set <domain> [--[no-]subaddressing] [--[no-]dot-insensitive] [--[no-]enforce-dmarc] [--[no-]require-auth] [--[no-]reject-quarantine] [--spam-threshold <0-5|off>]";
+
+const SWITCHES = [
+  ["subaddressing", "supportSubaddress"],
+  ["dot-insensitive", "dotInsensitive"],
+  ["enforce-dmarc", "enforceDmarc"],
+  ["require-auth", "requireAuth"],
+  ["reject-quarantine", "rejectQuarantine"],
+] as const;
 
 export async function domainCommand(argv: string[], output: Output): Promise<void> {
   const { values, positionals } = parse(
     argv,
     {
-      subaddressing: { type: "boolean" },
-      "no-subaddressing": { type: "boolean" },
-      "dot-insensitive": { type: "boolean" },
-      "no-dot-insensitive": { type: "boolean" },
+      ...Object.fromEntries(SWITCHES.flatMap(([flag]) => [[flag, { type: "boolean" }], [`no-${flag}`, { type: "boolean" }]])),
+      "spam-threshold": { type: "string" },
     },
     DOMAIN_USAGE,
   );
@@ -112,14 +119,25 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
         return;
       }
       case "set": {
-        const changes: { supportSubaddress?: boolean; dotInsensitive?: boolean } = {};
-        if (values.subaddressing) changes.supportSubaddress = true;
-        if (values["no-subaddressing"]) changes.supportSubaddress = false;
-        if (values["dot-insensitive"]) changes.dotInsensitive = true;
-        if (values["no-dot-insensitive"]) changes.dotInsensitive = false;
+        const changes: Record<string, boolean | number | null> = {};
+        for (const [flag, key] of SWITCHES) {
+          if (values[flag] && values[`no-${flag}`]) throw usageError(`--${flag} and --no-${flag} contradict each other`, DOMAIN_USAGE);
+          if (values[flag]) changes[key] = true;
+          if (values[`no-${flag}`]) changes[key] = false;
+        }
+        const threshold = values["spam-threshold"];
+        if (typeof threshold === "string") {
+          const number = Number(threshold);
+          if (threshold !== "off" && (threshold.trim() === "" || !Number.isFinite(number))) throw usageError(`--spam-threshold "${threshold}" is not a score from 0 to 5 or "off"`, DOMAIN_USAGE);
+          changes.spamThreshold = threshold === "off" ? null : number;
+        }
         if (Object.keys(changes).length === 0) throw usageError("nothing to set", DOMAIN_USAGE);
         const zone = await service.updateZone(need(positionals, 1, "domain", DOMAIN_USAGE), changes);
-        emit(output, values, zone, [`${zone.name}: sub-addressing ${zone.supportSubaddress ? "on" : "off"}, dot-insensitive ${zone.dotInsensitive ? "on" : "off"}`]);
+        const p = zone.policy;
+        emit(output, values, zone, [
+          `${zone.name}: sub-addressing ${onOff(zone.supportSubaddress)}, dot-insensitive ${onOff(zone.dotInsensitive)}`,
+          `  DMARC p=reject enforced ${onOff(p.enforceDmarc)}, SPF-or-DKIM required ${onOff(p.requireAuth)}, p=quarantine ${p.rejectQuarantine ? "rejected" : "accepted and marked"}, spam threshold ${p.spamThreshold ?? "off"}`,
+        ]);
         return;
       }
       default:
@@ -130,6 +148,10 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
 
 function yes(value: boolean): string {
   return value ? "yes" : "no";
+}
+
+function onOff(value: boolean): string {
+  return value ? "on" : "off";
 }
 
 // ── address ─────────────────────────────────────────────────────────────────

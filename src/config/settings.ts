@@ -27,11 +27,23 @@ export interface Settings {
   maxClients: number;
   maxMessageSize: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  /** DNS block list zones checked for every client (none by default). */
+  dnsbl: string[];
+  tlsCert: string | null;
+  tlsKey: string | null;
+  /** Extra trust roots (PEM) for outbound TLS and MTA-STS fetches. */
+  caFile: string | null;
+  dkimSelector: string;
+  /** Also sign with Ed25519 (RFC 8463) as a second signature. */
+  dkimEd25519: boolean;
+  maxConnectionsPerIp: number;
+  messagesPerMinutePerIp: number;
+  maxCommandsBeforeMail: number;
 }
 
 export interface SettingSpec {
   flag: string;
-  kind: "string" | "port" | "integer" | "list";
+  kind: "string" | "port" | "integer" | "list" | "boolean";
   describe: string;
   default: string;
 }
@@ -54,6 +66,15 @@ export const SETTING_SPECS: Readonly<Record<keyof Settings, SettingSpec>> = Obje
   maxClients: { flag: "max-clients", kind: "integer", describe: "concurrent inbound SMTP connections", default: "1000" },
   maxMessageSize: { flag: "max-message-size", kind: "integer", describe: "largest message in bytes (SIZE)", default: String(25 * 1024 * 1024) },
   logLevel: { flag: "log-level", kind: "string", describe: "debug, info, warn or error", default: "info" },
+  dnsbl: { flag: "dnsbl", kind: "list", describe: "DNS block list zones, zone,… (production suggestion: zen.spamhaus.org,bl.spamcop.net)", default: "" },
+  tlsCert: { flag: "tls-cert", kind: "string", describe: "PEM certificate for inbound STARTTLS (reloaded on change; self-signed when absent)", default: "" },
+  tlsKey: { flag: "tls-key", kind: "string", describe: "PEM private key for --tls-cert", default: "" },
+  caFile: { flag: "ca-file", kind: "string", describe: "extra trust roots for outbound TLS and MTA-STS", default: "" },
+  dkimSelector: { flag: "dkim-selector", kind: "string", describe: "DKIM selector for our signatures", default: "mailroute" },
+  dkimEd25519: { flag: "dkim-ed25519", kind: "boolean", describe: "add an Ed25519 DKIM signature (true/false)", default: "false" },
+  maxConnectionsPerIp: { flag: "max-connections-per-ip", kind: "integer", describe: "concurrent connections per client IP", default: "20" },
+  messagesPerMinutePerIp: { flag: "messages-per-minute", kind: "integer", describe: "messages per minute per client IP", default: "120" },
+  maxCommandsBeforeMail: { flag: "max-commands-before-mail", kind: "integer", describe: "commands a client may send before MAIL FROM", default: "20" },
 });
 
 export class SettingsError extends Error {
@@ -87,7 +108,33 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
   if (!["debug", "info", "warn", "error"].includes(logLevel)) throw new SettingsError("log-level", `"${logLevel}" is not one of debug, info, warn, error`);
   const database = raw("database").trim();
   if (database !== "" && !/^postgres(ql)?:\/\//.test(database)) throw new SettingsError("database", `"${database}" is not a postgres:// URL (leave it unset for SQLite)`);
+  const flag = (key: keyof Settings): boolean => {
+    const text = raw(key).trim().toLowerCase();
+    if (["true", "1", "yes", "on"].includes(text)) return true;
+    if (["false", "0", "no", "off", ""].includes(text)) return false;
+    throw new SettingsError(SETTING_SPECS[key].flag, `"${text}" is not true or false`);
+  };
+  const path = (key: keyof Settings): string | null => (raw(key).trim() === "" ? null : resolve(raw(key).trim()));
+  const tlsCert = path("tlsCert");
+  const tlsKey = path("tlsKey");
+  if ((tlsCert === null) !== (tlsKey === null)) throw new SettingsError(tlsCert === null ? "tls-cert" : "tls-key", "--tls-cert and --tls-key go together");
+  const dkimSelector = raw("dkimSelector").trim();
+  if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(dkimSelector)) throw new SettingsError("dkim-selector", `"${dkimSelector}" is not a DNS label`);
+  const list = (key: keyof Settings): string[] => raw(key).split(",").map((item) => item.trim()).filter(Boolean);
   return Object.freeze({
+    dnsbl: list("dnsbl").map((zone) => {
+      const normalized = normalizeDomain(zone);
+      if (normalized === null) throw new SettingsError("dnsbl", `"${zone}" is not a DNS zone`);
+      return normalized;
+    }),
+    tlsCert,
+    tlsKey,
+    caFile: path("caFile"),
+    dkimSelector: dkimSelector.toLowerCase(),
+    dkimEd25519: flag("dkimEd25519"),
+    maxConnectionsPerIp: integer("maxConnectionsPerIp", 1, 100_000),
+    messagesPerMinutePerIp: integer("messagesPerMinutePerIp", 1, 1_000_000),
+    maxCommandsBeforeMail: integer("maxCommandsBeforeMail", 1, 10_000),
     dataDir: resolve(raw("dataDir")),
     database: database === "" ? null : database,
     smtpPort: integer("smtpPort", 0, 65535),
@@ -95,7 +142,7 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     httpPort: integer("httpPort", 0, 65535),
     httpHost: raw("httpHost"),
     hostname,
-    dnsServers: raw("dnsServers").split(",").map((s) => s.trim()).filter(Boolean),
+    dnsServers: list("dnsServers"),
     outboundPort: integer("outboundPort", 1, 65535),
     transport: raw("transport").trim(),
     adminToken: raw("adminToken") || null,

@@ -6,9 +6,9 @@
  * servers (which poll it) pick the change up; nothing invalid is ever stored.
  */
 import { randomBytes } from "node:crypto";
-import type { Kysely, Transaction } from "kysely";
+import type { Insertable, Kysely, Selectable, Transaction } from "kysely";
 import { normalizeDomain, parseAddress, parseDestinationAddress, isAddressProblem } from "../routing/email-address.ts";
-import type { RuleAction } from "../routing/routing-table.ts";
+import type { RuleAction, ZonePolicy } from "../routing/routing-table.ts";
 import { bumpConfigVersion } from "../store/config-version.ts";
 import type { Database, RuleTable, ZoneTable } from "../store/schema.ts";
 import { fromRuleAction, toRuleAction, type CloudflareAction, type CloudflareMatcher } from "./rule-actions.ts";
@@ -23,8 +23,15 @@ export interface Zone {
   supportSubaddress: boolean;
   dotInsensitive: boolean;
   status: string;
+  policy: ZonePolicy;
   created: string;
   modified: string;
+}
+
+export { DEFAULT_ZONE_POLICY, type ZonePolicy } from "../routing/routing-table.ts";
+
+export function zonePolicyOf(row: Pick<Selectable<ZoneTable>, "enforce_dmarc" | "require_auth" | "reject_quarantine" | "spam_threshold">): ZonePolicy {
+  return { enforceDmarc: row.enforce_dmarc === 1, requireAuth: row.require_auth === 1, rejectQuarantine: row.reject_quarantine === 1, spamThreshold: row.spam_threshold };
 }
 
 export interface DestinationAddress {
@@ -61,7 +68,7 @@ export function newId(): string {
   return randomBytes(16).toString("hex");
 }
 
-function toZone(row: ZoneTable): Zone {
+function toZone(row: Selectable<ZoneTable>): Zone {
   return {
     id: row.id,
     name: row.name,
@@ -69,6 +76,7 @@ function toZone(row: ZoneTable): Zone {
     supportSubaddress: row.support_subaddress === 1,
     dotInsensitive: row.dot_insensitive === 1,
     status: row.status,
+    policy: zonePolicyOf(row),
     created: row.created_at,
     modified: row.modified_at,
   };
@@ -131,7 +139,7 @@ export class RoutingService {
     const existing = await this.#db.selectFrom("zones").select("id").where("name", "=", name).executeTakeFirst();
     if (existing !== undefined) throw new ValidationError("domain", `${name} is already added`, "conflict");
     const now = this.#timestamp();
-    const row: ZoneTable = {
+    const row = {
       id: newId(),
       account_id: this.#account,
       name,
@@ -139,9 +147,13 @@ export class RoutingService {
       support_subaddress: options.supportSubaddress ? 1 : 0,
       dot_insensitive: options.dotInsensitive ? 1 : 0,
       status: "unconfigured",
+      enforce_dmarc: 1,
+      require_auth: 1,
+      reject_quarantine: 0,
+      spam_threshold: null,
       created_at: now,
       modified_at: now,
-    };
+    } satisfies Insertable<ZoneTable>;
     await this.#change((trx) => trx.insertInto("zones").values(row).execute());
     return toZone(row);
   }
@@ -158,9 +170,17 @@ export class RoutingService {
     return toZone(row);
   }
 
-  async updateZone(input: string, changes: { enabled?: boolean; supportSubaddress?: boolean; dotInsensitive?: boolean }): Promise<Zone> {
+  async updateZone(input: string, changes: { enabled?: boolean; supportSubaddress?: boolean; dotInsensitive?: boolean } & Partial<ZonePolicy>): Promise<Zone> {
     const zone = await this.getZone(input);
-    const patch: Partial<ZoneTable> = { modified_at: this.#timestamp() };
+    const patch: Partial<Insertable<ZoneTable>> = { modified_at: this.#timestamp() };
+    if (changes.enforceDmarc !== undefined) patch.enforce_dmarc = changes.enforceDmarc ? 1 : 0;
+    if (changes.requireAuth !== undefined) patch.require_auth = changes.requireAuth ? 1 : 0;
+    if (changes.rejectQuarantine !== undefined) patch.reject_quarantine = changes.rejectQuarantine ? 1 : 0;
+    if (changes.spamThreshold !== undefined) {
+      const threshold = changes.spamThreshold;
+      if (threshold !== null && !(Number.isFinite(threshold) && threshold >= 0 && threshold <= 5)) throw new ValidationError("spam_threshold", `${threshold} is not a score from 0 to 5 (or "off")`);
+      patch.spam_threshold = threshold;
+    }
     if (changes.enabled !== undefined) patch.enabled = changes.enabled ? 1 : 0;
     if (changes.supportSubaddress !== undefined) patch.support_subaddress = changes.supportSubaddress ? 1 : 0;
     if (changes.dotInsensitive !== undefined) patch.dot_insensitive = changes.dotInsensitive ? 1 : 0;

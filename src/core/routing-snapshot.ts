@@ -8,6 +8,7 @@ import type { Kysely } from "kysely";
 import { buildRoutingTable, type RoutingTable, type RuleInput, type ZoneInput } from "../routing/routing-table.ts";
 import { readConfigVersion } from "../store/config-version.ts";
 import type { Database } from "../store/schema.ts";
+import { zonePolicyOf } from "./routing-service.ts";
 import { toRuleAction, type CloudflareAction, type CloudflareMatcher } from "./rule-actions.ts";
 
 export async function loadRoutingTable(db: Kysely<Database>): Promise<RoutingTable> {
@@ -25,6 +26,7 @@ export async function loadRoutingTable(db: Kysely<Database>): Promise<RoutingTab
       enabled: zone.enabled === 1,
       supportSubaddress: zone.support_subaddress === 1,
       dotInsensitive: zone.dot_insensitive === 1,
+      policy: zonePolicyOf(zone),
       catchAll:
         catchAll === undefined
           ? null

@@ -1,8 +1,11 @@
 /**
  * Destination expressions, as the multi-destination failover worker (reference/) writes them:
  * `,` separates primaries that all receive the message; `:` inside a primary lists backups
- * tried in order until one accepts. Whitespace is ignored; a destination repeated anywhere in
- * the expression is kept only at its first position (delivering twice would duplicate mail).
+ * tried in order until one accepts. Whitespace is ignored. Each destination appears once
+ * (delivering twice would duplicate mail) without changing who is promised the message: an
+ * address that is a primary anywhere stays a primary and is dropped where it is a backup; a
+ * primary written twice keeps one chain holding both lists of backups; a backup named by two
+ * chains stays in the first. A backup is never promoted to a primary.
  *
  * Parsing happens when a rule is saved, so a typo is refused to the operator and never
  * discovered by a sender. Pure.
@@ -28,22 +31,37 @@ export class DestinationExpressionError extends Error {
  */
 export function parseDestinationExpression(input: string | readonly string[]): DestinationChains {
   const text = (typeof input === "string" ? [input] : input).join(",").replace(/\s+/g, "");
-  const seen = new Set<string>();
-  const chains: string[][] = [];
+  const written: { key: string; address: string }[][] = [];
   for (const primary of text.split(",")) {
     if (primary === "") continue;
-    const chain: string[] = [];
-    for (const member of primary.split(":")) {
-      if (member === "") throw new DestinationExpressionError(primary, "has an empty backup (\"::\" or a trailing \":\")");
-      const parsed = parseDestinationAddress(member);
-      if (parsed === null) throw new DestinationExpressionError(member, "is not an email address");
-      if (seen.has(parsed.key)) continue;
-      seen.add(parsed.key);
-      chain.push(`${parsed.local}@${parsed.domain}`);
-    }
-    if (chain.length > 0) chains.push(chain);
+    written.push(
+      primary.split(":").map((member) => {
+        if (member === "") throw new DestinationExpressionError(primary, "has an empty backup (\"::\" or a trailing \":\")");
+        const parsed = parseDestinationAddress(member);
+        if (parsed === null) throw new DestinationExpressionError(member, "is not an email address");
+        return { key: parsed.key, address: `${parsed.local}@${parsed.domain}` };
+      }),
+    );
   }
-  if (chains.length === 0) throw new DestinationExpressionError(text, "names no destination");
+  if (written.length === 0) throw new DestinationExpressionError(text, "names no destination");
+  // De-duplicate by role, not by position: "a:b, b:c" must not make c (b's backup) a primary.
+  const primaries = new Set(written.map((chain) => chain[0]!.key));
+  const chainOf = new Map<string, string[]>();
+  const seen = new Set<string>();
+  const chains: string[][] = [];
+  for (const [first, ...backups] of written) {
+    let chain = chainOf.get(first!.key);
+    if (chain === undefined) {
+      chain = [first!.address];
+      chainOf.set(first!.key, chain);
+      chains.push(chain);
+    }
+    for (const backup of backups) {
+      if (primaries.has(backup.key) || seen.has(backup.key)) continue;
+      seen.add(backup.key);
+      chain.push(backup.address);
+    }
+  }
   return chains;
 }
 

@@ -33,10 +33,17 @@ export function normalizeDomain(input: string): string | null {
   // A single trailing dot is the same fully-qualified name (RFC 1034 §3.1).
   if (domain.endsWith(".")) domain = domain.slice(0, -1);
   if (domain === "" || domain.length > 253) return null;
+  // domainToASCII is the WHATWG URL host parser: it percent-decodes ("ex%61mple.com"), strips
+  // tabs and newlines, and stops at ":", "/", "?", "#" or "\\" ("example.com/x" → example.com).
+  // An ASCII character outside letters, digits, "-" and "." is therefore refused before it runs.
+  if (/[^a-zA-Z0-9.\-\u0080-\uffff]/.test(domain)) return null;
   const ascii = domainToASCII(domain.toLowerCase());
   if (ascii === "") return null;
   const labels = ascii.split(".");
   if (labels.length < 1 || !labels.every((label) => LABEL.test(label))) return null;
+  // An all-numeric top label is an IPv4 address to the URL parser ("2130706433" → 127.0.0.1)
+  // and never a DNS name (RFC 3696 §2); literals must be bracketed (RFC 5321 §4.1.3).
+  if (/^[0-9]+$/.test(labels.at(-1)!)) return null;
   return ascii;
 }
 

@@ -20,12 +20,24 @@ export interface RouteEntry {
   action: RuleAction;
 }
 
+/** Inbound authentication policy of a zone; every switch relaxes or tightens one check. */
+export interface ZonePolicy {
+  enforceDmarc: boolean;
+  requireAuth: boolean;
+  rejectQuarantine: boolean;
+  /** Refuse mail scoring above this (0–5); null never refuses on score alone. */
+  spamThreshold: number | null;
+}
+
+export const DEFAULT_ZONE_POLICY: Readonly<ZonePolicy> = Object.freeze({ enforceDmarc: true, requireAuth: true, rejectQuarantine: false, spamThreshold: null });
+
 export interface ZoneInput {
   name: string;
   enabled: boolean;
   supportSubaddress: boolean;
   dotInsensitive: boolean;
   catchAll: RouteEntry | null;
+  policy?: ZonePolicy;
 }
 
 export interface RuleInput extends RouteEntry {
@@ -46,6 +58,7 @@ export interface RoutingZone {
   readonly supportSubaddress: boolean;
   readonly dotInsensitive: boolean;
   readonly catchAll: RouteEntry | null;
+  readonly policy: Readonly<ZonePolicy>;
 }
 
 export interface RoutingTable {
@@ -67,7 +80,7 @@ export function buildRoutingTable(input: RoutingInput): RoutingTable {
   for (const zone of input.zones) {
     const name = normalizeDomain(zone.name);
     if (name === null) continue;
-    zones.set(name, Object.freeze({ ...zone, name }));
+    zones.set(name, Object.freeze({ ...zone, name, policy: Object.freeze({ ...(zone.policy ?? DEFAULT_ZONE_POLICY) }) }));
   }
   const rules = new Map<string, RouteEntry>();
   for (const rule of input.rules) {

@@ -21,6 +21,13 @@ export interface ZoneTable {
   dot_insensitive: number;
   /** "ready" | "unconfigured" | "misconfigured" */
   status: string;
+  /** Refuse DMARC failures under p=reject. */
+  enforce_dmarc: Generated<number>;
+  /** Refuse mail that passes neither SPF nor DKIM. */
+  require_auth: Generated<number>;
+  /** Refuse (rather than mark) DMARC failures under p=quarantine. */
+  reject_quarantine: Generated<number>;
+  spam_threshold: Generated<number | null>;
   created_at: string;
   modified_at: string;
 }

@@ -247,6 +247,12 @@ describe("resolveRecipient with unverified destinations", () => {
     assert.equal(refused(resolveRecipient("base+ok@example.com", t)).reason, "rule-inactive");
   });
 
+  it("refuses user+tag as rule-inactive when its exact rule is inactive, even though the base rule is active", () => {
+    const exactInactive = table([zone("example.com")], [rule("user@example.com"), rule("user+tag@example.com", forward("unverified@dest.test"))]);
+    assert.deepEqual(summary(resolveRecipient("user+tag@example.com", exactInactive)), { refuse: "rule-inactive", domain: "example.com" });
+    assert.equal(routed(resolveRecipient("user+other@example.com", exactInactive)).matched, "subaddress-base");
+  });
+
   it("refuses with rule-inactive when the catch-all's destination is unverified", () => {
     const unverifiedCatchAll = table([zone("example.com", { catchAll: catchAll(forward("unverified@dest.test")) })]);
     const decision = refused(resolveRecipient("anyone@example.com", unverifiedCatchAll));

@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { envName, loadSettings, SETTING_SPECS, SettingsError } from "../../src/config/settings.ts";
+
+describe("settings", () => {
+  it("uses the operator contract's defaults", () => {
+    const settings = loadSettings({ hostname: "mx.example.com" }, {});
+    assert.equal(settings.smtpPort, 2525);
+    assert.equal(settings.smtpHost, "127.0.0.1");
+    assert.equal(settings.httpPort, 8787);
+    assert.equal(settings.outboundPort, 25);
+    assert.equal(settings.maxMessageSize, 26214400);
+    assert.equal(settings.database, null);
+    assert.deepEqual(settings.dnsbl, []);
+    assert.ok(settings.dataDir.endsWith("/data"));
+    assert.ok(Object.isFrozen(settings));
+  });
+
+  it("gives every flag an environment twin, and a flag wins over the environment", () => {
+    for (const spec of Object.values(SETTING_SPECS)) assert.match(envName(spec.flag), /^MAILROUTE_[A-Z0-9_]+$/);
+    const env = { MAILROUTE_SMTP_PORT: "2600", MAILROUTE_HOSTNAME: "mx.env.example", MAILROUTE_DNS_SERVERS: "127.0.0.1:5353, [::1]:53" };
+    assert.equal(loadSettings({}, env).smtpPort, 2600);
+    assert.deepEqual(loadSettings({}, env).dnsServers, ["127.0.0.1:5353", "[::1]:53"]);
+    assert.equal(loadSettings({ "smtp-port": "25" }, env).smtpPort, 25);
+    assert.equal(loadSettings({}, env).hostname, "mx.env.example");
+  });
+
+  it("names the setting and the valid values when one is wrong", () => {
+    const bad: [Record<string, string>, RegExp][] = [
+      [{ "smtp-port": "70000" }, /--smtp-port: "70000" is not a whole number between 0 and 65535/],
+      [{ "smtp-port": "25x" }, /--smtp-port/],
+      [{ hostname: "not a host" }, /--hostname: "not a host" is not a host name/],
+      [{ database: "mysql://x" }, /--database: "mysql:\/\/x" is not a postgres:\/\/ URL/],
+      [{ "log-level": "loud" }, /--log-level/],
+      [{ "tls-cert": "/tmp/cert.pem" }, /--tls-key: --tls-cert and --tls-key go together/],
+      [{ "dkim-ed25519": "maybe" }, /--dkim-ed25519: "maybe" is not true or false/],
+      [{ dnsbl: "zen.spamhaus.org,not a zone" }, /--dnsbl: "not a zone"/],
+    ];
+    for (const [flags, message] of bad) {
+      assert.throws(() => loadSettings({ hostname: "mx.example.com", ...flags }, {}), (error: Error) => error instanceof SettingsError && message.test(error.message));
+    }
+  });
+
+  it("IDNA-encodes the hostname and the block list zones", () => {
+    const settings = loadSettings({ hostname: "MX.Bücher.example", dnsbl: "ZEN.spamhaus.org" }, {});
+    assert.equal(settings.hostname, "mx.xn--bcher-kva.example");
+    assert.deepEqual(settings.dnsbl, ["zen.spamhaus.org"]);
+  });
+});
