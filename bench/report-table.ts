@@ -37,9 +37,11 @@ function cellText(cell: Cell): string {
   return fixed(cell);
 }
 
-/** Figures with about three significant digits: 0.123, 12.3, 1234 (never exponent notation). */
+/** Integers as they are; other figures with about three significant digits: 0.123, 12.3, 1,234 (never exponent notation). */
 export function fixed(value: number): string {
   if (!Number.isFinite(value)) return String(value);
+  // counts stay counts: "60", not "60.0"
+  if (Number.isInteger(value)) return value.toLocaleString("en-US");
   const magnitude = Math.abs(value);
   if (magnitude >= 100) return Math.round(value).toLocaleString("en-US");
   if (magnitude >= 10) return value.toFixed(1);
