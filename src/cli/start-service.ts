@@ -15,6 +15,7 @@ import { createSystemDns, createTargetResolver, parseTransportMap, type DnsLooku
 import type { DeliveryLedger } from "../delivery/relay-message.ts";
 import { SmtpClientPool, type SmtpClientPoolOptions } from "../delivery/smtp-client-pool.ts";
 import { SrsRewriter } from "../delivery/srs-rewriter.ts";
+import { cachingTargetResolver } from "../delivery/target-cache.ts";
 import { createInboundServer } from "../smtp/inbound-server.ts";
 import { acceptedDestinations, purgeExpired, recordAccepted } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
@@ -51,7 +52,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
 
   const srs = new SrsRewriter({ secrets: loadOrCreateSecrets(settings.dataDir, "srs-secrets"), domain: settings.hostname });
   const dns = overrides.dns ?? createSystemDns(settings.dnsServers.length > 0 ? settings.dnsServers : undefined);
-  const resolveTargets = createTargetResolver({ dns, outboundPort: settings.outboundPort, transports: parseTransportMap(settings.transport) });
+  const resolveTargets = cachingTargetResolver(createTargetResolver({ dns, outboundPort: settings.outboundPort, transports: parseTransportMap(settings.transport) }));
   const pool = new SmtpClientPool({ hostname: settings.hostname, ...overrides.client });
   const ledger: DeliveryLedger = {
     acceptedDestinations: (fingerprint) => acceptedDestinations(store.db, fingerprint, new Date()),
