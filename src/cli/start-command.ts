@@ -32,7 +32,7 @@ export async function startCommand(argv: string[], output: Output): Promise<void
   const service = await startMailroute(settings).catch((error: Error) => {
     throw new CliError(error.message, { hint: "another process may hold the port: pass --smtp-port, or stop it" });
   });
-  output.out(`mailroute is receiving mail on ${service.smtp.address}:${service.smtp.port} as ${settings.hostname} (data in ${settings.dataDir})`);
+  output.out(`mailroute is receiving mail on ${service.smtp.address}:${service.smtp.port} as ${settings.hostname}; HTTP on ${service.http.address}:${service.http.port}; data in ${settings.dataDir}`);
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off("SIGINT", stop);

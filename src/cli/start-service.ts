@@ -5,6 +5,7 @@
  * end-to-end tests, which get exactly what an operator runs.
  */
 import type { AddressInfo } from "node:net";
+import { createHttpServer, listenHttp } from "../api/http-server.ts";
 import { createEventRecorder } from "../analytics/event-recorder.ts";
 import { createLogger, type Logger } from "../analytics/structured-log.ts";
 import { loadOrCreateSecrets } from "../config/data-dir.ts";
@@ -26,6 +27,7 @@ export interface RunningMailroute {
   readonly settings: Readonly<Settings>;
   readonly store: Store;
   readonly smtp: AddressInfo;
+  readonly http: AddressInfo;
   readonly routing: RoutingConfigWatcher;
   readonly pool: SmtpClientPool;
   close(): Promise<void>;
@@ -89,17 +91,32 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   }
   logger.log("info", "smtp_listening", { host: smtp.address, port: smtp.port, hostname: settings.hostname });
 
+  const httpApp = createHttpServer({ hostname: settings.hostname, routing: () => routing.table });
+  let http: AddressInfo;
+  try {
+    http = await listenHttp(httpApp, settings.httpPort, settings.httpHost);
+  } catch (error) {
+    routing.stop();
+    clearInterval(purge);
+    await server.close();
+    await store.close();
+    throw new Error(`cannot listen for HTTP on ${settings.httpHost}:${settings.httpPort}: ${(error as Error).message}`);
+  }
+  logger.log("info", "http_listening", { host: http.address, port: http.port });
+
   let closing: Promise<void> | null = null;
   return {
     settings,
     store,
     smtp,
+    http,
     routing,
     pool,
     close() {
       closing ??= (async () => {
         routing.stop();
         clearInterval(purge);
+        await httpApp.close();
         await server.close();
         await pool.close();
         await store.close();

@@ -72,28 +72,38 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     dns.setRecords(domain, "MX", [{ exchange: `mx.${domain}`, priority: 10 }]);
     dns.setRecords(`mx.${domain}`, "A", [hosts[domain]!]);
   }
-  const settings: Readonly<Settings> = loadSettings(
-    {
-      "data-dir": dataDir,
-      "smtp-port": "0",
-      "smtp-host": "127.0.0.1",
-      hostname: "mx.mailroute.test",
-      "dns-servers": dns.address,
-      "outbound-port": String(sinkPort),
-      "relay-timeout": "20000",
-      transport: Object.entries(options.transports ?? {})
-        .map(([domain, sinkDomain]) => `${domain}=${hosts[sinkDomain]}:${sinkPort}`)
-        .join(","),
-      ...options.settings,
-    },
-    {},
-  );
-  const mailroute = await startMailroute(settings, {
-    logger: silentLogger,
-    client: { connectionTimeoutMs: 3000, greetingTimeoutMs: 3000, socketTimeoutMs: 5000, ...options.overrides?.client },
-    closeTimeoutMs: 500,
-    ...options.overrides,
-  });
+  let mailroute: RunningMailroute;
+  try {
+    const settings: Readonly<Settings> = loadSettings(
+      {
+        "data-dir": dataDir,
+        "smtp-port": "0",
+        "smtp-host": "127.0.0.1",
+        "http-port": "0",
+        hostname: "mx.mailroute.test",
+        "dns-servers": dns.address,
+        "outbound-port": String(sinkPort || 25),
+        "relay-timeout": "20000",
+        transport: Object.entries(options.transports ?? {})
+          .map(([domain, sinkDomain]) => `${domain}=${hosts[sinkDomain]}:${sinkPort}`)
+          .join(","),
+        ...options.settings,
+      },
+      {},
+    );
+    mailroute = await startMailroute(settings, {
+      logger: silentLogger,
+      client: { connectionTimeoutMs: 3000, greetingTimeoutMs: 3000, socketTimeoutMs: 5000, ...options.overrides?.client },
+      closeTimeoutMs: 500,
+      ...options.overrides,
+    });
+  } catch (error) {
+    // Leave nothing listening behind, or the test process never exits.
+    await Promise.all(Object.values(sinks).map((sink) => sink.stop()));
+    await dns.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
   const configStore = await openStore({ dataDir });
   const config = new RoutingService(configStore.db);
   return {

@@ -1,0 +1,45 @@
+/**
+ * The HTTP service (Fastify). Today it serves what mail needs over HTTP: the MTA-STS policy
+ * (RFC 8461 §3.2) of every routed domain at https://mta-sts.<domain>/.well-known/mta-sts.txt
+ * (TLS is terminated in front of it, or by a later --http-tls), and a health check. The REST
+ * API, verify links and the dashboard will be mounted here.
+ *
+ * Promises: a policy is served only for a domain that is routed here and enabled, so the
+ * server never vouches for a domain it does not handle; every other path is a JSON 404.
+ */
+import Fastify, { type FastifyInstance } from "fastify";
+import type { AddressInfo } from "node:net";
+import { mtaStsPolicy } from "../core/zone-dns-records.ts";
+import type { RoutingTable } from "../routing/routing-table.ts";
+import { normalizeDomain } from "../routing/email-address.ts";
+
+export interface HttpServiceOptions {
+  hostname: string;
+  routing: () => RoutingTable;
+}
+
+export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
+  const app = Fastify({ logger: false, trustProxy: false, bodyLimit: 1024 * 1024 });
+
+  app.get("/.well-known/mta-sts.txt", async (request, reply) => {
+    const host = normalizeDomain((request.headers.host ?? "").replace(/:\d+$/, ""));
+    const zone = host !== null && host.startsWith("mta-sts.") ? options.routing().zones.get(host.slice("mta-sts.".length)) : undefined;
+    if (zone === undefined || !zone.enabled) {
+      return reply.code(404).type("application/json").send({ success: false, errors: [{ code: 404, message: `no MTA-STS policy for host "${request.headers.host ?? ""}"` }] });
+    }
+    // RFC 8461 §3.2: text/plain; the policy names the MX host(s) that present a valid certificate.
+    return reply.type("text/plain; charset=utf-8").header("cache-control", "max-age=300").send(mtaStsPolicy(options.hostname).text);
+  });
+
+  app.get("/healthz", async () => ({ success: true, result: { status: "ok" } }));
+
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send({ success: false, errors: [{ code: 404, message: `no route for ${request.method} ${request.url}` }] });
+  });
+  return app;
+}
+
+export async function listenHttp(app: FastifyInstance, port: number, host: string): Promise<AddressInfo> {
+  await app.listen({ port, host });
+  return app.server.address() as AddressInfo;
+}
