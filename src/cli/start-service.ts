@@ -18,6 +18,15 @@ import { SmtpClientPool, type SmtpClientPoolOptions } from "../delivery/smtp-cli
 import { SrsRewriter } from "../delivery/srs-rewriter.ts";
 import { cachingTargetResolver } from "../delivery/target-cache.ts";
 import { createInboundServer } from "../smtp/inbound-server.ts";
+import { createDevCredentials, TlsCredentials, type TlsCredentialsError } from "../smtp/tls-credentials.ts";
+import { DkimKeyStore } from "../delivery/dkim-keys.ts";
+import { createMessageSigner } from "../delivery/message-signer.ts";
+import { authenticateMessage } from "../inbound/authenticate-message.ts";
+import { ClientLimits } from "../inbound/client-limits.ts";
+import { createDnsblChecker } from "../inbound/dnsbl-checker.ts";
+import { createDnsTxtResolver } from "../inbound/dns-txt-resolver.ts";
+import { createNetworkMatcher } from "../inbound/trusted-networks.ts";
+import { join } from "node:path";
 import { acceptedDestinations, purgeExpired, recordAccepted } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
 
@@ -39,6 +48,8 @@ export interface StartOverrides {
   client?: Partial<SmtpClientPoolOptions>;
   dns?: DnsLookup;
   configPollMs?: number;
+  /** Benchmarks only: measure relay without inbound authentication. */
+  skipAuthentication?: boolean;
   closeTimeoutMs?: number;
 }
 
@@ -63,6 +74,22 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   const purge = setInterval(() => void purgeExpired(store.db, new Date()).catch((error) => logger.log("warn", "ledger_purge_failed", { error })), 3_600_000);
   purge.unref();
 
+  const dnsResolver = createDnsTxtResolver({ servers: settings.dnsServers.length > 0 ? settings.dnsServers : undefined });
+  const trusted = createNetworkMatcher(settings.trustedNetworks);
+  const keys = new DkimKeyStore({ dir: join(settings.dataDir, "dkim"), selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });
+  const onTlsError = (error: TlsCredentialsError) => logger.log("error", "tls_reload_failed", { file: error.file, error });
+  const tls = settings.tlsCert !== null && settings.tlsKey !== null
+    ? TlsCredentials.watch({ certFile: settings.tlsCert, keyFile: settings.tlsKey, onError: onTlsError })
+    : await createDevCredentials(settings.hostname, settings.dataDir, { onError: onTlsError });
+  tls.onChange((_pair, summary) => logger.log("info", "tls_reloaded", { subject: summary.subject, valid_to: summary.validTo }));
+  const limits = new ClientLimits({
+    maxConnectionsPerIp: settings.maxConnectionsPerIp,
+    messagesPerMinute: settings.messagesPerMinutePerIp,
+    maxCommandsBeforeMail: settings.maxCommandsBeforeMail,
+    exempt: settings.trustedNetworks,
+  });
+  const dnsbl = createDnsblChecker({ zones: settings.dnsbl, lookupA: (name, options) => dnsResolver(name, "A", options) as Promise<string[]> });
+
   const server = createInboundServer(
     {
       hostname: settings.hostname,
@@ -71,11 +98,21 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
       socketTimeoutMs: settings.smtpTimeoutMs,
       closeTimeoutMs: overrides.closeTimeoutMs ?? 10_000,
       maxClients: settings.maxClients,
+      tls,
     },
     {
       routing: () => routing.table,
       srs,
-      relay: { send: createDestinationSender({ resolveTargets, pool }), ledger, deadlineMs: settings.relayTimeoutMs },
+      pipeline: {
+        authenticate: overrides.skipAuthentication ? null : authenticateMessage,
+        resolver: dnsResolver,
+        authTimeoutMs: 20_000,
+        sign: createMessageSigner({ keys, hostname: settings.hostname }),
+        relay: { send: createDestinationSender({ resolveTargets, pool }), ledger, deadlineMs: settings.relayTimeoutMs },
+      },
+      limits,
+      dnsbl,
+      trusted,
       events: createEventRecorder(store.db, logger),
       logger,
     },
@@ -118,6 +155,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         clearInterval(purge);
         await httpApp.close();
         await server.close();
+        tls.close();
         await pool.close();
         await store.close();
         logger.log("info", "stopped");

@@ -39,6 +39,8 @@ export interface Settings {
   maxConnectionsPerIp: number;
   messagesPerMinutePerIp: number;
   maxCommandsBeforeMail: number;
+  /** Clients that are part of this installation: never rate-limited, never refused for authentication. */
+  trustedNetworks: string[];
 }
 
 export interface SettingSpec {
@@ -75,6 +77,7 @@ export const SETTING_SPECS: Readonly<Record<keyof Settings, SettingSpec>> = Obje
   maxConnectionsPerIp: { flag: "max-connections-per-ip", kind: "integer", describe: "concurrent connections per client IP", default: "20" },
   messagesPerMinutePerIp: { flag: "messages-per-minute", kind: "integer", describe: "messages per minute per client IP", default: "120" },
   maxCommandsBeforeMail: { flag: "max-commands-before-mail", kind: "integer", describe: "commands a client may send before MAIL FROM", default: "20" },
+  trustedNetworks: { flag: "trusted-networks", kind: "list", describe: "CIDRs of this installation's own clients (not limited; auth failures marked, not refused); \"none\" for none", default: "127.0.0.0/8,::1/128" },
 });
 
 export class SettingsError extends Error {
@@ -135,6 +138,10 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     maxConnectionsPerIp: integer("maxConnectionsPerIp", 1, 100_000),
     messagesPerMinutePerIp: integer("messagesPerMinutePerIp", 1, 1_000_000),
     maxCommandsBeforeMail: integer("maxCommandsBeforeMail", 1, 10_000),
+    trustedNetworks: raw("trustedNetworks").trim() === "none" ? [] : list("trustedNetworks").map((cidr) => {
+      if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(cidr)) throw new SettingsError("trusted-networks", `"${cidr}" is not an address or CIDR prefix`);
+      return cidr;
+    }),
     dataDir: resolve(raw("dataDir")),
     database: database === "" ? null : database,
     smtpPort: integer("smtpPort", 0, 65535),

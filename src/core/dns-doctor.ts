@@ -1,10 +1,18 @@
 /**
  * Checks a zone's expected records against live DNS (through the configured resolver) and says,
- * per record, ok / missing / wrong, with what is published now. A lookup that fails
- * temporarily is reported as "unknown" rather than guessed, so a flaky resolver never tells an
- * operator to change a correct record.
+ * per record, ok / missing / wrong, with what is published now and the value to publish.
+ *
+ * Promises:
+ * - a lookup that fails temporarily (SERVFAIL, timeout, refused) is reported as "unknown",
+ *   never guessed, so a flaky resolver never tells an operator to change a correct record;
+ *   only NXDOMAIN and NODATA mean "not published";
+ * - a record is judged the way receivers will read it: TXT records of another kind at the same
+ *   name are left alone, two of our kind are "wrong" (SPF, DMARC, MTA-STS, TLS-RPT and DKIM
+ *   receivers all give up on a name with two), an MX only counts when it is the most preferred;
+ * - `value` is what to publish; for a wrong record it may keep the operator's own (an SPF
+ *   record gains our mechanism instead of losing their other senders).
  */
-import type { ExpectedRecord } from "./zone-dns-records.ts";
+import { hostName, type ExpectedRecord, type LiveFacts } from "./zone-dns-records.ts";
 
 export interface DnsRecordLookup {
   resolveMx(name: string): Promise<{ exchange: string; priority: number }[]>;
@@ -18,62 +26,131 @@ export type RecordStatus = "ok" | "missing" | "wrong" | "unknown";
 
 export interface RecordCheck {
   type: ExpectedRecord["type"];
+  /** Fully qualified, no trailing dot. */
   name: string;
+  /** What to publish (with `priority` for MX). */
   value: string;
   priority?: number;
-  purpose: string;
   status: RecordStatus;
+  purpose: string;
+  /** What is published now, of this record's kind (MX as "10 mx.example.net"). */
   published: string[];
-  error?: string;
+  /** Why a record is wrong or unknown, or what else an operator should know about it. */
+  note?: string;
 }
 
-const ABSENT = new Set(["ENOTFOUND", "ENODATA", "NXDOMAIN"]);
+// c-ares' codes for "the name or the type does not exist"; everything else is a failure to find out
+const ABSENT = new Set(["ENOTFOUND", "ENODATA"]);
 
-async function published(record: ExpectedRecord, dns: DnsRecordLookup): Promise<string[]> {
-  switch (record.type) {
-    case "MX":
-      return (await dns.resolveMx(record.name)).map((mx) => mx.exchange);
-    case "TXT":
-      // RFC 7208 §3.3: a TXT record's strings are concatenated without spaces.
-      return (await dns.resolveTxt(record.name)).map((chunks) => chunks.join(""));
-    case "CNAME":
-      return dns.resolveCname(record.name);
+type Lookup<T> = { ok: true; values: T[] } | { ok: false; error: string };
+
+async function lookup<T>(query: () => Promise<T[]>): Promise<Lookup<T>> {
+  try {
+    return { ok: true, values: await query() };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? "";
+    if (ABSENT.has(code)) return { ok: true, values: [] };
+    return { ok: false, error: code || (error as Error).message };
   }
 }
 
-async function sameAddresses(name: string, target: string, dns: DnsRecordLookup): Promise<boolean> {
-  const lookup = async (host: string) => [...(await dns.resolve4(host).catch(() => [])), ...(await dns.resolve6(host).catch(() => []))].sort();
-  const [mine, theirs] = await Promise.all([lookup(name), lookup(target)]);
-  return mine.length > 0 && mine.join() === theirs.join();
+async function addressesOf(name: string, dns: DnsRecordLookup): Promise<Lookup<string>> {
+  const [v4, v6] = await Promise.all([lookup(() => dns.resolve4(name)), lookup(() => dns.resolve6(name))]);
+  if (!v4.ok) return v4;
+  if (!v6.ok) return v6;
+  return { ok: true, values: [...v4.values, ...v6.values].sort() };
 }
 
-export async function checkRecords(records: readonly ExpectedRecord[], dns: DnsRecordLookup): Promise<RecordCheck[]> {
+export interface CheckOptions {
+  /** Our MX host name: its addresses decide ip4:/ip6: SPF mechanisms and A-record policy hosts. */
+  hostname: string;
+}
+
+export async function checkRecords(records: readonly ExpectedRecord[], dns: DnsRecordLookup, options: CheckOptions): Promise<RecordCheck[]> {
+  const host = await addressesOf(options.hostname, dns);
+  const facts: LiveFacts = { hostAddresses: host.ok ? host.values : [] };
   return Promise.all(
-    records.map(async (record): Promise<RecordCheck> => {
-      const base = { type: record.type, name: record.name, value: record.value, purpose: record.purpose, ...(record.priority === undefined ? {} : { priority: record.priority }) };
-      let values: string[];
-      try {
-        values = await published(record, dns);
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code ?? "";
-        if (!ABSENT.has(code)) return { ...base, status: "unknown", published: [], error: `${code || "error"}: ${(error as Error).message}` };
-        values = [];
+    records.map((record) => {
+      switch (record.type) {
+        case "MX":
+          return checkMx(record, dns, options.hostname, host);
+        case "TXT":
+          return checkTxt(record, dns, facts);
+        case "CNAME":
+          return checkAlias(record, dns, host);
       }
-      if (record.type === "CNAME" && values.length === 0 && (await sameAddresses(record.name, record.value, dns))) {
-        // An A/AAAA record with our addresses serves the policy host as well as a CNAME.
-        return { ...base, status: "ok", published: ["(same addresses as the MX host)"] };
-      }
-      const relevant = record.type === "TXT" ? values.filter((value) => sameKind(record.value, value)) : values;
-      if (relevant.length === 0) return { ...base, status: "missing", published: values };
-      return { ...base, status: relevant.some((value) => record.matches(value)) ? "ok" : "wrong", published: relevant };
     }),
   );
 }
 
-/** Only compare a TXT record with published TXT values of the same kind (v=spf1 with v=spf1…). */
-function sameKind(expected: string, published: string): boolean {
-  const tag = /^v=([A-Za-z0-9]+)/.exec(expected)?.[1];
-  // RFC 6376 §3.6.1: v=DKIM1 is optional in a key record; the p= tag is what makes it one.
-  if (tag === "DKIM1") return /(^|;)\s*p=/.test(published);
-  return tag === undefined || new RegExp(`^\\s*v=${tag}\\b`, "i").test(published);
+function result(record: ExpectedRecord, status: RecordStatus, published: string[], extra: { value?: string; note?: string } = {}): RecordCheck {
+  return {
+    type: record.type,
+    name: record.name,
+    value: extra.value ?? record.value,
+    ...(record.priority === undefined ? {} : { priority: record.priority }),
+    status,
+    purpose: record.purpose,
+    published,
+    ...(extra.note === undefined ? {} : { note: extra.note }),
+  };
+}
+
+function notChecked(record: ExpectedRecord, error: string, name = record.name): RecordCheck {
+  return result(record, "unknown", [], { note: `DNS lookup for ${name} failed (${error}): not checked, run doctor again` });
+}
+
+async function checkMx(record: ExpectedRecord, dns: DnsRecordLookup, hostname: string, host: Lookup<string>): Promise<RecordCheck> {
+  const found = await lookup(() => dns.resolveMx(record.name));
+  if (!found.ok) return notChecked(record, found.error);
+  const mxs = found.values.map((mx) => ({ host: hostName(mx.exchange), priority: mx.priority }));
+  const published = mxs.map((mx) => `${mx.priority} ${mx.host || "."}`);
+  if (mxs.length === 0) return result(record, "missing", published);
+  // RFC 7505: a null MX means the domain accepts no mail
+  if (mxs.some((mx) => mx.host === "")) return result(record, "wrong", published, { note: "a null MX (RFC 7505) says the domain accepts no mail: remove it" });
+  const ours = mxs.filter((mx) => record.matches(mx.host, { hostAddresses: [] }));
+  const others = mxs.filter((mx) => !ours.includes(mx));
+  const best = Math.min(...mxs.map((mx) => mx.priority));
+  const othersText = others.map((mx) => `${mx.priority} ${mx.host}`).join(", ");
+  if (ours.length === 0) return result(record, "wrong", published, { note: `mail goes to ${othersText}: replace with mailroute's MX` });
+  // RFC 5321 §5.1: senders try the lowest preference first; ours behind another host gets nothing
+  const oursBest = Math.min(...ours.map((mx) => mx.priority));
+  if (oursBest > best) {
+    const ahead = others.filter((mx) => mx.priority < oursBest).map((mx) => `${mx.priority} ${mx.host}`);
+    return result(record, "wrong", published, { note: `senders try ${ahead.join(", ")} first: remove ${ahead.length > 1 ? "them" : "it"}, or give ${hostname} the lowest preference` });
+  }
+  const notes: string[] = [];
+  if (others.length > 0) notes.push(`also published: ${othersText} (each must be a mailroute or relay to one)`);
+  if (host.ok && host.values.length === 0) notes.push(`${hostname} has no A or AAAA record: senders cannot reach it`);
+  return result(record, "ok", published, notes.length === 0 ? {} : { note: notes.join("; ") });
+}
+
+async function checkTxt(record: ExpectedRecord, dns: DnsRecordLookup, facts: LiveFacts): Promise<RecordCheck> {
+  const found = await lookup(() => dns.resolveTxt(record.name));
+  if (!found.ok) return notChecked(record, found.error);
+  // RFC 7208 §3.3, RFC 6376 §3.6.2.2: a record's character-strings are joined without spaces
+  const published = found.values.map((chunks) => chunks.join("")).filter((value) => record.isKind(value));
+  if (published.length === 0) return result(record, "missing", published);
+  if (published.length > 1) {
+    return result(record, "wrong", published, { note: `${published.length} records of this kind at ${record.name}: receivers ignore them all; keep exactly one` });
+  }
+  const only = published[0]!;
+  if (record.matches(only, facts)) return result(record, "ok", published);
+  return result(record, "wrong", published, record.repair === undefined ? {} : { value: record.repair(only) });
+}
+
+/** The policy host: a CNAME to our host, or A/AAAA records with exactly our host's addresses. */
+async function checkAlias(record: ExpectedRecord, dns: DnsRecordLookup, host: Lookup<string>): Promise<RecordCheck> {
+  const found = await lookup(() => dns.resolveCname(record.name));
+  if (!found.ok) return notChecked(record, found.error);
+  const targets = found.values.map(hostName);
+  if (targets.some((target) => record.matches(target, { hostAddresses: [] }))) return result(record, "ok", targets);
+  const addresses = await addressesOf(record.name, dns);
+  if (!addresses.ok) return notChecked(record, addresses.error);
+  if (!host.ok) return notChecked(record, host.error, record.value);
+  const sameAddresses = addresses.values.length > 0 && addresses.values.join() === host.values.join();
+  const published = [...targets, ...(targets.length === 0 ? addresses.values : [])];
+  if (sameAddresses) return result(record, "ok", published, { note: `reaches the same addresses as ${record.value}` });
+  if (published.length === 0) return result(record, "missing", published);
+  return result(record, "wrong", published, { note: targets.length > 0 ? `points at ${targets.join(", ")}, not ${record.value}` : `its addresses are not ${record.value}'s` });
 }

@@ -188,6 +188,22 @@ export class RoutingService {
     return this.getZone(zone.name);
   }
 
+  /**
+   * Records what `mailroute doctor` found (Cloudflare's email routing status: "ready" when the
+   * zone's DNS records are all as they should be). Writes, and bumps the configuration version,
+   * only when the status changes: a doctor run from cron every minute must not make every
+   * server reload its routing table every minute.
+   */
+  async setZoneStatus(input: string, status: "unconfigured" | "ready" | "misconfigured"): Promise<Zone> {
+    const statuses = ["unconfigured", "ready", "misconfigured"];
+    if (!statuses.includes(status)) throw new ValidationError("status", `"${status}" is not one of ${statuses.join(", ")}`);
+    const zone = await this.getZone(input);
+    if (zone.status === status) return zone;
+    const modified = this.#timestamp();
+    await this.#change((trx) => trx.updateTable("zones").set({ status, modified_at: modified }).where("id", "=", zone.id).execute());
+    return { ...zone, status, modified };
+  }
+
   async removeZone(input: string): Promise<Zone> {
     const zone = await this.getZone(input);
     await this.#change(async (trx) => {

@@ -24,6 +24,8 @@ export interface DnsLookup {
   resolveMx(name: string, options?: DnsQueryOptions): Promise<{ exchange: string; priority: number }[]>;
   resolve4(name: string, options?: DnsQueryOptions): Promise<string[]>;
   resolve6(name: string, options?: DnsQueryOptions): Promise<string[]>;
+  /** One string[] of character-strings per record; MTA-STS discovery (`_mta-sts.<domain>`, RFC 8461 §3.1) reads it. */
+  resolveTxt(name: string, options?: DnsQueryOptions): Promise<string[][]>;
 }
 
 export interface DeliveryTarget {
@@ -262,8 +264,8 @@ function normaliseName(name: string): string {
   return name.toLowerCase().replace(/\.$/, "");
 }
 
-/** IDNA (ASCII) lower-case form without the trailing dot; "" when it is not a domain name. */
-function toAsciiDomain(domain: string): string {
+/** IDNA (ASCII) lower-case form without the trailing dot; "" when it is not a domain name (the form transport keys take). */
+export function toAsciiDomain(domain: string): string {
   const trimmed = domain.trim().replace(/\.$/, "");
   return trimmed ? domainToASCII(trimmed) : "";
 }
@@ -318,6 +320,7 @@ export function createSystemDns(servers?: readonly string[], options: SystemDnsO
     resolveMx: (name, { signal } = {}) => query((resolver) => resolver.resolveMx(name), signal),
     resolve4: (name, { signal } = {}) => query((resolver) => resolver.resolve4(name), signal),
     resolve6: (name, { signal } = {}) => query((resolver) => resolver.resolve6(name), signal),
+    resolveTxt: (name, { signal } = {}) => query((resolver) => resolver.resolveTxt(name), signal),
   };
 }
 

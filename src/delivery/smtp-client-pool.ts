@@ -6,11 +6,23 @@
  * Promises: a connection serves one transaction at a time; a connection that saw any error
  * other than a refused envelope is closed, never reused; idle connections close after
  * `idleMs`; every step is bounded by the connection, greeting and socket timeouts.
- * STARTTLS is opportunistic (RFC 3207): used when offered, certificate not required (MTA-STS
- * enforcement is a separate policy layer).
+ *
+ * TLS follows the target's requirement (outbound-tls.ts): opportunistic STARTTLS by default
+ * (RFC 3207, RFC 7435: used when offered, certificate not checked); under an MTA-STS `enforce`
+ * policy (RFC 8461 §4.2, §5) STARTTLS with a certificate chaining to `trust` and naming the MX,
+ * or no session at all. A connection that fails a requirement rejects with a TlsPolicyError
+ * (temporary, 4.7.x), never with the upstream's own reply code; a connection never serves a
+ * message needing more than it was verified for (the pool key carries `tlsPoolKey`).
  */
-import SMTPConnection from "nodemailer/lib/smtp-connection/index.js";
+import { isIP } from "node:net";
 import type { Readable } from "node:stream";
+import type { SecureContext } from "node:tls";
+import SMTPConnection from "nodemailer/lib/smtp-connection/index.js";
+import { tlsRequirementFor, type TlsRequirement } from "./mta-sts-policy.ts";
+import { smtpTlsOptions, tlsPolicyFailure, TlsPolicyError, tlsPoolKey, unmetTlsRequirement, type ConnectionTlsState } from "./outbound-tls.ts";
+
+/** A requirement the client can act on (an MX the policy refuses is never connected to). */
+export type ConnectableTlsRequirement = Exclude<TlsRequirement, { refuse: string }>;
 
 export interface SmtpClientPoolOptions {
   /** Our EHLO name. */
@@ -20,6 +32,11 @@ export interface SmtpClientPoolOptions {
   socketTimeoutMs?: number;
   idleMs?: number;
   maxIdlePerHost?: number;
+  /**
+   * Roots for verifying an MX under MTA-STS `enforce`: `verifyingContext(--ca-file)`
+   * (certificate-trust.ts), built once at startup; undefined means Node's default roots.
+   */
+  trust?: SecureContext;
 }
 
 export interface SmtpTarget {
@@ -28,6 +45,8 @@ export interface SmtpTarget {
   port: number;
   /** Host name for SNI and for messages (the MX exchange). */
   exchange: string;
+  /** What TLS this delivery needs (`tlsRequirementFor`); opportunistic STARTTLS when absent. */
+  tls?: ConnectableTlsRequirement;
 }
 
 export interface SendResult {
@@ -48,12 +67,14 @@ interface PooledConnection {
 }
 
 export class SmtpClientPool {
-  readonly #options: Required<SmtpClientPoolOptions>;
+  readonly #options: Required<Omit<SmtpClientPoolOptions, "trust">>;
+  readonly #trust: SecureContext | undefined;
   readonly #idle = new Map<string, PooledConnection[]>();
   readonly #open = new Set<PooledConnection>();
   #closed = false;
 
-  constructor(options: SmtpClientPoolOptions) {
+  constructor({ trust, ...options }: SmtpClientPoolOptions) {
+    this.#trust = trust;
     this.#options = Object.freeze({
       connectionTimeoutMs: 30_000,
       greetingTimeoutMs: 30_000,
@@ -70,13 +91,16 @@ export class SmtpClientPool {
   }
 
   /**
-   * Send one message to one target. Resolves with the upstream's final reply; rejects with
-   * nodemailer's error (carrying `responseCode` and `response` when the upstream answered).
+   * Send one message to one target. Resolves with the upstream's final reply; rejects with a
+   * TlsPolicyError when `target.tls` could not be met, else with nodemailer's error (carrying
+   * `responseCode` and `response` when the upstream answered).
    */
   async send(target: SmtpTarget, envelope: { from: string; to: string; size: number }, message: () => Readable, signal?: AbortSignal): Promise<SendResult> {
     if (this.#closed) throw new Error("SMTP client pool is closed");
-    const key = `${target.address}|${target.port}`;
-    const pooled = this.#takeIdle(key) ?? (await this.#connect(target, signal));
+    const requirement = target.tls ?? opportunistic(target.exchange);
+    // a connection verified for one MX name serves only messages needing that or less
+    const key = `${target.address}|${target.port}|${tlsPoolKey(requirement)}`;
+    const pooled = this.#takeIdle(key) ?? (await this.#connect(target, requirement, signal));
     const onAbort = () => this.#discard(pooled);
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
@@ -114,23 +138,28 @@ export class SmtpClientPool {
     return undefined;
   }
 
-  #connect(target: SmtpTarget, signal?: AbortSignal): Promise<PooledConnection> {
+  #connect(target: SmtpTarget, requirement: ConnectableTlsRequirement, signal?: AbortSignal): Promise<PooledConnection> {
+    const { servername, tls, ...tlsFlags } = smtpTlsOptions(requirement, this.#trust);
+    // RFC 6066 §3: SNI carries host names only (Node warns on an IP); a --transport to an
+    // address literal is reached without it
+    const sni = isIP(servername) === 0 ? servername : undefined;
     const connection = new SMTPConnection({
       host: target.address,
       port: target.port,
       name: this.#options.hostname,
-      servername: target.exchange,
       secure: false,
-      opportunisticTLS: true,
+      // opportunistic: STARTTLS when offered, unverified (RFC 7435: an MX's certificate rarely
+      // matches and the alternative is plain text); required: STARTTLS verified, or nothing
+      ...tlsFlags,
+      ...(sni !== undefined ? { servername: sni } : {}),
+      tls: { ...tls, ...(sni !== undefined ? { servername: sni } : { servername: undefined }) },
       connectionTimeout: this.#options.connectionTimeoutMs,
       greetingTimeout: this.#options.greetingTimeoutMs,
       socketTimeout: this.#options.socketTimeoutMs,
-      // Opportunistic TLS (RFC 3207 §4.1): an MX's certificate rarely matches and the
-      // alternative to unverified TLS is plain text, not a refusal.
-      tls: { rejectUnauthorized: false, minVersion: "TLSv1.2" },
       logger: false,
       debug: false,
     } as never);
+    const state = connection as unknown as ConnectionTlsState;
     const pooled: PooledConnection = { connection, alive: true, idleTimer: null };
     this.#open.add(pooled);
     const markDead = () => {
@@ -157,18 +186,22 @@ export class SmtpClientPool {
         reject(error);
       };
       const onAbort = () => settle(signal?.reason ?? new Error("aborted"));
-      // SMTPConnection reports a failed connect (refused, reset, greeting timeout) as an
-      // 'error' event, not through the connect callback.
-      const onError = (error: Error) => settle(error);
-      const onEnd = () => settle(Object.assign(new Error("connection closed before the greeting"), { code: "ECONNECTION" }));
+      // SMTPConnection reports a failed connect (refused, reset, greeting timeout, STARTTLS
+      // refused, handshake or certificate failure) as an 'error' event, not through the
+      // connect callback. Classified here, while `upgrading` still tells a failed handshake
+      // from a dropped TCP connection.
+      const onError = (error: Error) => settle(classifyConnectFailure(error, requirement, state));
+      const onEnd = () => settle(classifyConnectFailure(Object.assign(new Error("connection closed before the greeting"), { code: "ECONNECTION" }), requirement, state));
       signal?.addEventListener("abort", onAbort, { once: true });
       connection.once("error", onError);
       connection.once("end", onEnd);
       connection.connect((error?: Error) => {
         // Each command and the final "." are small writes that wait on the reply to the previous
         // one; with Nagle on, delayed ACKs add ~40 ms per message (STYLE: every socket noDelay).
+        // After STARTTLS `_socket` is the TLSSocket, which passes this on to its TCP handle.
         (connection as unknown as { _socket?: { setNoDelay?: (on: boolean) => void } })._socket?.setNoDelay?.(true);
-        settle(error ?? null);
+        // defence in depth: whatever path nodemailer took, a required session is encrypted
+        settle(error ?? unmetTlsRequirement(requirement, state));
       });
     });
   }
@@ -213,4 +246,28 @@ export class SmtpClientPool {
     this.#idle.clear();
     for (const pooled of [...this.#open]) this.#discard(pooled);
   }
+}
+
+/** No policy: STARTTLS when offered, unverified (what `tlsRequirementFor(null, …)` prescribes). */
+function opportunistic(exchange: string): ConnectableTlsRequirement {
+  const requirement = tlsRequirementFor(null, exchange);
+  // only an enforce policy refuses an MX; without one this cannot happen
+  if ("refuse" in requirement) throw new Error(`MX ${exchange}: refused without a policy`);
+  return requirement;
+}
+
+/**
+ * A connect-phase error as the sender should see it: a TlsPolicyError when the requirement is
+ * what failed (temporary, RFC 8461 §5.1), the error itself otherwise.
+ */
+function classifyConnectFailure(error: Error, requirement: ConnectableTlsRequirement, state: ConnectionTlsState): Error {
+  const policyFailure = tlsPolicyFailure(error, requirement, state);
+  if (policyFailure !== null) return policyFailure;
+  const failure = error as SendFailure;
+  // under requireTLS nodemailer will not fall back to HELO after a refused EHLO; a server
+  // without EHLO has no STARTTLS, and its 5xx must not become a permanent failure here
+  if (requirement.requireTls && failure.command === "EHLO" && failure.code === "ECONNECTION" && /STARTTLS/.test(failure.message)) {
+    return new TlsPolicyError("starttls-unavailable", requirement.servername, (failure.response ?? "").trim(), { cause: error });
+  }
+  return error;
 }

@@ -12,22 +12,22 @@
  * - DATA is streamed and bounded by the SIZE limit (RFC 1870) without buffering the excess;
  * - an idle client is cut off with 421 4.4.2 after socketTimeoutMs.
  */
-import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { EventRecorder, MailEvent } from "../analytics/event-recorder.ts";
 import type { Logger } from "../analytics/structured-log.ts";
-import { readHeaderFields } from "../delivery/header-block.ts";
-import { messageFingerprint } from "../delivery/message-fingerprint.ts";
 import { MessageSpool } from "../delivery/message-spool.ts";
-import { relayMessage, representativeFailure, type RelayDependencies, type RelayOutcome } from "../delivery/relay-message.ts";
 import { SrsRewriter } from "../delivery/srs-rewriter.ts";
-import { receivedHeader } from "../delivery/trace-header.ts";
-import type { DestinationChains } from "../routing/destination-expression.ts";
+import type { ClientLimits, LimitRefusal } from "../inbound/client-limits.ts";
+import type { DnsblChecker } from "../inbound/dnsbl-checker.ts";
+import type { NetworkMatcher } from "../inbound/trusted-networks.ts";
 import { isAddressProblem, normalizeDomain, parseAddress } from "../routing/email-address.ts";
 import { planKey, resolveRecipient } from "../routing/resolve-recipient.ts";
-import type { RoutingTable } from "../routing/routing-table.ts";
+import { DEFAULT_ZONE_POLICY, type RoutingTable } from "../routing/routing-table.ts";
+import { applyTlsCredentials, type TlsCredentials } from "./tls-credentials.ts";
+import { installCommandHook } from "./command-hook-shim.ts";
 import { installEnhancedCodeShim } from "./enhanced-code-shim.ts";
+import { runMessagePipeline, type MessageContext, type PipelineDependencies, type Plan } from "./message-pipeline.ts";
 import { rcptReplyFor } from "./recipient-replies.ts";
 import { replies, type ReplyTemplate } from "./reply-catalogue.ts";
 import { SmtpReply } from "./smtp-reply.ts";
@@ -40,23 +40,20 @@ export interface InboundServerOptions {
   closeTimeoutMs: number;
   maxClients: number;
   spoolDir?: string;
-  tls?: { key: Buffer | string; cert: Buffer | string };
+  tls?: TlsCredentials;
 }
 
 export interface InboundDependencies {
   routing: () => RoutingTable;
   srs: SrsRewriter;
-  relay: RelayDependencies;
+  pipeline: Omit<PipelineDependencies, "hostname" | "srs">;
   events: EventRecorder;
   logger: Logger;
+  limits: ClientLimits | null;
+  dnsbl: DnsblChecker | null;
+  trusted: NetworkMatcher;
   now?: () => Date;
 }
-
-type Plan = {
-  key: string;
-  kind: "forward" | "drop" | "srs-return";
-  chains: DestinationChains;
-};
 
 interface AcceptedRecipient {
   address: string;
@@ -104,7 +101,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
         return refuse(session, rcpt, template, {}, `srs-${reversed.reason}`);
       }
       return {
-        plan: { key: `srs:${reversed.address.toLowerCase()}`, kind: "srs-return", chains: [[reversed.address]] },
+        plan: { key: `srs:${reversed.address.toLowerCase()}`, kind: "srs-return", chains: [[reversed.address]], zone: null, policy: DEFAULT_ZONE_POLICY },
         recipient: { address: rcpt, zone: null, action: "srs-return", ruleId: null },
       };
     }
@@ -117,12 +114,56 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     }
     const recipient: AcceptedRecipient = { address: rcpt, zone: decision.zone, action: decision.action.type, ruleId: decision.ruleId };
     const action = decision.action;
-    if (action.type === "forward") return { plan: { key: planKey(decision), kind: "forward", chains: action.chains }, recipient };
+    const policy = deps.routing().zones.get(decision.zone)?.policy ?? DEFAULT_ZONE_POLICY;
+    // Recipients share a transaction only if the same authentication policy applies to all of them.
+    const key = `${planKey(decision)}|${JSON.stringify(policy)}`;
+    if (action.type === "forward") return { plan: { key, kind: "forward", chains: action.chains, zone: decision.zone, policy }, recipient };
     // rcptReplyFor refused reject and worker above; what remains is drop.
-    return { plan: { key: planKey(decision), kind: "drop", chains: [] }, recipient };
+    return { plan: { key, kind: "drop", chains: [], zone: decision.zone, policy }, recipient };
+  }
+
+  function limitReply(refusal: LimitRefusal): SmtpReply {
+    switch (refusal.limit) {
+      case "connections":
+        return new SmtpReply(replies.TOO_MANY_CONNECTIONS, { hop: options.hostname, client: refusal.client, limit: refusal.max });
+      case "commands":
+        return new SmtpReply(replies.TOO_MANY_COMMANDS, { hop: options.hostname, client: refusal.client, limit: refusal.max });
+      case "messages":
+        return new SmtpReply(replies.MESSAGE_RATE_LIMITED, { client: refusal.client, limit: refusal.max, seconds: Math.ceil((refusal.retryAfterMs ?? 60_000) / 1000) });
+    }
+  }
+
+  function onConnect(session: SMTPServerSession, callback: (error?: Error | null) => void): void {
+    logger.log("info", "smtp_connect", { session: session.id, client: session.remoteAddress });
+    // Counted synchronously, before any await, so a burst cannot slip past the limit.
+    const admitted = deps.limits?.connectionOpened(session) ?? { ok: true as const };
+    if (!admitted.ok) {
+      logger.log("warn", "client_limited", { session: session.id, client: session.remoteAddress, limit: admitted.limit });
+      return callback(limitReply(admitted));
+    }
+    if (deps.dnsbl === null || deps.dnsbl.zones.length === 0) return callback();
+    deps.dnsbl.check(session.remoteAddress).then(
+      (verdict) => {
+        if (verdict.listed) {
+          logger.log("warn", "dnsbl_listed", { session: session.id, client: session.remoteAddress, zone: verdict.zone, codes: verdict.codes });
+          return callback(new SmtpReply(replies.DNSBL_LISTED, { client: session.remoteAddress, zone: verdict.zone, codes: verdict.codes.join(", ") }));
+        }
+        for (const unavailable of verdict.unavailable) logger.log("warn", "dnsbl_unavailable", { session: session.id, zone: unavailable.zone, reason: unavailable.reason });
+        callback();
+      },
+      (error: unknown) => {
+        logger.log("error", "dnsbl_failed", { session: session.id, error });
+        callback();
+      },
+    );
   }
 
   function onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, callback: (error?: Error | null) => void): void {
+    const admitted = deps.limits?.messageStarted(session) ?? { ok: true as const };
+    if (!admitted.ok) {
+      logger.log("warn", "client_limited", { session: session.id, client: session.remoteAddress, limit: admitted.limit });
+      return callback(limitReply(admitted));
+    }
     transactions.set(session.id, { plan: null, recipients: [], started: Date.now() });
     callback();
   }
@@ -160,79 +201,73 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
         throw new SmtpReply(replies.MESSAGE_TOO_BIG, { limit: options.maxMessageSize });
       }
       if (transaction === undefined || transaction.plan === null) throw new SmtpReply(replies.LOCAL_ERROR, { hop: options.hostname });
-      const plan = transaction.plan;
-      const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
-      const headers = readHeaderFields(spool.head());
-      const queueId = `${session.id}.${(++queueCounter).toString(36)}`;
-      const recipients = transaction.recipients.map((entry) => entry.address);
-      const base = {
-        session_id: session.id,
-        client_ip: session.remoteAddress,
-        message_id: headers.messageId,
-        subject: headers.subject,
-        mail_from: mailFrom,
-        size: spool.size,
-      };
-      if (plan.kind === "drop") {
-        await recordAll(transaction, base, started, "drop", "dropped", 250, "dropped by rule", {});
-        logger.log("info", "message_dropped", { session: session.id, queue: queueId, rcpts: recipients.length });
-        return new SmtpReply(replies.ACCEPTED_DROPPED, { id: queueId }).message;
-      }
-      const trace = receivedHeader({
+      const mailFromArgs = session.envelope.mailFrom ? (session.envelope.mailFrom.args as Record<string, unknown> | false | undefined) : undefined;
+      const context: MessageContext = {
+        sessionId: session.id,
+        queueId: `${session.id}.${(++queueCounter).toString(36)}`,
+        clientIp: session.remoteAddress,
         clientHelo: session.hostNameAppearsAs ?? "unknown",
-        clientAddress: session.remoteAddress,
-        clientHostname: session.clientHostname && !session.clientHostname.startsWith("[") ? session.clientHostname : null,
-        hostname: options.hostname,
+        mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
+        recipients: transaction.recipients.map((entry) => entry.address),
         secure: session.secure,
-        smtpUtf8: Boolean(session.envelope.mailFrom && (session.envelope.mailFrom.args as Record<string, unknown> | false | undefined) && (session.envelope.mailFrom.args as Record<string, unknown>).SMTPUTF8),
-        queueId,
-        recipient: recipients.length === 1 ? recipients[0]! : null,
-        date: now(),
-      });
-      // SRS (DESIGN §4): our envelope sender, so SPF passes at the destination and bounces come back to us.
-      const upstreamFrom = plan.kind === "srs-return" ? mailFrom : deps.srs.forward(mailFrom);
-      const fingerprint = messageFingerprint({ messageId: headers.messageId, mailFrom, recipients, contentSha256: spool.sha256 });
-      const outcome = await relayMessage(
-        { chains: plan.chains, mailFrom: upstreamFrom, fingerprint, size: spool.size + trace.length, message: () => spool.createReadStream(trace) },
-        deps.relay,
+        smtpUtf8: Boolean(mailFromArgs && mailFromArgs.SMTPUTF8),
+        trusted: deps.trusted(session.remoteAddress),
+        plan: transaction.plan,
+        spool,
+        receivedAt: now(),
+        headers: { messageId: null, subject: null, count: 0 },
+        auth: null,
+        authMark: null,
+        spam: null,
+        prefix: [],
+        signed: null,
+        upstreamFrom: "",
+        relay: null,
+      };
+      const reply = await runMessagePipeline(context, { ...deps.pipeline, hostname: options.hostname, srs: deps.srs });
+      const outcome =
+        context.relay === null
+          ? reply.responseCode < 300
+            ? "dropped"
+            : "rejected"
+          : { delivered: "delivered", partial: "partial", temporary: "deferred", permanent: "failed" }[context.relay.status];
+      await recordAll(
+        transaction,
+        { session_id: session.id, client_ip: session.remoteAddress, message_id: context.headers.messageId, subject: context.headers.subject, mail_from: context.mailFrom, size: spool.size },
+        started,
+        context.plan.kind,
+        outcome,
+        reply.responseCode,
+        reply.line,
+        {
+          queue: context.queueId,
+          sender: context.upstreamFrom,
+          auth: context.auth?.raw ?? null,
+          authMark: context.authMark,
+          spam: context.spam,
+          signed: context.signed && { dkim: context.signed.dkim, arc: context.signed.arc, skipped: context.signed.skipped },
+          chains: context.relay?.chains ?? [],
+        },
       );
-      const reply = replyFor(outcome, queueId);
-      const outcomeName = { delivered: "delivered", partial: "partial", temporary: "deferred", permanent: "failed" }[outcome.status];
-      await recordAll(transaction, base, started, plan.kind, outcomeName, reply.responseCode, reply.line, { queue: queueId, fingerprint, sender: upstreamFrom, chains: outcome.chains });
-      logger.log(outcome.status === "delivered" ? "info" : "warn", "message_relayed", {
+      logger.log(reply.responseCode < 400 ? "info" : "warn", "message_done", {
         session: session.id,
-        queue: queueId,
-        from: mailFrom,
-        rcpts: recipients,
-        outcome: outcome.status,
+        queue: context.queueId,
+        from: context.mailFrom,
+        rcpts: context.recipients,
+        outcome,
         code: reply.responseCode,
         enhanced: reply.enhanced,
-        destinations: outcome.chains.map((chain) => ({ status: chain.status, to: chain.deliveredTo, attempts: chain.attempts.map((a) => ({ to: a.destination, status: a.status, upstream: a.upstream, reply: a.reply, ledger: a.fromLedger === true })) })),
+        spf: context.auth?.spf,
+        dkim: context.auth?.dkim,
+        dmarc: context.auth?.dmarc,
+        spam: context.spam?.score,
+        destinations: context.relay?.chains.map((chain) => ({ status: chain.status, to: chain.deliveredTo, attempts: chain.attempts.map((a) => ({ to: a.destination, status: a.status, upstream: a.upstream, reply: a.reply, ledger: a.fromLedger === true })) })),
         ms: Date.now() - started,
       });
       if (reply.responseCode >= 400) throw reply;
       return reply.message;
     } finally {
       await spool.dispose();
-    }
-  }
-
-  function replyFor(outcome: RelayOutcome, queueId: string): SmtpReply {
-    const delivered = outcome.chains.filter((chain) => chain.status === "delivered").length;
-    switch (outcome.status) {
-      case "delivered":
-        return new SmtpReply(replies.ACCEPTED, { id: queueId, count: delivered });
-      case "partial":
-        return new SmtpReply(replies.ACCEPTED_PARTIAL, { id: queueId, count: delivered, failed: outcome.chains.length - delivered });
-      case "temporary":
-      case "permanent": {
-        const klass = outcome.status === "temporary" ? 4 : 5;
-        const failure = representativeFailure(outcome, outcome.status);
-        const template = klass === 4 ? replies.UPSTREAM_TEMPORARY : replies.UPSTREAM_PERMANENT;
-        if (failure === null) return new SmtpReply(template, { hop: options.hostname, destination: "?", upstream: "no answer" });
-        const upstream = failure.upstream === null ? failure.reply : `${failure.upstream} said: ${failure.reply}`;
-        return new SmtpReply(template, { hop: options.hostname, destination: failure.destination, upstream }, { enhanced: enhancedOf(failure.reply, klass) ?? template.enhanced });
-      }
     }
   }
 
@@ -263,7 +298,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     // An MX takes no logins (AUTH on port 25 only invites credential stuffing).
     disabledCommands: options.tls ? ["AUTH"] : ["AUTH", "STARTTLS"],
     hideSTARTTLS: !options.tls,
-    ...(options.tls ? { key: options.tls.key, cert: options.tls.cert } : {}),
+    ...(options.tls ? options.tls.current() : {}),
     hidePIPELINING: false,
     hide8BITMIME: false,
     hideSMTPUTF8: false,
@@ -273,10 +308,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     closeTimeout: options.closeTimeoutMs,
     maxClients: options.maxClients,
     logger: false,
-    onConnect(session, callback) {
-      logger.log("info", "smtp_connect", { session: session.id, client: session.remoteAddress });
-      callback();
-    },
+    onConnect,
     onMailFrom,
     onRcptTo,
     onData(stream, session, callback) {
@@ -292,9 +324,22 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     },
     onClose(session) {
       transactions.delete(session.id);
+      deps.limits?.connectionClosed(session);
     },
   });
   server.on("error", (error) => logger.log("warn", "smtp_error", { error }));
+  const detachTls = options.tls ? applyTlsCredentials(server, options.tls) : () => undefined;
+  if (deps.limits !== null) {
+    const limits = deps.limits;
+    installCommandHook(server, function commandsBeforeMail(name, session) {
+      // Inside a transaction, RCPT and DATA have limits of their own.
+      if (session.envelope.mailFrom || name === "QUIT") return null;
+      const admitted = limits.commandBeforeMail(session);
+      if (admitted.ok) return null;
+      logger.log("warn", "client_limited", { session: session.id, client: session.remoteAddress, limit: admitted.limit });
+      return limitReply(admitted);
+    });
+  }
 
   return {
     listen(port, host) {
@@ -307,20 +352,11 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
       });
     },
     close() {
+      detachTls();
       return new Promise((resolve) => server.close(() => resolve()));
     },
     get connections() {
       return (server as unknown as { connections: Set<unknown> }).connections.size;
     },
   };
-}
-
-function enhancedOf(reply: string, klass: 4 | 5): string | null {
-  const match = /^(?:\d{3}[ -])?([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(reply.trim());
-  if (match === null || Number(match[1]) !== klass) return null;
-  return `${match[1]}.${match[2]}.${match[3]}`;
-}
-
-export function newSessionId(): string {
-  return randomBytes(8).toString("hex");
 }

@@ -16,8 +16,15 @@ function reply(code: number, enhanced: string, text: string): ReplyTemplate {
 }
 
 export const replies = Object.freeze({
+  // Connection (issue 3: abuse defences)
+  DNSBL_LISTED: reply(554, "5.7.1", "Service unavailable; client host [{client}] blocked using {zone} ({codes})"),
+  TOO_MANY_CONNECTIONS: reply(421, "4.7.0", "{hop}: Too many connections from {client} (at most {limit} at a time), try again later"),
+  TOO_MANY_COMMANDS: reply(421, "4.7.0", "{hop}: Too many commands before MAIL from {client} (at most {limit}), closing connection"),
+
   // MAIL FROM
   SENDER_SYNTAX: reply(501, "5.1.7", "<{address}>: Sender address syntax error: {detail}"),
+  // RFC 5321 §4.3.2 lists 451 (not 450) among MAIL's temporary replies.
+  MESSAGE_RATE_LIMITED: reply(451, "4.7.1", "Too much mail from {client} (at most {limit} messages a minute), try again in {seconds} seconds"),
 
   // RCPT TO (DESIGN §3: refused here, never bounced later)
   RCPT_UNKNOWN: reply(550, "5.1.1", "<{address}>: Recipient address rejected: no such address here"),
@@ -37,6 +44,11 @@ export const replies = Object.freeze({
 
   // DATA
   MESSAGE_TOO_BIG: reply(552, "5.3.4", "Message exceeds the fixed maximum message size of {limit} bytes"),
+  // Inbound authentication (issue 3; Cloudflare's postmaster requirements)
+  DMARC_REJECT: reply(550, "5.7.1", "Message rejected: it fails DMARC for {domain}, whose owner asks receivers to reject such mail (spf={spf}, dkim={dkim})"),
+  AUTH_REQUIRED: reply(550, "5.7.26", "Message rejected: it passes neither SPF nor DKIM (spf={spf}, dkim={dkim}); mail must be authenticated"),
+  AUTH_TEMPFAIL: reply(451, "4.7.0", "{hop}: could not authenticate the message ({detail}), please try again later"),
+  SPAM_REJECT: reply(550, "5.7.1", "Message rejected as spam (score {score}, above {threshold})"),
   ACCEPTED: reply(250, "2.0.0", "Ok: queued as {id}, delivered to {count} destination(s)"),
   ACCEPTED_PARTIAL: reply(250, "2.0.0", "Ok: queued as {id}, delivered to {count} destination(s); {failed} destination(s) refused it permanently"),
   ACCEPTED_DROPPED: reply(250, "2.0.0", "Ok: queued as {id}"),

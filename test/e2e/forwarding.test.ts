@@ -61,7 +61,9 @@ describe("forwarding end to end", () => {
     assert.equal(result.data!.enhanced, "2.0.0");
     const [message] = h.sinks["dest.test"]!.messagesFor("alice@dest.test");
     assert.ok(message, "the destination received the message");
-    assert.match(message.text, /^Received: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.mailroute\.test \(mailroute\) with ESMTP id /);
+    assert.match(message.text, /\r\nReceived: from client\.test \(\[127\.0\.0\.1\]\)\r\n\tby mx\.mailroute\.test \(mailroute\) with ESMTP id /);
+    assert.match(message.text, /^ARC-Seal: i=1; [^]*\r\nDKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=example\.com;/, "signed and sealed for the routing domain, on top");
+    assert.ok(message.text.indexOf("\r\nFrom: alice@sender.test\r\n") > message.text.indexOf("\r\nAuthentication-Results: mx.mailroute.test;"), "our headers precede the original ones");
     assert.match(message.text, /Subject: hi there\r\n/);
     assert.ok(message.text.endsWith("Body stays exactly as sent.\r\n.leading dot line\r\n"), "body unchanged, dot-stuffing undone");
   });

@@ -1,0 +1,210 @@
+/**
+ * `mailroute doctor <domain>`: checks the DNS records a zone needs (MX, SPF, DKIM, DMARC,
+ * MTA-STS, TLS-RPT) against live DNS through --dns-servers, prints per record ok / missing /
+ * wrong / unknown with the exact zone-file line to publish, and records the zone's status
+ * (ready / misconfigured).
+ *
+ * Promises:
+ * - the DKIM record is printed before any mail was forwarded: the key is read from, or
+ *   generated into, `<dataDir>/dkim/` exactly as the signer will (same selector settings);
+ * - exit code 0 only when every record is ok; 1 when any needs action or could not be checked;
+ *   2 for a usage mistake;
+ * - a record that could not be checked (DNS temporary failure) never turns a ready zone
+ *   misconfigured: with nothing missing or wrong, the zone keeps the status it had;
+ * - every DNS query is bounded (c-ares timeout × tries), so doctor ends within seconds even
+ *   when the resolver does not answer;
+ * - --hostname, --dns-servers, --dkim-selector and --dkim-ed25519 (and their MAILROUTE_ twins)
+ *   mean what they mean for `mailroute start`, defaults included.
+ */
+import { Resolver } from "node:dns/promises";
+import { join } from "node:path";
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import { envName, loadSettings, SettingsError, type Settings } from "../config/settings.ts";
+import { checkRecords, type DnsRecordLookup, type RecordCheck } from "../core/dns-doctor.ts";
+import { RoutingService } from "../core/routing-service.ts";
+import { ValidationError } from "../core/validation-error.ts";
+import { expectedZoneRecords, zoneFileLine } from "../core/zone-dns-records.ts";
+import { DkimKeyStore, type DkimPublicRecord } from "../delivery/dkim-keys.ts";
+import { openStore, type Store } from "../store/open-store.ts";
+import { CliError, usageError } from "./cli-error.ts";
+import type { Output } from "./config-commands.ts";
+
+export const DOCTOR_USAGE =
+  "mailroute doctor <domain> [--json] [--data-dir <dir>] [--database <url>] [--hostname <mx host>] [--dns-servers <host:port,…>] [--dkim-selector <selector>] [--dkim-ed25519 <true|false>]";
+
+// the settings doctor shares with `mailroute start`, each with its MAILROUTE_ twin
+const SETTING_FLAGS = ["data-dir", "database", "hostname", "dns-servers", "dkim-selector", "dkim-ed25519"] as const;
+
+const OPTIONS = {
+  json: { type: "boolean", default: false },
+  ...Object.fromEntries(SETTING_FLAGS.map((flag) => [flag, { type: "string" }])),
+} as const satisfies ParseArgsConfig["options"];
+
+// c-ares bounds each query: 2 s, then 4 s on the retry. Lookups run in parallel, so a resolver
+// that never answers costs one query's worst case (plus the host's own lookup), not the sum.
+const DNS_TIMEOUT_MS = 2_000;
+const DNS_TRIES = 2;
+const DNS_MAX_TIMEOUT_MS = 4_000;
+
+export async function doctorCommand(argv: string[], output: Output): Promise<void> {
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw usageError((error as Error).message, DOCTOR_USAGE);
+  }
+  const { values, positionals } = parsed;
+  if (positionals.length === 0) throw usageError("missing domain", DOCTOR_USAGE);
+  if (positionals.length > 1) throw usageError(`one domain at a time (got ${positionals.join(", ")})`, DOCTOR_USAGE);
+  let domain: string;
+  try {
+    domain = RoutingService.zoneName(positionals[0]!);
+  } catch (error) {
+    throw usageError((error as Error).message, DOCTOR_USAGE);
+  }
+  const settings = settingsFrom(values);
+  const dns = createDoctorDns(settings.dnsServers);
+
+  const report = await withStore(settings, async (service) => {
+    const zone = await service.getZone(domain).catch((error: unknown) => {
+      if (error instanceof ValidationError && error.code === "not_found") {
+        throw new CliError(`${domain} is not a domain routed here`, { hint: `add it first: mailroute domain add ${domain}   (mailroute domain list shows the domains)` });
+      }
+      throw error;
+    });
+    const dkim = await dkimRecords(settings, zone.name);
+    const checks = await checkRecords(expectedZoneRecords({ zone: zone.name, hostname: settings.hostname, dkim }), dns, { hostname: settings.hostname });
+    const needsAction = checks.filter((check) => check.status === "missing" || check.status === "wrong").length;
+    const unknown = checks.filter((check) => check.status === "unknown").length;
+    // unknown alone proves nothing either way: keep what the last conclusive run found
+    const status = needsAction > 0 ? "misconfigured" : unknown > 0 ? zone.status : "ready";
+    if (status !== zone.status) await service.setZoneStatus(zone.name, needsAction > 0 ? "misconfigured" : "ready");
+    return { zone: zone.name, status, checks, needsAction, unknown };
+  });
+
+  if (values.json) output.out(JSON.stringify(report.checks.map(jsonRecord), null, 2));
+  else for (const line of humanReport(report, settings)) output.out(line);
+
+  if (report.needsAction > 0) {
+    throw new CliError(`${report.needsAction} of ${report.checks.length} DNS records for ${report.zone} need action`, {
+      hint: `publish the records shown, then run "mailroute doctor ${report.zone}" again (resolvers may keep old answers for up to their TTL)`,
+    });
+  }
+  if (report.unknown > 0) {
+    throw new CliError(`${report.unknown} of ${report.checks.length} DNS records for ${report.zone} could not be checked (DNS lookup failed)`, {
+      hint: "check --dns-servers (or MAILROUTE_DNS_SERVERS), then run doctor again",
+    });
+  }
+}
+
+function settingsFrom(values: Record<string, string | boolean | undefined>): Readonly<Settings> {
+  const flags: Record<string, string | undefined> = {};
+  for (const flag of SETTING_FLAGS) if (typeof values[flag] === "string") flags[flag] = values[flag];
+  try {
+    return loadSettings(flags);
+  } catch (error) {
+    if (error instanceof SettingsError) throw new CliError(error.message, { exitCode: 2, hint: `or set ${envName(error.setting)}` });
+    throw error;
+  }
+}
+
+async function withStore<T>(settings: Readonly<Settings>, work: (service: RoutingService) => Promise<T>): Promise<T> {
+  let store: Store;
+  try {
+    store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined });
+  } catch (error) {
+    throw new CliError(`cannot open the mailroute store: ${(error as Error).message}`, { hint: "check --data-dir (or MAILROUTE_DATA_DIR) points at the server's data directory" });
+  }
+  try {
+    return await work(new RoutingService(store.db));
+  } finally {
+    await store.close();
+  }
+}
+
+/** The zone's DKIM key records, generated now if no mail was signed yet, from the same directory and selectors as the signer's. */
+async function dkimRecords(settings: Readonly<Settings>, zone: string): Promise<DkimPublicRecord[]> {
+  try {
+    const keys = new DkimKeyStore({ dir: join(settings.dataDir, "dkim"), selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });
+    return await keys.publicRecords(zone);
+  } catch (error) {
+    throw new CliError(`cannot read or create the DKIM key for ${zone}: ${(error as Error).message}`, {
+      hint: "run doctor as the user the server runs as, with the same --data-dir (the server signs with the key kept there)",
+    });
+  }
+}
+
+/** `node:dns/promises` through --dns-servers ("host:port", IPv6 as "[::1]:53"), or the system's resolvers. */
+export function createDoctorDns(servers: readonly string[]): DnsRecordLookup {
+  const resolver = new Resolver({ timeout: DNS_TIMEOUT_MS, tries: DNS_TRIES, maxTimeout: DNS_MAX_TIMEOUT_MS });
+  if (servers.length > 0) {
+    try {
+      resolver.setServers([...servers]);
+    } catch {
+      throw new CliError(`--dns-servers "${servers.join(",")}": expected IP addresses with optional :port ([::1]:53 for IPv6)`, { exitCode: 2, hint: `or set ${envName("dns-servers")}` });
+    }
+  }
+  return {
+    resolveMx: (name) => resolver.resolveMx(name),
+    resolveTxt: (name) => resolver.resolveTxt(name),
+    resolveCname: (name) => resolver.resolveCname(name),
+    resolve4: (name) => resolver.resolve4(name),
+    resolve6: (name) => resolver.resolve6(name),
+  };
+}
+
+/** The issue's shape, `{type, name, value, priority?, status}`, then the rest for scripts that want it. */
+function jsonRecord(check: RecordCheck) {
+  return {
+    type: check.type,
+    name: check.name,
+    value: check.value,
+    ...(check.priority === undefined ? {} : { priority: check.priority }),
+    status: check.status,
+    purpose: check.purpose,
+    published: check.published,
+    record: zoneFileLine(check),
+    ...(check.note === undefined ? {} : { note: check.note }),
+  };
+}
+
+interface Report {
+  zone: string;
+  status: string;
+  checks: RecordCheck[];
+  needsAction: number;
+  unknown: number;
+}
+
+function humanReport(report: Report, settings: Readonly<Settings>): string[] {
+  const resolver = settings.dnsServers.length > 0 ? settings.dnsServers.join(", ") : "the system resolver";
+  const nameWidth = Math.max(...report.checks.map((check) => check.name.length));
+  const row = (check: RecordCheck) => `  ${check.status.toUpperCase().padEnd(8)} ${check.type.padEnd(6)} ${check.name.padEnd(nameWidth)}  ${check.purpose}`;
+  const detail = (label: string, text: string) => `  ${" ".repeat(16)}${`${label}:`.padEnd(9)}${text}`;
+  const lines = [`DNS records for ${report.zone} (mail host ${settings.hostname}, checked through ${resolver})`, ""];
+  const groups = [
+    { title: "NEEDS ACTION", statuses: ["missing", "wrong"], publish: "publish" },
+    { title: "NOT CHECKED", statuses: ["unknown"], publish: "expected" },
+    { title: "OK", statuses: ["ok"], publish: null },
+  ];
+  for (const group of groups) {
+    const checks = report.checks.filter((check) => group.statuses.includes(check.status));
+    if (checks.length === 0) continue;
+    lines.push(`${group.title} (${checks.length} of ${report.checks.length})`);
+    for (const check of checks) {
+      lines.push(row(check));
+      if (group.publish !== null && check.published.length > 0) lines.push(detail("now", check.published.join(" | ")));
+      if (check.note !== undefined) lines.push(detail(group.publish !== null ? "why" : "note", check.note));
+      if (group.publish !== null) lines.push(detail(group.publish, zoneFileLine(check)));
+    }
+    lines.push("");
+  }
+  lines.push(
+    report.needsAction > 0
+      ? `${report.zone} is misconfigured: publish the records under NEEDS ACTION, then run doctor again`
+      : report.unknown > 0
+        ? `${report.zone}: ${report.unknown} record${report.unknown === 1 ? "" : "s"} could not be checked; status left as ${report.status}`
+        : `${report.zone} is ready: every record is published`,
+  );
+  return lines;
+}
