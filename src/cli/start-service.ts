@@ -48,6 +48,8 @@ export interface StartOverrides {
   client?: Partial<SmtpClientPoolOptions>;
   dns?: DnsLookup;
   configPollMs?: number;
+  /** Per-query DNS bounds for authentication and block lists (tests shorten them). */
+  authDns?: { timeoutMs?: number; tries?: number; maxTimeoutMs?: number };
   /** Benchmarks only: measure relay without inbound authentication. */
   skipAuthentication?: boolean;
   closeTimeoutMs?: number;
@@ -74,7 +76,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   const purge = setInterval(() => void purgeExpired(store.db, new Date()).catch((error) => logger.log("warn", "ledger_purge_failed", { error })), 3_600_000);
   purge.unref();
 
-  const dnsResolver = createDnsTxtResolver({ servers: settings.dnsServers.length > 0 ? settings.dnsServers : undefined });
+  const dnsResolver = createDnsTxtResolver({ servers: settings.dnsServers.length > 0 ? settings.dnsServers : undefined, ...overrides.authDns });
   const trusted = createNetworkMatcher(settings.trustedNetworks);
   const keys = new DkimKeyStore({ dir: join(settings.dataDir, "dkim"), selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });
   const onTlsError = (error: TlsCredentialsError) => logger.log("error", "tls_reload_failed", { file: error.file, error });
@@ -99,6 +101,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
       closeTimeoutMs: overrides.closeTimeoutMs ?? 10_000,
       maxClients: settings.maxClients,
       tls,
+      proxyProtocol: settings.proxyProtocol,
     },
     {
       routing: () => routing.table,

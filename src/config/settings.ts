@@ -41,6 +41,8 @@ export interface Settings {
   maxCommandsBeforeMail: number;
   /** Clients that are part of this installation: never rate-limited, never refused for authentication. */
   trustedNetworks: string[];
+  /** Load balancers allowed to send a PROXY protocol header (their clients' real addresses). */
+  proxyProtocol: string[];
 }
 
 export interface SettingSpec {
@@ -77,6 +79,7 @@ export const SETTING_SPECS: Readonly<Record<keyof Settings, SettingSpec>> = Obje
   maxConnectionsPerIp: { flag: "max-connections-per-ip", kind: "integer", describe: "concurrent connections per client IP", default: "20" },
   messagesPerMinutePerIp: { flag: "messages-per-minute", kind: "integer", describe: "messages per minute per client IP", default: "120" },
   maxCommandsBeforeMail: { flag: "max-commands-before-mail", kind: "integer", describe: "commands a client may send before MAIL FROM", default: "20" },
+  proxyProtocol: { flag: "proxy-protocol", kind: "list", describe: "addresses of load balancers that send a PROXY protocol header (none by default)", default: "" },
   trustedNetworks: { flag: "trusted-networks", kind: "list", describe: "CIDRs of this installation's own clients (not limited; auth failures marked, not refused); \"none\" for none", default: "127.0.0.0/8,::1/128" },
 });
 
@@ -138,6 +141,7 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     maxConnectionsPerIp: integer("maxConnectionsPerIp", 1, 100_000),
     messagesPerMinutePerIp: integer("messagesPerMinutePerIp", 1, 1_000_000),
     maxCommandsBeforeMail: integer("maxCommandsBeforeMail", 1, 10_000),
+    proxyProtocol: list("proxyProtocol"),
     trustedNetworks: raw("trustedNetworks").trim() === "none" ? [] : list("trustedNetworks").map((cidr) => {
       if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(cidr)) throw new SettingsError("trusted-networks", `"${cidr}" is not an address or CIDR prefix`);
       return cidr;

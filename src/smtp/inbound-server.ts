@@ -41,6 +41,8 @@ export interface InboundServerOptions {
   maxClients: number;
   spoolDir?: string;
   tls?: TlsCredentials;
+  /** Proxies whose PROXY protocol header is believed (smtp-server useProxy); empty: none. */
+  proxyProtocol?: readonly string[];
 }
 
 export interface InboundDependencies {
@@ -304,6 +306,9 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     hideSMTPUTF8: false,
     hideENHANCEDSTATUSCODES: false,
     disableReverseLookup: true,
+    // Behind a load balancer every client would otherwise look like the balancer: one shared
+    // rate limit, never checked against block lists.
+    ...(options.proxyProtocol !== undefined && options.proxyProtocol.length > 0 ? { useProxy: [...options.proxyProtocol] } : {}),
     socketTimeout: options.socketTimeoutMs,
     closeTimeout: options.closeTimeoutMs,
     maxClients: options.maxClients,
