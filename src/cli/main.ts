@@ -5,6 +5,7 @@
 import { ValidationError } from "../core/validation-error.ts";
 import { CliError } from "./cli-error.ts";
 import { activityCommand, addressCommand, catchAllCommand, domainCommand, routeCommand, ruleCommand, type Output } from "./config-commands.ts";
+import { doctorCommand } from "./doctor-command.ts";
 import { sendCommand } from "./send-command.ts";
 import { sinkCommand } from "./sink-command.ts";
 import { startCommand, startUsage } from "./start-command.ts";
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, (argv: string[], output: Output) => Promise<void>
   send: sendCommand,
   activity: activityCommand,
   "dev-sink": sinkCommand,
+  doctor: doctorCommand,
 };
 
 const HELP = `mailroute — self-hosted email routing
@@ -30,6 +32,7 @@ usage: mailroute <command> [options]     (every configuration command takes --da
   address add|list|verify|remove              destination addresses (must be verified)
   rule add|list|remove|enable|disable         custom address rules
   catch-all set|show                          what happens to unknown addresses
+  doctor <domain>            check the domain's DNS records and print exactly what to publish
   route <address>            explain where mail for an address would go, without sending
   send --to <address>        send a test message through a running server
   activity                   recent messages and what happened to them

@@ -67,15 +67,15 @@ export interface CheckOptions {
 }
 
 export async function checkRecords(records: readonly ExpectedRecord[], dns: DnsRecordLookup, options: CheckOptions): Promise<RecordCheck[]> {
-  const host = await addressesOf(options.hostname, dns);
-  const facts: LiveFacts = { hostAddresses: host.ok ? host.values : [] };
+  // looked up alongside the records, not before them: a silent resolver costs one query's bound, not two
+  const host = addressesOf(options.hostname, dns);
   return Promise.all(
     records.map((record) => {
       switch (record.type) {
         case "MX":
           return checkMx(record, dns, options.hostname, host);
         case "TXT":
-          return checkTxt(record, dns, facts);
+          return checkTxt(record, dns, host);
         case "CNAME":
           return checkAlias(record, dns, host);
       }
@@ -100,8 +100,8 @@ function notChecked(record: ExpectedRecord, error: string, name = record.name): 
   return result(record, "unknown", [], { note: `DNS lookup for ${name} failed (${error}): not checked, run doctor again` });
 }
 
-async function checkMx(record: ExpectedRecord, dns: DnsRecordLookup, hostname: string, host: Lookup<string>): Promise<RecordCheck> {
-  const found = await lookup(() => dns.resolveMx(record.name));
+async function checkMx(record: ExpectedRecord, dns: DnsRecordLookup, hostname: string, hostLookup: Promise<Lookup<string>>): Promise<RecordCheck> {
+  const [found, host] = await Promise.all([lookup(() => dns.resolveMx(record.name)), hostLookup]);
   if (!found.ok) return notChecked(record, found.error);
   const mxs = found.values.map((mx) => ({ host: hostName(mx.exchange), priority: mx.priority }));
   const published = mxs.map((mx) => `${mx.priority} ${mx.host || "."}`);
@@ -125,8 +125,9 @@ async function checkMx(record: ExpectedRecord, dns: DnsRecordLookup, hostname: s
   return result(record, "ok", published, notes.length === 0 ? {} : { note: notes.join("; ") });
 }
 
-async function checkTxt(record: ExpectedRecord, dns: DnsRecordLookup, facts: LiveFacts): Promise<RecordCheck> {
-  const found = await lookup(() => dns.resolveTxt(record.name));
+async function checkTxt(record: ExpectedRecord, dns: DnsRecordLookup, hostLookup: Promise<Lookup<string>>): Promise<RecordCheck> {
+  const [found, host] = await Promise.all([lookup(() => dns.resolveTxt(record.name)), hostLookup]);
+  const facts: LiveFacts = { hostAddresses: host.ok ? host.values : [] };
   if (!found.ok) return notChecked(record, found.error);
   // RFC 7208 §3.3, RFC 6376 §3.6.2.2: a record's character-strings are joined without spaces
   const published = found.values.map((chunks) => chunks.join("")).filter((value) => record.isKind(value));
@@ -140,12 +141,11 @@ async function checkTxt(record: ExpectedRecord, dns: DnsRecordLookup, facts: Liv
 }
 
 /** The policy host: a CNAME to our host, or A/AAAA records with exactly our host's addresses. */
-async function checkAlias(record: ExpectedRecord, dns: DnsRecordLookup, host: Lookup<string>): Promise<RecordCheck> {
-  const found = await lookup(() => dns.resolveCname(record.name));
+async function checkAlias(record: ExpectedRecord, dns: DnsRecordLookup, hostLookup: Promise<Lookup<string>>): Promise<RecordCheck> {
+  const [found, addresses, host] = await Promise.all([lookup(() => dns.resolveCname(record.name)), addressesOf(record.name, dns), hostLookup]);
   if (!found.ok) return notChecked(record, found.error);
   const targets = found.values.map(hostName);
   if (targets.some((target) => record.matches(target, { hostAddresses: [] }))) return result(record, "ok", targets);
-  const addresses = await addressesOf(record.name, dns);
   if (!addresses.ok) return notChecked(record, addresses.error);
   if (!host.ok) return notChecked(record, host.error, record.value);
   const sameAddresses = addresses.values.length > 0 && addresses.values.join() === host.values.join();

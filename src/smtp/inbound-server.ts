@@ -221,6 +221,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
         auth: null,
         authMark: null,
         spam: null,
+        reverseName: null,
         prefix: [],
         signed: null,
         upstreamFrom: "",

@@ -11,6 +11,7 @@
 import type { InboundAuthResult } from "../inbound/authenticate-message.ts";
 import { decideAuthPolicy } from "../inbound/auth-policy.ts";
 import type { DnsRecordResolver } from "../inbound/dns-txt-resolver.ts";
+import { checkReverseDns } from "../inbound/reverse-dns.ts";
 import { scoreMessage, spamHeaders, type SpamScore } from "../inbound/spam-score.ts";
 import type { AuthenticateMessageInput } from "../inbound/authenticate-message.ts";
 import { readHeaderFields, type HeaderFields } from "../delivery/header-block.ts";
@@ -52,6 +53,8 @@ export interface MessageContext {
   auth: InboundAuthResult | null;
   authMark: string | null;
   spam: SpamScore | null;
+  /** The client's forward-confirmed reverse DNS name, for the Received header. */
+  reverseName: string | null;
   /** Header lines to prepend, top first. */
   prefix: Buffer[];
   signed: SignedHeaders | null;
@@ -103,12 +106,14 @@ async function enforcePolicy(context: MessageContext, deps: PipelineDependencies
   return new SmtpReply(replies[decision.reply], decision.values);
 }
 
-async function score(context: MessageContext): Promise<SmtpReply | null> {
+async function score(context: MessageContext, deps: PipelineDependencies): Promise<SmtpReply | null> {
+  const reverse = await checkReverseDns(context.clientIp, deps.resolver);
+  if (reverse.verdict === "confirmed") context.reverseName = reverse.name;
   context.spam = scoreMessage({
     auth: context.auth,
     // A listed client is refused at connect; reaching DATA means it was not listed.
     dnsblListed: false,
-    reverseDns: "unknown",
+    reverseDns: reverse.verdict,
     head: context.spool.head(),
     receivedAt: context.receivedAt,
   });
@@ -128,7 +133,7 @@ async function addTraceHeaders(context: MessageContext, deps: PipelineDependenci
     receivedHeader({
       clientHelo: context.clientHelo,
       clientAddress: context.clientIp,
-      clientHostname: null,
+      clientHostname: context.reverseName,
       hostname: deps.hostname,
       secure: context.secure,
       smtpUtf8: context.smtpUtf8,

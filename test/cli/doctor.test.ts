@@ -318,7 +318,7 @@ describe("mailroute doctor", () => {
     assert.match(badServers?.message ?? "", /--dns-servers "resolver\.example"/);
   });
 
-  it("runs as the mailroute command, with settings from MAILROUTE_ variables", async (t) => {
+  it("runs as the mailroute command, with settings from MAILROUTE_ variables", async () => {
     await publishCorrectZone("good.example");
     const env = { ...process.env, MAILROUTE_DATA_DIR: dataDir, MAILROUTE_HOSTNAME: HOST, MAILROUTE_DNS_SERVERS: dns.address };
     const cli = async (...args: string[]) =>
@@ -327,7 +327,6 @@ describe("mailroute doctor", () => {
         (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code ?? -1, stdout: error.stdout ?? "", stderr: error.stderr ?? "" }),
       );
     const good = await cli("good.example", "--json");
-    if (/unknown command "doctor"/.test(good.stderr)) return t.skip("doctor is not registered in src/cli/main.ts yet");
     assert.equal(good.code, 0, good.stderr);
     assert.deepEqual(new Set((JSON.parse(good.stdout) as JsonRecord[]).map((record) => record.status)), new Set(["ok"]));
     const broken = await cli("broken.example");

@@ -15,7 +15,7 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { createServer, isIPv4, isIPv6, type Server, type Socket } from "node:net";
 import { decode, encode, type Answer, type DecodedPacket, type StringAnswer } from "dns-packet";
 
-export type TestRecordType = "A" | "AAAA" | "MX" | "TXT" | "CNAME";
+export type TestRecordType = "A" | "AAAA" | "MX" | "TXT" | "CNAME" | "PTR";
 
 export interface TestRecordValues {
   A: readonly string[];
@@ -25,6 +25,8 @@ export interface TestRecordValues {
   /** One entry per record; a string[] is one record made of several character-strings. */
   TXT: readonly (string | readonly string[])[];
   CNAME: readonly string[];
+  /** Reverse names (RFC 1035 §3.5), e.g. at "5.113.0.203.in-addr.arpa". */
+  PTR: readonly string[];
 }
 
 export type TestFailure = "SERVFAIL" | "NXDOMAIN" | "REFUSED";
@@ -283,6 +285,8 @@ function normalise(name: string): string {
 function toAnswers(name: string, type: TestRecordType, values: TestRecordValues[TestRecordType]): Answer[] {
   const base = { name, ttl: 0, class: "IN" as const };
   switch (type) {
+    case "PTR":
+      return (values as readonly string[]).map((data) => ({ ...base, type: "PTR" as const, data: normalise(data) }));
     case "A":
     case "AAAA":
     case "CNAME":
