@@ -11,12 +11,12 @@ import { createLogger, type Logger } from "../analytics/structured-log.ts";
 import { loadOrCreateSecrets } from "../config/data-dir.ts";
 import type { Settings } from "../config/settings.ts";
 import { RoutingConfigWatcher } from "../core/routing-snapshot.ts";
-import { createDestinationSender } from "../delivery/destination-sender.ts";
-import { createSystemDns, createTargetResolver, parseTransportMap, type DnsLookup } from "../delivery/mx-resolver.ts";
+import { createDeliveryStack } from "../delivery/delivery-stack.ts";
+import type { PolicyFetcher } from "../delivery/mta-sts-fetch.ts";
+import type { DnsLookup } from "../delivery/mx-resolver.ts";
 import type { DeliveryLedger } from "../delivery/relay-message.ts";
 import { SmtpClientPool, type SmtpClientPoolOptions } from "../delivery/smtp-client-pool.ts";
 import { SrsRewriter } from "../delivery/srs-rewriter.ts";
-import { cachingTargetResolver } from "../delivery/target-cache.ts";
 import { createInboundServer } from "../smtp/inbound-server.ts";
 import { createDevCredentials, TlsCredentials, type TlsCredentialsError } from "../smtp/tls-credentials.ts";
 import { DkimKeyStore } from "../delivery/dkim-keys.ts";
@@ -48,6 +48,8 @@ export interface StartOverrides {
   client?: Partial<SmtpClientPoolOptions>;
   dns?: DnsLookup;
   configPollMs?: number;
+  /** MTA-STS policy fetches (tests serve policies from loopback). */
+  mtaStsFetch?: PolicyFetcher;
   /** Per-query DNS bounds for authentication and block lists (tests shorten them). */
   authDns?: { timeoutMs?: number; tries?: number; maxTimeoutMs?: number };
   /** Benchmarks only: measure relay without inbound authentication. */
@@ -57,6 +59,19 @@ export interface StartOverrides {
 
 export async function startMailroute(settings: Readonly<Settings>, overrides: StartOverrides = {}): Promise<RunningMailroute> {
   const logger = overrides.logger ?? createLogger({ level: settings.logLevel });
+  // Built first: it validates --ca-file, --dns-servers and --transport before anything listens.
+  const delivery = createDeliveryStack({
+    hostname: settings.hostname,
+    outboundPort: settings.outboundPort,
+    transport: settings.transport,
+    dnsServers: settings.dnsServers,
+    caFile: settings.caFile,
+    dns: overrides.dns,
+    client: overrides.client,
+    mtaStsFetch: overrides.mtaStsFetch,
+    logger,
+  });
+  const pool = delivery.pool;
   const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined });
   const routing = new RoutingConfigWatcher(store.db, {
     intervalMs: overrides.configPollMs ?? 250,
@@ -66,9 +81,6 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   await routing.start();
 
   const srs = new SrsRewriter({ secrets: loadOrCreateSecrets(settings.dataDir, "srs-secrets"), domain: settings.hostname });
-  const dns = overrides.dns ?? createSystemDns(settings.dnsServers.length > 0 ? settings.dnsServers : undefined);
-  const resolveTargets = cachingTargetResolver(createTargetResolver({ dns, outboundPort: settings.outboundPort, transports: parseTransportMap(settings.transport) }));
-  const pool = new SmtpClientPool({ hostname: settings.hostname, ...overrides.client });
   const ledger: DeliveryLedger = {
     acceptedDestinations: (fingerprint) => acceptedDestinations(store.db, fingerprint, new Date()),
     recordAccepted: (fingerprint, destination, upstreamReply) => recordAccepted(store.db, { fingerprint, destination, upstreamReply, now: new Date(), ttlDays: LEDGER_TTL_DAYS }),
@@ -111,7 +123,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         resolver: dnsResolver,
         authTimeoutMs: 20_000,
         sign: createMessageSigner({ keys, hostname: settings.hostname }),
-        relay: { send: createDestinationSender({ resolveTargets, pool }), ledger, deadlineMs: settings.relayTimeoutMs },
+        relay: { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs },
       },
       limits,
       dnsbl,
@@ -159,7 +171,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         await httpApp.close();
         await server.close();
         tls.close();
-        await pool.close();
+        await delivery.close();
         await store.close();
         logger.log("info", "stopped");
       })();
