@@ -3,7 +3,7 @@
  * timestamps are ISO-8601 strings (UTC), booleans are integers 0/1, JSON columns are text,
  * so no dialect-specific type leaks into the service layer.
  */
-import type { Generated } from "kysely";
+import type { ColumnType, Generated } from "kysely";
 
 export interface AccountTable {
   id: string;
@@ -108,6 +108,68 @@ export interface SettingTable {
   value: string;
 }
 
+/** A deployed Email Worker: its bundle and bindings (secrets live in worker_secrets). */
+export interface WorkerTable {
+  account_id: string;
+  /** Lower-case script name, as rules name it. */
+  name: string;
+  /** The bundled ES module (one file, `export default { email }`). */
+  bundle: string;
+  /** YYYY-MM-DD */
+  compatibility_date: string;
+  /** JSON string[] */
+  compatibility_flags: string;
+  /** JSON object: binding → value (strings stay strings, JSON values as given). */
+  vars: string;
+  /** JSON [{ binding, namespace }] */
+  kv: string;
+  /** JSON [{ name, destinationAddress?, allowedDestinationAddresses?, allowedSenderAddresses? }] */
+  send_email: string;
+  /** sha256 (hex) of bundle + bindings + secret ciphertexts: moves on every effective change. */
+  version: string;
+  created_at: string;
+  modified_at: string;
+}
+
+export interface WorkerSecretTable {
+  account_id: string;
+  worker: string;
+  key: string;
+  /** AES-256-GCM under the data dir's worker-secrets.key (secret-box.ts); never plaintext. */
+  ciphertext: string;
+  modified_at: string;
+}
+
+/**
+ * bigint columns come back from pg as strings (int8 exceeds a JS number's safe range in
+ * general); node:sqlite returns numbers. Readers convert with Number().
+ */
+type EpochSecondsColumn = ColumnType<number | string | null, number | null, number | null>;
+
+export interface KvEntryTable {
+  account_id: string;
+  namespace: string;
+  /** Compared byte-wise (C collation on PostgreSQL, BINARY on SQLite), as Cloudflare sorts keys. */
+  key: string;
+  /** Raw bytes: blob (SQLite) / bytea (PostgreSQL). */
+  value: Uint8Array;
+  /** JSON text, or null when the entry has none. */
+  metadata: string | null;
+  /** Epoch seconds after which the entry is absent; null never expires. */
+  expiration: EpochSecondsColumn;
+}
+
+export interface WorkerLogTable {
+  id: Generated<number>;
+  account_id: string;
+  worker: string;
+  /** ISO-8601 UTC */
+  at: string;
+  /** log | debug | info | warn | error | system */
+  level: string;
+  message: string;
+}
+
 export interface Database {
   accounts: AccountTable;
   zones: ZoneTable;
@@ -118,4 +180,8 @@ export interface Database {
   delivery_ledger: DeliveryLedgerTable;
   config_version: ConfigVersionTable;
   settings: SettingTable;
+  workers: WorkerTable;
+  worker_secrets: WorkerSecretTable;
+  kv_entries: KvEntryTable;
+  worker_logs: WorkerLogTable;
 }
