@@ -71,6 +71,23 @@ describe("inbound SMTP policy", () => {
       });
     }
 
+    for (const sender of ["", "hello@example.com", "postmaster@mx.mailroute.test", "x@[127.0.0.1]"]) {
+      it(`refuses relaying for the sender <${sender}> (null, our own domain, our host, an address literal)`, async () => {
+        const { client } = await SmtpTestClient.connect(h.port);
+        await client.command("EHLO client.test");
+        const mail = await client.command(`MAIL FROM:<${sender}>`);
+        if (mail.code === 250) {
+          const reply = await client.command("RCPT TO:<victim@elsewhere.test>");
+          assert.equal(reply.code, 550, reply.line);
+          assert.equal(reply.enhanced, "5.7.1");
+        } else {
+          assert.ok(mail.code >= 500, mail.line);
+        }
+        await client.quit();
+        assert.equal(h.sinks["dest.test"]!.messages.length, 0);
+      });
+    }
+
     it("refuses a source route", async () => {
       const { client } = await SmtpTestClient.connect(h.port);
       await client.command("EHLO client.test");
