@@ -90,7 +90,28 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
   }
 
   function logRefusal(session: SMTPServerSession, rcpt: string, reply: SmtpReply, reason: string): SmtpReply {
-    logger.log("info", "rcpt_refused", { session: session.id, client: session.remoteAddress, from: session.envelope.mailFrom ? session.envelope.mailFrom.address : null, rcpt, reason, code: reply.responseCode, enhanced: reply.enhanced });
+    const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
+    logger.log("info", "rcpt_refused", { session: session.id, client: session.remoteAddress, from, rcpt, reason, code: reply.responseCode, enhanced: reply.enhanced });
+    // The activity log shows refusals too (as Cloudflare's does): "why did my mail not arrive?"
+    void deps.events.record([
+      {
+        received_at: now().toISOString(),
+        session_id: session.id,
+        client_ip: session.remoteAddress,
+        message_id: null,
+        subject: null,
+        mail_from: from,
+        rcpt_to: rcpt.slice(0, 320),
+        zone: null,
+        action: "refused",
+        outcome: "refused",
+        reply_code: reply.responseCode,
+        reply_text: reply.line,
+        size: 0,
+        duration_ms: 0,
+        detail: JSON.stringify({ reason }),
+      },
+    ]);
     return reply;
   }
 

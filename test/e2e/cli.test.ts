@@ -91,8 +91,9 @@ describe("mailroute CLI against a running server", () => {
     assert.equal(sent.code, 0, sent.stderr);
     assert.match(sent.stdout, /server replied: 250 2\.0\.0 Ok: queued as \S+, delivered to 1 destination/);
     assert.equal(h.sinks["dest.test"]!.messagesFor("inbox@dest.test").length, 1);
-    const activity = await mailroute(h, "activity", "--limit", "5");
+    const activity = await mailroute(h, "activity", "--limit", "50");
     assert.match(activity.stdout, /me@origin\.test\s+test@send\.example\s+forward\s+delivered/);
+    assert.match(activity.stdout, /sender@origin\.test\s+hello@live\.example\s+refused\s+refused\s+550 5\.1\.1/, "refusals are in the activity log too");
   });
 
   it("fails with a message that says what to do", async () => {
