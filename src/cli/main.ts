@@ -8,6 +8,7 @@ import { activityCommand, addressCommand, catchAllCommand, domainCommand, routeC
 import { doctorCommand } from "./doctor-command.ts";
 import { sendCommand } from "./send-command.ts";
 import { sinkCommand } from "./sink-command.ts";
+import { workerCommand } from "./worker-command.ts";
 import { startCommand, startUsage } from "./start-command.ts";
 
 const COMMANDS: Record<string, (argv: string[], output: Output) => Promise<void>> = {
@@ -21,6 +22,7 @@ const COMMANDS: Record<string, (argv: string[], output: Output) => Promise<void>
   activity: activityCommand,
   "dev-sink": sinkCommand,
   doctor: doctorCommand,
+  worker: (argv, output) => workerCommand(argv, output),
 };
 
 const HELP = `mailroute — self-hosted email routing
@@ -33,6 +35,7 @@ usage: mailroute <command> [options]     (every configuration command takes --da
   rule add|list|remove|enable|disable         custom address rules
   catch-all set|show                          what happens to unknown addresses
   doctor <domain>            check the domain's DNS records and print exactly what to publish
+  worker deploy|list|remove|secret|kv|tail   Email Workers (Cloudflare-compatible scripts)
   route <address>            explain where mail for an address would go, without sending
   send --to <address>        send a test message through a running server
   activity                   recent messages and what happened to them

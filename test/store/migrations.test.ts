@@ -13,8 +13,12 @@ const TABLES = [
   "delivery_ledger",
   "destination_addresses",
   "events",
+  "kv_entries",
   "rules",
   "settings",
+  "worker_logs",
+  "worker_secrets",
+  "workers",
   "zones",
 ];
 
