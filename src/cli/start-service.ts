@@ -27,6 +27,11 @@ import { createDnsblChecker } from "../inbound/dnsbl-checker.ts";
 import { createDnsTxtResolver } from "../inbound/dns-txt-resolver.ts";
 import { createNetworkMatcher } from "../inbound/trusted-networks.ts";
 import { join } from "node:path";
+import { DEFAULT_ACCOUNT } from "../core/routing-service.ts";
+import { createStoreKv } from "../workers/kv-store.ts";
+import { lazySecretBox } from "../workers/secret-box.ts";
+import { WorkerRuntime } from "../workers/worker-runtime.ts";
+import { WorkerStore } from "../workers/worker-store.ts";
 import { acceptedDestinations, purgeExpired, recordAccepted } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
 
@@ -104,6 +109,14 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
   const dnsbl = createDnsblChecker({ zones: settings.dnsbl, lookupA: (name, options) => dnsResolver(name, "A", options) as Promise<string[]> });
 
+  const workerStore = new WorkerStore(store.db, lazySecretBox(settings.dataDir));
+  // One workerd process per account, started on first use; never in the SMTP process.
+  const workerRuntime = new WorkerRuntime({
+    outboundAllow: settings.workerFetchAllow,
+    memoryLimitMb: settings.workerMemoryMb,
+    onEvent: (event) => logger.log("info", "worker_runtime", { ...event }),
+  });
+
   const server = createInboundServer(
     {
       hostname: settings.hostname,
@@ -124,6 +137,14 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         authTimeoutMs: 20_000,
         sign: createMessageSigner({ keys, hostname: settings.hostname }),
         relay: { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs },
+        workers: {
+          account: DEFAULT_ACCOUNT,
+          load: (account, script) => workerStore.load(account, script),
+          invoke: (definition, invocation, handlers) => workerRuntime.invoke(definition, invocation, handlers, { deadlineMs: settings.workerDeadlineMs }),
+          kv: (account) => createStoreKv(store.db, account),
+          recordLogs: (account, script, logs) => workerStore.appendLogs(account, script, logs),
+          routing: () => routing.table,
+        },
       },
       limits,
       dnsbl,
@@ -171,6 +192,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         await httpApp.close();
         await server.close();
         tls.close();
+        await workerRuntime.dispose();
         await delivery.close();
         await store.close();
         logger.log("info", "stopped");

@@ -43,6 +43,12 @@ export interface Settings {
   trustedNetworks: string[];
   /** Load balancers allowed to send a PROXY protocol header (their clients' real addresses). */
   proxyProtocol: string[];
+  /** Wall-clock limit of one Email Worker invocation, ms. */
+  workerDeadlineMs: number;
+  /** Memory cap per worker runtime process (one per account), MiB. */
+  workerMemoryMb: number;
+  /** Private/loopback networks worker fetch() may reach (all others private ranges are refused). */
+  workerFetchAllow: string[];
 }
 
 export interface SettingSpec {
@@ -79,6 +85,9 @@ export const SETTING_SPECS: Readonly<Record<keyof Settings, SettingSpec>> = Obje
   maxConnectionsPerIp: { flag: "max-connections-per-ip", kind: "integer", describe: "concurrent connections per client IP", default: "20" },
   messagesPerMinutePerIp: { flag: "messages-per-minute", kind: "integer", describe: "messages per minute per client IP", default: "120" },
   maxCommandsBeforeMail: { flag: "max-commands-before-mail", kind: "integer", describe: "commands a client may send before MAIL FROM", default: "20" },
+  workerDeadlineMs: { flag: "worker-deadline", kind: "integer", describe: "wall-clock limit of one Email Worker run, ms", default: "30000" },
+  workerMemoryMb: { flag: "worker-memory", kind: "integer", describe: "memory cap per worker runtime process, MiB", default: "512" },
+  workerFetchAllow: { flag: "worker-fetch-allow", kind: "list", describe: "private or loopback CIDRs worker fetch() may reach (none by default)", default: "" },
   proxyProtocol: { flag: "proxy-protocol", kind: "list", describe: "addresses of load balancers that send a PROXY protocol header (none by default)", default: "" },
   trustedNetworks: { flag: "trusted-networks", kind: "list", describe: "CIDRs of this installation's own clients (not limited; auth failures marked, not refused); \"none\" for none", default: "127.0.0.0/8,::1/128" },
 });
@@ -142,6 +151,9 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     messagesPerMinutePerIp: integer("messagesPerMinutePerIp", 1, 1_000_000),
     maxCommandsBeforeMail: integer("maxCommandsBeforeMail", 1, 10_000),
     proxyProtocol: list("proxyProtocol"),
+    workerDeadlineMs: integer("workerDeadlineMs", 100, 300_000),
+    workerMemoryMb: integer("workerMemoryMb", 32, 16_384),
+    workerFetchAllow: list("workerFetchAllow"),
     trustedNetworks: raw("trustedNetworks").trim() === "none" ? [] : list("trustedNetworks").map((cidr) => {
       if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(cidr)) throw new SettingsError("trusted-networks", `"${cidr}" is not an address or CIDR prefix`);
       return cidr;

@@ -129,7 +129,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
       };
     }
     const decision = resolveRecipient(rcpt, deps.routing());
-    const refusal = rcptReplyFor(rcpt, decision);
+    const refusal = rcptReplyFor(rcpt, decision, { workers: deps.pipeline.workers !== null });
     if (refusal !== null || decision.kind === "refuse") {
       const reason = decision.kind === "refuse" ? decision.reason : `rule-${decision.action.type}`;
       logRefusal(session, rcpt, refusal!, reason);
@@ -141,7 +141,8 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     // Recipients share a transaction only if the same authentication policy applies to all of them.
     const key = `${planKey(decision)}|${JSON.stringify(policy)}`;
     if (action.type === "forward") return { plan: { key, kind: "forward", chains: action.chains, zone: decision.zone, policy }, recipient };
-    // rcptReplyFor refused reject and worker above; what remains is drop.
+    if (action.type === "worker") return { plan: { key, kind: "worker", script: action.script, chains: [], zone: decision.zone, policy }, recipient };
+    // rcptReplyFor refused reject (and worker without a runtime) above; what remains is drop.
     return { plan: { key, kind: "drop", chains: [], zone: decision.zone, policy }, recipient };
   }
 
@@ -247,6 +248,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
         signed: null,
         upstreamFrom: "",
         relay: null,
+        worker: null,
       };
       const reply = await runMessagePipeline(context, { ...deps.pipeline, hostname: options.hostname, srs: deps.srs });
       const outcome =
@@ -271,6 +273,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
           spam: context.spam,
           signed: context.signed && { dkim: context.signed.dkim, arc: context.signed.arc, skipped: context.signed.skipped },
           chains: context.relay?.chains ?? [],
+          worker: context.worker,
         },
       );
       logger.log(reply.responseCode < 400 ? "info" : "warn", "message_done", {

@@ -24,11 +24,14 @@ import { receivedHeader } from "../delivery/trace-header.ts";
 import type { DestinationChains } from "../routing/destination-expression.ts";
 import type { ZonePolicy } from "../routing/routing-table.ts";
 import { replies } from "./reply-catalogue.ts";
+import { runWorker, type WorkerGateway, type WorkerReport } from "./worker-step.ts";
 import { SmtpReply } from "./smtp-reply.ts";
 
 export interface Plan {
   key: string;
-  kind: "forward" | "drop" | "srs-return";
+  kind: "forward" | "drop" | "srs-return" | "worker";
+  /** The Email Worker's script name (kind "worker"). */
+  script?: string;
   chains: DestinationChains;
   /** The zone the recipients belong to (null for SRS returns: signed for our hostname). */
   zone: string | null;
@@ -60,6 +63,7 @@ export interface MessageContext {
   signed: SignedHeaders | null;
   upstreamFrom: string;
   relay: RelayOutcome | null;
+  worker: WorkerReport | null;
 }
 
 export interface PipelineDependencies {
@@ -70,6 +74,8 @@ export interface PipelineDependencies {
   sign: MessageSigner | null;
   srs: SrsRewriter;
   relay: RelayDependencies;
+  /** Email Workers; null when the worker runtime is not available. */
+  workers: WorkerGateway | null;
 }
 
 export type PipelineStep = (context: MessageContext, deps: PipelineDependencies) => Promise<SmtpReply | null>;
@@ -147,7 +153,8 @@ async function addTraceHeaders(context: MessageContext, deps: PipelineDependenci
 }
 
 async function signAndSeal(context: MessageContext, deps: PipelineDependencies): Promise<SmtpReply | null> {
-  if (deps.sign === null || context.plan.kind === "drop") return null;
+  // A worker's forwards are signed one by one, with the headers the worker added.
+  if (deps.sign === null || context.plan.kind === "drop" || context.plan.kind === "worker") return null;
   const prefix = Buffer.concat(context.prefix);
   context.signed = await deps.sign({
     message: context.spool.createReadStream(prefix),
@@ -180,6 +187,12 @@ export async function runMessagePipeline(context: MessageContext, deps: Pipeline
   for (const step of MESSAGE_PIPELINE) {
     const reply = await step(context, deps);
     if (reply !== null) return reply;
+  }
+  if (context.plan.kind === "worker") {
+    if (deps.workers === null) return new SmtpReply(replies.WORKER_UNAVAILABLE, { address: context.recipients[0] ?? "", script: context.plan.script ?? "" });
+    const { reply, report } = await runWorker(context, { ...deps, workers: deps.workers }, context.plan.script ?? "");
+    context.worker = report;
+    return reply;
   }
   return deliver(context, deps);
 }

@@ -17,7 +17,7 @@ const REFUSALS: Readonly<Record<RefusalReason, ReplyTemplate>> = Object.freeze({
 });
 
 /** The RCPT TO reply for a decision, or null when the recipient is accepted. */
-export function rcptReplyFor(address: string, decision: RoutingDecision): SmtpReply | null {
+export function rcptReplyFor(address: string, decision: RoutingDecision, options: { workers?: boolean } = {}): SmtpReply | null {
   if (decision.kind === "refuse") {
     return new SmtpReply(REFUSALS[decision.reason], { address, detail: decision.detail, domain: decision.domain ?? "" });
   }
@@ -25,7 +25,7 @@ export function rcptReplyFor(address: string, decision: RoutingDecision): SmtpRe
     case "reject":
       return new SmtpReply(replies.RULE_REJECT, { address, reason: decision.action.reason });
     case "worker":
-      return new SmtpReply(replies.WORKER_UNAVAILABLE, { address, script: decision.action.script });
+      return options.workers === true ? null : new SmtpReply(replies.WORKER_UNAVAILABLE, { address, script: decision.action.script });
     default:
       return null;
   }

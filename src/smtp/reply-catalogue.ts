@@ -36,7 +36,8 @@ export const replies = Object.freeze({
   RULE_REJECT: reply(550, "5.7.1", "<{address}>: {reason}"),
   TOO_MANY_RECIPIENTS: reply(452, "4.5.3", "Too many recipients (at most {limit} per message)"),
   PLAN_DIFFERS: reply(452, "4.5.3", "<{address}>: Please send to this recipient in a separate transaction"),
-  WORKER_UNAVAILABLE: reply(451, "4.3.2", "<{address}>: Email Worker \"{script}\" cannot run: the worker runtime is not available yet"),
+  WORKER_UNAVAILABLE: reply(451, "4.3.2", "<{address}>: Email Worker \"{script}\" cannot run: the worker runtime is not available"),
+  WORKER_NOT_DEPLOYED: reply(451, "4.3.2", "<{address}>: Email Worker \"{script}\" is not deployed; try again later"),
   SRS_FORGED: reply(550, "5.7.1", "<{address}>: Recipient address rejected: invalid SRS signature"),
   SRS_EXPIRED: reply(550, "5.7.1", "<{address}>: Recipient address rejected: SRS address has expired"),
   SRS_MALFORMED: reply(550, "5.1.1", "<{address}>: Recipient address rejected: malformed SRS address"),
@@ -55,6 +56,9 @@ export const replies = Object.freeze({
   UPSTREAM_TEMPORARY: reply(451, "4.4.0", "{hop}: delivery to <{destination}> deferred: {upstream}"),
   UPSTREAM_PERMANENT: reply(550, "5.0.0", "{hop}: delivery to <{destination}> failed: {upstream}"),
   LOCAL_ERROR: reply(451, "4.3.0", "{hop}: local error in processing, please try again later"),
+  // Email Workers (issue 4): setReject(reason), and a worker that threw or ran out of time.
+  WORKER_REJECT: reply(550, "5.7.1", "{reason}"),
+  WORKER_FAILED: reply(451, "4.3.0", "{hop}: Email Worker \"{script}\" failed: {error}"),
 
   // Session
   SERVICE_SHUTTING_DOWN: reply(421, "4.3.2", "{hop}: Service shutting down, closing transmission channel"),

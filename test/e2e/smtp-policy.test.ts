@@ -158,14 +158,16 @@ describe("inbound SMTP policy", () => {
     await client.quit();
   });
 
-  it("answers a Worker rule with 451 4.3.2 until a worker runtime exists", async () => {
+  it("answers a Worker rule whose worker is not deployed with 451 4.3.2 after DATA", async () => {
     await h.config.addRule("bot@example.com", [{ type: "worker", value: ["my-worker"] }]);
     await h.reload();
     const { client } = await SmtpTestClient.connect(h.port);
     const { rcpts } = await client.envelope("sender@origin.test", ["bot@example.com"]);
-    assert.equal(rcpts[0]!.code, 451);
-    assert.equal(rcpts[0]!.enhanced, "4.3.2");
-    assert.match(rcpts[0]!.text, /my-worker/);
+    assert.equal(rcpts[0]!.code, 250);
+    const reply = await client.data(testMessage());
+    assert.equal(reply.code, 451, reply.line);
+    assert.equal(reply.enhanced, "4.3.2");
+    assert.match(reply.text, /my-worker/);
     await client.quit();
   });
 

@@ -1,0 +1,200 @@
+/**
+ * One account's Email Workers: the workerd process (generation) currently serving them, the
+ * invocations in flight, and the rules for replacing the process.
+ *
+ * Promises:
+ * - Every invocation ends by its deadline with the result "timeout". If the process then does not
+ *   answer a ping within PING_WITHIN_MS (a worker is stuck computing), it is killed and the next
+ *   invocation starts a fresh one; if it answers, the worker was only waiting and is abandoned.
+ *   Invocations of other accounts never wait on this one: nothing here is shared between accounts.
+ * - A redeploy (new fingerprint) starts a new process with the account's other workers beside
+ *   the new version; invocations already running finish on the old process, which then stops.
+ *   Starts are serialised per account, so two deploys cannot blame each other's failures.
+ * - A definition whose process does not start (syntax error, throwing or looping module code) is
+ *   refused with workerd's complaint for RETRY_FAILED_START_MS, while the account's other
+ *   workers keep running on the process they have.
+ * - Module state persists between invocations of the same worker version: they share a process
+ *   until it is replaced, restarted after a timeout or crash, retired for memory, or idle.
+ */
+import { createHostBridge } from "./host-bridge.ts";
+import { InvocationRecord } from "./invocation-record.ts";
+import { fingerprintOf, RuntimeGeneration, startFailureText, type DeployedWorker, type RuntimeEvent } from "./runtime-generation.ts";
+import type { EmailInvocation, HostHandlers, InvocationResult, WorkerDefinition } from "./worker-types.ts";
+
+export interface AccountRuntimeOptions {
+  account: string;
+  outboundAllow: readonly string[];
+  memoryLimitBytes: number | null;
+  startTimeoutMs: number;
+  onEvent: (event: RuntimeEvent) => void;
+}
+
+const RETRY_FAILED_START_MS = 60_000;
+const PING_WITHIN_MS = 1000;
+// each abandoned invocation holds its request (and message) until the process goes
+const MAX_ABANDONED = 10;
+
+function timer(ms: number): { promise: Promise<"deadline">; clear(): void } {
+  let handle: NodeJS.Timeout | undefined;
+  const promise = new Promise<"deadline">((resolve) => {
+    handle = setTimeout(() => resolve("deadline"), ms);
+  });
+  return { promise, clear: () => clearTimeout(handle) };
+}
+
+export class AccountRuntime {
+  readonly #options: AccountRuntimeOptions;
+  readonly #records = new Map<string, InvocationRecord>();
+  readonly #bridge = createHostBridge(this.#records);
+  readonly #generations = new Set<RuntimeGeneration>();
+  #current: RuntimeGeneration | undefined;
+  /** The workers of the last process that started, to carry over into the next one. */
+  #known: ReadonlyMap<string, DeployedWorker> = new Map();
+  readonly #failedStarts = new Map<string, { fingerprint: string; error: string; at: number }>();
+  #startChain: Promise<void> = Promise.resolve();
+  #lastUsed = Date.now();
+
+  constructor(options: AccountRuntimeOptions) {
+    this.#options = options;
+  }
+
+  get inFlight(): number {
+    return this.#records.size;
+  }
+
+  get lastUsed(): number {
+    return this.#lastUsed;
+  }
+
+  /** The process serving the account now (for stats and tests). */
+  get pid(): number | null {
+    return this.#current?.pid ?? null;
+  }
+
+  async invoke(definition: WorkerDefinition, invocation: EmailInvocation, handlers: HostHandlers, deadlineMs: number): Promise<InvocationResult> {
+    this.#pruneStopped();
+    const record = new InvocationRecord(definition, invocation, handlers);
+    this.#records.set(record.id, record);
+    const deadline = timer(deadlineMs);
+    let generation: RuntimeGeneration | undefined;
+    try {
+      const acquired = await Promise.race([this.#acquire(definition, fingerprintOf(definition)), deadline.promise]);
+      if (acquired === "deadline") return record.fail("timeout", `worker did not start within ${deadlineMs} ms`);
+      if (typeof acquired === "string") return record.fail("error", acquired);
+      generation = acquired;
+      generation.inFlight++;
+      const settled = await Promise.race([
+        generation.dispatch(record).then((report) => ({ report }), (error: unknown) => ({ error })),
+        deadline.promise,
+      ]);
+      if (settled === "deadline") {
+        void this.#afterDeadline(generation);
+        return record.fail("timeout", `worker did not finish within ${deadlineMs} ms`);
+      }
+      if ("error" in settled) {
+        const reason = generation.stopReason ?? "worker runtime exited unexpectedly (crash or memory limit)";
+        this.#discard(generation, reason);
+        return record.fail("error", reason);
+      }
+      const result = record.finish(settled.report);
+      if (await generation.overMemoryBudget()) this.#retire(generation, "memory use near its cap");
+      return result;
+    } finally {
+      deadline.clear();
+      this.#records.delete(record.id);
+      this.#lastUsed = Date.now();
+      if (generation !== undefined) {
+        generation.inFlight--;
+        generation.release();
+      }
+    }
+  }
+
+  // a worker stuck computing blocks its whole process and can only be stopped by killing it (and
+  // its neighbours' invocations with it); one merely waiting (a webhook that never answers) is
+  // abandoned: its later host calls are refused, as its record is gone
+  async #afterDeadline(generation: RuntimeGeneration): Promise<void> {
+    if (await generation.responsive(PING_WITHIN_MS)) {
+      if (generation.abandon() > MAX_ABANDONED) this.#retire(generation, "too many abandoned invocations");
+      return;
+    }
+    this.#discard(generation, "worker runtime restarted: another invocation of this account ran past its deadline");
+  }
+
+  async stop(reason: string): Promise<void> {
+    this.#current = undefined;
+    await Promise.all([...this.#generations].map((generation) => generation.stop(reason)));
+    this.#generations.clear();
+  }
+
+  async #acquire(definition: WorkerDefinition, fingerprint: string): Promise<RuntimeGeneration | string> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const failed = this.#failedStarts.get(definition.name);
+      if (failed?.fingerprint === fingerprint && Date.now() - failed.at < RETRY_FAILED_START_MS) return failed.error;
+      const current = this.#current;
+      if (current !== undefined && !current.alive()) this.#discard(current, "worker runtime exited unexpectedly (crash or memory limit)");
+      else if (current?.serves(definition.name, fingerprint)) return current;
+      const start = this.#startChain.then(() => this.#replace(definition, fingerprint));
+      this.#startChain = start.catch(() => undefined);
+      await start;
+    }
+    return "worker runtime could not start";
+  }
+
+  async #replace(definition: WorkerDefinition, fingerprint: string): Promise<void> {
+    // another invocation's start, queued before ours, may already have done it
+    if (this.#current?.serves(definition.name, fingerprint) && this.#current.alive()) return;
+    if (this.#failedStarts.get(definition.name)?.fingerprint === fingerprint) return;
+    const workers = new Map(this.#known);
+    workers.set(definition.name, { definition, fingerprint });
+    const generation = new RuntimeGeneration({
+      account: this.#options.account,
+      workers,
+      hostBridge: this.#bridge,
+      outboundAllow: this.#options.outboundAllow,
+      memoryLimitBytes: this.#options.memoryLimitBytes,
+      onEvent: this.#options.onEvent,
+    });
+    this.#generations.add(generation);
+    const startTimeout = timer(this.#options.startTimeoutMs);
+    let error: string | undefined;
+    try {
+      const started = await Promise.race([generation.ready.then(() => "ready" as const), startTimeout.promise]);
+      if (started === "deadline") error = `worker did not start within ${this.#options.startTimeoutMs} ms (module-level code still running)`;
+    } catch (failure) {
+      error = startFailureText(failure);
+    } finally {
+      startTimeout.clear();
+    }
+    if (error !== undefined) {
+      // the set without this definition was running (or empty), so the newcomer is to blame
+      this.#failedStarts.set(definition.name, { fingerprint, error, at: Date.now() });
+      this.#options.onEvent({ event: "worker-runtime.start-failed", account: this.#options.account, worker: definition.name, error });
+      this.#forget(generation, "failed to start");
+      return;
+    }
+    this.#failedStarts.delete(definition.name);
+    const previous = this.#current;
+    this.#current = generation;
+    this.#known = generation.workers;
+    if (previous !== undefined) this.#retire(previous, "replaced");
+  }
+
+  #retire(generation: RuntimeGeneration, reason: string): void {
+    if (this.#current === generation) this.#current = undefined;
+    generation.retire(reason);
+  }
+
+  #discard(generation: RuntimeGeneration, reason: string): void {
+    if (this.#current === generation) this.#current = undefined;
+    this.#forget(generation, reason);
+  }
+
+  #forget(generation: RuntimeGeneration, reason: string): void {
+    void generation.stop(reason).then(() => this.#generations.delete(generation));
+  }
+
+  #pruneStopped(): void {
+    for (const generation of this.#generations) if (generation.stopReason !== null) this.#generations.delete(generation);
+  }
+}

@@ -1,0 +1,184 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, beforeEach, describe, it } from "node:test";
+import { workerCommand } from "../../src/cli/worker-command.ts";
+import { startHarness, type Harness } from "../support/mailroute-harness.ts";
+import { SmtpTestClient, testMessage } from "../support/smtp-test-client.ts";
+
+/**
+ * A Cloudflare-style router with the reference README's semantics: `,` separates primaries that
+ * all get the message, `:` lists backups tried in order; a failure is rethrown (recoverable), so
+ * the sender retries.
+ */
+const FAILOVER_WORKER = `
+export default {
+  async email(message, env, ctx) {
+    const user = message.to.split("@")[0].split("+")[0];
+    const stored = env.MAP ? await env.MAP.get(user) : null;
+    const destinations = (stored ?? env.DESTINATION).replace(/\\s+/g, "");
+    if (!destinations) { message.setReject("Invalid recipient"); return; }
+    const failures = [];
+    await Promise.all(destinations.split(",").map(async (primary) => {
+      let lastError = null;
+      for (const address of primary.split(":")) {
+        try { await message.forward(address, new Headers({ "X-Forwarded-By": "failover-worker" })); return; }
+        catch (error) { lastError = error; console.log("forward to " + address + " failed: " + error.message); }
+      }
+      failures.push(lastError);
+    }));
+    if (failures.length > 0) throw failures[0];
+  },
+};`;
+
+const ALLOW_LIST_WORKER = `
+export default {
+  allowed: ["friend@origin.test"],
+  async email(message, env) {
+    if (!this.allowed.includes(message.from)) {
+      message.setReject("550 5.7.1 Address not allowed: " + message.from);
+      return;
+    }
+    await message.forward(env.DESTINATION);
+  },
+};`;
+
+const THROWING_WORKER = `export default { async email() { throw new Error("database is down"); } };`;
+
+const PARSER_WORKER_TS = `
+import PostalMime from "postal-mime";
+interface Env { DESTINATION: string }
+export default {
+  async email(message: any, env: Env): Promise<void> {
+    const parsed = await PostalMime.parse(message.raw);
+    await message.forward(env.DESTINATION, new Headers({ "X-Parsed-Subject": String(parsed.subject ?? "") }));
+  },
+};`;
+
+async function deploy(h: Harness, name: string, entry: string, ...args: string[]) {
+  const lines: string[] = [];
+  await workerCommand(["deploy", name, entry, "--data-dir", h.dataDir, ...args], { out: (line) => lines.push(line) });
+  return lines;
+}
+
+async function send(h: Harness, from: string, to: string, subject = "worker test") {
+  const { client } = await SmtpTestClient.connect(h.port);
+  const env = await client.envelope(from, [to]);
+  assert.equal(env.rcpts[0]!.code, 250, env.rcpts[0]!.line);
+  const reply = await client.data(testMessage({ from, to, subject }));
+  await client.quit();
+  return reply;
+}
+
+describe("Email Workers over real SMTP", () => {
+  let h: Harness;
+  let project: string;
+
+  before(async () => {
+    h = await startHarness({ destinations: ["dest.test", "backup.test", "other.test"], settings: { "worker-deadline": "10000" } });
+    project = mkdtempSync(join(tmpdir(), "mailroute-worker-project-"));
+    symlinkSync(join(import.meta.dirname, "..", "..", "node_modules"), join(project, "node_modules"));
+    writeFileSync(join(project, "failover.js"), FAILOVER_WORKER);
+    writeFileSync(join(project, "allow.js"), ALLOW_LIST_WORKER);
+    writeFileSync(join(project, "throws.js"), THROWING_WORKER);
+    mkdirSync(join(project, "parser", "src"), { recursive: true });
+    writeFileSync(join(project, "parser", "src", "index.ts"), PARSER_WORKER_TS);
+    writeFileSync(join(project, "parser", "wrangler.toml"), 'name = "parser"\nmain = "src/index.ts"\ncompatibility_date = "2024-09-23"\n\n[vars]\nDESTINATION = "a@dest.test"\n');
+    symlinkSync(join(import.meta.dirname, "..", "..", "node_modules"), join(project, "parser", "node_modules"));
+
+    await deploy(h, "failover", join(project, "failover.js"), "--var", "DESTINATION=a@dest.test:b@backup.test, c@other.test", "--kv", "MAP=routes");
+    await deploy(h, "allow", join(project, "allow.js"), "--var", "DESTINATION=a@dest.test");
+    await deploy(h, "throws", join(project, "throws.js"));
+    await deploy(h, "parser", join(project, "parser", "src", "index.ts"), "--config", join(project, "parser", "wrangler.toml"));
+    await workerCommand(["kv", "put", "routes", "kvuser", "c@other.test", "--data-dir", h.dataDir], { out: () => undefined });
+
+    await h.config.addZone("example.com", { supportSubaddress: true });
+    for (const address of ["a@dest.test", "b@backup.test", "c@other.test"]) await h.config.addDestination(address, { verified: true });
+    await h.config.addRule("router@example.com", [{ type: "worker", value: ["failover"] }]);
+    await h.config.addRule("kvuser@example.com", [{ type: "worker", value: ["failover"] }]);
+    await h.config.addRule("private@example.com", [{ type: "worker", value: ["allow"] }]);
+    await h.config.addRule("broken@example.com", [{ type: "worker", value: ["throws"] }]);
+    await h.config.addRule("parse@example.com", [{ type: "worker", value: ["parser"] }]);
+    await h.config.addRule("ghost@example.com", [{ type: "worker", value: ["not-deployed"] }]);
+    await h.reload();
+  });
+
+  after(async () => {
+    await h?.stop();
+    if (project) rmSync(project, { recursive: true, force: true });
+  });
+
+  beforeEach(() => {
+    for (const sink of Object.values(h.sinks)) sink.reset();
+  });
+
+  it("runs a multi-destination failover worker: a 451 moves to the backup, every primary receives it", async () => {
+    h.sinks["dest.test"]!.fail({ stage: "rcpt", code: 451, text: "4.2.1 try later", address: "a@dest.test" });
+    const reply = await send(h, "friend@origin.test", "router+news@example.com");
+    assert.equal(reply.code, 250, reply.line);
+    assert.equal(h.sinks["dest.test"]!.messages.length, 0);
+    const [backup] = h.sinks["backup.test"]!.messagesFor("b@backup.test");
+    assert.ok(backup, "the backup got it");
+    // Header names are case-insensitive (RFC 5322); the runtime's Headers object lower-cases them.
+    assert.match(backup.text, /\r\nX-Forwarded-By: failover-worker\r\n/i);
+    assert.match(backup.text, /^ARC-Seal: /, "a worker's forward is signed and sealed like a rule's");
+    assert.match(backup.from, /^SRS0=/, "and SRS-rewritten");
+    assert.equal(h.sinks["other.test"]!.messagesFor("c@other.test").length, 1);
+  });
+
+  it("answers 451 4.3.0 with the worker's error when every backup failed temporarily, so the sender retries", async () => {
+    h.sinks["dest.test"]!.fail({ stage: "rcpt", code: 451, text: "4.2.1 try later", address: "a@dest.test" });
+    h.sinks["backup.test"]!.fail({ stage: "rcpt", code: 452, text: "4.2.2 full", address: "b@backup.test" });
+    const reply = await send(h, "friend@origin.test", "router@example.com");
+    assert.equal(reply.code, 451, reply.line);
+    assert.equal(reply.enhanced, "4.3.0");
+    assert.match(reply.text, /could not send email: Unknown error: transient error \(452\)/);
+  });
+
+  it("routes with configuration read from KV on our store", async () => {
+    const reply = await send(h, "friend@origin.test", "kvuser@example.com");
+    assert.equal(reply.code, 250, reply.line);
+    assert.equal(h.sinks["other.test"]!.messagesFor("c@other.test").length, 1);
+    assert.equal(h.sinks["dest.test"]!.messages.length + h.sinks["backup.test"]!.messages.length, 0);
+  });
+
+  it("turns setReject into 550 5.7.1 without doubling the SMTP code", async () => {
+    const refused = await send(h, "stranger@origin.test", "private@example.com");
+    assert.equal(refused.code, 550, refused.line);
+    assert.equal(refused.enhanced, "5.7.1");
+    assert.equal(refused.line, "550 5.7.1 Address not allowed: stranger@origin.test");
+    assert.equal((await send(h, "friend@origin.test", "private@example.com")).code, 250);
+    assert.equal(h.sinks["dest.test"]!.messagesFor("a@dest.test").length, 1);
+  });
+
+  it("answers 451 4.3.0 when the worker throws", async () => {
+    const reply = await send(h, "friend@origin.test", "broken@example.com");
+    assert.equal(reply.code, 451, reply.line);
+    assert.match(reply.text, /database is down/);
+  });
+
+  it("runs a TypeScript worker with an npm dependency, deployed from its wrangler.toml", async () => {
+    const reply = await send(h, "friend@origin.test", "parse@example.com", "Quarterly report");
+    assert.equal(reply.code, 250, reply.line);
+    const [message] = h.sinks["dest.test"]!.messagesFor("a@dest.test");
+    assert.ok(message);
+    assert.match(message.text, /\r\nX-Parsed-Subject: Quarterly report\r\n/i);
+  });
+
+  it("answers 451 4.3.2 for a rule naming a worker that is not deployed", async () => {
+    const reply = await send(h, "friend@origin.test", "ghost@example.com");
+    assert.equal(reply.code, 451, reply.line);
+    assert.equal(reply.enhanced, "4.3.2");
+  });
+
+  it("records each invocation with its console output in the activity log", async () => {
+    h.sinks["dest.test"]!.fail({ stage: "rcpt", code: 550, text: "5.1.1 gone", address: "a@dest.test" });
+    await send(h, "friend@origin.test", "router@example.com");
+    const [event] = await h.configStore.db.selectFrom("events").selectAll().where("rcpt_to", "=", "router@example.com").orderBy("id", "desc").limit(1).execute();
+    const detail = JSON.parse(event!.detail) as { worker: { script: string; outcome: string; logs: { message: string }[] } };
+    assert.equal(event!.action, "worker");
+    assert.equal(detail.worker.script, "failover");
+    assert.ok(detail.worker.logs.some((log) => /forward to a@dest\.test failed: could not send email: Unknown error: permanent error \(550\)/.test(log.message)), JSON.stringify(detail.worker.logs));
+  });
+});
