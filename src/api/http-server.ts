@@ -12,10 +12,16 @@ import type { AddressInfo } from "node:net";
 import { mtaStsPolicy } from "../core/zone-dns-records.ts";
 import type { RoutingTable } from "../routing/routing-table.ts";
 import { normalizeDomain } from "../routing/email-address.ts";
+import { bearerToken } from "./admin-token.ts";
 
 export interface HttpServiceOptions {
   hostname: string;
   routing: () => RoutingTable;
+  /** Admin-token check for operator endpoints. */
+  authorize: (token: string | undefined) => Promise<boolean>;
+  /** Runs the Email Worker routed for a recipient on a posted message (dev endpoint). */
+  runWorker: (input: { from: string; to: string; raw: Buffer }) => Promise<{ reply: string; worker: unknown } | { refused: string }>;
+  maxMessageSize: number;
 }
 
 export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
@@ -32,6 +38,23 @@ export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
   });
 
   app.get("/healthz", async () => ({ success: true, result: { status: "ok" } }));
+
+  // As `wrangler dev`: POST a raw message to run the worker routed for `to`. Real delivery
+  // happens behind forward(), so the endpoint needs the admin token.
+  app.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: options.maxMessageSize + 64 * 1024 }, (_request, body, done) => done(null, body));
+  app.post("/cdn-cgi/handler/email", async (request, reply) => {
+    if (!(await options.authorize(bearerToken(request.headers.authorization)))) {
+      return reply.code(401).send({ success: false, errors: [{ code: 10000, message: "Authentication error: send the admin token as Authorization: Bearer <token>" }] });
+    }
+    const query = request.query as Record<string, string | undefined>;
+    const missing = ["from", "to"].filter((name) => !query[name]);
+    if (missing.length > 0) return reply.code(400).send({ success: false, errors: missing.map((name) => ({ code: 1001, field: name, message: `query parameter "${name}" is required (an email address)` })) });
+    const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.from(String(request.body ?? ""));
+    if (raw.length === 0) return reply.code(400).send({ success: false, errors: [{ code: 1001, field: "body", message: "the request body must be the raw message (RFC 5322)" }] });
+    const result = await options.runWorker({ from: query.from!, to: query.to!, raw });
+    if ("refused" in result) return reply.code(422).send({ success: false, errors: [{ code: 1002, field: "to", message: result.refused }] });
+    return reply.send({ success: true, result });
+  });
 
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send({ success: false, errors: [{ code: 404, message: `no route for ${request.method} ${request.url}` }] });

@@ -32,6 +32,9 @@ export async function startCommand(argv: string[], output: Output): Promise<void
   const service = await startMailroute(settings).catch((error: Error) => {
     throw new CliError(error.message, { hint: "another process may hold the port: pass --smtp-port, or stop it" });
   });
+  if (service.generatedAdminToken !== null) {
+    output.out(`admin token (shown once, stored only as a hash; pass --admin-token to set your own): ${service.generatedAdminToken}`);
+  }
   output.out(`mailroute is receiving mail on ${service.smtp.address}:${service.smtp.port} as ${settings.hostname}; HTTP on ${service.http.address}:${service.http.port}; data in ${settings.dataDir}`);
   await new Promise<void>((resolve) => {
     const stop = () => {

@@ -5,6 +5,7 @@
  * end-to-end tests, which get exactly what an operator runs.
  */
 import type { AddressInfo } from "node:net";
+import { ensureAdminToken, verifyAdminToken } from "../api/admin-token.ts";
 import { createHttpServer, listenHttp } from "../api/http-server.ts";
 import { createEventRecorder } from "../analytics/event-recorder.ts";
 import { createLogger, type Logger } from "../analytics/structured-log.ts";
@@ -42,6 +43,8 @@ export interface RunningMailroute {
   readonly store: Store;
   readonly smtp: AddressInfo;
   readonly http: AddressInfo;
+  /** Set when this start generated the admin token: print it once, it is stored only hashed. */
+  readonly generatedAdminToken: string | null;
   readonly routing: RoutingConfigWatcher;
   readonly pool: SmtpClientPool;
   close(): Promise<void>;
@@ -164,7 +167,14 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   }
   logger.log("info", "smtp_listening", { host: smtp.address, port: smtp.port, hostname: settings.hostname });
 
-  const httpApp = createHttpServer({ hostname: settings.hostname, routing: () => routing.table });
+  const generatedAdminToken = await ensureAdminToken(store.db, settings.adminToken);
+  const httpApp = createHttpServer({
+    hostname: settings.hostname,
+    routing: () => routing.table,
+    authorize: (token) => verifyAdminToken(store.db, token),
+    runWorker: (input) => server.runWorkerFor(input),
+    maxMessageSize: settings.maxMessageSize,
+  });
   let http: AddressInfo;
   try {
     http = await listenHttp(httpApp, settings.httpPort, settings.httpHost);
@@ -183,6 +193,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     store,
     smtp,
     http,
+    generatedAdminToken,
     routing,
     pool,
     close() {

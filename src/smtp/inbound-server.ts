@@ -28,6 +28,7 @@ import { applyTlsCredentials, type TlsCredentials } from "./tls-credentials.ts";
 import { installCommandHook } from "./command-hook-shim.ts";
 import { installEnhancedCodeShim } from "./enhanced-code-shim.ts";
 import { runMessagePipeline, type MessageContext, type PipelineDependencies, type Plan } from "./message-pipeline.ts";
+import type { WorkerReport } from "./worker-step.ts";
 import { rcptReplyFor } from "./recipient-replies.ts";
 import { replies, type ReplyTemplate } from "./reply-catalogue.ts";
 import { SmtpReply } from "./smtp-reply.ts";
@@ -75,6 +76,12 @@ export interface InboundServer {
   listen(port: number, host: string): Promise<AddressInfo>;
   close(): Promise<void>;
   readonly connections: number;
+  /**
+   * Runs the Email Worker routed for `to` on a message handed in directly (the
+   * /cdn-cgi/handler/email development endpoint, as `wrangler dev` offers), through the same
+   * pipeline as SMTP mail, minus inbound authentication.
+   */
+  runWorkerFor(input: { from: string; to: string; raw: Buffer }): Promise<{ reply: string; worker: WorkerReport | null } | { refused: string }>;
 }
 
 export function createInboundServer(options: InboundServerOptions, deps: InboundDependencies): InboundServer {
@@ -371,7 +378,48 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     });
   }
 
+  async function runWorkerFor(input: { from: string; to: string; raw: Buffer }): Promise<{ reply: string; worker: WorkerReport | null } | { refused: string }> {
+    const session = { id: `http-${(++queueCounter).toString(36)}`, remoteAddress: "127.0.0.1", envelope: { mailFrom: false, rcptTo: [] } } as unknown as SMTPServerSession;
+    const result = planForRecipient(session, input.to);
+    if (result instanceof SmtpReply) return { refused: result.line };
+    if (result.plan.kind !== "worker") return { refused: `${input.to} is routed by a rule of action "${result.plan.kind}", not to an Email Worker` };
+    const spool = new MessageSpool({ maxSize: options.maxMessageSize, spoolDir: options.spoolDir });
+    try {
+      await spool.write(input.raw);
+      if (spool.exceeded) return { refused: new SmtpReply(replies.MESSAGE_TOO_BIG, { limit: options.maxMessageSize }).line };
+      const context: MessageContext = {
+        sessionId: session.id,
+        queueId: `${session.id}.1`,
+        clientIp: "127.0.0.1",
+        clientHelo: "cdn-cgi.handler",
+        mailFrom: input.from,
+        recipients: [input.to],
+        secure: false,
+        smtpUtf8: false,
+        trusted: true,
+        plan: result.plan,
+        spool,
+        receivedAt: now(),
+        headers: { messageId: null, subject: null, count: 0 },
+        auth: null,
+        authMark: null,
+        spam: null,
+        reverseName: null,
+        prefix: [],
+        signed: null,
+        upstreamFrom: "",
+        relay: null,
+        worker: null,
+      };
+      const reply = await runMessagePipeline(context, { ...deps.pipeline, authenticate: null, hostname: options.hostname, srs: deps.srs });
+      return { reply: reply.line, worker: context.worker };
+    } finally {
+      await spool.dispose();
+    }
+  }
+
   return {
+    runWorkerFor,
     listen(port, host) {
       return new Promise((resolve, reject) => {
         server.server.once("error", reject);

@@ -172,6 +172,24 @@ describe("Email Workers over real SMTP", () => {
     assert.equal(reply.enhanced, "4.3.2");
   });
 
+  it("runs a worker for a posted message at /cdn-cgi/handler/email, with the admin token", async () => {
+    const url = `http://127.0.0.1:${h.mailroute.http.port}/cdn-cgi/handler/email?from=friend%40origin.test&to=private%40example.com`;
+    const body = testMessage({ from: "friend@origin.test", to: "private@example.com" });
+    const refused = await fetch(url, { method: "POST", body, headers: { "content-type": "message/rfc822" } });
+    assert.equal(refused.status, 401);
+    const response = await fetch(url, { method: "POST", body, headers: { "content-type": "message/rfc822", authorization: "Bearer test-admin-token" } });
+    assert.equal(response.status, 200);
+    const json = (await response.json()) as { success: boolean; result: { reply: string; worker: { outcome: string; forwards: { to: string }[] } } };
+    assert.equal(json.success, true);
+    assert.match(json.result.reply, /^250 /);
+    assert.equal(json.result.worker.outcome, "forwarded");
+    assert.deepEqual(json.result.worker.forwards.map((f) => f.to), ["a@dest.test"]);
+    assert.equal(h.sinks["dest.test"]!.messagesFor("a@dest.test").length, 1);
+    const notWorker = await fetch(url.replace("private%40", "nobody%40"), { method: "POST", body, headers: { authorization: "Bearer test-admin-token" } });
+    assert.equal(notWorker.status, 422);
+    assert.match(((await notWorker.json()) as { errors: { message: string }[] }).errors[0]!.message, /550 5\.1\.1/);
+  });
+
   it("records each invocation with its console output in the activity log", async () => {
     h.sinks["dest.test"]!.fail({ stage: "rcpt", code: 550, text: "5.1.1 gone", address: "a@dest.test" });
     await send(h, "friend@origin.test", "router@example.com");

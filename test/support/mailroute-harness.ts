@@ -80,6 +80,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         "smtp-port": "0",
         "smtp-host": "127.0.0.1",
         "http-port": "0",
+        "admin-token": "test-admin-token",
         hostname: "mx.mailroute.test",
         "dns-servers": dns.address,
         "outbound-port": String(sinkPort || 25),
