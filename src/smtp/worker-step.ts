@@ -95,7 +95,8 @@ export async function runWorker(context: MessageContext, deps: PipelineDependenc
         throw new WorkerCallError("cannot forward email to same worker");
       }
       for (const [name, value] of extraHeaders) {
-        // Cloudflare: only X-* headers may be added; the runtime checks too, this is the host's guard.
+        // The runtime already keeps only X-* headers (as Cloudflare does); this guards the
+        // message itself against a malformed name or a value that would add a header line.
         if (!/^x-/i.test(name) || !HEADER_NAME.test(name) || /[\r\n]/.test(value)) throw new WorkerCallError(`invalid header: ${name}`);
       }
       forwarded.add(parsed.key);
@@ -109,6 +110,8 @@ export async function runWorker(context: MessageContext, deps: PipelineDependenc
       }
     },
     async reply(message, from, to) {
+      // Cloudflare: no reply to mail that failed DMARC (the "sender" may be forged).
+      if (context.auth !== null && context.auth.dmarc === "fail") throw new WorkerCallError("Original email is not replyable");
       return deliverCopy(to, Buffer.alloc(0), from, message, "reply");
     },
     async sendEmail(_binding, from, to, message) {

@@ -8,38 +8,28 @@
  *   message.headers is a real Headers parsed from the raw header block (case-insensitive,
  *   folded lines joined); message.raw is a fresh ReadableStream on every access, so it can be read
  *   twice and after forward(); message.rawSize is the byte length.
- * - forward() / reply() / env.<SEND_EMAIL>.send() / KV resolve or reject with what the host
- *   decided; a refusal is rethrown as an Error whose message is the host's text, verbatim. Every
- *   rule lives on the host side: this module runs in the same isolate as untrusted code, so it
- *   enforces nothing.
+ * - forward() / reply() resolve or reject with what the host decided (entry-bindings.ts carries
+ *   the calls and builds env's KV and send_email bindings); a refusal is rethrown as an Error
+ *   whose message is the host's text, verbatim. Every rule lives on the host side: this module
+ *   runs in the same isolate as untrusted code, so it enforces nothing.
  * - The answer is sent only after the handler settled, every ctx.waitUntil() promise settled and
  *   every host call in flight settled, so the host's record of the invocation is complete.
  * - console.* output is captured per invocation (entry-console.ts) and returned in the report.
  *
  * `entryModule` is shipped as source (Function.prototype.toString), so it must stay
  * self-contained: no references to anything outside its own body but its parameters and
- * workerd's globals. It is type-checked here with Node's fetch types, which match workerd's.
+ * workerd's globals (a bundler must not inject helpers into it). It is type-checked here with
+ * Node's fetch types, which match workerd's.
  */
-import { CONSOLE_MODULE, CONSOLE_MODULE_SOURCE, type ConsoleCapture, type LogSink } from "./entry-console.ts";
-import { HOST_PROTOCOL, type EntryConfig, type EntryReport, type HostOp, type HostProblem } from "./host-protocol.ts";
+import { BINDINGS_MODULE, BINDINGS_MODULE_SOURCE, type HostBindings, type InvocationState } from "./entry-bindings.ts";
+import { CONSOLE_MODULE, CONSOLE_MODULE_SOURCE, type ConsoleCapture } from "./entry-console.ts";
+import { HOST_PROTOCOL, type EntryConfig, type EntryReport } from "./host-protocol.ts";
 
 /** The user's bundle, as a module of its own next to ours. */
 export const USER_MODULE = "user.js";
 export const ENTRY_MODULE = "mailroute-entry.js";
 
-interface InvocationState extends LogSink {
-  id: string;
-  waits: Promise<unknown>[];
-  calls: Set<Promise<unknown>>;
-  rejectReason: string | undefined;
-}
-
-type BodyInit = ConstructorParameters<typeof Response>[0];
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
-
-interface Fetcher {
-  fetch(url: string, init?: RequestInit): Promise<Response>;
-}
 
 interface EmailHandlerObject {
   email(message: unknown, env: unknown, ctx: unknown): unknown;
@@ -47,71 +37,19 @@ interface EmailHandlerObject {
 
 export function entryModule(
   capture: ConsoleCapture<InvocationState>,
+  bindings: HostBindings,
   user: { default?: unknown },
   protocol: typeof HOST_PROTOCOL,
 ): { fetch(request: Request, env: Record<string, unknown>): Promise<Response> } {
-  // cloudflare:email's EmailMessage keeps its body under this key (workerd + miniflare)
-  const RAW_EMAIL = "EmailMessage::raw";
-  const OTHER_REQUEST =
-    "Cannot perform I/O on behalf of a different request. I/O objects (such as streams, request/response bodies, and others) created in the context of one request handler cannot be accessed from a different request's handler.";
   const h = protocol.headers;
   const { als, record } = capture;
-  let host: Fetcher | undefined;
+  const { call, unwrapEmailMessage } = bindings;
+  const encode = encodeURIComponent;
   let userEnv: Record<string, unknown> | undefined;
 
   function describe(thrown: unknown): string {
     if (thrown instanceof Error) return thrown.name === "Error" ? thrown.message : `${thrown.name}: ${thrown.message}`;
     return String(thrown);
-  }
-
-  async function call(
-    state: InvocationState,
-    op: HostOp,
-    init: { json?: unknown; body?: Uint8Array; headers?: Record<string, string> },
-  ): Promise<Response> {
-    if (state.done || host === undefined) throw new Error(OTHER_REQUEST);
-    const headers: Record<string, string> = { [h.invocation]: state.id, ...init.headers };
-    let body: BodyInit | undefined = init.body;
-    if (init.json !== undefined) {
-      body = JSON.stringify(init.json);
-      headers["content-type"] = "application/json";
-    }
-    const pending = host.fetch(`http://host/${op}`, { method: "POST", headers, body });
-    // the answer waits for every host call, so the host's record is complete when it is read
-    state.calls.add(pending);
-    try {
-      const response = await pending;
-      if (response.ok || response.status === 404) return response;
-      const problem = (await response.json().catch(() => null)) as HostProblem | null;
-      const ErrorType = problem?.name === "TypeError" ? TypeError : Error;
-      throw new ErrorType(problem?.error ?? "internal error");
-    } finally {
-      state.calls.delete(pending);
-    }
-  }
-
-  function current(): InvocationState {
-    const state = als.getStore();
-    if (state === undefined || state.done) throw new Error(OTHER_REQUEST);
-    return state;
-  }
-
-  async function bytesOf(value: unknown): Promise<Uint8Array> {
-    if (value === undefined || value === null) return new Uint8Array();
-    return new Uint8Array(await new Response(value as BodyInit).arrayBuffer());
-  }
-
-  async function unwrapEmailMessage(message: unknown): Promise<{ from: string; to: string | null; raw: Uint8Array }> {
-    if (typeof message !== "object" || message === null || !("from" in message)) {
-      throw new TypeError("Expected an EmailMessage (import { EmailMessage } from \"cloudflare:email\").");
-    }
-    const fields = message as Record<string, unknown>;
-    const to = fields.to === undefined || fields.to === null ? null : String(fields.to);
-    return { from: String(fields.from), to, raw: await bytesOf(fields[RAW_EMAIL] ?? fields.raw) };
-  }
-
-  function encode(value: string): string {
-    return encodeURIComponent(value);
   }
 
   // RFC 5322 §2.2: the header block ends at the first empty line; folded lines are joined with
@@ -191,108 +129,6 @@ export function entryModule(
     }
   }
 
-  type KvType = "text" | "json" | "arrayBuffer" | "stream";
-
-  function kvType(options: unknown): KvType {
-    const type = typeof options === "string" ? options : (options as { type?: string } | undefined)?.type;
-    if (type === undefined || type === "text" || type === "json" || type === "arrayBuffer" || type === "stream") return type ?? "text";
-    throw new TypeError('Unknown response type. Possible types are "text", "arrayBuffer", "json", and "stream".');
-  }
-
-  function kvDecode(bytes: Uint8Array, type: KvType): unknown {
-    if (type === "arrayBuffer") return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-    if (type === "stream") return new Response(bytes).body;
-    const text = new TextDecoder().decode(bytes);
-    return type === "json" ? JSON.parse(text) : text;
-  }
-
-  class KvNamespace {
-    readonly #binding: string;
-
-    constructor(binding: string) {
-      this.#binding = binding;
-    }
-
-    async #read(key: string): Promise<{ bytes: Uint8Array; metadata: unknown } | null> {
-      const response = await call(current(), "kv-get", { json: { binding: this.#binding, key: String(key) } });
-      if (response.status === 404) return null;
-      const metadata = response.headers.get(h.kv);
-      return { bytes: new Uint8Array(await response.arrayBuffer()), metadata: metadata === null ? null : JSON.parse(decodeURIComponent(metadata)) };
-    }
-
-    // Cloudflare's bulk read: up to 100 keys, text or json only, answered as a Map
-    async #bulk(keys: unknown[], options: unknown, withMetadata: boolean): Promise<Map<string, unknown>> {
-      const type = kvType(options);
-      if (type !== "text" && type !== "json") throw new Error(`KV GET_BULK failed: 400 "${type}" is not a valid type. Use "json" or "text"`);
-      if (keys.length > 100) throw new Error("KV GET_BULK failed: 400 You can request a maximum of 100 keys");
-      if (keys.length < 1) throw new Error("KV GET_BULK failed: 400 You must request a minimum of 1 key");
-      const entries = await Promise.all(keys.map(async (key) => [String(key), await this.#read(String(key))] as const));
-      return new Map(
-        entries.map(([key, entry]) => {
-          const value = entry === null ? null : kvDecode(entry.bytes, type);
-          return [key, withMetadata ? (entry === null ? null : { value, metadata: entry.metadata }) : value];
-        }),
-      );
-    }
-
-    async get(key: unknown, options?: unknown): Promise<unknown> {
-      if (Array.isArray(key)) return this.#bulk(key, options, false);
-      const type = kvType(options);
-      const entry = await this.#read(String(key));
-      return entry === null ? null : kvDecode(entry.bytes, type);
-    }
-
-    async getWithMetadata(key: unknown, options?: unknown): Promise<unknown> {
-      if (Array.isArray(key)) return this.#bulk(key, options, true);
-      const type = kvType(options);
-      const entry = await this.#read(String(key));
-      if (entry === null) return { value: null, metadata: null, cacheStatus: null };
-      return { value: kvDecode(entry.bytes, type), metadata: entry.metadata, cacheStatus: null };
-    }
-
-    async put(key: unknown, value: unknown, options?: { expiration?: unknown; expirationTtl?: unknown; metadata?: unknown }): Promise<void> {
-      const state = current();
-      const body = value instanceof ReadableStream || value instanceof ArrayBuffer || ArrayBuffer.isView(value) ? await bytesOf(value) : new TextEncoder().encode(String(value));
-      const meta = { binding: this.#binding, key: String(key), expiration: options?.expiration, expirationTtl: options?.expirationTtl, metadata: options?.metadata };
-      await call(state, "kv-put", { body, headers: { [h.kv]: encode(JSON.stringify(meta)) } });
-    }
-
-    async delete(key: unknown): Promise<void> {
-      await call(current(), "kv-delete", { json: { binding: this.#binding, key: String(key) } });
-    }
-
-    async list(options?: { prefix?: unknown; limit?: unknown; cursor?: unknown }): Promise<unknown> {
-      const request = { binding: this.#binding, prefix: options?.prefix ?? undefined, limit: options?.limit ?? undefined, cursor: options?.cursor ?? undefined };
-      const response = await call(current(), "kv-list", { json: request });
-      return { ...((await response.json()) as object), cacheStatus: null };
-    }
-  }
-
-  class SendEmail {
-    readonly #binding: string;
-
-    constructor(binding: string) {
-      this.#binding = binding;
-    }
-
-    async send(message: unknown): Promise<{ messageId: string }> {
-      const state = current();
-      const { from, to, raw } = await unwrapEmailMessage(message);
-      const headers: Record<string, string> = { [h.binding]: encode(this.#binding), [h.from]: encode(from) };
-      if (to !== null) headers[h.to] = encode(to);
-      const response = await call(state, "send", { body: raw, headers });
-      return (await response.json()) as { messageId: string };
-    }
-  }
-
-  // one env per isolate, as on Cloudflare: workers may cache things on it
-  function buildEnv(config: EntryConfig): Record<string, unknown> {
-    const env: Record<string, unknown> = { ...config.vars, ...config.secrets };
-    for (const binding of config.kv) env[binding] = new KvNamespace(binding);
-    for (const binding of config.sendEmail) env[binding] = new SendEmail(binding);
-    return env;
-  }
-
   async function settle(state: InvocationState): Promise<void> {
     for (;;) {
       const pending = [...state.waits.splice(0), ...state.calls];
@@ -320,8 +156,8 @@ export function entryModule(
     async fetch(request: Request, env: Record<string, unknown>): Promise<Response> {
       // the host asks this after a deadline: an answer means no isolate of the process is stuck
       if (new URL(request.url).pathname === protocol.pingPath) return new Response("ok");
-      host ??= env[protocol.hostBinding] as Fetcher;
-      userEnv ??= buildEnv(env[protocol.configBinding] as EntryConfig);
+      bindings.connect(env);
+      userEnv ??= bindings.buildEnv(env[protocol.configBinding] as EntryConfig);
       const header = (name: string) => decodeURIComponent(request.headers.get(name) ?? "");
       const state: InvocationState = {
         id: request.headers.get(h.invocation) ?? "",
@@ -362,8 +198,9 @@ export function entryModule(
 /** The entry module's source, as workerd loads it: the console capture is imported first. */
 export const ENTRY_WORKER_SOURCE = [
   `import capture from "./${CONSOLE_MODULE}";`,
+  `import bindings from "./${BINDINGS_MODULE}";`,
   `import * as user from "./${USER_MODULE}";`,
-  `export default (${entryModule.toString()})(capture, user, ${JSON.stringify(HOST_PROTOCOL)});`,
+  `export default (${entryModule.toString()})(capture, bindings, user, ${JSON.stringify(HOST_PROTOCOL)});`,
   "",
 ].join("\n");
 
@@ -372,6 +209,7 @@ export function workerModules(bundle: string): { path: string; contents: string 
   return [
     { path: ENTRY_MODULE, contents: ENTRY_WORKER_SOURCE },
     { path: CONSOLE_MODULE, contents: CONSOLE_MODULE_SOURCE },
+    { path: BINDINGS_MODULE, contents: BINDINGS_MODULE_SOURCE },
     { path: USER_MODULE, contents: bundle },
   ];
 }

@@ -1,0 +1,216 @@
+/**
+ * The entry worker's way back to the host, shipped as its own module: the host call (one POST
+ * through the host service binding, tracked so the entry worker's answer waits for it) and the
+ * env bindings built on it, KV namespaces and send_email, with Cloudflare's shapes (get text /
+ * json / arrayBuffer / stream, bulk get as a Map, getWithMetadata, put with expirationTtl /
+ * expiration / metadata, delete, list with prefix / limit / cursor; send(EmailMessage)).
+ *
+ * Promises: argument checks workerd makes before any request happen here with workerd's texts;
+ * every other rule is the host's (host-bridge.ts), whose refusal is rethrown verbatim. A call
+ * made outside a live invocation fails as workerd fails cross-request I/O.
+ *
+ * `hostBindings` is shipped as source and must stay self-contained (see entry-worker.ts).
+ */
+import type { ConsoleCapture, LogSink } from "./entry-console.ts";
+import { CONSOLE_MODULE } from "./entry-console.ts";
+import { HOST_PROTOCOL, type EntryConfig, type HostOp, type HostProblem } from "./host-protocol.ts";
+
+export const BINDINGS_MODULE = "mailroute-bindings.js";
+
+/** One invocation inside the isolate: what its answer waits for, and what it reports. */
+export interface InvocationState extends LogSink {
+  id: string;
+  waits: Promise<unknown>[];
+  calls: Set<Promise<unknown>>;
+  rejectReason: string | undefined;
+}
+
+export type BodyInit = ConstructorParameters<typeof Response>[0];
+
+interface Fetcher {
+  fetch(url: string, init?: RequestInit): Promise<Response>;
+}
+
+export interface HostBindings {
+  /** Binds the host service (the same object for every request of an isolate). */
+  connect(env: Record<string, unknown>): void;
+  call(state: InvocationState, op: HostOp, init: { json?: unknown; body?: Uint8Array; headers?: Record<string, string> }): Promise<Response>;
+  /** `from`, `to` and the body bytes of a cloudflare:email EmailMessage. */
+  unwrapEmailMessage(message: unknown): Promise<{ from: string; to: string | null; raw: Uint8Array }>;
+  buildEnv(config: EntryConfig): Record<string, unknown>;
+}
+
+export function hostBindings(capture: ConsoleCapture<InvocationState>, protocol: typeof HOST_PROTOCOL): HostBindings {
+  // cloudflare:email's EmailMessage keeps its body under this key (workerd + miniflare)
+  const RAW_EMAIL = "EmailMessage::raw";
+  const OTHER_REQUEST =
+    "Cannot perform I/O on behalf of a different request. I/O objects (such as streams, request/response bodies, and others) created in the context of one request handler cannot be accessed from a different request's handler.";
+  const h = protocol.headers;
+  const { als } = capture;
+  let host: Fetcher | undefined;
+
+  async function call(
+    state: InvocationState,
+    op: HostOp,
+    init: { json?: unknown; body?: Uint8Array; headers?: Record<string, string> },
+  ): Promise<Response> {
+    if (state.done || host === undefined) throw new Error(OTHER_REQUEST);
+    const headers: Record<string, string> = { [h.invocation]: state.id, ...init.headers };
+    let body: BodyInit | undefined = init.body;
+    if (init.json !== undefined) {
+      body = JSON.stringify(init.json);
+      headers["content-type"] = "application/json";
+    }
+    const pending = host.fetch(`http://host/${op}`, { method: "POST", headers, body });
+    // the answer waits for every host call, so the host's record is complete when it is read
+    state.calls.add(pending);
+    try {
+      const response = await pending;
+      if (response.ok || response.status === 404) return response;
+      const problem = (await response.json().catch(() => null)) as HostProblem | null;
+      const ErrorType = problem?.name === "TypeError" ? TypeError : Error;
+      throw new ErrorType(problem?.error ?? "internal error");
+    } finally {
+      state.calls.delete(pending);
+    }
+  }
+
+  function current(): InvocationState {
+    const state = als.getStore();
+    if (state === undefined || state.done) throw new Error(OTHER_REQUEST);
+    return state;
+  }
+
+  async function bytesOf(value: unknown): Promise<Uint8Array> {
+    if (value === undefined || value === null) return new Uint8Array();
+    return new Uint8Array(await new Response(value as BodyInit).arrayBuffer());
+  }
+
+  async function unwrapEmailMessage(message: unknown): Promise<{ from: string; to: string | null; raw: Uint8Array }> {
+    if (typeof message !== "object" || message === null || !("from" in message)) {
+      throw new TypeError("Expected an EmailMessage (import { EmailMessage } from \"cloudflare:email\").");
+    }
+    const fields = message as Record<string, unknown>;
+    const to = fields.to === undefined || fields.to === null ? null : String(fields.to);
+    return { from: String(fields.from), to, raw: await bytesOf(fields[RAW_EMAIL] ?? fields.raw) };
+  }
+
+  const encode = encodeURIComponent;
+
+  type KvType = "text" | "json" | "arrayBuffer" | "stream";
+
+  function kvType(options: unknown): KvType {
+    const type = typeof options === "string" ? options : (options as { type?: string } | undefined)?.type;
+    if (type === undefined || type === "text" || type === "json" || type === "arrayBuffer" || type === "stream") return type ?? "text";
+    throw new TypeError('Unknown response type. Possible types are "text", "arrayBuffer", "json", and "stream".');
+  }
+
+  function kvDecode(bytes: Uint8Array, type: KvType): unknown {
+    if (type === "arrayBuffer") return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+    if (type === "stream") return new Response(bytes).body;
+    const text = new TextDecoder().decode(bytes);
+    return type === "json" ? JSON.parse(text) : text;
+  }
+
+  class KvNamespace {
+    readonly #binding: string;
+
+    constructor(binding: string) {
+      this.#binding = binding;
+    }
+
+    async #read(key: string): Promise<{ bytes: Uint8Array; metadata: unknown } | null> {
+      const response = await call(current(), "kv-get", { json: { binding: this.#binding, key: String(key) } });
+      if (response.status === 404) return null;
+      const metadata = response.headers.get(h.kv);
+      return { bytes: new Uint8Array(await response.arrayBuffer()), metadata: metadata === null ? null : JSON.parse(decodeURIComponent(metadata)) };
+    }
+
+    // Cloudflare's bulk read: up to 100 keys, text or json only, answered as a Map
+    async #bulk(keys: unknown[], options: unknown, withMetadata: boolean): Promise<Map<string, unknown>> {
+      const type = kvType(options);
+      if (type !== "text" && type !== "json") throw new Error(`KV GET_BULK failed: 400 "${type}" is not a valid type. Use "json" or "text"`);
+      if (keys.length > 100) throw new Error("KV GET_BULK failed: 400 You can request a maximum of 100 keys");
+      if (keys.length < 1) throw new Error("KV GET_BULK failed: 400 You must request a minimum of 1 key");
+      const entries = await Promise.all(keys.map(async (key) => [String(key), await this.#read(String(key))] as const));
+      return new Map(
+        entries.map(([key, entry]) => {
+          const value = entry === null ? null : kvDecode(entry.bytes, type);
+          return [key, withMetadata ? (entry === null ? null : { value, metadata: entry.metadata }) : value];
+        }),
+      );
+    }
+
+    async get(key: unknown, options?: unknown): Promise<unknown> {
+      if (Array.isArray(key)) return this.#bulk(key, options, false);
+      const type = kvType(options);
+      const entry = await this.#read(String(key));
+      return entry === null ? null : kvDecode(entry.bytes, type);
+    }
+
+    async getWithMetadata(key: unknown, options?: unknown): Promise<unknown> {
+      if (Array.isArray(key)) return this.#bulk(key, options, true);
+      const type = kvType(options);
+      const entry = await this.#read(String(key));
+      if (entry === null) return { value: null, metadata: null, cacheStatus: null };
+      return { value: kvDecode(entry.bytes, type), metadata: entry.metadata, cacheStatus: null };
+    }
+
+    async put(key: unknown, value: unknown, options?: { expiration?: unknown; expirationTtl?: unknown; metadata?: unknown }): Promise<void> {
+      const state = current();
+      const body = value instanceof ReadableStream || value instanceof ArrayBuffer || ArrayBuffer.isView(value) ? await bytesOf(value) : new TextEncoder().encode(String(value));
+      const meta = { binding: this.#binding, key: String(key), expiration: options?.expiration, expirationTtl: options?.expirationTtl, metadata: options?.metadata };
+      await call(state, "kv-put", { body, headers: { [h.kv]: encode(JSON.stringify(meta)) } });
+    }
+
+    async delete(key: unknown): Promise<void> {
+      await call(current(), "kv-delete", { json: { binding: this.#binding, key: String(key) } });
+    }
+
+    async list(options?: { prefix?: unknown; limit?: unknown; cursor?: unknown }): Promise<unknown> {
+      const request = { binding: this.#binding, prefix: options?.prefix ?? undefined, limit: options?.limit ?? undefined, cursor: options?.cursor ?? undefined };
+      const response = await call(current(), "kv-list", { json: request });
+      return { ...((await response.json()) as object), cacheStatus: null };
+    }
+  }
+
+  class SendEmail {
+    readonly #binding: string;
+
+    constructor(binding: string) {
+      this.#binding = binding;
+    }
+
+    async send(message: unknown): Promise<{ messageId: string }> {
+      const state = current();
+      const { from, to, raw } = await unwrapEmailMessage(message);
+      const headers: Record<string, string> = { [h.binding]: encode(this.#binding), [h.from]: encode(from) };
+      if (to !== null) headers[h.to] = encode(to);
+      const response = await call(state, "send", { body: raw, headers });
+      return (await response.json()) as { messageId: string };
+    }
+  }
+
+  // one env per isolate, as on Cloudflare: workers may cache things on it
+  function buildEnv(config: EntryConfig): Record<string, unknown> {
+    const env: Record<string, unknown> = { ...config.vars, ...config.secrets };
+    for (const binding of config.kv) env[binding] = new KvNamespace(binding);
+    for (const binding of config.sendEmail) env[binding] = new SendEmail(binding);
+    return env;
+  }
+
+  return {
+    connect(env) {
+      host ??= env[protocol.hostBinding] as Fetcher;
+    },
+    call,
+    unwrapEmailMessage,
+    buildEnv,
+  };
+}
+
+export const BINDINGS_MODULE_SOURCE = [
+  `import capture from "./${CONSOLE_MODULE}";`,
+  `export default (${hostBindings.toString()})(capture, ${JSON.stringify(HOST_PROTOCOL)});`,
+  "",
+].join("\n");
