@@ -3,9 +3,11 @@
  * invocations in flight, and the rules for replacing the process.
  *
  * Promises:
- * - Every invocation ends by its deadline with the result "timeout". If the process then does not
- *   answer a ping within PING_WITHIN_MS (a worker is stuck computing), it is killed and the next
- *   invocation starts a fresh one; if it answers, the worker was only waiting and is abandoned.
+ * - Every invocation ends by its deadline with the result "timeout", and the account's process is
+ *   retired at once: the next invocation starts a fresh one instead of queueing behind a worker
+ *   that may be stuck computing. If the old process then does not answer a ping within
+ *   PING_WITHIN_MS, it is killed (its other invocations in flight get an error saying why);
+ *   if it answers, they finish there and it stops.
  *   Invocations of other accounts never wait on this one: nothing here is shared between accounts.
  * - A redeploy (new fingerprint) starts a new process with the account's other workers beside
  *   the new version; invocations already running finish on the old process, which then stops.
@@ -88,6 +90,9 @@ export class AccountRuntime {
         deadline.promise,
       ]);
       if (settled === "deadline") {
+        // New mail must not queue behind a worker that may be stuck computing (workerd runs an
+        // account's isolates on one thread): later invocations start a fresh process at once.
+        this.#retire(generation, "an invocation ran past its deadline");
         void this.#afterDeadline(generation);
         return record.fail("timeout", `worker did not finish within ${deadlineMs} ms`);
       }

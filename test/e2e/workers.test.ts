@@ -46,6 +46,17 @@ export default {
 
 const THROWING_WORKER = `export default { async email() { throw new Error("database is down"); } };`;
 
+const SPINNING_WORKER = `export default { async email() { for (;;) {} } };`;
+
+// Loopback is not on --worker-fetch-allow here, so the runtime must refuse it (no traffic leaves).
+const PROBING_WORKER = `
+export default {
+  async email(message) {
+    try { await fetch("http://127.0.0.1:9/admin"); message.setReject("fetch went through"); }
+    catch (error) { message.setReject("fetch refused: " + error.message); }
+  },
+};`;
+
 const PARSER_WORKER_TS = `
 import PostalMime from "postal-mime";
 interface Env { DESTINATION: string }
@@ -76,12 +87,14 @@ describe("Email Workers over real SMTP", () => {
   let project: string;
 
   before(async () => {
-    h = await startHarness({ destinations: ["dest.test", "backup.test", "other.test"], settings: { "worker-deadline": "10000" } });
+    h = await startHarness({ destinations: ["dest.test", "backup.test", "other.test"], settings: { "worker-deadline": "4000" } });
     project = mkdtempSync(join(tmpdir(), "mailroute-worker-project-"));
     symlinkSync(join(import.meta.dirname, "..", "..", "node_modules"), join(project, "node_modules"));
     writeFileSync(join(project, "failover.js"), FAILOVER_WORKER);
     writeFileSync(join(project, "allow.js"), ALLOW_LIST_WORKER);
     writeFileSync(join(project, "throws.js"), THROWING_WORKER);
+    writeFileSync(join(project, "spin.js"), SPINNING_WORKER);
+    writeFileSync(join(project, "probe.js"), PROBING_WORKER);
     mkdirSync(join(project, "parser", "src"), { recursive: true });
     writeFileSync(join(project, "parser", "src", "index.ts"), PARSER_WORKER_TS);
     writeFileSync(join(project, "parser", "wrangler.toml"), 'name = "parser"\nmain = "src/index.ts"\ncompatibility_date = "2024-09-23"\n\n[vars]\nDESTINATION = "a@dest.test"\n');
@@ -90,6 +103,8 @@ describe("Email Workers over real SMTP", () => {
     await deploy(h, "failover", join(project, "failover.js"), "--var", "DESTINATION=a@dest.test:b@backup.test, c@other.test", "--kv", "MAP=routes");
     await deploy(h, "allow", join(project, "allow.js"), "--var", "DESTINATION=a@dest.test");
     await deploy(h, "throws", join(project, "throws.js"));
+    await deploy(h, "spin", join(project, "spin.js"));
+    await deploy(h, "probe", join(project, "probe.js"));
     await deploy(h, "parser", join(project, "parser", "src", "index.ts"), "--config", join(project, "parser", "wrangler.toml"));
     await workerCommand(["kv", "put", "routes", "kvuser", "c@other.test", "--data-dir", h.dataDir], { out: () => undefined });
 
@@ -101,6 +116,9 @@ describe("Email Workers over real SMTP", () => {
     await h.config.addRule("broken@example.com", [{ type: "worker", value: ["throws"] }]);
     await h.config.addRule("parse@example.com", [{ type: "worker", value: ["parser"] }]);
     await h.config.addRule("ghost@example.com", [{ type: "worker", value: ["not-deployed"] }]);
+    await h.config.addRule("spin@example.com", [{ type: "worker", value: ["spin"] }]);
+    await h.config.addRule("probe@example.com", [{ type: "worker", value: ["probe"] }]);
+    await h.config.addRule("plain@example.com", [{ type: "forward", value: ["a@dest.test"] }]);
     await h.reload();
   });
 
@@ -188,6 +206,26 @@ describe("Email Workers over real SMTP", () => {
     const notWorker = await fetch(url.replace("private%40", "nobody%40"), { method: "POST", body, headers: { authorization: "Bearer test-admin-token" } });
     assert.equal(notWorker.status, 422);
     assert.match(((await notWorker.json()) as { errors: { message: string }[] }).errors[0]!.message, /550 5\.1\.1/);
+  });
+
+  it("cuts off an infinite loop at the deadline with 451 4.3.0 while other mail keeps flowing", async () => {
+    const spinning = send(h, "friend@origin.test", "spin@example.com");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const plain = await send(h, "friend@origin.test", "plain@example.com");
+    assert.equal(plain.code, 250, "a rule's mail is not held up by the spinning worker");
+    const spun = await spinning;
+    assert.equal(spun.code, 451, spun.line);
+    assert.equal(spun.enhanced, "4.3.0");
+    assert.match(spun.text, /ran out of time/);
+    assert.equal(h.sinks["dest.test"]!.messagesFor("a@dest.test").length, 1);
+    const after = await send(h, "friend@origin.test", "private@example.com");
+    assert.equal(after.code, 250, `the account runtime is restarted and serves the next message: ${after.line}`);
+  });
+
+  it("refuses a worker's fetch() to a loopback address", async () => {
+    const reply = await send(h, "friend@origin.test", "probe@example.com");
+    assert.equal(reply.code, 550, reply.line);
+    assert.match(reply.text, /fetch refused/);
   });
 
   it("records each invocation with its console output in the activity log", async () => {
