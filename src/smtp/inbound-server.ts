@@ -27,7 +27,7 @@ import { DEFAULT_ZONE_POLICY, type RoutingTable } from "../routing/routing-table
 import { applyTlsCredentials, type TlsCredentials } from "./tls-credentials.ts";
 import { installCommandHook } from "./command-hook-shim.ts";
 import { installEnhancedCodeShim } from "./enhanced-code-shim.ts";
-import { runMessagePipeline, type MessageContext, type PipelineDependencies, type Plan } from "./message-pipeline.ts";
+import { newMessageContext, runMessagePipeline, type PipelineDependencies, type Plan } from "./message-pipeline.ts";
 import type { WorkerReport } from "./worker-step.ts";
 import { rcptReplyFor } from "./recipient-replies.ts";
 import { replies, type ReplyTemplate } from "./reply-catalogue.ts";
@@ -233,7 +233,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
       }
       if (transaction === undefined || transaction.plan === null) throw new SmtpReply(replies.LOCAL_ERROR, { hop: options.hostname });
       const mailFromArgs = session.envelope.mailFrom ? (session.envelope.mailFrom.args as Record<string, unknown> | false | undefined) : undefined;
-      const context: MessageContext = {
+      const context = newMessageContext({
         sessionId: session.id,
         queueId: `${session.id}.${(++queueCounter).toString(36)}`,
         clientIp: session.remoteAddress,
@@ -246,17 +246,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
         plan: transaction.plan,
         spool,
         receivedAt: now(),
-        headers: { messageId: null, subject: null, count: 0 },
-        auth: null,
-        authMark: null,
-        spam: null,
-        reverseName: null,
-        prefix: [],
-        signed: null,
-        upstreamFrom: "",
-        relay: null,
-        worker: null,
-      };
+      });
       const reply = await runMessagePipeline(context, { ...deps.pipeline, hostname: options.hostname, srs: deps.srs });
       const outcome =
         context.relay === null
@@ -387,7 +377,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     try {
       await spool.write(input.raw);
       if (spool.exceeded) return { refused: new SmtpReply(replies.MESSAGE_TOO_BIG, { limit: options.maxMessageSize }).line };
-      const context: MessageContext = {
+      const context = newMessageContext({
         sessionId: session.id,
         queueId: `${session.id}.1`,
         clientIp: "127.0.0.1",
@@ -400,17 +390,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
         plan: result.plan,
         spool,
         receivedAt: now(),
-        headers: { messageId: null, subject: null, count: 0 },
-        auth: null,
-        authMark: null,
-        spam: null,
-        reverseName: null,
-        prefix: [],
-        signed: null,
-        upstreamFrom: "",
-        relay: null,
-        worker: null,
-      };
+      });
       const reply = await runMessagePipeline(context, { ...deps.pipeline, authenticate: null, hostname: options.hostname, srs: deps.srs });
       return { reply: reply.line, worker: context.worker };
     } finally {

@@ -66,6 +66,28 @@ export interface MessageContext {
   worker: WorkerReport | null;
 }
 
+/** The facts known when DATA ends; everything the steps fill in starts empty. */
+export type MessageFacts = Pick<
+  MessageContext,
+  "sessionId" | "queueId" | "clientIp" | "clientHelo" | "mailFrom" | "recipients" | "secure" | "smtpUtf8" | "trusted" | "plan" | "spool" | "receivedAt"
+>;
+
+export function newMessageContext(facts: MessageFacts): MessageContext {
+  return {
+    ...facts,
+    headers: { messageId: null, subject: null, count: 0 },
+    auth: null,
+    authMark: null,
+    spam: null,
+    reverseName: null,
+    prefix: [],
+    signed: null,
+    upstreamFrom: "",
+    relay: null,
+    worker: null,
+  };
+}
+
 export interface PipelineDependencies {
   hostname: string;
   authenticate: ((input: AuthenticateMessageInput) => Promise<InboundAuthResult>) | null;

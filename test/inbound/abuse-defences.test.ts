@@ -14,66 +14,18 @@ import { Resolver } from "node:dns/promises";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { SMTPServer, type SMTPServerSession } from "smtp-server";
-import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
 import { ClientLimits, type LimitRefusal } from "../../src/inbound/client-limits.ts";
 import { createDnsblChecker, type DnsblChecker, type LookupA } from "../../src/inbound/dnsbl-checker.ts";
 import { installEnhancedCodeShim } from "../../src/smtp/enhanced-code-shim.ts";
-import type { ReplyTemplate } from "../../src/smtp/reply-catalogue.ts";
+import { replies } from "../../src/smtp/reply-catalogue.ts";
+import { installCommandHook } from "../../src/smtp/command-hook-shim.ts";
 import { SmtpReply } from "../../src/smtp/smtp-reply.ts";
 import { startDnsServer, type TestDnsServer } from "../support/dns-server.ts";
 import { ProxiedSmtpClient } from "../support/proxied-smtp-client.ts";
 
-// ---- proposed additions to src/smtp/reply-catalogue.ts -------------------------------------
-
-function reply(code: number, enhanced: string, text: string): ReplyTemplate {
-  return Object.freeze({ code, enhanced, text });
-}
-
-const proposedReplies = Object.freeze({
-  // Connection (RFC 5321 §3.1: 554 instead of the greeting; RFC 3463 5.7.1: delivery not authorized)
-  DNSBL_LISTED: reply(554, "5.7.1", "Service unavailable; client host [{client}] blocked using {zone} ({codes})"),
-  TOO_MANY_CONNECTIONS: reply(421, "4.7.0", "{hop}: Too many connections from {client} (at most {limit} at a time), try again later"),
-  // Session
-  TOO_MANY_COMMANDS: reply(421, "4.7.0", "{hop}: Too many commands before MAIL from {client} (at most {limit}), closing connection"),
-  // MAIL FROM (RFC 5321 §4.3.2 lists 451 for MAIL; 4.7.1: temporarily not authorized)
-  MESSAGE_RATE_LIMITED: reply(451, "4.7.1", "Too much mail from {client} (at most {limit} messages a minute), try again in {seconds} seconds"),
-});
-
-// ---- proposed src/smtp/command-hook-shim.ts --------------------------------------------------
-
-/** Returns a reply to send instead of running the command, or null to run it. */
-type CommandHook = (commandName: string, session: SMTPServerSession) => SmtpReply | null;
-
-const COMMAND_HOOKS = Symbol.for("mailroute.command-hooks");
-
-/**
- * smtp-server 3.21 calls the application at connect, MAIL, RCPT, DATA and close, but not per
- * command, so a client can send NOOP or RSET forever. This wraps SMTPConnection#_onCommand
- * (pinned by the installed version, as the enhanced-code shim pins #send) and asks the hook
- * of the connection's server first; a 421 reply makes smtp-server close the connection.
- */
-function installCommandHook(server: SMTPServer, hook: CommandHook): void {
-  const proto = SMTPConnection.prototype as SMTPConnection & { [COMMAND_HOOKS]?: WeakMap<object, CommandHook> };
-  let hooks = proto[COMMAND_HOOKS];
-  if (hooks === undefined) {
-    const registry = new WeakMap<object, CommandHook>();
-    hooks = registry;
-    proto[COMMAND_HOOKS] = registry;
-    const original = proto._onCommand;
-    proto._onCommand = function onCommand(this: SMTPConnection, command: Buffer, callback?: () => void): void {
-      const serverHook = registry.get(this._server);
-      // only commands smtp-server would run: not early talkers or bytes buffered during a TLS
-      // handshake (it refuses or drops those itself), not AUTH continuation lines
-      if (serverHook !== undefined && this._ready && !this._upgrading && this._nextHandler === false) {
-        const name = (command ?? "").toString().split(" ")[0]!.toUpperCase();
-        const refusal = serverHook(name, this.session);
-        if (refusal !== null) return this.send(refusal.responseCode, refusal.message);
-      }
-      return original.call(this, command, callback);
-    };
-  }
-  hooks.set(server, hook);
-}
+// The production catalogue entries and command hook (src/smtp), wired here into a bare
+// smtp-server so each defence is tested on its own; test/e2e/trust.test.ts covers the real server.
+const proposedReplies = replies;
 
 // ---- proposed wiring in src/smtp/inbound-server.ts ------------------------------------------
 
