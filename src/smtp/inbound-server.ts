@@ -18,14 +18,14 @@ import type { EventRecorder, MailEvent } from "../analytics/event-recorder.ts";
 import type { Logger } from "../analytics/structured-log.ts";
 import { MessageSpool } from "../delivery/message-spool.ts";
 import { SrsRewriter } from "../delivery/srs-rewriter.ts";
-import type { ClientLimits, LimitRefusal } from "../inbound/client-limits.ts";
+import type { ClientLimits } from "../inbound/client-limits.ts";
 import type { DnsblChecker } from "../inbound/dnsbl-checker.ts";
 import type { NetworkMatcher } from "../inbound/trusted-networks.ts";
 import { isAddressProblem, normalizeDomain, parseAddress } from "../routing/email-address.ts";
 import { planKey, resolveRecipient } from "../routing/resolve-recipient.ts";
 import { DEFAULT_ZONE_POLICY, type RoutingTable } from "../routing/routing-table.ts";
 import { applyTlsCredentials, type TlsCredentials } from "./tls-credentials.ts";
-import { installCommandHook } from "./command-hook-shim.ts";
+import { createConnectionGuard } from "./connection-guard.ts";
 import { installEnhancedCodeShim } from "./enhanced-code-shim.ts";
 import { newMessageContext, runMessagePipeline, type PipelineDependencies, type Plan } from "./message-pipeline.ts";
 import type { WorkerReport } from "./worker-step.ts";
@@ -91,6 +91,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
   const transactions = new Map<string, Transaction>();
   const srsDomain = normalizeDomain(options.hostname) ?? options.hostname.toLowerCase();
   let queueCounter = 0;
+  const guard = createConnectionGuard({ hostname: options.hostname, limits: deps.limits, dnsbl: deps.dnsbl, logger });
 
   function refuse(session: SMTPServerSession, rcpt: string, template: ReplyTemplate, values: Record<string, unknown>, reason: string): SmtpReply {
     return logRefusal(session, rcpt, new SmtpReply(template, { address: rcpt, ...values }), reason);
@@ -153,48 +154,9 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     return { plan: { key, kind: "drop", chains: [], zone: decision.zone, policy }, recipient };
   }
 
-  function limitReply(refusal: LimitRefusal): SmtpReply {
-    switch (refusal.limit) {
-      case "connections":
-        return new SmtpReply(replies.TOO_MANY_CONNECTIONS, { hop: options.hostname, client: refusal.client, limit: refusal.max });
-      case "commands":
-        return new SmtpReply(replies.TOO_MANY_COMMANDS, { hop: options.hostname, client: refusal.client, limit: refusal.max });
-      case "messages":
-        return new SmtpReply(replies.MESSAGE_RATE_LIMITED, { client: refusal.client, limit: refusal.max, seconds: Math.ceil((refusal.retryAfterMs ?? 60_000) / 1000) });
-    }
-  }
-
-  function onConnect(session: SMTPServerSession, callback: (error?: Error | null) => void): void {
-    logger.log("info", "smtp_connect", { session: session.id, client: session.remoteAddress });
-    // Counted synchronously, before any await, so a burst cannot slip past the limit.
-    const admitted = deps.limits?.connectionOpened(session) ?? { ok: true as const };
-    if (!admitted.ok) {
-      logger.log("warn", "client_limited", { session: session.id, client: session.remoteAddress, limit: admitted.limit });
-      return callback(limitReply(admitted));
-    }
-    if (deps.dnsbl === null || deps.dnsbl.zones.length === 0) return callback();
-    deps.dnsbl.check(session.remoteAddress).then(
-      (verdict) => {
-        if (verdict.listed) {
-          logger.log("warn", "dnsbl_listed", { session: session.id, client: session.remoteAddress, zone: verdict.zone, codes: verdict.codes });
-          return callback(new SmtpReply(replies.DNSBL_LISTED, { client: session.remoteAddress, zone: verdict.zone, codes: verdict.codes.join(", ") }));
-        }
-        for (const unavailable of verdict.unavailable) logger.log("warn", "dnsbl_unavailable", { session: session.id, zone: unavailable.zone, reason: unavailable.reason });
-        callback();
-      },
-      (error: unknown) => {
-        logger.log("error", "dnsbl_failed", { session: session.id, error });
-        callback();
-      },
-    );
-  }
-
   function onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, callback: (error?: Error | null) => void): void {
-    const admitted = deps.limits?.messageStarted(session) ?? { ok: true as const };
-    if (!admitted.ok) {
-      logger.log("warn", "client_limited", { session: session.id, client: session.remoteAddress, limit: admitted.limit });
-      return callback(limitReply(admitted));
-    }
+    const refusal = guard.admitMessage(session);
+    if (refusal !== null) return callback(refusal);
     transactions.set(session.id, { plan: null, recipients: [], started: Date.now() });
     callback();
   }
@@ -335,7 +297,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     closeTimeout: options.closeTimeoutMs,
     maxClients: options.maxClients,
     logger: false,
-    onConnect,
+    onConnect: guard.onConnect,
     onMailFrom,
     onRcptTo,
     onData(stream, session, callback) {
@@ -351,22 +313,12 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     },
     onClose(session) {
       transactions.delete(session.id);
-      deps.limits?.connectionClosed(session);
+      guard.onClose(session);
     },
   });
   server.on("error", (error) => logger.log("warn", "smtp_error", { error }));
   const detachTls = options.tls ? applyTlsCredentials(server, options.tls) : () => undefined;
-  if (deps.limits !== null) {
-    const limits = deps.limits;
-    installCommandHook(server, function commandsBeforeMail(name, session) {
-      // Inside a transaction, RCPT and DATA have limits of their own.
-      if (session.envelope.mailFrom || name === "QUIT") return null;
-      const admitted = limits.commandBeforeMail(session);
-      if (admitted.ok) return null;
-      logger.log("warn", "client_limited", { session: session.id, client: session.remoteAddress, limit: admitted.limit });
-      return limitReply(admitted);
-    });
-  }
+  guard.install(server);
 
   async function runWorkerFor(input: { from: string; to: string; raw: Buffer }): Promise<{ reply: string; worker: WorkerReport | null } | { refused: string }> {
     const session = { id: `http-${(++queueCounter).toString(36)}`, remoteAddress: "127.0.0.1", envelope: { mailFrom: false, rcptTo: [] } } as unknown as SMTPServerSession;
