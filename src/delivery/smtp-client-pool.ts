@@ -101,10 +101,23 @@ export class SmtpClientPool {
     // a connection verified for one MX name serves only messages needing that or less
     const key = `${target.address}|${target.port}|${tlsPoolKey(requirement)}`;
     const pooled = this.#takeIdle(key) ?? (await this.#connect(target, requirement, signal));
-    const onAbort = () => this.#discard(pooled);
+    let stopWaiting: (error: Error) => void = () => undefined;
+    const onAbort = () => {
+      this.#discard(pooled);
+      stopWaiting(Object.assign(new Error("delivery deadline reached"), { code: "ETIMEDOUT" }));
+    };
+    // nodemailer reports a failure of an open connection (socket timeout, peer closing in the
+    // middle of a transaction) only as an 'error'/'end' event, never through send()'s callback:
+    // without these the relay would wait forever and the sender would never get its reply.
+    const onError = (error: Error) => stopWaiting(error);
+    const onEnd = () => stopWaiting(Object.assign(new Error("connection closed during the transaction"), { code: "ECONNECTION" }));
     signal?.addEventListener("abort", onAbort, { once: true });
+    pooled.connection.on("error", onError);
+    pooled.connection.on("end", onEnd);
     try {
       const info = await new Promise<{ response: string }>((resolve, reject) => {
+        stopWaiting = reject;
+        if (signal?.aborted) return onAbort();
         pooled.connection.send(
           { from: envelope.from, to: [envelope.to], size: envelope.size, use8BitMime: true } as never,
           message(),
@@ -124,6 +137,8 @@ export class SmtpClientPool {
       throw error;
     } finally {
       signal?.removeEventListener("abort", onAbort);
+      pooled.connection.off("error", onError);
+      pooled.connection.off("end", onEnd);
     }
   }
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { SrsRewriter } from "../../src/delivery/srs-rewriter.ts";
 import { startHarness, type Harness } from "../support/mailroute-harness.ts";
@@ -106,6 +107,32 @@ describe("forwarding end to end", () => {
       assert.equal(h.sinks["other.test"]!.messagesFor("d@dual.test").length, 0);
     } finally {
       await v6.stop();
+    }
+  });
+
+  it("fails over when the first destination drops the connection in the middle of the transaction", async () => {
+    // A server that greets, answers EHLO, then hangs up at MAIL FROM: nodemailer reports this
+    // only as an event, and the relay must still answer (here: the backup gets the message).
+    const hangUp = createServer((socket) => {
+      socket.write("220 rude.test ESMTP\r\n");
+      socket.on("data", (chunk) => {
+        const line = chunk.toString();
+        if (/^(EHLO|HELO)/i.test(line)) socket.write("250 rude.test\r\n");
+        else socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => hangUp.listen(h.sinkPort, "127.0.0.20", resolve));
+    try {
+      h.dns.setRecords("rude.test", "MX", [{ exchange: "mx.rude.test", priority: 10 }]);
+      h.dns.setRecords("mx.rude.test", "A", ["127.0.0.20"]);
+      await h.config.addDestination("r@rude.test", { verified: true });
+      await h.config.addRule("rude@example.com", [{ type: "forward", value: ["r@rude.test:carol@backup.test"] }]);
+      await h.reload();
+      const result = await send(h, "sender@origin.test", ["rude@example.com"]);
+      assert.equal(result.data!.code, 250, result.data!.line);
+      assert.equal(h.sinks["backup.test"]!.messagesFor("carol@backup.test").length, 1);
+    } finally {
+      await new Promise((resolve) => hangUp.close(resolve));
     }
   });
 
