@@ -109,6 +109,17 @@ export function parseDestinationAddress(input: string): ParsedAddress | null {
   return { local, domain, key: `${local.toLowerCase()}@${domain}` };
 }
 
+/**
+ * The address with its domain in IDNA (ASCII) form. smtp-server hands us Unicode domains;
+ * SRS and the upstream MAIL FROM need the ASCII form, or every upstream would need SMTPUTF8.
+ */
+export function toAsciiAddress(address: string): string {
+  const at = address.lastIndexOf("@");
+  if (at < 0) return address;
+  const ascii = domainToASCII(address.slice(at + 1));
+  return ascii === "" ? address : `${address.slice(0, at)}@${ascii}`;
+}
+
 /** Split `user+detail` at the first separator (RFC 5233). */
 export function splitSubaddress(local: string, separator = "+"): { base: string; detail: string | null } {
   const index = local.indexOf(separator);

@@ -22,6 +22,7 @@ import { relayMessage, representativeFailure, type RelayDependencies, type Relay
 import type { SrsRewriter } from "../delivery/srs-rewriter.ts";
 import { receivedHeader } from "../delivery/trace-header.ts";
 import type { DestinationChains } from "../routing/destination-expression.ts";
+import { toAsciiAddress } from "../routing/email-address.ts";
 import type { ZonePolicy } from "../routing/routing-table.ts";
 import { replies } from "./reply-catalogue.ts";
 import { runWorker, type WorkerGateway, type WorkerReport } from "./worker-step.ts";
@@ -191,7 +192,7 @@ async function signAndSeal(context: MessageContext, deps: PipelineDependencies):
 async function deliver(context: MessageContext, deps: PipelineDependencies): Promise<SmtpReply> {
   if (context.plan.kind === "drop") return new SmtpReply(replies.ACCEPTED_DROPPED, { id: context.queueId });
   // SRS (DESIGN §4): our envelope sender, so SPF passes at the destination and bounces come back to us.
-  context.upstreamFrom = context.plan.kind === "srs-return" ? context.mailFrom : deps.srs.forward(context.mailFrom);
+  context.upstreamFrom = context.plan.kind === "srs-return" ? toAsciiAddress(context.mailFrom) : deps.srs.forward(toAsciiAddress(context.mailFrom));
   const prefix = Buffer.concat(context.prefix);
   const fingerprint = messageFingerprint({ messageId: context.headers.messageId, mailFrom: context.mailFrom, recipients: context.recipients, contentSha256: context.spool.sha256 });
   context.relay = await relayMessage(

@@ -12,11 +12,12 @@
  *   550 5.7.1 reason (an SMTP code at its start is not doubled); threw or timed out → 451 4.3.0
  *   so the sender retries; finished without acting → accepted and dropped.
  */
+import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { messageFingerprint } from "../delivery/message-fingerprint.ts";
 import { relayMessage } from "../delivery/relay-message.ts";
 import type { MessageSigner } from "../delivery/message-signer.ts";
-import { parseDestinationAddress } from "../routing/email-address.ts";
+import { parseDestinationAddress, toAsciiAddress } from "../routing/email-address.ts";
 import { resolveRecipient } from "../routing/resolve-recipient.ts";
 import type { RoutingTable } from "../routing/routing-table.ts";
 import { WorkerCallError, type HostHandlers, type InvocationResult, type KvStore, type WorkerDefinition } from "../workers/worker-types.ts";
@@ -69,10 +70,13 @@ export async function runWorker(context: MessageContext, deps: PipelineDependenc
       const result = await deps.sign({ message, routingDomain, arc: kind === "forward" ? (context.auth?.arcForSealing as never) ?? null : null, authenticationResults: kind === "forward" ? context.auth?.authenticationResults ?? null : null });
       signed = result.headers;
     }
-    const final = Buffer.concat([signed, message]);
-    const fingerprint = messageFingerprint({ messageId: `${context.headers.messageId ?? ""}|${kind}`, mailFrom: envelopeFrom, recipients: [to], contentSha256: context.spool.sha256 });
+    // A forward is the incoming message (a sender's retry must not duplicate it); a reply or a
+    // send_email message is composed by the worker, so its own bytes identify it.
+    const contentSha256 = kind === "forward" ? context.spool.sha256 : createHash("sha256").update(body).digest("hex");
+    const fingerprint = messageFingerprint({ messageId: `${context.headers.messageId ?? ""}|${kind}`, mailFrom: envelopeFrom, recipients: [to], contentSha256 });
+    const parts = [signed, message];
     const outcome = await relayMessage(
-      { chains: [[to]], mailFrom: envelopeFrom, fingerprint, size: final.length, message: () => streamOf(final) },
+      { chains: [[to]], mailFrom: envelopeFrom, fingerprint, size: signed.length + message.length, message: () => Readable.from(parts) },
       deps.relay,
     );
     const chain = outcome.chains[0];
@@ -102,7 +106,7 @@ export async function runWorker(context: MessageContext, deps: PipelineDependenc
       forwarded.add(parsed.key);
       const headerLines = Buffer.from(extraHeaders.map(([name, value]) => `${name}: ${value}\r\n`).join(""));
       try {
-        return await deliverCopy(destination, headerLines, deps.srs.forward(context.mailFrom), raw, "forward");
+        return await deliverCopy(destination, headerLines, deps.srs.forward(toAsciiAddress(context.mailFrom)), raw, "forward");
       } catch (error) {
         // A failed forward may be retried by the worker to the same destination.
         forwarded.delete(parsed.key);
@@ -110,11 +114,19 @@ export async function runWorker(context: MessageContext, deps: PipelineDependenc
       }
     },
     async reply(message, from, to) {
-      // Cloudflare: no reply to mail that failed DMARC (the "sender" may be forged).
-      if (context.auth !== null && context.auth.dmarc === "fail") throw new WorkerCallError("Original email is not replyable");
+      // Cloudflare replies only to mail with valid DMARC, and only where the envelope sender is
+      // vouched for (SPF pass or the DMARC-aligned From domain): otherwise a reply is a
+      // reflection attack on whatever address the sender typed into MAIL FROM.
+      const auth = context.auth;
+      const envelopeDomain = context.mailFrom.slice(context.mailFrom.lastIndexOf("@") + 1).toLowerCase();
+      const vouched = auth !== null && auth.dmarc === "pass" && (auth.spf === "pass" || envelopeDomain === (auth.headerFrom ?? "").toLowerCase());
+      if (!vouched && !context.trusted) throw new WorkerCallError("Original email is not replyable");
       return deliverCopy(to, Buffer.alloc(0), from, message, "reply");
     },
     async sendEmail(_binding, from, to, message) {
+      // As on Cloudflare, a worker sends only as a domain routed here: never as someone else's.
+      const fromDomain = parseDestinationAddress(from)?.domain;
+      if (fromDomain === undefined || !gateway.routing().zones.has(fromDomain)) throw new WorkerCallError(`sender address ${from} is not on a domain routed here`);
       const parsed = parseDestinationAddress(to);
       if (parsed === null) throw new WorkerCallError("destination address is invalid");
       if (!gateway.routing().verified.has(parsed.key)) throw new WorkerCallError("destination address not verified");
@@ -143,9 +155,4 @@ export async function runWorker(context: MessageContext, deps: PipelineDependenc
 /** "550 5.7.1 go away" → "go away": the reply already has our code (no "550 5.7.1 550 5.7.1"). */
 export function stripReplyCode(reason: string): string {
   return reason.replace(/^\s*[245]\d{2}(?:[ -]+[245]\.\d{1,3}\.\d{1,3})?[ -]+/, "").trim() || "rejected by the Email Worker";
-}
-
-function streamOf(buffer: Buffer): Readable {
-  // A fresh stream per attempt: relay may read the message more than once.
-  return Readable.from([buffer]);
 }
