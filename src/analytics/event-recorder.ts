@@ -25,6 +25,12 @@ export function createEventRecorder(db: Kysely<Database>, logger: Logger): Event
   };
 }
 
+/** Deletes events received before `before`; returns how many. */
+export async function purgeOldEvents(db: Kysely<Database>, before: Date): Promise<number> {
+  const result = await db.deleteFrom("events").where("received_at", "<", before.toISOString()).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
 export async function recentEvents(db: Kysely<Database>, limit = 20): Promise<Selectable<EventTable>[]> {
   return db.selectFrom("events").selectAll().orderBy("id", "desc").limit(limit).execute();
 }

@@ -7,7 +7,7 @@
 import type { AddressInfo } from "node:net";
 import { ensureAdminToken, verifyAdminToken } from "../api/admin-token.ts";
 import { createHttpServer, listenHttp } from "../api/http-server.ts";
-import { createEventRecorder } from "../analytics/event-recorder.ts";
+import { createEventRecorder, purgeOldEvents } from "../analytics/event-recorder.ts";
 import { createLogger, type Logger } from "../analytics/structured-log.ts";
 import { loadOrCreateSecrets } from "../config/data-dir.ts";
 import type { Settings } from "../config/settings.ts";
@@ -29,7 +29,7 @@ import { createDnsTxtResolver } from "../inbound/dns-txt-resolver.ts";
 import { createNetworkMatcher } from "../inbound/trusted-networks.ts";
 import { join } from "node:path";
 import { DEFAULT_ACCOUNT } from "../core/routing-service.ts";
-import { createStoreKv } from "../workers/kv-store.ts";
+import { createStoreKv, purgeExpiredKv } from "../workers/kv-store.ts";
 import { lazySecretBox } from "../workers/secret-box.ts";
 import { WorkerRuntime } from "../workers/worker-runtime.ts";
 import { WorkerStore } from "../workers/worker-store.ts";
@@ -37,6 +37,8 @@ import { acceptedDestinations, purgeExpired, recordAccepted } from "../store/del
 import { openStore, type Store } from "../store/open-store.ts";
 
 export const LEDGER_TTL_DAYS = 7;
+/** How long the activity log keeps events (Cloudflare shows about a month). */
+export const EVENT_RETENTION_DAYS = 30;
 
 export interface RunningMailroute {
   readonly settings: Readonly<Settings>;
@@ -93,7 +95,13 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     acceptedDestinations: (fingerprint) => acceptedDestinations(store.db, fingerprint, new Date()),
     recordAccepted: (fingerprint, destination, upstreamReply) => recordAccepted(store.db, { fingerprint, destination, upstreamReply, now: new Date(), ttlDays: LEDGER_TTL_DAYS }),
   };
-  const purge = setInterval(() => void purgeExpired(store.db, new Date()).catch((error) => logger.log("warn", "ledger_purge_failed", { error })), 3_600_000);
+  // Hourly housekeeping: expired ledger entries and KV values, and the activity log's old events.
+  const purge = setInterval(() => {
+    const now = new Date();
+    void purgeExpired(store.db, now).catch((error) => logger.log("warn", "ledger_purge_failed", { error }));
+    void purgeExpiredKv(store.db, now).catch((error) => logger.log("warn", "kv_purge_failed", { error }));
+    void purgeOldEvents(store.db, new Date(now.getTime() - EVENT_RETENTION_DAYS * 86_400_000)).catch((error) => logger.log("warn", "events_purge_failed", { error }));
+  }, 3_600_000);
   purge.unref();
 
   const dnsResolver = createDnsTxtResolver({ servers: settings.dnsServers.length > 0 ? settings.dnsServers : undefined, ...overrides.authDns });

@@ -161,7 +161,26 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     callback();
   }
 
+  // Postfix's smtpd_hard_error_limit: a client collecting refusals is probing (guessing
+  // addresses, or SRS hashes); after this many in one session it is disconnected.
+  const HARD_ERROR_LIMIT = 20;
+  const refusals = new Map<string, number>();
+
   function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (error?: Error | null) => void): void {
+    rcptTo(address, session, (error) => {
+      if (error instanceof SmtpReply && error.responseCode >= 500) {
+        const count = (refusals.get(session.id) ?? 0) + 1;
+        refusals.set(session.id, count);
+        if (count > HARD_ERROR_LIMIT) {
+          logger.log("warn", "client_limited", { session: session.id, client: session.remoteAddress, limit: "errors" });
+          return callback(new SmtpReply(replies.TOO_MANY_ERRORS, { hop: options.hostname, limit: HARD_ERROR_LIMIT }));
+        }
+      }
+      callback(error);
+    });
+  }
+
+  function rcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (error?: Error | null) => void): void {
     let transaction = transactions.get(session.id);
     if (transaction === undefined) {
       transaction = { plan: null, recipients: [], started: Date.now() };
@@ -313,6 +332,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     },
     onClose(session) {
       transactions.delete(session.id);
+      refusals.delete(session.id);
       guard.onClose(session);
     },
   });

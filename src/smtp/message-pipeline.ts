@@ -232,11 +232,17 @@ export function replyForRelay(outcome: RelayOutcome, queueId: string, hostname: 
       const klass = outcome.status === "temporary" ? 4 : 5;
       const failure = representativeFailure(outcome, outcome.status);
       const template = klass === 4 ? replies.UPSTREAM_TEMPORARY : replies.UPSTREAM_PERMANENT;
-      if (failure === null) return new SmtpReply(template, { hop: hostname, destination: "?", upstream: "no answer" });
-      const upstream = failure.upstream === null ? failure.reply : `${failure.upstream} said: ${failure.reply}`;
-      return new SmtpReply(template, { hop: hostname, destination: failure.destination, upstream }, { enhanced: enhancedOf(failure.reply, klass) ?? template.enhanced });
+      if (failure === null) return new SmtpReply(template, { hop: hostname, upstream: "no answer" });
+      const upstream = redactAddress(failure.upstream === null ? failure.reply : `${failure.upstream} said: ${failure.reply}`, failure.destination);
+      return new SmtpReply(template, { hop: hostname, upstream }, { enhanced: enhancedOf(failure.reply, klass) ?? template.enhanced });
     }
   }
+}
+
+/** Upstreams often quote the recipient ("<bob@gmail.com>: user unknown"); that is the private address. */
+function redactAddress(text: string, address: string): string {
+  if (address === "") return text;
+  return text.replace(new RegExp(address.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "gi"), "(destination)");
 }
 
 function enhancedOf(reply: string, klass: 4 | 5): string | null {

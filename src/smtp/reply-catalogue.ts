@@ -19,6 +19,7 @@ export const replies = Object.freeze({
   // Connection (issue 3: abuse defences)
   DNSBL_LISTED: reply(554, "5.7.1", "Service unavailable; client host [{client}] blocked using {zone} ({codes})"),
   TOO_MANY_CONNECTIONS: reply(421, "4.7.0", "{hop}: Too many connections from {client} (at most {limit} at a time), try again later"),
+  TOO_MANY_ERRORS: reply(421, "4.7.0", "{hop}: Too many refused recipients in one session (more than {limit}), closing connection"),
   TOO_MANY_COMMANDS: reply(421, "4.7.0", "{hop}: Too many commands before MAIL from {client} (at most {limit}), closing connection"),
 
   // MAIL FROM
@@ -53,8 +54,9 @@ export const replies = Object.freeze({
   ACCEPTED: reply(250, "2.0.0", "Ok: queued as {id}, delivered to {count} destination(s)"),
   ACCEPTED_PARTIAL: reply(250, "2.0.0", "Ok: queued as {id}, delivered to {count} destination(s); {failed} destination(s) refused it permanently"),
   ACCEPTED_DROPPED: reply(250, "2.0.0", "Ok: queued as {id}"),
-  UPSTREAM_TEMPORARY: reply(451, "4.4.0", "{hop}: delivery to <{destination}> deferred: {upstream}"),
-  UPSTREAM_PERMANENT: reply(550, "5.0.0", "{hop}: delivery to <{destination}> failed: {upstream}"),
+  // The forwarding address is private: the sender hears the upstream's answer, never where it went.
+  UPSTREAM_TEMPORARY: reply(451, "4.4.0", "{hop}: forwarding deferred by the destination server: {upstream}"),
+  UPSTREAM_PERMANENT: reply(550, "5.0.0", "{hop}: forwarding refused by the destination server: {upstream}"),
   LOCAL_ERROR: reply(451, "4.3.0", "{hop}: local error in processing, please try again later"),
   // Email Workers (issue 4): setReject(reason), and a worker that threw or ran out of time.
   WORKER_REJECT: reply(550, "5.7.1", "{reason}"),

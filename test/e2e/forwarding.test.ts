@@ -241,16 +241,17 @@ describe("forwarding end to end", () => {
     const result = await send(h, "sender@origin.test", ["failover@example.com"]);
     assert.equal(result.data!.code, 451, result.data!.line);
     assert.equal(result.data!.enhanced, "4.2.2");
-    assert.match(result.data!.text, /mx\.mailroute\.test: delivery to <bob@dest\.test> deferred: mx\.dest\.test\[127\.0\.0\.\d+\]:\d+ said: 452 4\.2\.2 mailbox full, try later/);
+    assert.match(result.data!.text, /mx\.mailroute\.test: forwarding deferred by the destination server: mx\.dest\.test\[127\.0\.0\.\d+\]:\d+ said: 452 4\.2\.2 mailbox full, try later/);
+    assert.doesNotMatch(result.data!.line, /bob@dest\.test/, "the private forwarding address is not revealed to the sender");
   });
 
   it("answers 550 with the upstream's text when every member fails permanently", async () => {
-    h.sinks["dest.test"]!.fail({ stage: "data", code: 554, text: "5.7.1 message refused" });
+    h.sinks["dest.test"]!.fail({ stage: "data", code: 554, text: "5.7.1 message to <bob@dest.test> refused" });
     h.sinks["backup.test"]!.fail({ stage: "rcpt", code: 550, text: "5.1.1 unknown", address: "carol@backup.test" });
     const result = await send(h, "sender@origin.test", ["failover@example.com"]);
     assert.equal(result.data!.code, 550, result.data!.line);
     assert.equal(result.data!.enhanced, "5.7.1");
-    assert.match(result.data!.text, /554 5\.7\.1 message refused/);
+    assert.match(result.data!.text, /554 5\.7\.1 message to <\(destination\)> refused/, "the upstream's text, with the private address masked");
   });
 
   it("answers 250 when one primary delivered and the other failed permanently, and records the partial failure", async () => {

@@ -149,6 +149,17 @@ describe("inbound SMTP policy", () => {
     }
   });
 
+  it("disconnects a client after 20 refused recipients in one session (probing for addresses)", async () => {
+    const { client } = await SmtpTestClient.connect(h.port);
+    await client.command("EHLO client.test");
+    await client.command("MAIL FROM:<prober@bad.test>");
+    const codes: number[] = [];
+    for (let i = 0; i < 21; i++) codes.push((await client.command(`RCPT TO:<guess${i}@example.com>`)).code);
+    assert.deepEqual(codes, [...Array(20).fill(550), 421]);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(client.closed, true);
+  });
+
   it("answers 452 4.5.3 past the recipient limit", async () => {
     const { client } = await SmtpTestClient.connect(h.port);
     const recipients = ["a", "b", "c", "d", "e", "f"].map((l) => `${l}@catch.example`);
