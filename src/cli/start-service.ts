@@ -31,6 +31,7 @@ import { join } from "node:path";
 import { DEFAULT_ACCOUNT } from "../core/routing-service.ts";
 import { createStoreKv, purgeExpiredKv } from "../workers/kv-store.ts";
 import { lazySecretBox } from "../workers/secret-box.ts";
+import { InvocationLimiter } from "../workers/invocation-limiter.ts";
 import { WorkerRuntime } from "../workers/worker-runtime.ts";
 import { WorkerStore } from "../workers/worker-store.ts";
 import { acceptedDestinations, purgeExpired, recordAccepted } from "../store/delivery-ledger-store.ts";
@@ -39,6 +40,8 @@ import { openStore, type Store } from "../store/open-store.ts";
 export const LEDGER_TTL_DAYS = 7;
 /** How long the activity log keeps events (Cloudflare shows about a month). */
 export const EVENT_RETENTION_DAYS = 30;
+/** Worker invocations running at once (each holds its message in memory: up to 25 MiB). */
+export const WORKER_CONCURRENCY = 16;
 
 export interface RunningMailroute {
   readonly settings: Readonly<Settings>;
@@ -128,6 +131,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     onEvent: (event) => logger.log("info", "worker_runtime", { ...event }),
   });
 
+  const workerLimiter = new InvocationLimiter(WORKER_CONCURRENCY);
+
   const server = createInboundServer(
     {
       hostname: settings.hostname,
@@ -151,7 +156,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         workers: {
           account: DEFAULT_ACCOUNT,
           load: (account, script) => workerStore.load(account, script),
-          invoke: (definition, invocation, handlers) => workerRuntime.invoke(definition, invocation, handlers, { deadlineMs: settings.workerDeadlineMs }),
+          invoke: (definition, invocation, handlers) => workerLimiter.run(() => workerRuntime.invoke(definition, invocation, handlers, { deadlineMs: settings.workerDeadlineMs })),
           kv: (account) => createStoreKv(store.db, account),
           recordLogs: (account, script, logs) => workerStore.appendLogs(account, script, logs),
           routing: () => routing.table,
