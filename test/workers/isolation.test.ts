@@ -125,15 +125,13 @@ describe("Email Worker isolation", () => {
     assert.deepEqual(sinkRequests, [{ method: "POST", body: '{"from":"alice@sender.example"}' }]);
   });
 
-  it("contains a memory bomb to its own account, within the cap", async (t) => {
+  it("contains a memory bomb to its own account, within the cap", async () => {
     const bomb = define("bomb-account", "bomb", `export default { email() { const hoard = []; for (;;) hoard.push(new Array(1e6).fill(Math.random())); } };`);
     const bystander = define("bystander-account", "counter", COUNTER);
     await runtime.invoke(bystander, ENVELOPE, fakeHost());
     const result = await runtime.invoke(bomb, ENVELOPE, fakeHost(), { deadlineMs: 20_000 });
-    if (events.some((event) => event.event === "worker-runtime.memory-cap-unavailable")) {
-      t.skip("this host cannot cap a process's memory (no /proc or prlimit)");
-      return;
-    }
+    // The issue requires a memory cap; on Linux (where mailroute runs) it must be enforced.
+    assert.ok(!events.some((event) => event.event === "worker-runtime.memory-cap-unavailable"), "the memory cap is enforceable here (/proc and prlimit)");
     assert.equal(result.outcome, "error");
     assert.match(result.error ?? "", /exited unexpectedly \(crash or memory limit\)/);
     assert.equal(seen(await runtime.invoke(bystander, ENVELOPE, fakeHost())), 2);
