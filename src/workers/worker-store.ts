@@ -31,16 +31,8 @@ const MAX_SECRET_BYTES = 5 * 1024;
 const MAX_LOG_MESSAGE_CHARS = 16 * 1024;
 const DEFAULT_LOG_RETENTION = 1000;
 
-export interface WorkerDeployment {
-  account: string;
-  name: string;
-  bundle: string;
-  compatibilityDate: string;
-  compatibilityFlags: string[];
-  vars: Record<string, unknown>;
-  kv: KvBinding[];
-  sendEmail: SendEmailBinding[];
-}
+/** What `worker deploy` stores: a definition before its secrets are attached and its version computed. */
+export type WorkerDeployment = Omit<WorkerDefinition, "secrets" | "version">;
 
 export interface WorkerSummary {
   account: string;

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { Resolver } from "node:dns/promises";
-import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
@@ -12,29 +11,11 @@ import { createPolicyFetcher, MtaStsFetchError, type PolicyFetcher } from "../..
 import { createMtaStsResolver, mxMatchesPolicy, tlsRequirementFor, type MtaStsPolicy, type MtaStsResolverOptions, type TxtLookup } from "../../src/delivery/mta-sts-policy.ts";
 import { smtpTlsOptions, tlsPolicyFailure, TlsPolicyError, tlsPoolKey, unmetTlsRequirement } from "../../src/delivery/outbound-tls.ts";
 import { startDnsServer, type TestDnsServer } from "../support/dns-server.ts";
+import { startPolicyHost, type PolicyAnswer, type PolicyHost } from "../support/mta-sts-policy-host.ts";
 import { createTestCa, type TestCa, type TestLeaf } from "../support/test-ca.ts";
 
 // Policy domains the trusted policy host has a certificate for.
 const DOMAINS = ["enforce.test", "testing.test", "none.test", "cached.test", "broken.test", "e2e.test"] as const;
-
-interface PolicyAnswer {
-  status?: number;
-  body?: string;
-  headers?: Record<string, string>;
-  /** Never answer (the fetch must time out). */
-  stall?: boolean;
-}
-
-interface PolicyHost {
-  port: number;
-  /** Answers by Host header; a host without one gets 404. */
-  answers: Map<string, PolicyAnswer>;
-  /** Requests per Host header. */
-  requests: Map<string, number>;
-  /** TCP connections, handshake failed or not. */
-  connections: number;
-  stop(): Promise<void>;
-}
 
 let ca: TestCa;
 let dns: TestDnsServer;
@@ -43,42 +24,6 @@ let selfSigned: PolicyHost; // same names, certificate trusted by nobody
 let misnamed: PolicyHost; // test CA certificate, but for other names
 let mxLeaf: TestLeaf;
 let clock: number;
-
-async function startPolicyHost(leaf: TestLeaf): Promise<PolicyHost> {
-  const answers = new Map<string, PolicyAnswer>();
-  const requests = new Map<string, number>();
-  const server: Server = createServer({ key: leaf.key, cert: leaf.cert }, (request, response) => {
-    const host = (request.headers.host ?? "").toLowerCase();
-    requests.set(host, (requests.get(host) ?? 0) + 1);
-    const answer = answers.get(host);
-    if (request.url !== "/.well-known/mta-sts.txt" || answer === undefined) {
-      response.writeHead(404).end();
-      return;
-    }
-    if (answer.stall) return;
-    response.writeHead(answer.status ?? 200, { "content-type": "text/plain", ...answer.headers });
-    response.end(answer.body ?? "");
-  });
-  let connections = 0;
-  server.on("connection", () => connections++);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    answers,
-    requests,
-    get connections() {
-      return connections;
-    },
-    set connections(value: number) {
-      connections = value;
-    },
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 function policyText(mode: string, mx: readonly string[], maxAge = 86_400): string {
   return ["version: STSv1", `mode: ${mode}`, ...mx.map((entry) => `mx: ${entry}`), `max_age: ${maxAge}`, ""].join("\r\n");

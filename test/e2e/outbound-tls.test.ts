@@ -5,7 +5,6 @@
  * servers as MX hosts, each on its own loopback address sharing one port (--outbound-port).
  */
 import assert from "node:assert/strict";
-import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import { after, before, beforeEach, describe, it } from "node:test";
@@ -19,6 +18,7 @@ import { verifyingContext } from "../../src/delivery/certificate-trust.ts";
 import { TlsPolicyError } from "../../src/delivery/outbound-tls.ts";
 import { replyForRelay } from "../../src/smtp/message-pipeline.ts";
 import { startDnsServer, type TestDnsServer } from "../support/dns-server.ts";
+import { startPolicyHost, type PolicyHost } from "../support/mta-sts-policy-host.ts";
 import { createTestCa, type TestCa, type TestLeaf } from "../support/test-ca.ts";
 
 interface Mx {
@@ -88,38 +88,6 @@ async function startMxHosts(leaves: readonly (TestLeaf | null)[]): Promise<Mx[]>
   throw new Error("could not find a port free on every MX address");
 }
 
-interface PolicyHost {
-  port: number;
-  /** Policy text by Host header. */
-  policies: Map<string, string>;
-  /** Requests by Host header. */
-  requests: Map<string, number>;
-  stop(): Promise<void>;
-}
-
-async function startPolicyHost(leaf: TestLeaf): Promise<PolicyHost> {
-  const policies = new Map<string, string>();
-  const requests = new Map<string, number>();
-  const server: Server = createServer({ key: leaf.key, cert: leaf.cert }, (request, response) => {
-    const host = (request.headers.host ?? "").toLowerCase();
-    requests.set(host, (requests.get(host) ?? 0) + 1);
-    const policy = policies.get(host);
-    if (request.url !== "/.well-known/mta-sts.txt" || policy === undefined) return void response.writeHead(404).end();
-    response.writeHead(200, { "content-type": "text/plain" }).end(policy);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    policies,
-    requests,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 function policyText(mode: "enforce" | "testing" | "none", mx: readonly string[]): string {
   return ["version: STSv1", `mode: ${mode}`, ...mx.map((entry) => `mx: ${entry}`), "max_age: 86400", ""].join("\r\n");
 }
@@ -146,7 +114,7 @@ describe("outbound TLS and MTA-STS through the delivery stack", () => {
   /** Publishes `_mta-sts.<domain>` and serves its policy from the loopback policy host. */
   function publishPolicy(domain: string, mode: "enforce" | "testing" | "none", listed: readonly string[]): void {
     dns.setRecords(`_mta-sts.${domain}`, "TXT", [`v=STSv1; id=${mode}${listed.length}`]);
-    policyHost.policies.set(`mta-sts.${domain}`, policyText(mode, listed));
+    policyHost.answers.set(`mta-sts.${domain}`, { body: policyText(mode, listed) });
   }
 
   function publishMx(domain: string, exchanges: readonly { name: string; host: Mx; priority?: number }[]): void {

@@ -20,6 +20,7 @@ import { installEnhancedCodeShim } from "../../src/smtp/enhanced-code-shim.ts";
 import { replies } from "../../src/smtp/reply-catalogue.ts";
 import { installCommandHook } from "../../src/smtp/command-hook-shim.ts";
 import { SmtpReply } from "../../src/smtp/smtp-reply.ts";
+import { createDnsTxtResolver } from "../../src/inbound/dns-txt-resolver.ts";
 import { startDnsServer, type TestDnsServer } from "../support/dns-server.ts";
 import { ProxiedSmtpClient } from "../support/proxied-smtp-client.ts";
 
@@ -104,17 +105,9 @@ function createGuardedServer(limits: ClientLimits, dnsbl: DnsblChecker, log: (en
 // ---- the tests --------------------------------------------------------------------------------
 
 function lookupVia(server: TestDnsServer): LookupA {
-  return async function lookupA(name, { signal } = {}) {
-    const resolver = new Resolver({ timeout: 2_000, tries: 1 });
-    resolver.setServers([server.address]);
-    const cancel = (): void => resolver.cancel();
-    signal?.addEventListener("abort", cancel, { once: true });
-    try {
-      return await resolver.resolve4(name);
-    } finally {
-      signal?.removeEventListener("abort", cancel);
-    }
-  };
+  // the production resolver, used exactly as start-service wires the block-list checker
+  const resolver = createDnsTxtResolver({ servers: [server.address], timeoutMs: 2_000, tries: 1 });
+  return (name, options) => resolver(name, "A", options) as Promise<string[]>;
 }
 
 async function until(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {

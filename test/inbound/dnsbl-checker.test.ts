@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Resolver } from "node:dns/promises";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { createDnsblChecker, type DnsblCheckerOptions, type LookupA } from "../../src/inbound/dnsbl-checker.ts";
+import { createDnsTxtResolver } from "../../src/inbound/dns-txt-resolver.ts";
 import { startDnsServer, type TestDnsServer } from "../support/dns-server.ts";
 
 let dns: TestDnsServer;
@@ -14,17 +15,9 @@ beforeEach(() => dns.clear());
 
 /** A real resolver pointed at the loopback DNS server; abort cancels the query, as in production. */
 function lookupVia(server: TestDnsServer): LookupA {
-  return async function lookupA(name, { signal } = {}) {
-    const resolver = new Resolver({ timeout: 3_000, tries: 1 });
-    resolver.setServers([server.address]);
-    const cancel = (): void => resolver.cancel();
-    signal?.addEventListener("abort", cancel, { once: true });
-    try {
-      return await resolver.resolve4(name);
-    } finally {
-      signal?.removeEventListener("abort", cancel);
-    }
-  };
+  // the production resolver, used exactly as start-service wires the block-list checker
+  const resolver = createDnsTxtResolver({ servers: [server.address], timeoutMs: 3_000, tries: 1 });
+  return (name, options) => resolver(name, "A", options) as Promise<string[]>;
 }
 
 function checker(options: Partial<DnsblCheckerOptions> = {}) {
