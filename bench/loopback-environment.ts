@@ -10,7 +10,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RoutingService } from "../src/core/routing-service.ts";
+import { CLI_OPERATOR } from "../src/core/service-context.ts";
+import { createServices } from "../src/core/services.ts";
 import { openStore } from "../src/store/open-store.ts";
 import { startDnsServer, type TestDnsServer } from "../test/support/dns-server.ts";
 import { startFastSink, type FastSink } from "./fast-sink.ts";
@@ -43,10 +44,10 @@ export async function startLoopbackEnvironment(): Promise<LoopbackEnvironment> {
       // would, so the server's first routing snapshot already has the rule
       const store = await openStore({ dataDir });
       try {
-        const config = new RoutingService(store.db);
-        await config.addZone("bench.test");
-        await config.addDestination(DESTINATION, { verified: true });
-        await config.addRule(ENVELOPE.to, [{ type: "forward", value: [DESTINATION] }]);
+        const config = createServices(store).forAccount({ account: "default", actor: CLI_OPERATOR });
+        await config.zones.create("bench.test");
+        await config.addresses.create(DESTINATION, { verified: true });
+        await config.rules.create({ matchers: [{ type: "literal", field: "to", value: ENVELOPE.to }], actions: [{ type: "forward", value: [DESTINATION] }] });
       } finally {
         await store.close();
       }

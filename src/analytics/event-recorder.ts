@@ -6,18 +6,20 @@ import type { Kysely, Selectable } from "kysely";
 import type { Database, EventTable } from "../store/schema.ts";
 import type { Logger } from "./structured-log.ts";
 
-export type MailEvent = Omit<EventTable, "id">;
+/** An event as the SMTP side knows it; the account is derived from its zone when recorded. */
+export type MailEvent = Omit<EventTable, "id" | "account_id">;
 
 export interface EventRecorder {
   record(events: readonly MailEvent[]): Promise<void>;
 }
 
-export function createEventRecorder(db: Kysely<Database>, logger: Logger): EventRecorder {
+/** `accountOf` names the account that owns a zone (the live routing table knows), so every event carries it. */
+export function createEventRecorder(db: Kysely<Database>, logger: Logger, accountOf: (zone: string) => string | null = () => null): EventRecorder {
   return {
     async record(events) {
       if (events.length === 0) return;
       try {
-        await db.insertInto("events").values([...events]).execute();
+        await db.insertInto("events").values(events.map((event) => ({ ...event, account_id: event.zone === null ? null : accountOf(event.zone) }))).execute();
       } catch (error) {
         logger.log("error", "event_record_failed", { error, count: events.length });
       }

@@ -5,29 +5,30 @@
  * and prints a human summary or, with --json, the result as JSON.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { recentEvents } from "../analytics/event-recorder.ts";
 import { describeAction, type CloudflareAction } from "../core/rule-actions.ts";
 import { loadRoutingTable } from "../core/routing-snapshot.ts";
-import { RoutingService } from "../core/routing-service.ts";
+import { CLI_OPERATOR } from "../core/service-context.ts";
+import { createServices, type AccountServices } from "../core/services.ts";
 import { envName } from "../config/settings.ts";
 import { resolveRecipient } from "../routing/resolve-recipient.ts";
 import { rcptReplyFor } from "../smtp/recipient-replies.ts";
-import { openStore, type Store } from "../store/open-store.ts";
+import { DEFAULT_ACCOUNT_ID, openStore, type Store } from "../store/open-store.ts";
 import { CliError, usageError } from "./cli-error.ts";
 
 export interface Output {
   out(line: string): void;
 }
 
-const STORE_OPTIONS = {
+export const STORE_OPTIONS = {
   "data-dir": { type: "string" },
   database: { type: "string" },
+  account: { type: "string" },
   json: { type: "boolean", default: false },
 } as const satisfies ParseArgsConfig["options"];
 
 type Values = Record<string, string | boolean | undefined>;
 
-function parse(argv: string[], options: ParseArgsConfig["options"], usage: string): { values: Values; positionals: string[] } {
+export function parse(argv: string[], options: ParseArgsConfig["options"], usage: string): { values: Values; positionals: string[] } {
   try {
     const { values, positionals } = parseArgs({ args: argv, options: { ...STORE_OPTIONS, ...options }, allowPositionals: true, strict: true });
     return { values: values as Values, positionals };
@@ -36,7 +37,8 @@ function parse(argv: string[], options: ParseArgsConfig["options"], usage: strin
   }
 }
 
-async function withService<T>(values: Values, work: (service: RoutingService, store: Store) => Promise<T>): Promise<T> {
+/** Opens the store named by --data-dir / --database (or their environment twins). */
+export async function withStore<T>(values: Values, work: (store: Store) => Promise<T>): Promise<T> {
   const dataDir = (values["data-dir"] as string | undefined) ?? process.env[envName("data-dir")] ?? "./data";
   const database = (values.database as string | undefined) ?? process.env[envName("database")] ?? undefined;
   let store: Store;
@@ -46,24 +48,29 @@ async function withService<T>(values: Values, work: (service: RoutingService, st
     throw new CliError(`cannot open the mailroute store: ${(error as Error).message}`, { hint: "check --data-dir (or MAILROUTE_DATA_DIR) points at the server's data directory" });
   }
   try {
-    return await work(new RoutingService(store.db), store);
+    return await work(store);
   } finally {
     await store.close();
   }
 }
 
-function emit(output: Output, values: Values, json: unknown, human: string[]): void {
+/** The services of --account (default: the built-in account), acting as the operator at the CLI. */
+export async function withService<T>(values: Values, work: (services: AccountServices, store: Store) => Promise<T>): Promise<T> {
+  return withStore(values, (store) => work(createServices(store).forAccount({ account: (values.account as string | undefined) ?? DEFAULT_ACCOUNT_ID, actor: CLI_OPERATOR }), store));
+}
+
+export function emit(output: Output, values: Values, json: unknown, human: string[]): void {
   if (values.json) output.out(JSON.stringify(json, null, 2));
   else for (const line of human) output.out(line);
 }
 
-function table(rows: string[][]): string[] {
+export function table(rows: string[][]): string[] {
   if (rows.length === 0) return [];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? "").length)));
   return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join("  ").trimEnd());
 }
 
-function need(positionals: string[], index: number, what: string, usage: string): string {
+export function need(positionals: string[], index: number, what: string, usage: string): string {
   const value = positionals[index];
   if (value === undefined || value === "") throw usageError(`missing ${what}`, usage);
   return value;
@@ -95,7 +102,7 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
   await withService(values, async (service) => {
     switch (verb) {
       case "add": {
-        const zone = await service.addZone(need(positionals, 1, "domain", DOMAIN_USAGE), {
+        const zone = await service.zones.create(need(positionals, 1, "domain", DOMAIN_USAGE), {
           supportSubaddress: values.subaddressing === true,
           dotInsensitive: values["dot-insensitive"] === true,
         });
@@ -103,18 +110,18 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
         return;
       }
       case "list": {
-        const zones = await service.listZones();
+        const zones = await service.zones.all();
         emit(output, values, zones, zones.length === 0 ? ["no domains yet: mailroute domain add example.com"] : table([["DOMAIN", "ENABLED", "SUBADDRESSING", "DOT-INSENSITIVE"], ...zones.map((z) => [z.name, yes(z.enabled), yes(z.supportSubaddress), yes(z.dotInsensitive)])]));
         return;
       }
       case "remove": {
-        const zone = await service.removeZone(need(positionals, 1, "domain", DOMAIN_USAGE));
+        const zone = await service.zones.remove(need(positionals, 1, "domain", DOMAIN_USAGE));
         emit(output, values, zone, [`removed domain ${zone.name} with its rules and catch-all`]);
         return;
       }
       case "enable":
       case "disable": {
-        const zone = await service.updateZone(need(positionals, 1, "domain", DOMAIN_USAGE), { enabled: verb === "enable" });
+        const zone = await service.zones.update(need(positionals, 1, "domain", DOMAIN_USAGE), { enabled: verb === "enable" });
         emit(output, values, zone, [`${verb}d email routing for ${zone.name}`]);
         return;
       }
@@ -132,7 +139,7 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
           changes.spamThreshold = threshold === "off" ? null : number;
         }
         if (Object.keys(changes).length === 0) throw usageError("nothing to set", DOMAIN_USAGE);
-        const zone = await service.updateZone(need(positionals, 1, "domain", DOMAIN_USAGE), changes);
+        const zone = await service.zones.update(need(positionals, 1, "domain", DOMAIN_USAGE), changes);
         const p = zone.policy;
         emit(output, values, zone, [
           `${zone.name}: sub-addressing ${onOff(zone.supportSubaddress)}, dot-insensitive ${onOff(zone.dotInsensitive)}`,
@@ -156,7 +163,7 @@ function onOff(value: boolean): string {
 
 // ── address ─────────────────────────────────────────────────────────────────
 
-const ADDRESS_USAGE = "mailroute address add <email> [--verified] | list | verify <email> | remove <email>";
+const ADDRESS_USAGE = "mailroute address add <email> [--verified] | list | verify <email> | resend <email> | remove <email>";
 
 export async function addressCommand(argv: string[], output: Output): Promise<void> {
   const { values, positionals } = parse(argv, { verified: { type: "boolean", default: false } }, ADDRESS_USAGE);
@@ -164,26 +171,39 @@ export async function addressCommand(argv: string[], output: Output): Promise<vo
   await withService(values, async (service) => {
     switch (verb) {
       case "add": {
-        const address = await service.addDestination(need(positionals, 1, "email address", ADDRESS_USAGE), { verified: values.verified === true });
+        const address = await service.addresses.create(need(positionals, 1, "email address", ADDRESS_USAGE), { verified: values.verified === true });
         emit(output, values, address, [
           `added destination ${address.email} (${address.verified ? "verified" : "not verified"})`,
-          ...(address.verified ? [] : [`rules using it stay inactive until: mailroute address verify ${address.email}`]),
+          ...(address.verified
+            ? []
+            : [
+                `the running server sends ${address.email} a verification link (valid 24 h); rules using it stay inactive until it is confirmed`,
+                `(or vouch for it yourself: mailroute address verify ${address.email})`,
+              ]),
         ]);
         return;
       }
       case "list": {
-        const addresses = await service.listDestinations();
+        const addresses = await service.addresses.all();
         emit(output, values, addresses, addresses.length === 0 ? ["no destination addresses yet: mailroute address add you@example.net --verified"] : table([["EMAIL", "VERIFIED"], ...addresses.map((a) => [a.email, a.verified ?? "no"])]));
         return;
       }
       case "verify": {
-        const address = await service.verifyDestination(need(positionals, 1, "email address", ADDRESS_USAGE));
+        const address = await service.addresses.markVerified(need(positionals, 1, "email address", ADDRESS_USAGE));
         emit(output, values, address, [`${address.email} is verified; rules using it are now active`]);
         return;
       }
+      case "resend": {
+        const address = await service.addresses.resendVerification(need(positionals, 1, "email address", ADDRESS_USAGE));
+        emit(output, values, address, [`the running server sends ${address.email} a new verification link`]);
+        return;
+      }
       case "remove": {
-        const address = await service.removeDestination(need(positionals, 1, "email address", ADDRESS_USAGE));
-        emit(output, values, address, [`removed destination ${address.email}; rules that use it become inactive`]);
+        const removal = await service.addresses.remove(need(positionals, 1, "email address", ADDRESS_USAGE));
+        emit(output, values, removal, [
+          `removed destination ${removal.address.email}`,
+          ...(removal.inactiveRules.length === 0 ? [] : [`these rules are now inactive (mail for them is refused): ${removal.inactiveRules.map((r) => r.name).join(", ")}`]),
+        ]);
         return;
       }
       default:
@@ -220,29 +240,27 @@ export async function ruleCommand(argv: string[], output: Output): Promise<void>
     switch (verb) {
       case "add": {
         const address = need(positionals, 1, "custom address", RULE_USAGE);
-        const rule = await service.addRule(address, actionFrom(values, RULE_USAGE), { name: values.name as string | undefined, enabled: values.disabled !== true });
-        const routing = await service.listDestinations();
-        const verified = new Set(routing.filter((a) => a.verified).map((a) => a.email.toLowerCase()));
-        const unverified = rule.action.type === "forward" ? rule.action.chains.flat().filter((d) => !verified.has(d.toLowerCase())) : [];
+        const rule = await service.rules.create({ matchers: [{ type: "literal", field: "to", value: address }], actions: actionFrom(values, RULE_USAGE), name: values.name as string | undefined, enabled: values.disabled !== true });
         emit(output, values, rule, [
           `added rule for ${rule.matchers[0]?.value}: ${describeAction(rule.action)}${rule.enabled ? "" : " (disabled)"}`,
-          ...(unverified.length > 0 ? [`warning: inactive until these destinations are verified: ${unverified.join(", ")} (mailroute address add <email> --verified, or address verify <email>)`] : []),
+          ...(rule.inactiveReasons.length > 0 ? [`warning: inactive until fixed: ${rule.inactiveReasons.join("; ")} (mailroute address add <email> --verified, or address verify <email>)`] : []),
         ]);
         return;
       }
       case "list": {
-        const rules = await service.listRules(positionals[1]);
-        emit(output, values, rules.map(({ action: _action, ...rule }) => rule), rules.length === 0 ? ["no rules yet: mailroute rule add hello@example.com --forward you@example.net"] : table([["ADDRESS", "ENABLED", "ACTION"], ...rules.map((r) => [r.matchers[0]?.value ?? "?", yes(r.enabled), describeAction(r.action)])]));
+        const rules = await service.rules.all({ zone: positionals[1] });
+        const status = (r: (typeof rules)[number]) => (!r.enabled ? "disabled" : r.inactiveReasons.length > 0 ? `INACTIVE: ${r.inactiveReasons.join("; ")}` : "active");
+        emit(output, values, rules.map(({ action: _action, ...rule }) => rule), rules.length === 0 ? ["no rules yet: mailroute rule add hello@example.com --forward you@example.net"] : table([["ADDRESS", "ENABLED", "ACTION", "STATUS"], ...rules.map((r) => [r.matchers[0]?.value ?? "?", yes(r.enabled), describeAction(r.action), status(r)])]));
         return;
       }
       case "remove": {
-        const rule = await service.removeRule(need(positionals, 1, "custom address", RULE_USAGE));
+        const rule = await service.rules.remove(need(positionals, 1, "custom address", RULE_USAGE));
         emit(output, values, { id: rule.id }, [`removed rule for ${rule.matchers[0]?.value}`]);
         return;
       }
       case "enable":
       case "disable": {
-        const rule = await service.setRuleEnabled(need(positionals, 1, "custom address", RULE_USAGE), verb === "enable");
+        const rule = await service.rules.setEnabled(need(positionals, 1, "custom address", RULE_USAGE), verb === "enable");
         emit(output, values, { id: rule.id, enabled: rule.enabled }, [`${verb}d rule for ${rule.matchers[0]?.value}`]);
         return;
       }
@@ -263,16 +281,16 @@ export async function catchAllCommand(argv: string[], output: Output): Promise<v
         const domain = need(positionals, 1, "domain", CATCH_ALL_USAGE);
         const hasAction = [values.forward, values.drop, values.reject, values.worker].some((v) => v !== undefined && v !== false);
         if (values.disable === true && hasAction) throw usageError("--disable cannot be combined with an action", CATCH_ALL_USAGE);
-        const catchAll = values.disable === true ? await service.setCatchAll(domain, { disabled: true }) : await service.setCatchAll(domain, { actions: actionFrom(values, CATCH_ALL_USAGE) });
+        const catchAll = values.disable === true ? await service.catchAll.set(domain, { enabled: false }) : await service.catchAll.set(domain, { actions: actionFrom(values, CATCH_ALL_USAGE), enabled: true });
         const { action, ...json } = catchAll;
-        emit(output, values, json, [catchAll.enabled && action !== null ? `catch-all for ${catchAll.zone}: ${describeAction(action)}` : `catch-all for ${catchAll.zone} disabled: unknown addresses are refused at RCPT TO`]);
+        emit(output, values, json, [catchAll.enabled ? `catch-all for ${catchAll.zone}: ${describeAction(action)}` : `catch-all for ${catchAll.zone} disabled: unknown addresses are refused at RCPT TO`]);
         return;
       }
       case "show": {
-        const catchAll = await service.getCatchAll(need(positionals, 1, "domain", CATCH_ALL_USAGE));
-        if (catchAll === null) return emit(output, values, null, ["no catch-all: unknown addresses are refused"]);
+        const catchAll = await service.catchAll.get(need(positionals, 1, "domain", CATCH_ALL_USAGE));
+        if (catchAll.modified === null) return emit(output, values, null, ["no catch-all: unknown addresses are refused"]);
         const { action, ...json } = catchAll;
-        emit(output, values, json, [`${catchAll.enabled ? "enabled" : "disabled"}: ${action === null ? "?" : describeAction(action)}`]);
+        emit(output, values, json, [`${catchAll.enabled ? "enabled" : "disabled"}: ${describeAction(action)}`]);
         return;
       }
       default:
@@ -317,8 +335,8 @@ export async function activityCommand(argv: string[], output: Output): Promise<v
   const { values } = parse(argv, { limit: { type: "string", default: "20" } }, ACTIVITY_USAGE);
   const limit = Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw usageError(`--limit "${values.limit}" is not a number from 1 to 10000`, ACTIVITY_USAGE);
-  await withService(values, async (_service, store) => {
-    const events = await recentEvents(store.db, limit);
+  await withService(values, async (service) => {
+    const events = await service.activity.recent({ limit });
     emit(
       output,
       values,

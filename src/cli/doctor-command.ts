@@ -21,7 +21,9 @@ import { join } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { envName, loadSettings, SettingsError, type Settings } from "../config/settings.ts";
 import { checkRecords, type DnsRecordLookup, type RecordCheck } from "../core/dns-doctor.ts";
-import { RoutingService } from "../core/routing-service.ts";
+import { CLI_OPERATOR } from "../core/service-context.ts";
+import { createServices, type AccountServices } from "../core/services.ts";
+import { zoneName } from "../core/zones/zone-service.ts";
 import { ValidationError } from "../core/validation-error.ts";
 import { expectedZoneRecords, zoneFileLine } from "../core/zone-dns-records.ts";
 import { DkimKeyStore, type DkimPublicRecord } from "../delivery/dkim-keys.ts";
@@ -58,15 +60,15 @@ export async function doctorCommand(argv: string[], output: Output): Promise<voi
   if (positionals.length > 1) throw usageError(`one domain at a time (got ${positionals.join(", ")})`, DOCTOR_USAGE);
   let domain: string;
   try {
-    domain = RoutingService.zoneName(positionals[0]!);
+    domain = zoneName(positionals[0]!, "domain");
   } catch (error) {
     throw usageError((error as Error).message, DOCTOR_USAGE);
   }
   const settings = settingsFrom(values);
   const dns = createDoctorDns(settings.dnsServers);
 
-  const report = await withStore(settings, async (service) => {
-    const zone = await service.getZone(domain).catch((error: unknown) => {
+  const report = await withStore(settings, domain, async (service) => {
+    const zone = await service.zones.get(domain).catch((error: unknown) => {
       if (error instanceof ValidationError && error.code === "not_found") {
         throw new CliError(`${domain} is not a domain routed here`, { hint: `add it first: mailroute domain add ${domain}   (mailroute domain list shows the domains)` });
       }
@@ -78,7 +80,7 @@ export async function doctorCommand(argv: string[], output: Output): Promise<voi
     const unknown = checks.filter((check) => check.status === "unknown").length;
     // unknown alone proves nothing either way: keep what the last conclusive run found
     const status = needsAction > 0 ? "misconfigured" : unknown > 0 ? zone.status : "ready";
-    if (status !== zone.status) await service.setZoneStatus(zone.name, needsAction > 0 ? "misconfigured" : "ready");
+    if (status !== zone.status) await service.zones.setStatus(zone.name, needsAction > 0 ? "misconfigured" : "ready");
     return { zone: zone.name, status, checks, needsAction, unknown };
   });
 
@@ -108,7 +110,7 @@ function settingsFrom(values: Record<string, string | boolean | undefined>): Rea
   }
 }
 
-async function withStore<T>(settings: Readonly<Settings>, work: (service: RoutingService) => Promise<T>): Promise<T> {
+async function withStore<T>(settings: Readonly<Settings>, domain: string, work: (service: AccountServices) => Promise<T>): Promise<T> {
   let store: Store;
   try {
     store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined });
@@ -116,7 +118,10 @@ async function withStore<T>(settings: Readonly<Settings>, work: (service: Routin
     throw new CliError(`cannot open the mailroute store: ${(error as Error).message}`, { hint: "check --data-dir (or MAILROUTE_DATA_DIR) points at the server's data directory" });
   }
   try {
-    return await work(new RoutingService(store.db));
+    // The operator's doctor checks a domain whichever account routes it.
+    const services = createServices(store);
+    const account = (await services.accountOfZone(domain)) ?? "default";
+    return await work(services.forAccount({ account, actor: CLI_OPERATOR }));
   } finally {
     await store.close();
   }

@@ -5,7 +5,7 @@
  * end-to-end tests, which get exactly what an operator runs.
  */
 import type { AddressInfo } from "node:net";
-import { ensureAdminToken, verifyAdminToken } from "../api/admin-token.ts";
+import { ensureAdminToken, verifyAdminToken } from "../core/tokens/operator-token.ts";
 import { createHttpServer, listenHttp } from "../api/http-server.ts";
 import { createEventRecorder, purgeOldEvents } from "../analytics/event-recorder.ts";
 import { createLogger, type Logger } from "../analytics/structured-log.ts";
@@ -28,7 +28,7 @@ import { createDnsblChecker } from "../inbound/dnsbl-checker.ts";
 import { createDnsTxtResolver } from "../inbound/dns-txt-resolver.ts";
 import { createNetworkMatcher } from "../inbound/trusted-networks.ts";
 import { join } from "node:path";
-import { DEFAULT_ACCOUNT } from "../core/routing-service.ts";
+import { DEFAULT_ACCOUNT_ID as DEFAULT_ACCOUNT } from "../store/open-store.ts";
 import { createStoreKv, purgeExpiredKv } from "../workers/kv-store.ts";
 import { lazySecretBox } from "../workers/secret-box.ts";
 import { InvocationLimiter } from "../workers/invocation-limiter.ts";
@@ -165,7 +165,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
       limits,
       dnsbl,
       trusted,
-      events: createEventRecorder(store.db, logger),
+      events: createEventRecorder(store.db, logger, (zone) => routing.table.zones.get(zone)?.account ?? null),
       logger,
     },
   );

@@ -7,22 +7,21 @@
 import type { Kysely } from "kysely";
 import { buildRoutingTable, type RoutingTable, type RuleInput, type ZoneInput } from "../routing/routing-table.ts";
 import { readConfigVersion } from "../store/config-version.ts";
+import { listVerifiedAddressKeys } from "../store/repositories/address-repository.ts";
+import { listAllRulesForRouting } from "../store/repositories/rule-repository.ts";
+import { listAllCatchAlls, listAllZones } from "../store/repositories/zone-repository.ts";
 import type { Database } from "../store/schema.ts";
-import { zonePolicyOf } from "./routing-service.ts";
 import { toRuleAction, type CloudflareAction, type CloudflareMatcher } from "./rule-actions.ts";
+import { zonePolicyOf } from "./zones/zone-service.ts";
 
 export async function loadRoutingTable(db: Kysely<Database>): Promise<RoutingTable> {
-  const [zoneRows, catchAllRows, ruleRows, verifiedRows] = await Promise.all([
-    db.selectFrom("zones").selectAll().execute(),
-    db.selectFrom("catch_alls").selectAll().execute(),
-    db.selectFrom("rules").innerJoin("zones", "zones.id", "rules.zone_id").selectAll("rules").select("zones.name as zone_name").execute(),
-    db.selectFrom("destination_addresses").select("email_key").where("verified_at", "is not", null).execute(),
-  ]);
+  const [zoneRows, catchAllRows, ruleRows, verifiedRows] = await Promise.all([listAllZones(db), listAllCatchAlls(db), listAllRulesForRouting(db), listVerifiedAddressKeys(db)]);
   const catchAlls = new Map(catchAllRows.map((row) => [row.zone_id, row]));
   const zones: ZoneInput[] = zoneRows.map((zone) => {
     const catchAll = catchAlls.get(zone.id);
     return {
       name: zone.name,
+      account: zone.account_id,
       enabled: zone.enabled === 1,
       supportSubaddress: zone.support_subaddress === 1,
       dotInsensitive: zone.dot_insensitive === 1,
@@ -45,7 +44,7 @@ export async function loadRoutingTable(db: Kysely<Database>): Promise<RoutingTab
       action: toRuleAction(JSON.parse(row.actions) as CloudflareAction[]),
     };
   });
-  return buildRoutingTable({ zones, rules, verifiedDestinations: verifiedRows.map((row) => row.email_key) });
+  return buildRoutingTable({ zones, rules, verifiedDestinations: verifiedRows.map((row) => ({ account: row.account_id, email: row.email_key })) });
 }
 
 export interface RoutingConfigWatcherOptions {

@@ -12,7 +12,7 @@
  */
 import { allDestinations } from "./destination-expression.ts";
 import { isAddressProblem, parseAddress, splitSubaddress } from "./email-address.ts";
-import { localKey, type RouteEntry, type RoutingTable, type RuleAction } from "./routing-table.ts";
+import { DEFAULT_ROUTING_ACCOUNT, localKey, verifiedFor, type RouteEntry, type RoutingTable, type RuleAction } from "./routing-table.ts";
 
 export type RefusalReason =
   | "syntax"
@@ -77,7 +77,7 @@ function routeTo(
   zone: string,
   table: RoutingTable,
 ): RoutingDecision {
-  const missing = unverifiedDestinations(entry.action, table.verified);
+  const missing = unverifiedDestinations(entry.action, verifiedFor(table, table.zones.get(zone)?.account ?? DEFAULT_ROUTING_ACCOUNT));
   if (missing.length > 0) {
     return refuse("rule-inactive", `rule "${entry.name}" is inactive: destination ${missing.join(", ")} not verified`, zone);
   }

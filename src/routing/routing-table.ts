@@ -33,6 +33,8 @@ export const DEFAULT_ZONE_POLICY: Readonly<ZonePolicy> = Object.freeze({ enforce
 
 export interface ZoneInput {
   name: string;
+  /** The account the zone belongs to: its rules see only that account's verified destinations and workers. */
+  account?: string;
   enabled: boolean;
   supportSubaddress: boolean;
   dotInsensitive: boolean;
@@ -49,11 +51,16 @@ export interface RuleInput extends RouteEntry {
 export interface RoutingInput {
   zones: readonly ZoneInput[];
   rules: readonly RuleInput[];
-  verifiedDestinations: readonly string[];
+  /** Plain addresses (the default account's) or `{account, email}` pairs. */
+  verifiedDestinations: readonly (string | { account: string; email: string })[];
 }
+
+/** The account of zones and destinations given without one (single-account installations, tests). */
+export const DEFAULT_ROUTING_ACCOUNT = "default";
 
 export interface RoutingZone {
   readonly name: string;
+  readonly account: string;
   readonly enabled: boolean;
   readonly supportSubaddress: boolean;
   readonly dotInsensitive: boolean;
@@ -65,7 +72,15 @@ export interface RoutingTable {
   readonly zones: ReadonlyMap<string, RoutingZone>;
   /** Keyed by `localKey(zone, local)@zone`. */
   readonly rules: ReadonlyMap<string, RouteEntry>;
-  readonly verified: ReadonlySet<string>;
+  /** Verified destination addresses (lower-case) per account: one account's verification never activates another's rule. */
+  readonly verified: ReadonlyMap<string, ReadonlySet<string>>;
+}
+
+const NO_ADDRESSES: ReadonlySet<string> = new Set();
+
+/** The verified destinations of one account. */
+export function verifiedFor(table: RoutingTable, account: string): ReadonlySet<string> {
+  return table.verified.get(account) ?? NO_ADDRESSES;
 }
 
 /** The comparison form of a local part within a zone. */
@@ -80,7 +95,7 @@ export function buildRoutingTable(input: RoutingInput): RoutingTable {
   for (const zone of input.zones) {
     const name = normalizeDomain(zone.name);
     if (name === null) continue;
-    zones.set(name, Object.freeze({ ...zone, name, policy: Object.freeze({ ...(zone.policy ?? DEFAULT_ZONE_POLICY) }) }));
+    zones.set(name, Object.freeze({ ...zone, name, account: zone.account ?? DEFAULT_ROUTING_ACCOUNT, policy: Object.freeze({ ...(zone.policy ?? DEFAULT_ZONE_POLICY) }) }));
   }
   const rules = new Map<string, RouteEntry>();
   for (const rule of input.rules) {
@@ -89,7 +104,13 @@ export function buildRoutingTable(input: RoutingInput): RoutingTable {
     if (zone === undefined) continue;
     rules.set(`${localKey(zone, rule.local)}@${zone.name}`, Object.freeze({ id: rule.id, name: rule.name, enabled: rule.enabled, action: rule.action }));
   }
-  const verified = new Set(input.verifiedDestinations.map((address) => address.toLowerCase()));
+  const verified = new Map<string, Set<string>>();
+  for (const entry of input.verifiedDestinations) {
+    const { account, email } = typeof entry === "string" ? { account: DEFAULT_ROUTING_ACCOUNT, email: entry } : entry;
+    let set = verified.get(account);
+    if (set === undefined) verified.set(account, (set = new Set()));
+    set.add(email.toLowerCase());
+  }
   return Object.freeze({ zones, rules, verified });
 }
 

@@ -19,7 +19,7 @@ import { relayMessage } from "../delivery/relay-message.ts";
 import type { MessageSigner } from "../delivery/message-signer.ts";
 import { parseDestinationAddress, toAsciiAddress } from "../routing/email-address.ts";
 import { resolveRecipient } from "../routing/resolve-recipient.ts";
-import type { RoutingTable } from "../routing/routing-table.ts";
+import { verifiedFor, type RoutingTable } from "../routing/routing-table.ts";
 import { WorkerCallError, type HostHandlers, type InvocationResult, type KvStore, type WorkerDefinition } from "../workers/worker-types.ts";
 import type { MessageContext, PipelineDependencies } from "./message-pipeline.ts";
 import { replies } from "./reply-catalogue.ts";
@@ -49,7 +49,9 @@ const HEADER_NAME = /^[!-9;-~]+$/;
 
 export async function runWorker(context: MessageContext, deps: PipelineDependencies & { workers: WorkerGateway; sign: MessageSigner | null }, script: string): Promise<{ reply: SmtpReply; report: WorkerReport }> {
   const gateway = deps.workers;
-  const definition = await gateway.load(gateway.account, script);
+  // The zone's account runs the worker and owns its KV and verified destinations.
+  const account = (context.plan.zone === null ? undefined : gateway.routing().zones.get(context.plan.zone)?.account) ?? gateway.account;
+  const definition = await gateway.load(account, script);
   if (definition === null) {
     return {
       reply: new SmtpReply(replies.WORKER_NOT_DEPLOYED, { address: context.recipients[0] ?? "", script }),
@@ -93,7 +95,7 @@ export async function runWorker(context: MessageContext, deps: PipelineDependenc
       const destination = `${parsed.local}@${parsed.domain}`;
       if (forwarded.has(parsed.key)) throw new WorkerCallError("message already forwarded to this destination");
       const table = gateway.routing();
-      if (!table.verified.has(parsed.key)) throw new WorkerCallError("destination address not verified");
+      if (!verifiedFor(table, account).has(parsed.key)) throw new WorkerCallError("destination address not verified");
       const loop = resolveRecipient(destination, table);
       if (loop.kind === "route" && loop.action.type === "worker" && loop.action.script.toLowerCase() === script.toLowerCase()) {
         throw new WorkerCallError("cannot forward email to same worker");
@@ -129,14 +131,14 @@ export async function runWorker(context: MessageContext, deps: PipelineDependenc
       if (fromDomain === undefined || !gateway.routing().zones.has(fromDomain)) throw new WorkerCallError(`sender address ${from} is not on a domain routed here`);
       const parsed = parseDestinationAddress(to);
       if (parsed === null) throw new WorkerCallError("destination address is invalid");
-      if (!gateway.routing().verified.has(parsed.key)) throw new WorkerCallError("destination address not verified");
+      if (!verifiedFor(gateway.routing(), account).has(parsed.key)) throw new WorkerCallError("destination address not verified");
       return deliverCopy(to, Buffer.alloc(0), from, message, `send:${to}`);
     },
-    kv: gateway.kv(gateway.account),
+    kv: gateway.kv(account),
   };
 
   const result = await gateway.invoke(definition, { from: context.mailFrom, to: rcpt, raw }, handlers);
-  await gateway.recordLogs(gateway.account, script, result.logs).catch(() => undefined);
+  await gateway.recordLogs(account, script, result.logs).catch(() => undefined);
   const report: WorkerReport = { script, outcome: result.outcome, rejectReason: result.rejectReason, error: result.error, forwards: result.forwards, logs: result.logs, durationMs: result.durationMs };
   switch (result.outcome) {
     case "forwarded":

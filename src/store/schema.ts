@@ -9,6 +9,60 @@ export interface AccountTable {
   id: string;
   name: string;
   created_at: string;
+  modified_at: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export interface ApiTokenTable {
+  id: string;
+  account_id: string;
+  name: string;
+  /** active | disabled */
+  status: string;
+  salt: string;
+  /** hex SHA-256(salt ‖ secret) */
+  secret_hash: string;
+  /** JSON: Cloudflare token policies */
+  policies: string;
+  /** JSON: { request_ip: { in?: string[], not_in?: string[] } } or null */
+  condition: string | null;
+  not_before: string | null;
+  expires_on: string | null;
+  issued_on: string;
+  modified_on: string;
+  last_used_on: string | null;
+}
+
+export interface AuditLogTable {
+  id: string;
+  account_id: string;
+  at: string;
+  actor_type: string;
+  actor_id: string;
+  actor_name: string;
+  actor_ip: string | null;
+  action: string;
+  resource_type: string;
+  resource_id: string;
+  zone_id: string | null;
+  /** JSON or null */
+  before: string | null;
+  /** JSON or null */
+  after: string | null;
+  result: string;
+  detail: string | null;
+}
+
+export interface AddressVerificationTable {
+  id: string;
+  account_id: string;
+  address_id: string;
+  requested_at: string;
+  claimed_at: string | null;
+  token_hash: string | null;
+  sent_at: string | null;
+  expires_at: string | null;
+  used_at: string | null;
+  last_error: string | null;
 }
 
 export interface ZoneTable {
@@ -88,6 +142,8 @@ export interface EventTable {
   duration_ms: number;
   /** JSON: per-destination results, timings. */
   detail: string;
+  /** The zone's account; null for mail refused before a zone was known. */
+  account_id: string | null;
 }
 
 export interface DeliveryLedgerTable {
@@ -172,6 +228,9 @@ export interface WorkerLogTable {
 
 export interface Database {
   accounts: AccountTable;
+  api_tokens: ApiTokenTable;
+  audit_log: AuditLogTable;
+  address_verifications: AddressVerificationTable;
   zones: ZoneTable;
   destination_addresses: DestinationAddressTable;
   rules: RuleTable;

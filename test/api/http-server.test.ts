@@ -21,9 +21,9 @@ describe("HTTP service", () => {
   let h: Harness;
   before(async () => {
     h = await startHarness({ destinations: [] });
-    await h.config.addZone("example.com");
-    await h.config.addZone("paused.example");
-    await h.config.updateZone("paused.example", { enabled: false });
+    await h.config.zones.create("example.com");
+    await h.config.zones.create("paused.example");
+    await h.config.zones.update("paused.example", { enabled: false });
     await h.reload();
   });
   after(async () => h?.stop());

@@ -9,7 +9,8 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { CliError } from "../../src/cli/cli-error.ts";
 import { doctorCommand } from "../../src/cli/doctor-command.ts";
-import { RoutingService } from "../../src/core/routing-service.ts";
+import { CLI_OPERATOR } from "../../src/core/service-context.ts";
+import { createServices, type AccountServices } from "../../src/core/services.ts";
 import { mtaStsPolicy } from "../../src/core/zone-dns-records.ts";
 import { DkimKeyStore, dkimRecord } from "../../src/delivery/dkim-keys.ts";
 import { openStore, type Store } from "../../src/store/open-store.ts";
@@ -41,15 +42,15 @@ let dns: TestDnsServer;
 let root: string;
 let dataDir: string;
 let store: Store;
-let service: RoutingService;
+let service: AccountServices;
 
 before(async () => {
   dns = await startDnsServer();
   root = await mkdtemp(join(tmpdir(), "mailroute-doctor-"));
   dataDir = join(root, "data");
   store = await openStore({ dataDir });
-  service = new RoutingService(store.db);
-  for (const zone of ["new.example", "good.example", "broken.example", "tricky.example", "keys.example"]) await service.addZone(zone);
+  service = createServices(store).forAccount({ account: "default", actor: CLI_OPERATOR });
+  for (const zone of ["new.example", "good.example", "broken.example", "tricky.example", "keys.example"]) await service.zones.create(zone);
   // our MX host, shared by every zone
   dns.setRecords(HOST, "A", [HOST_ADDRESS]);
   dns.setRecords(HOST, "TXT", ["v=spf1 a -all"]);
@@ -94,7 +95,7 @@ function otherDkimKey(): string {
 }
 
 async function zoneStatus(zone: string): Promise<string> {
-  return (await service.getZone(zone)).status;
+  return (await service.zones.get(zone)).status;
 }
 
 /** A correct zone in the operator's own words: not doctor's spelling, but what receivers accept. */
@@ -193,7 +194,7 @@ describe("mailroute doctor", () => {
     dns.setRecords(dkim!.name, "TXT", [otherDkimKey()]);
     dns.setRecords(`_dmarc.${zone}`, "TXT", []);
     dns.setRecords(`_mta-sts.${zone}`, "TXT", ["v=STSv1; id=20190101000000"]);
-    await service.setZoneStatus(zone, "ready");
+    await service.zones.setStatus(zone, "ready");
 
     const { code, records } = await doctorJson(zone);
     assert.equal(code, 1);

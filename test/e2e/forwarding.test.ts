@@ -25,25 +25,25 @@ describe("forwarding end to end", () => {
     h.dns.setRecords("down.test", "MX", [{ exchange: "mx.down.test", priority: 10 }]);
     h.dns.setRecords("mx.down.test", "A", ["127.0.0.99"]);
     h.sinks["flaky.test"]!.dropConnections(true);
-    await h.config.addZone("example.com", { supportSubaddress: true });
-    await h.config.addZone("nosub.example", { supportSubaddress: false });
+    await h.config.zones.create("example.com", { supportSubaddress: true });
+    await h.config.zones.create("nosub.example", { supportSubaddress: false });
     for (const address of ["n@nullmx.test", "s@static.test", "x@down.test", "y@flaky.test", "alice@dest.test", "bob@dest.test", "carol@backup.test", "dave@other.test", "erin@dest.test"]) {
-      await h.config.addDestination(address, { verified: true });
+      await h.config.addresses.create(address, { verified: true });
     }
-    await h.config.addDestination("unverified@dest.test");
-    await h.config.addRule("hello@example.com", [{ type: "forward", value: ["alice@dest.test"] }]);
-    await h.config.addRule("team@example.com", [{ type: "forward", value: ["alice@dest.test, dave@other.test"] }]);
-    await h.config.addRule("failover@example.com", [{ type: "forward", value: ["bob@dest.test:carol@backup.test"] }]);
-    await h.config.addRule("refused@example.com", [{ type: "forward", value: ["x@down.test : carol@backup.test"] }]);
-    await h.config.addRule("dropped@example.com", [{ type: "forward", value: ["y@flaky.test:carol@backup.test"] }]);
-    await h.config.addRule("nullmx@example.com", [{ type: "forward", value: ["n@nullmx.test"] }]);
-    await h.config.addRule("static@example.com", [{ type: "forward", value: ["s@static.test"] }]);
-    await h.config.addRule("gone@example.com", [{ type: "reject", value: ["This address has retired, write to hello@example.com"] }]);
-    await h.config.addRule("quiet@example.com", [{ type: "drop" }]);
-    await h.config.addRule("pending@example.com", [{ type: "forward", value: ["unverified@dest.test"] }]);
-    await h.config.addRule("user@nosub.example", [{ type: "forward", value: ["erin@dest.test"] }]);
-    await h.config.addRule("user@example.com", [{ type: "forward", value: ["erin@dest.test"] }]);
-    await h.config.addRule("user+exact@example.com", [{ type: "forward", value: ["bob@dest.test"] }]);
+    await h.config.addresses.create("unverified@dest.test");
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "hello@example.com" }], actions: [{ type: "forward", value: ["alice@dest.test"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "team@example.com" }], actions: [{ type: "forward", value: ["alice@dest.test, dave@other.test"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "failover@example.com" }], actions: [{ type: "forward", value: ["bob@dest.test:carol@backup.test"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "refused@example.com" }], actions: [{ type: "forward", value: ["x@down.test : carol@backup.test"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "dropped@example.com" }], actions: [{ type: "forward", value: ["y@flaky.test:carol@backup.test"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "nullmx@example.com" }], actions: [{ type: "forward", value: ["n@nullmx.test"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "static@example.com" }], actions: [{ type: "forward", value: ["s@static.test"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "gone@example.com" }], actions: [{ type: "reject", value: ["This address has retired, write to hello@example.com"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "quiet@example.com" }], actions: [{ type: "drop" }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "pending@example.com" }], actions: [{ type: "forward", value: ["unverified@dest.test"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "user@nosub.example" }], actions: [{ type: "forward", value: ["erin@dest.test"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "user@example.com" }], actions: [{ type: "forward", value: ["erin@dest.test"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "user+exact@example.com" }], actions: [{ type: "forward", value: ["bob@dest.test"] }] });
     await h.reload();
   });
 
@@ -98,8 +98,8 @@ describe("forwarding end to end", () => {
       h.dns.setRecords("dual.test", "MX", [{ exchange: "mx.dual.test", priority: 10 }]);
       h.dns.setRecords("mx.dual.test", "AAAA", ["::1"]);
       h.dns.setRecords("mx.dual.test", "A", ["127.0.0.4"]); // the other.test sink: wrong if used
-      await h.config.addDestination("d@dual.test", { verified: true });
-      await h.config.addRule("dual@example.com", [{ type: "forward", value: ["d@dual.test"] }]);
+      await h.config.addresses.create("d@dual.test", { verified: true });
+      await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "dual@example.com" }], actions: [{ type: "forward", value: ["d@dual.test"] }] });
       await h.reload();
       const result = await send(h, "sender@origin.test", ["dual@example.com"]);
       assert.equal(result.data!.code, 250, result.data!.line);
@@ -125,8 +125,8 @@ describe("forwarding end to end", () => {
     try {
       h.dns.setRecords("rude.test", "MX", [{ exchange: "mx.rude.test", priority: 10 }]);
       h.dns.setRecords("mx.rude.test", "A", ["127.0.0.20"]);
-      await h.config.addDestination("r@rude.test", { verified: true });
-      await h.config.addRule("rude@example.com", [{ type: "forward", value: ["r@rude.test:carol@backup.test"] }]);
+      await h.config.addresses.create("r@rude.test", { verified: true });
+      await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "rude@example.com" }], actions: [{ type: "forward", value: ["r@rude.test:carol@backup.test"] }] });
       await h.reload();
       const result = await send(h, "sender@origin.test", ["rude@example.com"]);
       assert.equal(result.data!.code, 250, result.data!.line);

@@ -8,18 +8,18 @@ describe("inbound SMTP policy", () => {
 
   before(async () => {
     h = await startHarness({ destinations: ["dest.test"], settings: { "smtp-timeout": "1500", "max-recipients": "5" } });
-    await h.config.addZone("example.com", { supportSubaddress: true });
-    await h.config.addZone("bücher.example");
-    await h.config.addZone("off.example");
-    await h.config.addZone("catch.example");
-    await h.config.addZone("drop.example");
-    await h.config.addDestination("owner@dest.test", { verified: true });
-    await h.config.addRule("hello@example.com", [{ type: "forward", value: ["owner@dest.test"] }]);
-    await h.config.addRule("info@bücher.example", [{ type: "forward", value: ["owner@dest.test"] }]);
-    await h.config.addRule("hello@off.example", [{ type: "forward", value: ["owner@dest.test"] }]);
-    await h.config.updateZone("off.example", { enabled: false });
-    await h.config.setCatchAll("catch.example", { actions: [{ type: "forward", value: ["owner@dest.test"] }] });
-    await h.config.setCatchAll("drop.example", { actions: [{ type: "drop" }] });
+    await h.config.zones.create("example.com", { supportSubaddress: true });
+    await h.config.zones.create("bücher.example");
+    await h.config.zones.create("off.example");
+    await h.config.zones.create("catch.example");
+    await h.config.zones.create("drop.example");
+    await h.config.addresses.create("owner@dest.test", { verified: true });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "hello@example.com" }], actions: [{ type: "forward", value: ["owner@dest.test"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "info@bücher.example" }], actions: [{ type: "forward", value: ["owner@dest.test"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "hello@off.example" }], actions: [{ type: "forward", value: ["owner@dest.test"] }] });
+    await h.config.zones.update("off.example", { enabled: false });
+    await h.config.catchAll.set("catch.example", { actions: [{ type: "forward", value: ["owner@dest.test"] }], enabled: true });
+    await h.config.catchAll.set("drop.example", { actions: [{ type: "drop" }], enabled: true });
     await h.reload();
   });
 
@@ -135,7 +135,7 @@ describe("inbound SMTP policy", () => {
   });
 
   it("refuses unknown addresses once the catch-all is disabled", async () => {
-    await h.config.setCatchAll("catch.example", { disabled: true });
+    await h.config.catchAll.set("catch.example", { enabled: false });
     await h.reload();
     try {
       const { client } = await SmtpTestClient.connect(h.port);
@@ -144,7 +144,7 @@ describe("inbound SMTP policy", () => {
       assert.equal(rcpts[0]!.enhanced, "5.1.1");
       await client.quit();
     } finally {
-      await h.config.setCatchAll("catch.example", { actions: [{ type: "forward", value: ["owner@dest.test"] }] });
+      await h.config.catchAll.set("catch.example", { actions: [{ type: "forward", value: ["owner@dest.test"] }], enabled: true });
       await h.reload();
     }
   });
@@ -170,7 +170,7 @@ describe("inbound SMTP policy", () => {
   });
 
   it("answers a Worker rule whose worker is not deployed with 451 4.3.2 after DATA", async () => {
-    await h.config.addRule("bot@example.com", [{ type: "worker", value: ["my-worker"] }]);
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "bot@example.com" }], actions: [{ type: "worker", value: ["my-worker"] }] });
     await h.reload();
     const { client } = await SmtpTestClient.connect(h.port);
     const { rcpts } = await client.envelope("sender@origin.test", ["bot@example.com"]);

@@ -56,9 +56,9 @@ describe("inbound authentication, signing and TLS end to end", () => {
     for (const record of await new DkimKeyStore({ dir: join(h.dataDir, "dkim") }).publicRecords("example.com")) {
       dns.setRecords(record.name, "TXT", [record.value]);
     }
-    await h.config.addZone("example.com");
-    await h.config.addDestination("owner@dest.test", { verified: true });
-    await h.config.addRule("hello@example.com", [{ type: "forward", value: ["owner@dest.test"] }]);
+    await h.config.zones.create("example.com");
+    await h.config.addresses.create("owner@dest.test", { verified: true });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "hello@example.com" }], actions: [{ type: "forward", value: ["owner@dest.test"] }] });
     await h.reload();
   });
 
@@ -135,26 +135,26 @@ describe("inbound authentication, signing and TLS end to end", () => {
   });
 
   it("lets the operator relax each policy per zone", async () => {
-    await h.config.updateZone("example.com", { requireAuth: false, enforceDmarc: false });
+    await h.config.zones.update("example.com", { requireAuth: false, enforceDmarc: false });
     await h.reload();
     try {
       assert.equal((await send(h, "x@lax.test", testMessage({ from: "x@lax.test" }))).code, 250);
       assert.equal((await send(h, "spoof@strict.test", testMessage({ from: "ceo@strict.test" }))).code, 250);
     } finally {
-      await h.config.updateZone("example.com", { requireAuth: true, enforceDmarc: true });
+      await h.config.zones.update("example.com", { requireAuth: true, enforceDmarc: true });
       await h.reload();
     }
   });
 
   it("refuses above the zone's spam threshold", async () => {
-    await h.config.updateZone("example.com", { spamThreshold: 0.5, requireAuth: false });
+    await h.config.zones.update("example.com", { spamThreshold: 0.5, requireAuth: false });
     await h.reload();
     try {
       const reply = await send(h, "x@lax.test", testMessage({ from: "x@lax.test" }));
       assert.equal(reply.code, 550, reply.line);
       assert.match(reply.text, /spam \(score [\d.]+, above 0\.5\)/);
     } finally {
-      await h.config.updateZone("example.com", { spamThreshold: null, requireAuth: true });
+      await h.config.zones.update("example.com", { spamThreshold: null, requireAuth: true });
       await h.reload();
     }
   });
@@ -191,7 +191,7 @@ describe("abuse defences end to end (clients behind a PROXY-protocol balancer)",
       },
     });
     h.dns.setRecords("5.113.0.203.bl.test", "A", ["127.0.0.2"]);
-    await h.config.addZone("example.com");
+    await h.config.zones.create("example.com");
     await h.reload();
   });
 

@@ -108,17 +108,17 @@ describe("Email Workers over real SMTP", () => {
     await deploy(h, "parser", join(project, "parser", "src", "index.ts"), "--config", join(project, "parser", "wrangler.toml"));
     await workerCommand(["kv", "put", "routes", "kvuser", "c@other.test", "--data-dir", h.dataDir], { out: () => undefined });
 
-    await h.config.addZone("example.com", { supportSubaddress: true });
-    for (const address of ["a@dest.test", "b@backup.test", "c@other.test"]) await h.config.addDestination(address, { verified: true });
-    await h.config.addRule("router@example.com", [{ type: "worker", value: ["failover"] }]);
-    await h.config.addRule("kvuser@example.com", [{ type: "worker", value: ["failover"] }]);
-    await h.config.addRule("private@example.com", [{ type: "worker", value: ["allow"] }]);
-    await h.config.addRule("broken@example.com", [{ type: "worker", value: ["throws"] }]);
-    await h.config.addRule("parse@example.com", [{ type: "worker", value: ["parser"] }]);
-    await h.config.addRule("ghost@example.com", [{ type: "worker", value: ["not-deployed"] }]);
-    await h.config.addRule("spin@example.com", [{ type: "worker", value: ["spin"] }]);
-    await h.config.addRule("probe@example.com", [{ type: "worker", value: ["probe"] }]);
-    await h.config.addRule("plain@example.com", [{ type: "forward", value: ["a@dest.test"] }]);
+    await h.config.zones.create("example.com", { supportSubaddress: true });
+    for (const address of ["a@dest.test", "b@backup.test", "c@other.test"]) await h.config.addresses.create(address, { verified: true });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "router@example.com" }], actions: [{ type: "worker", value: ["failover"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "kvuser@example.com" }], actions: [{ type: "worker", value: ["failover"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "private@example.com" }], actions: [{ type: "worker", value: ["allow"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "broken@example.com" }], actions: [{ type: "worker", value: ["throws"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "parse@example.com" }], actions: [{ type: "worker", value: ["parser"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "ghost@example.com" }], actions: [{ type: "worker", value: ["not-deployed"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "spin@example.com" }], actions: [{ type: "worker", value: ["spin"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "probe@example.com" }], actions: [{ type: "worker", value: ["probe"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "plain@example.com" }], actions: [{ type: "forward", value: ["a@dest.test"] }] });
     await h.reload();
   });
 

@@ -8,6 +8,9 @@ import { forEachDatabase } from "../support/store-fixtures.ts";
 
 const TABLES = [
   "accounts",
+  "address_verifications",
+  "api_tokens",
+  "audit_log",
   "catch_alls",
   "config_version",
   "delivery_ledger",

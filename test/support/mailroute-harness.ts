@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { silentLogger } from "../../src/analytics/structured-log.ts";
 import { loadSettings, type Settings } from "../../src/config/settings.ts";
-import { RoutingService } from "../../src/core/routing-service.ts";
+import { CLI_OPERATOR } from "../../src/core/service-context.ts";
+import { createServices, type AccountServices } from "../../src/core/services.ts";
 import { startMailroute, type RunningMailroute, type StartOverrides } from "../../src/cli/start-service.ts";
 import { openStore, type Store } from "../../src/store/open-store.ts";
 import { startDnsServer, type TestDnsServer } from "./dns-server.ts";
@@ -24,7 +25,7 @@ export interface Harness {
   sinks: Record<string, SmtpSink>;
   sinkPort: number;
   /** A configuration client on its own store connection (like the CLI). */
-  config: RoutingService;
+  config: AccountServices;
   configStore: Store;
   dataDir: string;
   /** Make the running server see configuration changes now rather than at its next poll. */
@@ -106,7 +107,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     throw error;
   }
   const configStore = await openStore({ dataDir });
-  const config = new RoutingService(configStore.db);
+  const config = createServices(configStore).forAccount({ account: "default", actor: CLI_OPERATOR });
   return {
     mailroute,
     port: mailroute.smtp.port,

@@ -1,0 +1,55 @@
+/**
+ * Routing rules (custom addresses) of a zone. SQL only; core/rules validates and audits.
+ */
+import type { Insertable, Kysely, Selectable, Updateable } from "kysely";
+import type { Database, RuleTable } from "../schema.ts";
+
+export type RuleRow = Selectable<RuleTable> & { zone_name: string; account_id: string };
+
+export interface RuleFilter {
+  account: string;
+  zoneId?: string;
+  enabled?: boolean;
+}
+
+function filtered(db: Kysely<Database>, filter: RuleFilter) {
+  let query = db.selectFrom("rules").innerJoin("zones", "zones.id", "rules.zone_id").where("zones.account_id", "=", filter.account);
+  if (filter.zoneId !== undefined) query = query.where("rules.zone_id", "=", filter.zoneId);
+  if (filter.enabled !== undefined) query = query.where("rules.enabled", "=", filter.enabled ? 1 : 0);
+  return query;
+}
+
+export function listRules(db: Kysely<Database>, filter: RuleFilter, page?: { limit: number; offset: number }): Promise<RuleRow[]> {
+  let query = filtered(db, filter).selectAll("rules").select(["zones.name as zone_name", "zones.account_id as account_id"]).orderBy("zones.name").orderBy("rules.priority").orderBy("rules.match_key");
+  if (page !== undefined) query = query.limit(page.limit).offset(page.offset);
+  return query.execute();
+}
+
+export async function countRules(db: Kysely<Database>, filter: RuleFilter): Promise<number> {
+  return Number((await filtered(db, filter).select((eb) => eb.fn.countAll<number | string>().as("n")).executeTakeFirstOrThrow()).n);
+}
+
+export function findRuleById(db: Kysely<Database>, account: string, id: string): Promise<RuleRow | undefined> {
+  return filtered(db, { account }).selectAll("rules").select(["zones.name as zone_name", "zones.account_id as account_id"]).where("rules.id", "=", id).executeTakeFirst();
+}
+
+export function findRuleByMatchKey(db: Kysely<Database>, zoneId: string, matchKey: string): Promise<Selectable<RuleTable> | undefined> {
+  return db.selectFrom("rules").selectAll().where("zone_id", "=", zoneId).where("match_key", "=", matchKey).executeTakeFirst();
+}
+
+export async function insertRule(db: Kysely<Database>, row: Insertable<RuleTable>): Promise<void> {
+  await db.insertInto("rules").values(row).execute();
+}
+
+export async function updateRule(db: Kysely<Database>, id: string, patch: Updateable<RuleTable>): Promise<void> {
+  await db.updateTable("rules").set(patch).where("id", "=", id).execute();
+}
+
+export async function deleteRule(db: Kysely<Database>, id: string): Promise<void> {
+  await db.deleteFrom("rules").where("id", "=", id).execute();
+}
+
+/** Every rule of the installation with its zone: the routing table's view. */
+export function listAllRulesForRouting(db: Kysely<Database>): Promise<(Selectable<RuleTable> & { zone_name: string })[]> {
+  return db.selectFrom("rules").innerJoin("zones", "zones.id", "rules.zone_id").selectAll("rules").select("zones.name as zone_name").execute();
+}
