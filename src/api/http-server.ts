@@ -1,27 +1,38 @@
 /**
- * The HTTP service (Fastify). Today it serves what mail needs over HTTP: the MTA-STS policy
- * (RFC 8461 §3.2) of every routed domain at https://mta-sts.<domain>/.well-known/mta-sts.txt
- * (TLS is terminated in front of it, or by a later --http-tls), and a health check. The REST
- * API, verify links and the dashboard will be mounted here.
+ * The HTTP service (Fastify): the REST API under /client/v4 (Cloudflare-compatible), the
+ * verification-link pages, the MTA-STS policy (RFC 8461 §3.2) of every routed domain at
+ * https://mta-sts.<domain>/.well-known/mta-sts.txt (TLS is terminated in front of it), a
+ * health check, and the `wrangler dev`-style email handler endpoint.
  *
  * Promises: a policy is served only for a domain that is routed here and enabled, so the
- * server never vouches for a domain it does not handle; every other path is a JSON 404.
+ * server never vouches for a domain it does not handle; every authenticated endpoint checks
+ * the token before reading a body; every other path is a JSON 404.
  */
 import Fastify, { type FastifyInstance } from "fastify";
 import type { AddressInfo } from "node:net";
+import type { Logger } from "../analytics/structured-log.ts";
+import type { VerificationLinks } from "../core/addresses/verification-links.ts";
+import type { TokenAuthenticator } from "../core/tokens/token-authenticator.ts";
 import { mtaStsPolicy } from "../core/zone-dns-records.ts";
 import type { RoutingTable } from "../routing/routing-table.ts";
 import { normalizeDomain } from "../routing/email-address.ts";
-import { bearerToken } from "./admin-token.ts";
+import { ApiError } from "./api-error.ts";
+import { API_PREFIX, clientApi, type ClientApiOptions } from "./client-v4.ts";
+import { createRequestAuth, send } from "./request-auth.ts";
+import { ConcurrencyGate } from "./request-limits.ts";
+import { queryString } from "./request-input.ts";
+import { registerVerifyPages } from "./verify-pages.ts";
 
 export interface HttpServiceOptions {
   hostname: string;
   routing: () => RoutingTable;
-  /** Admin-token check for operator endpoints. */
-  authorize: (token: string | undefined) => Promise<boolean>;
+  authenticate: TokenAuthenticator;
+  logger: Logger;
   /** Runs the Email Worker routed for a recipient on a posted message (dev endpoint). */
   runWorker: (input: { from: string; to: string; raw: Buffer }) => Promise<{ reply: string; worker: unknown } | { refused: string }>;
   maxMessageSize: number;
+  api: Omit<ClientApiOptions, "authenticate" | "logger">;
+  verification: VerificationLinks;
 }
 
 export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
@@ -39,21 +50,38 @@ export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
 
   app.get("/healthz", async () => ({ success: true, result: { status: "ok" } }));
 
+  registerVerifyPages(app, options.verification);
+
+  void app.register(clientApi, { ...options.api, authenticate: options.authenticate, logger: options.logger, prefix: API_PREFIX });
+
   // As `wrangler dev`: POST a raw message to run the worker routed for `to`. Real delivery
-  // happens behind forward(), so the endpoint needs the admin token.
-  app.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: options.maxMessageSize + 64 * 1024 }, (_request, body, done) => done(null, body));
-  app.post("/cdn-cgi/handler/email", async (request, reply) => {
-    if (!(await options.authorize(bearerToken(request.headers.authorization)))) {
-      return reply.code(401).send({ success: false, errors: [{ code: 10000, message: "Authentication error: send the admin token as Authorization: Bearer <token>" }] });
-    }
-    const query = request.query as Record<string, string | undefined>;
-    const missing = ["from", "to"].filter((name) => !query[name]);
-    if (missing.length > 0) return reply.code(400).send({ success: false, errors: missing.map((name) => ({ code: 1001, field: name, message: `query parameter "${name}" is required (an email address)` })) });
-    const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.from(String(request.body ?? ""));
-    if (raw.length === 0) return reply.code(400).send({ success: false, errors: [{ code: 1001, field: "body", message: "the request body must be the raw message (RFC 5322)" }] });
-    const result = await options.runWorker({ from: query.from!, to: query.to!, raw });
-    if ("refused" in result) return reply.code(422).send({ success: false, errors: [{ code: 1002, field: "to", message: result.refused }] });
-    return reply.send({ success: true, result });
+  // happens behind forward(), so the endpoint needs the operator's token — checked before a
+  // byte of the (up to 25 MiB) body is read, with few bodies in flight at once.
+  void app.register(async (scope) => {
+    scope.addHook("onRequest", createRequestAuth({ authenticate: options.authenticate, logger: options.logger, bodies: new ConcurrencyGate(4) }));
+    scope.addHook("preHandler", async (request, reply) => {
+      if (request.principal?.kind !== "operator") return send(reply, new ApiError("OPERATOR_ONLY", { what: "run Email Workers on posted messages" }));
+    });
+    scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: options.maxMessageSize + 64 * 1024 }, (_request, body, done) => done(null, body));
+    scope.setErrorHandler((error, _request, reply) => {
+      if (error instanceof ApiError) return send(reply, error);
+      if ((error as { code?: string }).code === "FST_ERR_CTP_BODY_TOO_LARGE") return send(reply, new ApiError("BODY_TOO_LARGE", { limit: options.maxMessageSize }));
+      const { error: internal, incident } = ApiError.internal();
+      options.logger.log("error", "email_handler_error", { incident, error });
+      return send(reply, internal);
+    });
+    scope.post("/cdn-cgi/handler/email", async (request, reply) => {
+      const from = queryString(request, "from");
+      const to = queryString(request, "to");
+      for (const [name, value] of [["from", from], ["to", to]] as const) {
+        if (value === undefined || value === "") throw new ApiError("VALIDATION", { message: `${name}: query parameter required (an email address)` }, { field: name });
+      }
+      const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+      if (raw.length === 0) throw new ApiError("VALIDATION", { message: "body: the request body must be the raw message (RFC 5322)" }, { field: "body" });
+      const result = await options.runWorker({ from: from!, to: to!, raw });
+      if ("refused" in result) throw new ApiError("WORKER_REFUSED", { message: result.refused }, { field: "to" });
+      return reply.send({ success: true, errors: [], messages: [], result });
+    });
   });
 
   app.setNotFoundHandler((request, reply) => {

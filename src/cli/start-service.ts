@@ -5,7 +5,13 @@
  * end-to-end tests, which get exactly what an operator runs.
  */
 import type { AddressInfo } from "node:net";
-import { ensureAdminToken, verifyAdminToken } from "../core/tokens/operator-token.ts";
+import { ensureAdminToken } from "../core/tokens/operator-token.ts";
+import { createTokenAuthenticator } from "../core/tokens/token-authenticator.ts";
+import { VerificationLinks } from "../core/addresses/verification-links.ts";
+import { createServices } from "../core/services.ts";
+import { Access } from "../api/access.ts";
+import { expectedZoneRecords } from "../core/zone-dns-records.ts";
+import { createVerificationMailer } from "../delivery/verification-mail.ts";
 import { createHttpServer, listenHttp } from "../api/http-server.ts";
 import { createEventRecorder, purgeOldEvents } from "../analytics/event-recorder.ts";
 import { createLogger, type Logger } from "../analytics/structured-log.ts";
@@ -132,6 +138,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
 
   const workerLimiter = new InvocationLimiter(WORKER_CONCURRENCY);
+  const signer = createMessageSigner({ keys, hostname: settings.hostname });
+  const relayDeps = { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs };
 
   const server = createInboundServer(
     {
@@ -151,8 +159,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         authenticate: overrides.skipAuthentication ? null : authenticateMessage,
         resolver: dnsResolver,
         authTimeoutMs: 20_000,
-        sign: createMessageSigner({ keys, hostname: settings.hostname }),
-        relay: { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs },
+        sign: signer,
+        relay: relayDeps,
         workers: {
           account: DEFAULT_ACCOUNT,
           load: (account, script) => workerStore.load(account, script),
@@ -181,12 +189,37 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   logger.log("info", "smtp_listening", { host: smtp.address, port: smtp.port, hostname: settings.hostname });
 
   const generatedAdminToken = await ensureAdminToken(store.db, settings.adminToken);
+  const services = createServices(store, {
+    deployedWorkers: async (account) => new Set((await workerStore.versions(account)).map((worker) => worker.name.toLowerCase())),
+  });
+  const verification = new VerificationLinks(store, { publicUrl: settings.publicUrl ?? `http://${settings.httpHost.includes(":") ? `[${settings.httpHost}]` : settings.httpHost}:${settings.httpPort}` });
+  const sendVerification = createVerificationMailer({ hostname: settings.hostname, sign: signer, relay: relayDeps });
+  // Verification requests are written by any front end (the CLI has no delivery stack): the
+  // server sends them when the configuration moves, and retries failed ones every minute.
+  let flushing: Promise<unknown> = Promise.resolve();
+  const flushVerifications = () => {
+    flushing = flushing
+      .then(() => verification.flush(sendVerification, (error, email) => logger.log("warn", "verification_send_failed", { rcpt: email, error })))
+      .catch((error: unknown) => logger.log("warn", "verification_flush_failed", { error }));
+    return flushing;
+  };
+  const unwatchVerifications = routing.onChange(flushVerifications);
+  const verificationRetry = setInterval(flushVerifications, 60_000);
+  verificationRetry.unref();
+  void flushVerifications();
   const httpApp = createHttpServer({
     hostname: settings.hostname,
     routing: () => routing.table,
-    authorize: (token) => verifyAdminToken(store.db, token),
+    authenticate: createTokenAuthenticator(store.db),
+    logger,
     runWorker: (input) => server.runWorkerFor(input),
     maxMessageSize: settings.maxMessageSize,
+    verification,
+    api: {
+      access: new Access(services, store),
+      hostname: settings.hostname,
+      dnsRecords: async (zone) => expectedZoneRecords({ zone, hostname: settings.hostname, dkim: await keys.publicRecords(zone) }),
+    },
   });
   let http: AddressInfo;
   try {
@@ -194,6 +227,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   } catch (error) {
     routing.stop();
     clearInterval(purge);
+    clearInterval(verificationRetry);
     await server.close();
     await store.close();
     throw new Error(`cannot listen for HTTP on ${settings.httpHost}:${settings.httpPort}: ${(error as Error).message}`);
@@ -212,6 +246,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     close() {
       closing ??= (async () => {
         routing.stop();
+        unwatchVerifications();
+        clearInterval(verificationRetry);
         clearInterval(purge);
         await httpApp.close();
         await server.close();

@@ -49,6 +49,20 @@ export interface Settings {
   workerMemoryMb: number;
   /** Private/loopback networks worker fetch() may reach (all others private ranges are refused). */
   workerFetchAllow: string[];
+  /** Base URL of this server's HTTP port as people reach it (verification links); null: http://<http-host>:<http-port>. */
+  publicUrl: string | null;
+}
+
+function publicUrl(value: string): string | null {
+  if (value.trim() === "") return null;
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    throw new SettingsError("public-url", `"${value}" is not a URL (e.g. https://mail.example.com)`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw new SettingsError("public-url", `"${value}" must be an http:// or https:// URL`);
+  return url.toString().replace(/\/+$/, "");
 }
 
 export interface SettingSpec {
@@ -88,6 +102,7 @@ export const SETTING_SPECS: Readonly<Record<keyof Settings, SettingSpec>> = Obje
   workerDeadlineMs: { flag: "worker-deadline", kind: "integer", describe: "wall-clock limit of one Email Worker run, ms", default: "30000" },
   workerMemoryMb: { flag: "worker-memory", kind: "integer", describe: "memory cap per worker runtime process, MiB", default: "512" },
   workerFetchAllow: { flag: "worker-fetch-allow", kind: "list", describe: "private or loopback CIDRs worker fetch() may reach (none by default)", default: "" },
+  publicUrl: { flag: "public-url", kind: "string", describe: "base URL people reach the HTTP port at (verification links); default http://<http-host>:<http-port>", default: "" },
   proxyProtocol: { flag: "proxy-protocol", kind: "list", describe: "addresses of load balancers that send a PROXY protocol header (none by default)", default: "" },
   trustedNetworks: { flag: "trusted-networks", kind: "list", describe: "CIDRs of this installation's own clients (not limited; auth failures marked, not refused); \"none\" for none", default: "127.0.0.0/8,::1/128" },
 });
@@ -154,6 +169,7 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     workerDeadlineMs: integer("workerDeadlineMs", 100, 300_000),
     workerMemoryMb: integer("workerMemoryMb", 32, 16_384),
     workerFetchAllow: list("workerFetchAllow"),
+    publicUrl: publicUrl(raw("publicUrl")),
     trustedNetworks: raw("trustedNetworks").trim() === "none" ? [] : list("trustedNetworks").map((cidr) => {
       if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(cidr)) throw new SettingsError("trusted-networks", `"${cidr}" is not an address or CIDR prefix`);
       return cidr;

@@ -60,6 +60,7 @@ export class RoutingConfigWatcher {
   #version = -1;
   #timer: NodeJS.Timeout | null = null;
   #polling: Promise<void> | null = null;
+  readonly #listeners = new Set<(version: number, table: RoutingTable) => void>();
 
   constructor(db: Kysely<Database>, options: RoutingConfigWatcherOptions = {}) {
     this.#db = db;
@@ -96,6 +97,13 @@ export class RoutingConfigWatcher {
     this.#table = table;
     this.#version = version;
     this.#options.onReload?.(version, table);
+    for (const listener of this.#listeners) listener(version, table);
+  }
+
+  /** Calls `listener` after every reload (a configuration change anywhere); returns the unsubscribe. */
+  onChange(listener: (version: number, table: RoutingTable) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   stop(): void {

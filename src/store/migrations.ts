@@ -285,6 +285,13 @@ function defineMigrations(dialect: StoreDialect): Record<string, Migration> {
         await db.schema.createIndex("address_verifications_token_index").on("address_verifications").column("token_hash").execute();
         await db.schema.createIndex("address_verifications_pending_index").on("address_verifications").columns(["sent_at", "claimed_at"]).execute();
 
+        // Who manages a rule: "api" (people and scripts) or "wrangler" (a Worker's `addresses`
+        // list, reconciled by POST …/email/routing/rules/plan), and which Worker owns it.
+        await db.schema.alterTable("rules").addColumn("source", "text", (c) => c.notNull().defaultTo("api")).execute();
+        await db.schema.alterTable("rules").addColumn("owner_worker_tag", "text").execute();
+        await db.schema.alterTable("catch_alls").addColumn("source", "text", (c) => c.notNull().defaultTo("api")).execute();
+        await db.schema.alterTable("catch_alls").addColumn("owner_worker_tag", "text").execute();
+
         // Events (the activity log) belong to an account; the zone column already holds its name.
         await db.schema.alterTable("events").addColumn("account_id", "text").execute();
         await db.schema.createIndex("events_account_received_index").on("events").columns(["account_id", "received_at"]).execute();

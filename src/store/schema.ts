@@ -112,6 +112,9 @@ export interface RuleTable {
   actions: string;
   created_at: string;
   modified_at: string;
+  /** "api" or "wrangler" (a Worker's `addresses` list owns the rule). */
+  source: Generated<string>;
+  owner_worker_tag: Generated<string | null>;
 }
 
 export interface CatchAllTable {
@@ -120,6 +123,8 @@ export interface CatchAllTable {
   enabled: number;
   actions: string;
   modified_at: string;
+  source: Generated<string>;
+  owner_worker_tag: Generated<string | null>;
 }
 
 export interface EventTable {

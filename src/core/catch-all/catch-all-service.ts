@@ -19,6 +19,8 @@ export interface CatchAll {
   enabled: boolean;
   actions: CloudflareAction[];
   action: RuleAction;
+  source: string;
+  ownerWorkerTag: string | null;
   modified: string | null;
 }
 
@@ -27,6 +29,8 @@ export interface CatchAllInput {
   matchers?: unknown;
   enabled?: unknown;
   name?: unknown;
+  source?: unknown;
+  owner_worker_tag?: unknown;
 }
 
 const DEFAULT_ACTIONS: CloudflareAction[] = [{ type: "drop" }];
@@ -50,6 +54,8 @@ export class CatchAllService {
       enabled: row?.enabled === 1,
       actions,
       action: toRuleAction(actions),
+      source: row?.source ?? "api",
+      ownerWorkerTag: row?.owner_worker_tag ?? null,
       modified: row?.modified_at ?? null,
     };
   }
@@ -71,7 +77,13 @@ export class CatchAllService {
         actionsJson = JSON.stringify(fromRuleAction(toRuleAction(input.actions as CloudflareAction[])));
       }
       const enabled = input.enabled === undefined ? (input.actions !== undefined ? true : current?.enabled === 1) : input.enabled;
-      const row = { zone_id: zone.id, name: (input.name as string | undefined)?.trim() || current?.name || `Catch-all for ${zone.name}`, enabled: enabled ? 1 : 0, actions: actionsJson, modified_at: this.#ctx.timestamp() };
+      if (input.source !== undefined && input.source !== "api" && input.source !== "wrangler") throw new ValidationError("source", `"${String(input.source)}" is not api or wrangler`);
+      if (input.owner_worker_tag !== undefined && input.owner_worker_tag !== null && typeof input.owner_worker_tag !== "string") throw new ValidationError("owner_worker_tag", "must be a string or null");
+      const ownership = {
+        source: (input.source as string | undefined) ?? current?.source ?? "api",
+        owner_worker_tag: input.owner_worker_tag === undefined ? (current?.owner_worker_tag ?? null) : (input.owner_worker_tag as string | null),
+      };
+      const row = { ...ownership, zone_id: zone.id, name: (input.name as string | undefined)?.trim() || current?.name || `Catch-all for ${zone.name}`, enabled: enabled ? 1 : 0, actions: actionsJson, modified_at: this.#ctx.timestamp() };
       await zones.upsertCatchAll(trx, row, current !== undefined);
       return { value: undefined, resourceId: zone.id, zoneId: zone.id, before: current ?? null, after: row };
     });

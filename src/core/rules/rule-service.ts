@@ -7,7 +7,7 @@
  * Promises: nothing invalid is stored; one rule per address and zone; another account's
  * rule is "not found".
  */
-import type { Kysely } from "kysely";
+import type { Kysely, Selectable, Updateable } from "kysely";
 import { allDestinations } from "../../routing/destination-expression.ts";
 import { isAddressProblem, parseAddress } from "../../routing/email-address.ts";
 import type { RuleAction } from "../../routing/routing-table.ts";
@@ -33,6 +33,8 @@ export interface Rule {
   action: RuleAction;
   /** Why mail for this rule is refused although it is enabled; empty when it is live. */
   inactiveReasons: string[];
+  source: string;
+  ownerWorkerTag: string | null;
   created: string;
   modified: string;
 }
@@ -43,6 +45,9 @@ export interface RuleInput {
   name?: unknown;
   enabled?: unknown;
   priority?: unknown;
+  /** "api" (default) or "wrangler": who manages the rule (wrangler's `addresses` reconciliation). */
+  source?: unknown;
+  owner_worker_tag?: unknown;
 }
 
 /** The stored lookup key of a rule; must agree with routing's localKey(). */
@@ -71,6 +76,7 @@ export function inactiveReasons(action: RuleAction, facts: ActivityFacts): strin
 }
 
 function toRule(row: Pick<RuleRow, keyof RuleTable | "zone_name">, facts: ActivityFacts | null): Rule {
+  const extra = { source: row.source, ownerWorkerTag: row.owner_worker_tag };
   const actions = JSON.parse(row.actions) as CloudflareAction[];
   const action = toRuleAction(actions);
   return {
@@ -84,6 +90,7 @@ function toRule(row: Pick<RuleRow, keyof RuleTable | "zone_name">, facts: Activi
     actions,
     action,
     inactiveReasons: facts === null ? [] : inactiveReasons(action, facts),
+    ...extra,
     created: row.created_at,
     modified: row.modified_at,
   };
@@ -98,6 +105,18 @@ function bool(value: unknown, field: string, fallback: boolean): boolean {
 function priorityOf(value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0) throw new ValidationError("priority", "must be a whole number from 0");
+  return value;
+}
+
+function sourceOf(value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (value !== "api" && value !== "wrangler") throw new ValidationError("source", `"${String(value)}" is not api or wrangler`);
+  return value;
+}
+
+function ownerTagOf(value: unknown, fallback: string | null): string | null {
+  if (value === undefined) return fallback;
+  if (value !== null && (typeof value !== "string" || value.length > 64)) throw new ValidationError("owner_worker_tag", "must be a worker tag (a string of at most 64 characters) or null");
   return value;
 }
 
@@ -202,7 +221,7 @@ export class RuleService {
         throw new ValidationError("matchers[0].value", `a rule for ${target.address} already exists; edit it instead`, "conflict");
       }
       const now = this.#ctx.timestamp();
-      const row: RuleTable = {
+      const row: Selectable<RuleTable> = {
         id: newId(),
         zone_id: target.zone.id,
         name: nameOf(input.name, `Rule for ${target.address}`),
@@ -213,6 +232,8 @@ export class RuleService {
         actions: JSON.stringify(fromRuleAction(action)),
         created_at: now,
         modified_at: now,
+        source: sourceOf(input.source, "api"),
+        owner_worker_tag: ownerTagOf(input.owner_worker_tag, null),
       };
       await rules.insertRule(trx, row);
       const created = toRule({ ...row, zone_name: target.zone.name }, null);
@@ -227,7 +248,9 @@ export class RuleService {
       const current = await this.#find(trx, ref);
       const before = toRule(current, null);
       if (zoneRef !== undefined && (await findZone(trx, this.#ctx.scope.account, zoneRef)).id !== current.zone_id) throw new ValidationError("rule", `rule "${ref}" does not exist`, "not_found");
-      const patch: Partial<RuleTable> = { modified_at: this.#ctx.timestamp() };
+      const patch: Updateable<RuleTable> & Partial<Selectable<RuleTable>> = { modified_at: this.#ctx.timestamp() };
+      if (input.source !== undefined) patch.source = sourceOf(input.source, current.source);
+      if (input.owner_worker_tag !== undefined) patch.owner_worker_tag = ownerTagOf(input.owner_worker_tag, current.owner_worker_tag);
       if (input.matchers !== undefined) {
         const target = await this.#target(trx, matchedAddress(input.matchers), "matchers[0].value", current.zone_id);
         const clash = await rules.findRuleByMatchKey(trx, target.zone.id, target.matchKey);

@@ -69,7 +69,7 @@ export async function findZone(db: Kysely<Database>, account: string, ref: strin
   const row = text.includes(".") ? await zones.findZoneByName(db, account, zoneName(text, field)) : await zones.findZoneById(db, account, text);
   if (row === undefined) {
     const hint = text.includes(".") ? `; add it first with "mailroute domain add ${text.toLowerCase()}"` : "";
-    throw new ValidationError(field, `${text.includes(".") ? text.toLowerCase() : `zone "${text}"`} is not a zone of this account${hint}`, "not_found");
+    throw new ValidationError(field, `${text.includes(".") ? text.toLowerCase() : `zone "${text}"`} is not a domain of this account${hint}`, "not_found");
   }
   return row;
 }

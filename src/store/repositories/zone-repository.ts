@@ -78,3 +78,8 @@ export function listAllCatchAlls(db: Kysely<Database>): Promise<CatchAllRow[]> {
 export async function findZoneOwner(db: Kysely<Database>, name: string): Promise<string | undefined> {
   return (await db.selectFrom("zones").select("account_id").where("name", "=", name).executeTakeFirst())?.account_id;
 }
+
+/** The account owning a zone id, if any (the API resolves /zones/{id} before it knows the account). */
+export async function findZoneOwnerById(db: Kysely<Database>, id: string): Promise<string | undefined> {
+  return (await db.selectFrom("zones").select("account_id").where("id", "=", id).executeTakeFirst())?.account_id;
+}
