@@ -98,17 +98,24 @@ export function tokenJson(token: ApiToken) {
 }
 
 export function auditJson(entry: AuditEntry, account: { id: string; name: string }) {
+  const token = entry.actor.type === "token";
   return {
     id: entry.id,
     account: { id: account.id, name: account.name },
-    action: { type: entry.action.type, result: entry.action.result ? "success" : "failure", description: entry.action.info },
-    actor: { id: entry.actor.id, type: entry.actor.type, name: entry.actor.name, ip_address: entry.actor.ip },
-    resource: { type: entry.resource.type, id: entry.resource.id, product: "email_routing", request: entry.before, response: entry.after },
-    zone: entry.resource.zone_id === null ? null : { id: entry.resource.zone_id },
-    raw: { method: null, uri: null },
+    action: { type: entry.action.type, result: entry.action.result ? "success" : "failure", description: entry.action.info, time: entry.when },
+    actor: {
+      id: entry.actor.id,
+      type: entry.actor.type === "token" ? "user" : entry.actor.type === "operator" ? "user" : "system",
+      context: token ? "api_token" : entry.actor.type,
+      email: null,
+      ip_address: entry.actor.ip,
+      token_id: token ? entry.actor.id : null,
+      token_name: token ? entry.actor.name : null,
+      name: entry.actor.name,
+    },
+    resource: { id: entry.resource.id, type: entry.resource.type, product: "email_routing", scope: entry.resource.zone_id === null ? "accounts" : "zones", request: entry.before, response: entry.after },
+    zone: entry.resource.zone_id === null ? null : { id: entry.resource.zone_id, name: null },
+    raw: { method: null, uri: null, status_code: null, cf_ray_id: null, user_agent: null },
     when: entry.when,
-    // the older (v1) audit-log fields, which scripts still read
-    newValue: entry.after,
-    oldValue: entry.before,
   };
 }

@@ -30,7 +30,13 @@ const FAILURES: Record<Exclude<LinkState["state"], "valid">, [number, string, st
   unknown: [404, "This link is not valid", "Check that the whole link was copied, or ask for a new one."],
 };
 
-export function registerVerifyPages(app: FastifyInstance, links: VerificationLinks): void {
+export function registerVerifyPages(root: FastifyInstance, links: VerificationLinks): void {
+  void root.register(async (app) => verifyPages(app, links));
+}
+
+async function verifyPages(app: FastifyInstance, links: VerificationLinks): Promise<void> {
+  // The confirm button posts an empty HTML form; its body carries nothing we read.
+  app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string", bodyLimit: 1024 }, (_request, _body, done) => done(null, undefined));
   app.get<{ Params: { secret: string } }>("/verify/:secret", async (request, reply) => {
     const state = await links.describe(request.params.secret);
     if (state.state !== "valid") return page(reply, ...FAILURES[state.state]);

@@ -112,6 +112,6 @@ export function registerAccountRoutes(app: FastifyInstance, deps: ApiDeps): void
     const limit = queryInt(request, "limit") ?? queryInt(request, "per_page");
     const page = await services.audit.list({ since: queryString(request, "since"), before: queryString(request, "before"), cursor: queryString(request, "cursor"), limit });
     const result = page.entries.map((entry) => auditJson(entry, account));
-    return { ...ok(result), result_info: { count: result.length, cursor: page.cursor } };
+    return { ...ok(result), result_info: { count: result.length, cursor: page.cursor, cursors: { after: page.cursor } } };
   });
 }
