@@ -38,7 +38,17 @@ function parseJson(text: string): unknown {
   });
 }
 
+const registered = new Set<string>();
+
+/** Every route the API serves ("GET /client/v4/zones/:zone_id"), so tests can cover each one. */
+export function apiRoutes(): string[] {
+  return [...registered].sort();
+}
+
 export async function clientApi(app: FastifyInstance, options: ClientApiOptions): Promise<void> {
+  app.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) if (method !== "HEAD") registered.add(`${method} ${route.url}`);
+  });
   app.addHook("onRequest", createRequestAuth(options));
 
   app.removeAllContentTypeParsers();

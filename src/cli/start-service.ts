@@ -10,6 +10,7 @@ import { createTokenAuthenticator } from "../core/tokens/token-authenticator.ts"
 import { VerificationLinks } from "../core/addresses/verification-links.ts";
 import { createServices } from "../core/services.ts";
 import { Access } from "../api/access.ts";
+import type { FixedWindowCounter } from "../api/request-limits.ts";
 import { expectedZoneRecords } from "../core/zone-dns-records.ts";
 import { createVerificationMailer } from "../delivery/verification-mail.ts";
 import { createHttpServer, listenHttp } from "../api/http-server.ts";
@@ -74,6 +75,8 @@ export interface StartOverrides {
   /** Benchmarks only: measure relay without inbound authentication. */
   skipAuthentication?: boolean;
   closeTimeoutMs?: number;
+  /** API request limits (tests tighten or loosen them). */
+  apiLimits?: { tokenLimit?: FixedWindowCounter; failureLimit?: FixedWindowCounter };
 }
 
 export async function startMailroute(settings: Readonly<Settings>, overrides: StartOverrides = {}): Promise<RunningMailroute> {
@@ -216,6 +219,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     maxMessageSize: settings.maxMessageSize,
     verification,
     api: {
+      ...overrides.apiLimits,
       access: new Access(services, store),
       hostname: settings.hostname,
       dnsRecords: async (zone) => expectedZoneRecords({ zone, hostname: settings.hostname, dkim: await keys.publicRecords(zone) }),
