@@ -329,14 +329,15 @@ export async function routeCommand(argv: string[], output: Output): Promise<void
 
 // ── activity: where did it go ───────────────────────────────────────────────
 
-const ACTIVITY_USAGE = "mailroute activity [--limit N]";
+const ACTIVITY_USAGE = "mailroute activity [--account <id>] [--limit N]";
 
 export async function activityCommand(argv: string[], output: Output): Promise<void> {
   const { values } = parse(argv, { limit: { type: "string", default: "20" } }, ACTIVITY_USAGE);
   const limit = Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw usageError(`--limit "${values.limit}" is not a number from 1 to 10000`, ACTIVITY_USAGE);
   await withService(values, async (service) => {
-    const events = await service.activity.recent({ limit });
+    // Without --account the operator sees every account's mail.
+    const events = await service.activity.recent({ limit, allAccounts: values.account === undefined });
     emit(
       output,
       values,

@@ -5,6 +5,7 @@
 import { ValidationError } from "../core/validation-error.ts";
 import { CliError } from "./cli-error.ts";
 import { activityCommand, addressCommand, catchAllCommand, domainCommand, routeCommand, ruleCommand, type Output } from "./config-commands.ts";
+import { accountCommand, auditCommand, tokenCommand } from "./account-commands.ts";
 import { doctorCommand } from "./doctor-command.ts";
 import { sendCommand } from "./send-command.ts";
 import { sinkCommand } from "./sink-command.ts";
@@ -23,11 +24,14 @@ const COMMANDS: Record<string, (argv: string[], output: Output) => Promise<void>
   "dev-sink": sinkCommand,
   doctor: doctorCommand,
   worker: (argv, output) => workerCommand(argv, output),
+  account: accountCommand,
+  token: tokenCommand,
+  audit: auditCommand,
 };
 
 const HELP = `mailroute — self-hosted email routing
 
-usage: mailroute <command> [options]     (every configuration command takes --data-dir and --json)
+usage: mailroute <command> [options]     (every configuration command takes --data-dir, --account and --json)
 
   start                      run the MX (SMTP) service            mailroute start --help
   domain add|list|remove|enable|disable|set   the domains routed here
@@ -36,6 +40,9 @@ usage: mailroute <command> [options]     (every configuration command takes --da
   catch-all set|show                          what happens to unknown addresses
   doctor <domain>            check the domain's DNS records and print exactly what to publish
   worker deploy|list|remove|secret|kv|tail   Email Workers (Cloudflare-compatible scripts)
+  account add|list|rename|remove             accounts (tenants) of this installation
+  token create|list|revoke|permissions       API tokens of an account (value shown once)
+  audit                      who changed what, when (per account)
   route <address>            explain where mail for an address would go, without sending
   send --to <address>        send a test message through a running server
   activity                   recent messages and what happened to them

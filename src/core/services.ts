@@ -56,7 +56,7 @@ export function createServices(store: Store, options: ServiceOptions = {}): Serv
         catchAll: new CatchAllService(ctx),
         tokens: new TokenService(ctx),
         audit: new AuditService(ctx),
-        activity: new ActivityService(ctx, scope.actor.type === "operator" && scope.actor.id === "cli"),
+        activity: new ActivityService(ctx),
       });
     },
     accounts(actor) {

@@ -113,4 +113,39 @@ describe("mailroute CLI against a running server", () => {
     assert.match(refusedSend.stderr, /550 5\.1\.1/);
     assert.match(refusedSend.stderr, /mailroute route nobody@send\.example/);
   });
+
+  it("manages accounts and tokens whose value works once against the API, and shows the audit log", async () => {
+    const added = await mailroute(h, "account", "add", "Family", "--id", "family", "--json");
+    assert.equal(added.code, 0, added.stderr);
+    assert.equal((JSON.parse(added.stdout) as { id: string }).id, "family");
+    assert.match((await mailroute(h, "account", "list")).stdout, /family\s+Family/);
+    const created = await mailroute(h, "token", "create", "--account", "family", "--name", "laptop", "--permission", "Zone Read", "--permission", "Email Routing Rules Write");
+    assert.equal(created.code, 0, created.stderr);
+    const value = /mrt_[0-9a-f]{32}[A-Za-z0-9_-]{43}/.exec(created.stdout)?.[0];
+    assert.ok(value !== undefined, created.stdout);
+    const verify = await fetch(`http://127.0.0.1:${h.mailroute.http.port}/client/v4/accounts/family/tokens/verify`, { headers: { authorization: `Bearer ${value}` } });
+    assert.equal(verify.status, 200);
+    const listed = await mailroute(h, "token", "list", "--account", "family");
+    assert.match(listed.stdout, /laptop\s+active/);
+    assert.ok(!listed.stdout.includes(value), "the value is never shown again");
+    const id = /created token ([0-9a-f]{32})/.exec(created.stdout)![1]!;
+    assert.equal((await mailroute(h, "token", "revoke", id, "--account", "family")).code, 0);
+    const refused = await fetch(`http://127.0.0.1:${h.mailroute.http.port}/client/v4/accounts/family/tokens/verify`, { headers: { authorization: `Bearer ${value}` } });
+    assert.equal(refused.status, 401, "a revoked token stops working at once");
+    const audit = await mailroute(h, "audit", "--account", "family");
+    assert.match(audit.stdout, /mailroute CLI\s+token\.create/);
+    assert.match(audit.stdout, /token\.delete/);
+    const missing = await mailroute(h, "token", "create", "--name", "x", "--permission", "Zone Read");
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--account is required/);
+  });
+
+  it("sends a verification link for an address added without --verified, from the running server", async () => {
+    const added = await mailroute(h, "address", "add", "fresh@dest.test");
+    assert.equal(added.code, 0, added.stderr);
+    assert.match(added.stdout, /the running server sends fresh@dest\.test a verification link/);
+    const sink = h.sinks["dest.test"]!;
+    await eventually(async () => sink.messagesFor("fresh@dest.test").length === 1, 10_000);
+    assert.match(sink.messagesFor("fresh@dest.test")[0]!.text, /^Subject: Verify fresh@dest\.test as a forwarding destination/m);
+  });
 });

@@ -7,17 +7,15 @@ import { ValidationError } from "../validation-error.ts";
 
 export class ActivityService {
   readonly #ctx: ServiceContext;
-  readonly #allAccounts: boolean;
 
-  /** `allAccounts`: the operator's CLI on the server sees every account's mail. */
-  constructor(ctx: ServiceContext, allAccounts = false) {
+  constructor(ctx: ServiceContext) {
     this.#ctx = ctx;
-    this.#allAccounts = allAccounts;
   }
 
-  async recent(query: { limit?: number; since?: string; outcome?: string } = {}): Promise<EventRow[]> {
+  /** `allAccounts`: the operator (only) may see every account's mail at once. */
+  async recent(query: { limit?: number; since?: string; outcome?: string; allAccounts?: boolean } = {}): Promise<EventRow[]> {
     const limit = query.limit ?? 20;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ValidationError("limit", "must be a whole number from 1 to 1000");
-    return listEvents(this.#ctx.db, { account: this.#allAccounts ? null : this.#ctx.scope.account, since: query.since, outcome: query.outcome, limit });
+    return listEvents(this.#ctx.db, { account: query.allAccounts === true && this.#ctx.scope.actor.type === "operator" ? null : this.#ctx.scope.account, since: query.since, outcome: query.outcome, limit });
   }
 }
