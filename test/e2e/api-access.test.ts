@@ -178,3 +178,35 @@ describe("API rate limit", () => {
     assert.deepEqual(guesses, [401, 401, 401, 429, 429]);
   });
 });
+
+describe("wrangler's email routing plan", () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ destinations: [] });
+  });
+  after(async () => h?.stop());
+
+  it("reports added, updated, conflicting and deleted addresses for one Worker, and nothing once applied", async () => {
+    const services = createServices(h.configStore).forAccount({ account: "default", actor: CLI_OPERATOR });
+    await services.zones.create("example.com");
+    await services.rules.create({ matchers: [{ type: "literal", field: "to", value: "taken@example.com" }], actions: [{ type: "drop" }] });
+    const worker = (value: string) => ({ matchers: [{ type: "literal", field: "to", value }], actions: [{ type: "worker", value: ["router"] }] });
+    const plan = async (addresses: string[], catchAll: string[] = []) => {
+      const response = await call(h, "POST", "/client/v4/accounts/default/email/routing/rules/plan", {
+        token: "test-admin-token",
+        body: JSON.stringify({ owner_worker_tag: "tag-router", rules: addresses.map(worker), catch_all_rules: catchAll.map((target) => ({ target, rule: { matchers: [{ type: "all" }], actions: [{ type: "worker", value: ["router"] }] } })) }),
+      });
+      assert.equal(response.status, 200, response.body);
+      return (JSON.parse(response.body) as { result: { zones: { zone_name: string; changes: { type: string; target: string }[] }[] } }).result.zones.flatMap((zone) => zone.changes.map((change) => `${change.type} ${change.target}`)).sort();
+    };
+    assert.deepEqual(await plan(["new@example.com", "taken@example.com"], ["*@example.com"]), ["added *@example.com", "added new@example.com", "conflict taken@example.com"]);
+    // Apply as wrangler does: rules owned by the Worker.
+    await services.rules.create({ ...worker("new@example.com"), source: "wrangler", owner_worker_tag: "tag-router" });
+    await services.catchAll.set("example.com", { matchers: [{ type: "all" }], actions: [{ type: "worker", value: ["router"] }], enabled: true, source: "wrangler", owner_worker_tag: "tag-router" });
+    assert.deepEqual(await plan(["new@example.com"], ["*@example.com"]), []);
+    assert.deepEqual(await plan([]), ["deleted *@example.com", "deleted new@example.com"]);
+    const bad = await call(h, "POST", "/client/v4/accounts/default/email/routing/rules/plan", { token: "test-admin-token", body: JSON.stringify({ owner_worker_tag: "t", rules: [worker("x@elsewhere.test")] }) });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body, /"pointer":"\/rules\/0\/matchers\/0\/value"/);
+  });
+});
