@@ -41,6 +41,7 @@ const PING_WITHIN_MS = 1000;
 const MAX_ABANDONED = 10;
 // workerd writes the reason before the worker sees the error, but through another pipe
 const REASON_WITHIN_MS = 250;
+const MAX_EXPLAINED = 20;
 
 function timer(ms: number): { promise: Promise<"deadline">; clear(): void } {
   let handle: NodeJS.Timeout | undefined;
@@ -50,18 +51,24 @@ function timer(ms: number): { promise: Promise<"deadline">; clear(): void } {
   return { promise, clear: () => clearTimeout(handle) };
 }
 
-/** Adds what workerd logged for each "internal error; reference = …" in `result` to its logs and error. */
+/**
+ * Adds what workerd logged for each "internal error; reference = …" in `result` (its error, its
+ * reject reason, its logs) to its logs and
+ * error. Bounded: at most MAX_EXPLAINED references (a worker can print any text), looked up
+ * together, so the whole wait is one REASON_WITHIN_MS.
+ */
 async function explainInternalErrors(generation: RuntimeGeneration, result: InvocationResult): Promise<InvocationResult> {
-  const references = internalErrorReferences([result.error ?? "", ...result.logs.map((log) => log.message)].join("\n"));
+  const references = internalErrorReferences([result.error ?? "", result.rejectReason ?? "", ...result.logs.map((log) => log.message)].join("\n")).slice(0, MAX_EXPLAINED);
   if (references.length === 0) return result;
+  const reasons = await Promise.all(references.map((reference) => generation.internalErrorReason(reference, REASON_WITHIN_MS)));
   const logs = [...result.logs];
   let error = result.error;
-  for (const reference of references) {
-    const reason = await generation.internalErrorReason(reference, REASON_WITHIN_MS);
-    if (reason === null) continue;
+  references.forEach((reference, index) => {
+    const reason = reasons[index];
+    if (reason === null || reason === undefined) return;
     logs.push({ level: "error", message: `mailroute: internal error ${reference}: ${reason}`, at: Date.now() });
     if (error?.includes(reference)) error = `${error} (${reason})`;
-  }
+  });
   return { ...result, logs, ...(error === undefined ? {} : { error }) };
 }
 

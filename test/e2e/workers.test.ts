@@ -282,6 +282,13 @@ describe("Email Workers over real SMTP", () => {
     const reply = await send(h, "friend@origin.test", "probe@example.com");
     assert.equal(reply.code, 550, reply.line);
     assert.match(reply.text, /fetch refused/);
+    // the worker saw only workerd's "internal error; reference = …": the operator sees why
+    const reference = /reference = (\w+)/.exec(reply.text)?.[1];
+    assert.ok(reference, reply.line);
+    const explained = new RegExp(`internal error ${reference}: fetch\\(\\) refused by the network policy`);
+    assert.ok((await tail(h, "probe")).some((line) => explained.test(line)), "worker tail says why");
+    const [event] = await h.configStore.db.selectFrom("events").selectAll().where("rcpt_to", "=", "probe@example.com").orderBy("id", "desc").limit(1).execute();
+    assert.match(event!.detail, explained, "and so does the activity log");
   });
 
   it("records each invocation with its console output in the activity log", async () => {
