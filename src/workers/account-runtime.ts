@@ -53,9 +53,8 @@ function timer(ms: number): { promise: Promise<"deadline">; clear(): void } {
 
 /**
  * Adds what workerd logged for each "internal error; reference = …" in `result` (its error, its
- * reject reason, its logs) to its logs and
- * error. Bounded: at most MAX_EXPLAINED references (a worker can print any text), looked up
- * together, so the whole wait is one REASON_WITHIN_MS.
+ * reject reason, its logs) to its logs and error. Bounded: at most MAX_EXPLAINED references (a
+ * worker can print any text), looked up together, so the whole wait is one REASON_WITHIN_MS.
  */
 async function explainInternalErrors(generation: RuntimeGeneration, result: InvocationResult): Promise<InvocationResult> {
   const references = internalErrorReferences([result.error ?? "", result.rejectReason ?? "", ...result.logs.map((log) => log.message)].join("\n")).slice(0, MAX_EXPLAINED);
