@@ -49,6 +49,11 @@ export const LEDGER_TTL_DAYS = 7;
 export const EVENT_RETENTION_DAYS = 30;
 /** Worker invocations running at once (each holds its message in memory: up to 25 MiB). */
 export const WORKER_CONCURRENCY = 16;
+/** Shares of WORKER_CONCURRENCY one account, and one worker, may hold: a slow worker delays only itself. */
+export const WORKER_CONCURRENCY_PER_ACCOUNT = 12;
+export const WORKER_CONCURRENCY_PER_WORKER = 8;
+/** Message bytes running worker invocations may hold together. */
+export const WORKER_MESSAGE_BUDGET_BYTES = 256 * 1024 * 1024;
 
 export interface RunningMailroute {
   readonly settings: Readonly<Settings>;
@@ -140,7 +145,12 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     onEvent: (event) => logger.log("info", "worker_runtime", { ...event }),
   });
 
-  const workerLimiter = new InvocationLimiter(WORKER_CONCURRENCY);
+  const workerLimiter = new InvocationLimiter({
+    maxRunning: WORKER_CONCURRENCY,
+    maxPerAccount: WORKER_CONCURRENCY_PER_ACCOUNT,
+    maxPerWorker: WORKER_CONCURRENCY_PER_WORKER,
+    maxBytes: WORKER_MESSAGE_BUDGET_BYTES,
+  });
   const signer = createMessageSigner({ keys, hostname: settings.hostname });
   const relayDeps = { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs };
 
@@ -166,8 +176,10 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         relay: relayDeps,
         workers: {
           account: DEFAULT_ACCOUNT,
+          deadlineMs: settings.workerDeadlineMs,
           load: (account, script) => workerStore.load(account, script),
-          invoke: (definition, invocation, handlers) => workerLimiter.run(() => workerRuntime.invoke(definition, invocation, handlers, { deadlineMs: settings.workerDeadlineMs })),
+          admit: (ticket, waitMs) => workerLimiter.acquire(ticket, waitMs),
+          invoke: (definition, invocation, handlers, options) => workerRuntime.invoke(definition, invocation, handlers, options),
           kv: (account) => createStoreKv(store.db, account),
           recordLogs: (account, script, logs) => workerStore.appendLogs(account, script, logs),
           routing: () => routing.table,

@@ -60,7 +60,13 @@ export const replies = Object.freeze({
   LOCAL_ERROR: reply(451, "4.3.0", "{hop}: local error in processing, please try again later"),
   // Email Workers (issue 4): setReject(reason), and a worker that threw or ran out of time.
   WORKER_REJECT: reply(550, "5.7.1", "{reason}"),
-  WORKER_FAILED: reply(451, "4.3.0", "{hop}: Email Worker \"{script}\" failed: {error}"),
+  // The worker's own error text stays with the operator (worker tail, activity log): it may
+  // carry secrets or private addresses. The sender gets the incident id that finds it there.
+  WORKER_FAILED: reply(451, "4.3.0", "{hop}: the Email Worker for this address failed (incident {incident}), please try again later"),
+  WORKER_TIMED_OUT: reply(451, "4.3.0", "{hop}: the Email Worker for this address ran out of time (incident {incident}), please try again later"),
+  // Its share of worker capacity (slots, message memory) stayed in use for half its deadline.
+  WORKER_BUSY: reply(451, "4.3.2", "{hop}: the Email Worker for this address is busy (incident {incident}), please try again later"),
+  ACCEPTED_ANSWERED: reply(250, "2.0.0", "Ok: queued as {id}, answered by the Email Worker"),
 
   // Session
   SERVICE_SHUTTING_DOWN: reply(421, "4.3.2", "{hop}: Service shutting down, closing transmission channel"),

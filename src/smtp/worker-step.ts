@@ -8,11 +8,23 @@
  *   "destination address is invalid", "destination address not verified", "message already
  *   forwarded to this destination", "cannot forward email to same worker", and
  *   "could not send email: Unknown error: transient|permanent error (<code>)";
- * - the SMTP answer follows the invocation: forwarded or replied → 250; setReject(reason) →
- *   550 5.7.1 reason (an SMTP code at its start is not doubled); threw or timed out → 451 4.3.0
- *   so the sender retries; finished without acting → accepted and dropped.
+ * - the SMTP answer follows the invocation: forwarded → 250 with the count; answered only with
+ *   reply() → 250 "answered by the Email Worker"; setReject(reason) → 550 5.7.1 reason (an SMTP
+ *   code at its start is not doubled); threw or timed out → 451 4.3.0 so the sender retries;
+ *   finished without acting → accepted and dropped.
+ *
+ * Promises (issue 8, memory and fairness):
+ * - The message is read into memory only once the invocation is admitted (InvocationLimiter:
+ *   slots per worker, per account and overall, and a byte budget), and then exactly once: a
+ *   backlog of worker mail waits in its spools (on disk past 256 KiB), not in buffers.
+ * - The whole step, waiting for admission included, ends within the gateway's deadline; the
+ *   wait takes at most MAX_WAIT_SHARE of it, and no admission in that time → 451 4.3.2.
+ *
+ * Promises (issue 9, privacy): the sender never sees the worker's own words when it failed (an
+ * exception may carry API keys or private addresses), only a generic reason and an incident id;
+ * the details, under the same id, go to the worker's log (`worker tail`) and the activity log.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { messageFingerprint } from "../delivery/message-fingerprint.ts";
 import { relayMessage } from "../delivery/relay-message.ts";
@@ -20,34 +32,65 @@ import type { MessageSigner } from "../delivery/message-signer.ts";
 import { parseDestinationAddress, toAsciiAddress } from "../routing/email-address.ts";
 import { resolveRecipient } from "../routing/resolve-recipient.ts";
 import { verifiedFor, type RoutingTable } from "../routing/routing-table.ts";
+import type { InvocationLease, InvocationTicket } from "../workers/invocation-limiter.ts";
 import { WorkerCallError, type HostHandlers, type InvocationResult, type KvStore, type WorkerDefinition } from "../workers/worker-types.ts";
 import type { MessageContext, PipelineDependencies } from "./message-pipeline.ts";
 import { replies } from "./reply-catalogue.ts";
 import { SmtpReply } from "./smtp-reply.ts";
 
 export interface WorkerGateway {
+  account: string;
+  /** The most one worker step may take, waiting for admission included (--worker-deadline). */
+  deadlineMs: number;
   load(account: string, script: string): Promise<WorkerDefinition | null>;
-  invoke(definition: WorkerDefinition, invocation: { from: string; to: string; raw: Buffer }, handlers: HostHandlers): Promise<InvocationResult>;
+  /** Admission to run one invocation holding `ticket.bytes` of message; null when none came within `waitMs`. */
+  admit(ticket: InvocationTicket, waitMs: number): Promise<InvocationLease | null>;
+  invoke(definition: WorkerDefinition, invocation: { from: string; to: string; raw: Buffer }, handlers: HostHandlers, options: { deadlineMs: number }): Promise<InvocationResult>;
   kv(account: string): KvStore;
   recordLogs(account: string, script: string, logs: InvocationResult["logs"]): Promise<void>;
   routing(): RoutingTable;
-  account: string;
 }
 
 /** What a worker did, for the event log. */
 export interface WorkerReport {
   script: string;
-  outcome: InvocationResult["outcome"] | "not-deployed";
+  outcome: InvocationResult["outcome"] | "not-deployed" | "busy";
   rejectReason?: string;
   error?: string;
+  /** The id the sender was given for a failure (451), also on the worker's log line about it. */
+  incident?: string;
   forwards: InvocationResult["forwards"];
   logs: InvocationResult["logs"];
   durationMs: number;
 }
 
 const HEADER_NAME = /^[!-9;-~]+$/;
+/** Waiting for admission may take at most this share of the deadline; the worker gets the rest. */
+export const MAX_WAIT_SHARE = 0.5;
+// views fed to the signer and the relay: large enough to be cheap, small enough to never copy much
+const PIECE_BYTES = 64 * 1024;
+
+/** `buffers` as one stream of views into them: nothing is copied. */
+function* pieces(...buffers: Buffer[]): Generator<Buffer> {
+  for (const buffer of buffers) {
+    for (let offset = 0; offset < buffer.length; offset += PIECE_BYTES) yield buffer.subarray(offset, offset + PIECE_BYTES);
+  }
+}
+
+/** The message as the worker sees it, our trace headers first, read into one buffer of its exact size. */
+async function materialise(prefix: Buffer, spool: MessageContext["spool"]): Promise<Buffer> {
+  const raw = Buffer.allocUnsafe(prefix.length + spool.size);
+  let offset = prefix.copy(raw, 0);
+  for await (const chunk of spool.createReadStream()) offset += (chunk as Buffer).copy(raw, offset);
+  return offset === raw.length ? raw : raw.subarray(0, offset);
+}
+
+function newIncident(): string {
+  return randomBytes(6).toString("hex");
+}
 
 export async function runWorker(context: MessageContext, deps: PipelineDependencies & { workers: WorkerGateway; sign: MessageSigner | null }, script: string): Promise<{ reply: SmtpReply; report: WorkerReport }> {
+  const started = performance.now();
   const gateway = deps.workers;
   // The zone's account runs the worker and owns its KV and verified destinations.
   const account = (context.plan.zone === null ? undefined : gateway.routing().zones.get(context.plan.zone)?.account) ?? gateway.account;
@@ -59,26 +102,52 @@ export async function runWorker(context: MessageContext, deps: PipelineDependenc
     };
   }
   const prefix = Buffer.concat(context.prefix);
-  const original = await context.spool.toBuffer();
-  const raw = Buffer.concat([prefix, original]);
+  // Admission before the message is read: a backlog of worker mail waits in its spools.
+  const waitMs = Math.max(0, gateway.deadlineMs * MAX_WAIT_SHARE - (performance.now() - started));
+  const lease = await gateway.admit({ account: definition.account, worker: definition.name, bytes: prefix.length + context.spool.size }, waitMs);
+  if (lease === null) {
+    const incident = newIncident();
+    const logs = [{ level: "error", message: `mailroute: incident ${incident}: not run: no capacity for this worker within ${Math.round(waitMs)} ms (its share of concurrent invocations or of message memory was in use); the sender was asked to retry`, at: Date.now() }];
+    await gateway.recordLogs(account, script, logs).catch(() => undefined);
+    return {
+      reply: new SmtpReply(replies.WORKER_BUSY, { hop: deps.hostname, incident }),
+      report: { script, outcome: "busy", error: "no capacity within the wait", incident, forwards: [], logs, durationMs: Math.round(performance.now() - started) },
+    };
+  }
+  try {
+    return await invokeAdmitted(context, deps, script, definition, await materialise(prefix, context.spool), Math.max(1, gateway.deadlineMs - (performance.now() - started)));
+  } finally {
+    lease.release();
+  }
+}
+
+async function invokeAdmitted(
+  context: MessageContext,
+  deps: PipelineDependencies & { workers: WorkerGateway; sign: MessageSigner | null },
+  script: string,
+  definition: WorkerDefinition,
+  raw: Buffer,
+  deadlineMs: number,
+): Promise<{ reply: SmtpReply; report: WorkerReport }> {
+  const account = definition.account;
+  const gateway = deps.workers;
   const rcpt = context.recipients[0] ?? "";
   const forwarded = new Set<string>();
   const routingDomain = context.plan.zone ?? deps.hostname;
 
   async function deliverCopy(to: string, extraHeaders: Buffer, envelopeFrom: string, body: Buffer, kind: string): Promise<{ messageId: string }> {
-    const message = Buffer.concat([extraHeaders, body]);
+    // views, not a concatenation: a forward of a 25 MiB message must not copy it again
     let signed: Buffer = Buffer.alloc(0);
     if (deps.sign !== null) {
-      const result = await deps.sign({ message, routingDomain, arc: kind === "forward" ? (context.auth?.arcForSealing as never) ?? null : null, authenticationResults: kind === "forward" ? context.auth?.authenticationResults ?? null : null });
+      const result = await deps.sign({ message: Readable.from(pieces(extraHeaders, body)), routingDomain, arc: kind === "forward" ? (context.auth?.arcForSealing as never) ?? null : null, authenticationResults: kind === "forward" ? context.auth?.authenticationResults ?? null : null });
       signed = result.headers;
     }
     // A forward is the incoming message (a sender's retry must not duplicate it); a reply or a
     // send_email message is composed by the worker, so its own bytes identify it.
     const contentSha256 = kind === "forward" ? context.spool.sha256 : createHash("sha256").update(body).digest("hex");
     const fingerprint = messageFingerprint({ messageId: `${context.headers.messageId ?? ""}|${kind}`, mailFrom: envelopeFrom, recipients: [to], contentSha256 });
-    const parts = [signed, message];
     const outcome = await relayMessage(
-      { chains: [[to]], mailFrom: envelopeFrom, fingerprint, size: signed.length + message.length, message: () => Readable.from(parts) },
+      { chains: [[to]], mailFrom: envelopeFrom, fingerprint, size: signed.length + extraHeaders.length + body.length, message: () => Readable.from(pieces(signed, extraHeaders, body)) },
       deps.relay,
     );
     const chain = outcome.chains[0];
@@ -137,20 +206,27 @@ export async function runWorker(context: MessageContext, deps: PipelineDependenc
     kv: gateway.kv(account),
   };
 
-  const result = await gateway.invoke(definition, { from: context.mailFrom, to: rcpt, raw }, handlers);
-  await gateway.recordLogs(account, script, result.logs).catch(() => undefined);
-  const report: WorkerReport = { script, outcome: result.outcome, rejectReason: result.rejectReason, error: result.error, forwards: result.forwards, logs: result.logs, durationMs: result.durationMs };
+  const result = await gateway.invoke(definition, { from: context.mailFrom, to: rcpt, raw }, handlers, { deadlineMs });
+  const failed = result.outcome === "error" || result.outcome === "timeout";
+  const incident = failed ? newIncident() : undefined;
+  const logs = failed
+    ? [...result.logs, { level: "error", message: `mailroute: incident ${incident}: ${result.outcome === "timeout" ? "ran out of time" : "failed"}: ${result.error ?? "the worker failed"}; the sender was asked to retry`, at: Date.now() }]
+    : result.logs;
+  await gateway.recordLogs(account, script, logs).catch(() => undefined);
+  const report: WorkerReport = { script, outcome: result.outcome, rejectReason: result.rejectReason, error: result.error, incident, forwards: result.forwards, logs, durationMs: result.durationMs };
   switch (result.outcome) {
     case "forwarded":
-    case "replied":
       return { reply: new SmtpReply(replies.ACCEPTED, { id: context.queueId, count: result.forwards.filter((f) => f.error === undefined).length }), report };
+    case "replied":
+      return { reply: new SmtpReply(replies.ACCEPTED_ANSWERED, { id: context.queueId }), report };
     case "dropped":
       return { reply: new SmtpReply(replies.ACCEPTED_DROPPED, { id: context.queueId }), report };
     case "rejected":
       return { reply: new SmtpReply(replies.WORKER_REJECT, { reason: stripReplyCode(result.rejectReason ?? "rejected by the Email Worker") }), report };
     case "error":
+      return { reply: new SmtpReply(replies.WORKER_FAILED, { hop: deps.hostname, incident }), report };
     case "timeout":
-      return { reply: new SmtpReply(replies.WORKER_FAILED, { hop: deps.hostname, script, error: result.outcome === "timeout" ? "the worker ran out of time" : result.error ?? "the worker failed" }), report };
+      return { reply: new SmtpReply(replies.WORKER_TIMED_OUT, { hop: deps.hostname, incident }), report };
   }
 }
 

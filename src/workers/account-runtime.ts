@@ -17,8 +17,12 @@
  *   workers keep running on the process they have.
  * - Module state persists between invocations of the same worker version: they share a process
  *   until it is replaced, restarted after a timeout or crash, retired for memory, or idle.
+ * - A worker that got workerd's opaque "internal error; reference = …" (a fetch() the network
+ *   policy refused, a failed DNS lookup) finds the reason workerd logged for it in its logs
+ *   (worker tail, activity log), and in its error text when it threw it.
  */
 import { createHostBridge } from "./host-bridge.ts";
+import { internalErrorReferences } from "./internal-error-log.ts";
 import { InvocationRecord } from "./invocation-record.ts";
 import { fingerprintOf, RuntimeGeneration, startFailureText, type DeployedWorker, type RuntimeEvent } from "./runtime-generation.ts";
 import type { EmailInvocation, HostHandlers, InvocationResult, WorkerDefinition } from "./worker-types.ts";
@@ -35,6 +39,9 @@ const RETRY_FAILED_START_MS = 60_000;
 const PING_WITHIN_MS = 1000;
 // each abandoned invocation holds its request (and message) until the process goes
 const MAX_ABANDONED = 10;
+// workerd writes the reason before the worker sees the error, but through another pipe
+const REASON_WITHIN_MS = 250;
+const MAX_EXPLAINED = 20;
 
 function timer(ms: number): { promise: Promise<"deadline">; clear(): void } {
   let handle: NodeJS.Timeout | undefined;
@@ -42,6 +49,26 @@ function timer(ms: number): { promise: Promise<"deadline">; clear(): void } {
     handle = setTimeout(() => resolve("deadline"), ms);
   });
   return { promise, clear: () => clearTimeout(handle) };
+}
+
+/**
+ * Adds what workerd logged for each "internal error; reference = …" in `result` (its error, its
+ * reject reason, its logs) to its logs and error. Bounded: at most MAX_EXPLAINED references (a
+ * worker can print any text), looked up together, so the whole wait is one REASON_WITHIN_MS.
+ */
+async function explainInternalErrors(generation: RuntimeGeneration, result: InvocationResult): Promise<InvocationResult> {
+  const references = internalErrorReferences([result.error ?? "", result.rejectReason ?? "", ...result.logs.map((log) => log.message)].join("\n")).slice(0, MAX_EXPLAINED);
+  if (references.length === 0) return result;
+  const reasons = await Promise.all(references.map((reference) => generation.internalErrorReason(reference, REASON_WITHIN_MS)));
+  const logs = [...result.logs];
+  let error = result.error;
+  references.forEach((reference, index) => {
+    const reason = reasons[index];
+    if (reason === null || reason === undefined) return;
+    logs.push({ level: "error", message: `mailroute: internal error ${reference}: ${reason}`, at: Date.now() });
+    if (error?.includes(reference)) error = `${error} (${reason})`;
+  });
+  return { ...result, logs, ...(error === undefined ? {} : { error }) };
 }
 
 export class AccountRuntime {
@@ -101,7 +128,7 @@ export class AccountRuntime {
         this.#discard(generation, reason);
         return record.fail("error", reason);
       }
-      const result = record.finish(settled.report);
+      const result = await explainInternalErrors(generation, record.finish(settled.report));
       if (await generation.overMemoryBudget()) this.#retire(generation, "memory use near its cap");
       return result;
     } finally {

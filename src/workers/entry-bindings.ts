@@ -9,12 +9,21 @@
  * every other rule is the host's (host-bridge.ts), whose refusal is rethrown verbatim. A call
  * made outside a live invocation fails as workerd fails cross-request I/O.
  *
+ * Isolation (issue 8, item 10): the worker's own code shares this isolate, so nothing here may
+ * be reachable from it. The module is not one of the worker's modules but the inner module of a
+ * wrapped binding (workerd `wrapped`, an internal extension module no worker module can import):
+ * the host service binding exists only inside it, and its API only in the entry worker's env,
+ * which user code never sees. And it trusts only invocation states the entry worker opened with
+ * it, keeping each one's id itself: a state forged (or edited) through the importable console
+ * module names no invocation.
+ *
  * `hostBindings` is shipped as source and must stay self-contained (see entry-worker.ts).
  */
-import type { ConsoleCapture, LogSink } from "./entry-console.ts";
-import { CONSOLE_MODULE } from "./entry-console.ts";
+import type { AsyncLocalStorage } from "node:async_hooks";
+import type { LogSink } from "./entry-console.ts";
 import { HOST_PROTOCOL, type EntryConfig, type HostOp, type HostProblem } from "./host-protocol.ts";
 
+/** The wrapped binding's inner module, as Miniflare names it (it is no worker module). */
 export const BINDINGS_MODULE = "mailroute-bindings.js";
 
 /** One invocation inside the isolate: what its answer waits for, and what it reports. */
@@ -32,30 +41,34 @@ interface Fetcher {
 }
 
 export interface HostBindings {
-  /** Binds the host service (the same object for every request of an isolate). */
-  connect(env: Record<string, unknown>): void;
+  /** Makes `state` an invocation the bindings act for, as `state.id`; the ALS finds the current one. */
+  open(state: InvocationState, als: AsyncLocalStorage<InvocationState>): void;
+  /** The invocation ended: its state names nothing any more. */
+  close(state: InvocationState): void;
   call(state: InvocationState, op: HostOp, init: { json?: unknown; body?: Uint8Array; headers?: Record<string, string> }): Promise<Response>;
   /** `from`, `to` and the body bytes of a cloudflare:email EmailMessage. */
   unwrapEmailMessage(message: unknown): Promise<{ from: string; to: string | null; raw: Uint8Array }>;
   buildEnv(config: EntryConfig): Record<string, unknown>;
 }
 
-export function hostBindings(capture: ConsoleCapture<InvocationState>, protocol: typeof HOST_PROTOCOL): HostBindings {
+export function hostBindings(host: Fetcher, protocol: typeof HOST_PROTOCOL): HostBindings {
   // cloudflare:email's EmailMessage keeps its body under this key (workerd + miniflare)
   const RAW_EMAIL = "EmailMessage::raw";
   const OTHER_REQUEST =
     "Cannot perform I/O on behalf of a different request. I/O objects (such as streams, request/response bodies, and others) created in the context of one request handler cannot be accessed from a different request's handler.";
   const h = protocol.headers;
-  const { als } = capture;
-  let host: Fetcher | undefined;
+  // the states the entry worker opened, with the id each was opened as
+  const opened = new WeakMap<InvocationState, string>();
+  let als: AsyncLocalStorage<InvocationState> | undefined;
 
   async function call(
     state: InvocationState,
     op: HostOp,
     init: { json?: unknown; body?: Uint8Array; headers?: Record<string, string> },
   ): Promise<Response> {
-    if (state.done || host === undefined) throw new Error(OTHER_REQUEST);
-    const headers: Record<string, string> = { [h.invocation]: state.id, ...init.headers };
+    const id = opened.get(state);
+    if (id === undefined || state.done) throw new Error(OTHER_REQUEST);
+    const headers: Record<string, string> = { ...init.headers, [h.invocation]: id };
     let body: BodyInit | undefined = init.body;
     if (init.json !== undefined) {
       body = JSON.stringify(init.json);
@@ -76,8 +89,8 @@ export function hostBindings(capture: ConsoleCapture<InvocationState>, protocol:
   }
 
   function current(): InvocationState {
-    const state = als.getStore();
-    if (state === undefined || state.done) throw new Error(OTHER_REQUEST);
+    const state = als?.getStore();
+    if (state === undefined || state.done || !opened.has(state)) throw new Error(OTHER_REQUEST);
     return state;
   }
 
@@ -200,8 +213,12 @@ export function hostBindings(capture: ConsoleCapture<InvocationState>, protocol:
   }
 
   return {
-    connect(env) {
-      host ??= env[protocol.hostBinding] as Fetcher;
+    open(state, storage) {
+      if (!opened.has(state)) opened.set(state, String(state.id));
+      als ??= storage;
+    },
+    close(state) {
+      opened.delete(state);
     },
     call,
     unwrapEmailMessage,
@@ -209,8 +226,14 @@ export function hostBindings(capture: ConsoleCapture<InvocationState>, protocol:
   };
 }
 
+/**
+ * The wrapped binding's module: workerd calls its default export with the inner bindings (the
+ * host service) and hands the result to the entry worker as env[HOST_PROTOCOL.bindingsBinding].
+ * One instance per isolate, whichever env asks.
+ */
 export const BINDINGS_MODULE_SOURCE = [
-  `import capture from "./${CONSOLE_MODULE}";`,
-  `export default (${hostBindings.toString()})(capture, ${JSON.stringify(HOST_PROTOCOL)});`,
+  `const create = ${hostBindings.toString()};`,
+  "let bindings;",
+  `export default function mailrouteBindings(env) { return (bindings ??= create(env[${JSON.stringify(HOST_PROTOCOL.hostBinding)}], ${JSON.stringify(HOST_PROTOCOL)})); }`,
   "",
 ].join("\n");

@@ -15,13 +15,16 @@
  * - The answer is sent only after the handler settled, every ctx.waitUntil() promise settled and
  *   every host call in flight settled, so the host's record of the invocation is complete.
  * - console.* output is captured per invocation (entry-console.ts) and returned in the report.
+ * - The host API comes from this request's env every time, never from module state: the user's
+ *   code can import this module and call its fetch() itself, but only with an env of its own,
+ *   which holds no way to the host (entry-bindings.ts, "Isolation").
  *
  * `entryModule` is shipped as source (Function.prototype.toString), so it must stay
  * self-contained: no references to anything outside its own body but its parameters and
  * workerd's globals (a bundler must not inject helpers into it). It is type-checked here with
  * Node's fetch types, which match workerd's.
  */
-import { BINDINGS_MODULE, BINDINGS_MODULE_SOURCE, type HostBindings, type InvocationState } from "./entry-bindings.ts";
+import type { HostBindings, InvocationState } from "./entry-bindings.ts";
 import { CONSOLE_MODULE, CONSOLE_MODULE_SOURCE, type ConsoleCapture } from "./entry-console.ts";
 import { HOST_PROTOCOL, type EntryConfig, type EntryReport } from "./host-protocol.ts";
 
@@ -37,13 +40,11 @@ interface EmailHandlerObject {
 
 export function entryModule(
   capture: ConsoleCapture<InvocationState>,
-  bindings: HostBindings,
   user: { default?: unknown },
   protocol: typeof HOST_PROTOCOL,
 ): { fetch(request: Request, env: Record<string, unknown>): Promise<Response> } {
   const h = protocol.headers;
   const { als, record } = capture;
-  const { call, unwrapEmailMessage } = bindings;
   const encode = encodeURIComponent;
   let userEnv: Record<string, unknown> | undefined;
 
@@ -79,13 +80,15 @@ export function entryModule(
   }
 
   class ForwardableEmailMessage {
+    readonly #bindings: HostBindings;
     readonly #state: InvocationState;
     readonly #from: string;
     readonly #to: string;
     readonly #raw: Uint8Array;
     readonly #headers: Headers;
 
-    constructor(state: InvocationState, from: string, to: string, raw: Uint8Array) {
+    constructor(bindings: HostBindings, state: InvocationState, from: string, to: string, raw: Uint8Array) {
+      this.#bindings = bindings;
       this.#state = state;
       this.#from = from;
       this.#to = to;
@@ -116,15 +119,15 @@ export function entryModule(
 
     async forward(rcptTo: string, headers?: HeadersInit | null): Promise<{ messageId: string }> {
       const extra = headers === undefined || headers === null ? [] : [...new Headers(headers)];
-      const response = await call(this.#state, "forward", { json: { rcptTo: String(rcptTo), headers: extra } });
+      const response = await this.#bindings.call(this.#state, "forward", { json: { rcptTo: String(rcptTo), headers: extra } });
       return (await response.json()) as { messageId: string };
     }
 
     async reply(message: unknown): Promise<{ messageId: string }> {
-      const { from, to, raw } = await unwrapEmailMessage(message);
+      const { from, to, raw } = await this.#bindings.unwrapEmailMessage(message);
       const headers: Record<string, string> = { [h.from]: encode(from) };
       if (to !== null) headers[h.to] = encode(to);
-      const response = await call(this.#state, "reply", { body: raw, headers });
+      const response = await this.#bindings.call(this.#state, "reply", { body: raw, headers });
       return (await response.json()) as { messageId: string };
     }
   }
@@ -156,7 +159,9 @@ export function entryModule(
     async fetch(request: Request, env: Record<string, unknown>): Promise<Response> {
       // the host asks this after a deadline: an answer means no isolate of the process is stuck
       if (new URL(request.url).pathname === protocol.pingPath) return new Response("ok");
-      bindings.connect(env);
+      // from this env, never cached: a call of ours made by the user's code brings its own env
+      const bindings = env[protocol.bindingsBinding] as HostBindings | undefined;
+      if (bindings === undefined) return new Response("no host bindings", { status: 500 });
       userEnv ??= bindings.buildEnv(env[protocol.configBinding] as EntryConfig);
       const header = (name: string) => decodeURIComponent(request.headers.get(name) ?? "");
       const state: InvocationState = {
@@ -168,6 +173,7 @@ export function entryModule(
         rejectReason: undefined,
         done: false,
       };
+      bindings.open(state, als);
       const raw = new Uint8Array(await request.arrayBuffer());
       const report: EntryReport = { logs: state.logs, logsDropped: 0 };
       const workerEnv = userEnv;
@@ -180,7 +186,7 @@ export function entryModule(
           props: {},
         };
         try {
-          await runHandler(new ForwardableEmailMessage(state, header(h.from), header(h.to), raw), workerEnv, ctx);
+          await runHandler(new ForwardableEmailMessage(bindings, state, header(h.from), header(h.to), raw), workerEnv, ctx);
         } catch (thrown) {
           report.error = describe(thrown);
           record("error", ["Uncaught", thrown]);
@@ -188,6 +194,7 @@ export function entryModule(
         await settle(state);
       });
       state.done = true;
+      bindings.close(state);
       if (state.rejectReason !== undefined) report.rejectReason = state.rejectReason;
       report.logsDropped = state.logsDropped;
       return Response.json(report);
@@ -198,18 +205,19 @@ export function entryModule(
 /** The entry module's source, as workerd loads it: the console capture is imported first. */
 export const ENTRY_WORKER_SOURCE = [
   `import capture from "./${CONSOLE_MODULE}";`,
-  `import bindings from "./${BINDINGS_MODULE}";`,
   `import * as user from "./${USER_MODULE}";`,
-  `export default (${entryModule.toString()})(capture, bindings, user, ${JSON.stringify(HOST_PROTOCOL)});`,
+  `export default (${entryModule.toString()})(capture, user, ${JSON.stringify(HOST_PROTOCOL)});`,
   "",
 ].join("\n");
 
-/** The modules of one worker, main module first; the user's bundle is `bundle`. */
+/**
+ * The modules of one worker, main module first; the user's bundle is `bundle`. The host API is
+ * not among them: it is a wrapped binding (entry-bindings.ts), out of the user's import reach.
+ */
 export function workerModules(bundle: string): { path: string; contents: string }[] {
   return [
     { path: ENTRY_MODULE, contents: ENTRY_WORKER_SOURCE },
     { path: CONSOLE_MODULE, contents: CONSOLE_MODULE_SOURCE },
-    { path: BINDINGS_MODULE, contents: BINDINGS_MODULE_SOURCE },
     { path: USER_MODULE, contents: bundle },
   ];
 }

@@ -14,6 +14,8 @@
 
 export const HOST_PROTOCOL = {
   hostBinding: "__MAILROUTE_HOST",
+  /** The entry worker's host API (entry-bindings.ts), a wrapped binding over `hostBinding`. */
+  bindingsBinding: "__MAILROUTE_BINDINGS",
   configBinding: "__MAILROUTE_CONFIG",
   invokePath: "/invoke",
   pingPath: "/ping",

@@ -12,14 +12,17 @@
  *   around it), refusing loopback, private (RFC 1918, fc00::/7), link-local, 0.0.0.0 and
  *   IPv4-mapped forms of those.
  * - workerd's output is always drained (an unread pipe would block the process) and reported as
- *   events, one line each.
+ *   events, one line each; the reasons behind "internal error; reference = …" are kept for
+ *   internalErrorReason() (internal-error-log.ts).
  * - stop() kills the process whatever it is doing (an infinite loop included) in ~10 ms.
  */
 import { createHash } from "node:crypto";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { Miniflare, supportedCompatibilityDate, type WorkerOptions } from "miniflare";
+import { BINDINGS_MODULE, BINDINGS_MODULE_SOURCE } from "./entry-bindings.ts";
 import { workerModules } from "./entry-worker.ts";
+import { InternalErrorLog } from "./internal-error-log.ts";
 import { HOST_PROTOCOL, type EntryConfig, type EntryReport } from "./host-protocol.ts";
 import type { InvocationRecord } from "./invocation-record.ts";
 import type { WorkerDefinition } from "./worker-types.ts";
@@ -56,6 +59,19 @@ const ALS_FLAGS = ["nodejs_compat", "nodejs_compat_v2", "nodejs_als"];
 const RETIRE_AT_SHARE_OF_CAP = 0.75;
 
 const fingerprints = new WeakMap<WorkerDefinition, string>();
+const MODULES_ROOT = "/";
+// the wrapped binding's worker: Miniflare makes its one module an internal extension module
+const BINDINGS_SERVICE = "mailroute-host-bindings";
+
+/** The host API every worker of the generation gets as a wrapped binding; it must come after them. */
+function bindingsWorker(options: GenerationOptions): WorkerOptions {
+  return {
+    name: BINDINGS_SERVICE,
+    modulesRoot: MODULES_ROOT,
+    modules: [{ type: "ESModule", path: `${MODULES_ROOT}${BINDINGS_MODULE}`, contents: BINDINGS_MODULE_SOURCE }],
+    serviceBindings: { [HOST_PROTOCOL.hostBinding]: options.hostBridge as never },
+  };
+}
 
 export function fingerprintOf(definition: WorkerDefinition): string {
   let fingerprint = fingerprints.get(definition);
@@ -78,14 +94,30 @@ function workerOptions(service: string, definition: WorkerDefinition, options: G
   };
   return {
     name: service,
-    modules: workerModules(definition.bundle).map((module) => ({ type: "ESModule" as const, ...module })),
+    // rooted at "/", so stack traces name "file:///user.js", never the server's install path
+    modulesRoot: MODULES_ROOT,
+    modules: workerModules(definition.bundle).map((module) => ({ type: "ESModule" as const, ...module, path: `${MODULES_ROOT}${module.path}` })),
     // workerd refuses a date newer than its own build; wrangler falls back the same way
     compatibilityDate: definition.compatibilityDate > supportedCompatibilityDate ? supportedCompatibilityDate : definition.compatibilityDate,
     compatibilityFlags: flags,
     bindings: { [HOST_PROTOCOL.configBinding]: config as unknown as Record<string, never> },
-    serviceBindings: { [HOST_PROTOCOL.hostBinding]: options.hostBridge as never },
+    // the host is reachable only through the wrapped binding's internal module (entry-bindings.ts)
+    wrappedBindings: { [HOST_PROTOCOL.bindingsBinding]: { scriptName: BINDINGS_SERVICE } },
     outboundService: { network: { allow: ["public", ...options.outboundAllow], tlsOptions: { trustBrowserCas: true } } },
   };
+}
+
+const BODY_CHUNK_BYTES = 64 * 1024;
+
+/** `raw` as a (non-byte) stream of views into it: enqueued views are read, never transferred or copied. */
+function bodyStream(raw: Buffer): ReadableStream<Uint8Array> {
+  let offset = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (offset >= raw.length) return controller.close();
+      controller.enqueue(raw.subarray(offset, (offset += BODY_CHUNK_BYTES)));
+    },
+  });
 }
 
 /** The useful part of Miniflare's start failure: workerd's own complaint about the user's module. */
@@ -112,6 +144,7 @@ export class RuntimeGeneration {
   #retired = false;
   #abandoned = 0;
   readonly #startedAt = performance.now();
+  readonly #internalErrors = new InternalErrorLog();
 
   constructor(options: GenerationOptions) {
     this.#options = options;
@@ -121,6 +154,7 @@ export class RuntimeGeneration {
       this.#services.set(name, service);
       return workerOptions(service, deployed.definition, options);
     });
+    workers.push(bindingsWorker(options));
     this.#mf = new Miniflare({ workers, handleRuntimeStdio: (stdout: Readable, stderr: Readable) => this.#drain(stdout, stderr) });
     this.ready = this.#start();
   }
@@ -154,7 +188,9 @@ export class RuntimeGeneration {
     const { invocation, definition } = record;
     const response = await this.#mf.dispatchFetch(`http://mailroute.invalid${HOST_PROTOCOL.invokePath}`, {
       method: "POST",
-      body: invocation.raw,
+      // a stream of views: a Buffer body would be copied whole by fetch (up to 25 MiB more per invocation)
+      body: bodyStream(invocation.raw),
+      duplex: "half",
       headers: {
         "MF-Route-Override": this.#services.get(definition.name) ?? "",
         [h.invocation]: record.id,
@@ -192,6 +228,11 @@ export class RuntimeGeneration {
   /** An invocation left running after its deadline; too many and the process is replaced. */
   abandon(): number {
     return ++this.#abandoned;
+  }
+
+  /** What workerd logged for an "internal error; reference = …" one of its workers got. */
+  internalErrorReason(reference: string, withinMs: number): Promise<string | null> {
+    return this.#internalErrors.reason(reference, withinMs);
   }
 
   async overMemoryBudget(): Promise<boolean> {
@@ -244,6 +285,8 @@ export class RuntimeGeneration {
   #drain(stdout: Readable, stderr: Readable): void {
     for (const [stream, name] of [[stdout, "stdout"], [stderr, "stderr"]] as const) {
       createInterface({ input: stream }).on("line", (line) => {
+        if (name === "stderr") this.#internalErrors.line(line);
+        // a stack line lists workerd's own addresses under the install path: nothing to report
         if (line.trim() === "" || line.startsWith("stack:")) return;
         this.#options.onEvent({ event: "worker-runtime.output", account: this.#options.account, stream: name, line: line.slice(0, 500) });
       });

@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { workerCommand } from "../../src/cli/worker-command.ts";
+import { DEFAULT_ACCOUNT_ID as DEFAULT_ACCOUNT } from "../../src/store/open-store.ts";
+import { createStoreKv } from "../../src/workers/kv-store.ts";
 import { startHarness, type Harness } from "../support/mailroute-harness.ts";
 import { SmtpTestClient, testMessage } from "../support/smtp-test-client.ts";
 
@@ -44,7 +46,32 @@ export default {
   },
 };`;
 
-const THROWING_WORKER = `export default { async email() { throw new Error("database is down"); } };`;
+// a worker's exception may carry secrets and private addresses: they must not reach the sender
+const THROWING_WORKER = `export default { async email() { throw new Error("database is down: upstream refused API key sk_live_51HxQ for alice.private@example.net"); } };`;
+
+// answers the sender and does nothing else
+const ANSWERING_WORKER = `
+import { EmailMessage } from "cloudflare:email";
+export default {
+  async email(message) {
+    const raw = ["From: Desk <desk@example.com>", "To: " + message.from, "Subject: Re: your mail", "Message-ID: <answer-" + Date.now() + "@example.com>",
+      "In-Reply-To: " + message.headers.get("message-id"), "", "Thanks, we got it."].join("\\r\\n");
+    await message.reply(new EmailMessage("desk@example.com", message.from, raw));
+  },
+};`;
+
+// marks in KV that it started, then takes SLOW_MS: a worker that holds its invocation slots
+// (a "warm-up" message only gets its runtime started)
+// longer than the half of the 10 s deadline a message may wait for a slot
+const SLOW_MS = 6000;
+const SLOW_WORKER = `
+export default {
+  async email(message, env) {
+    if (message.headers.get("subject") === "warm-up") return;
+    await env.MARKS.put(crypto.randomUUID(), "started");
+    await new Promise((resolve) => setTimeout(resolve, ${SLOW_MS}));
+  },
+};`;
 
 const SPINNING_WORKER = `export default { async email() { for (;;) {} } };`;
 
@@ -73,6 +100,13 @@ async function deploy(h: Harness, name: string, entry: string, ...args: string[]
   return lines;
 }
 
+/** What `mailroute worker tail <name> --once` prints. */
+async function tail(h: Harness, name: string): Promise<string[]> {
+  const lines: string[] = [];
+  await workerCommand(["tail", name, "--once", "--lines", "50", "--data-dir", h.dataDir], { out: (line) => lines.push(line) });
+  return lines;
+}
+
 async function send(h: Harness, from: string, to: string, subject = "worker test") {
   const { client } = await SmtpTestClient.connect(h.port);
   const env = await client.envelope(from, [to]);
@@ -87,7 +121,8 @@ describe("Email Workers over real SMTP", () => {
   let project: string;
 
   before(async () => {
-    h = await startHarness({ destinations: ["dest.test", "backup.test", "other.test"], settings: { "worker-deadline": "4000" } });
+    // the deadline covers starting a worker's runtime too: a loaded test machine needs seconds for it
+    h = await startHarness({ destinations: ["dest.test", "backup.test", "other.test", "origin.test"], settings: { "worker-deadline": "10000" } });
     project = mkdtempSync(join(tmpdir(), "mailroute-worker-project-"));
     symlinkSync(join(import.meta.dirname, "..", "..", "node_modules"), join(project, "node_modules"));
     writeFileSync(join(project, "failover.js"), FAILOVER_WORKER);
@@ -95,6 +130,8 @@ describe("Email Workers over real SMTP", () => {
     writeFileSync(join(project, "throws.js"), THROWING_WORKER);
     writeFileSync(join(project, "spin.js"), SPINNING_WORKER);
     writeFileSync(join(project, "probe.js"), PROBING_WORKER);
+    writeFileSync(join(project, "answer.js"), ANSWERING_WORKER);
+    writeFileSync(join(project, "slow.js"), SLOW_WORKER);
     mkdirSync(join(project, "parser", "src"), { recursive: true });
     writeFileSync(join(project, "parser", "src", "index.ts"), PARSER_WORKER_TS);
     writeFileSync(join(project, "parser", "wrangler.toml"), 'name = "parser"\nmain = "src/index.ts"\ncompatibility_date = "2024-09-23"\n\n[vars]\nDESTINATION = "a@dest.test"\n');
@@ -105,6 +142,8 @@ describe("Email Workers over real SMTP", () => {
     await deploy(h, "throws", join(project, "throws.js"));
     await deploy(h, "spin", join(project, "spin.js"));
     await deploy(h, "probe", join(project, "probe.js"));
+    await deploy(h, "answer", join(project, "answer.js"));
+    await deploy(h, "slow", join(project, "slow.js"), "--kv", "MARKS=marks");
     await deploy(h, "parser", join(project, "parser", "src", "index.ts"), "--config", join(project, "parser", "wrangler.toml"));
     await workerCommand(["kv", "put", "routes", "kvuser", "c@other.test", "--data-dir", h.dataDir], { out: () => undefined });
 
@@ -118,6 +157,8 @@ describe("Email Workers over real SMTP", () => {
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "ghost@example.com" }], actions: [{ type: "worker", value: ["not-deployed"] }] });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "spin@example.com" }], actions: [{ type: "worker", value: ["spin"] }] });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "probe@example.com" }], actions: [{ type: "worker", value: ["probe"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "desk@example.com" }], actions: [{ type: "worker", value: ["answer"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "slow@example.com" }], actions: [{ type: "worker", value: ["slow"] }] });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "plain@example.com" }], actions: [{ type: "forward", value: ["a@dest.test"] }] });
     await h.reload();
   });
@@ -145,13 +186,16 @@ describe("Email Workers over real SMTP", () => {
     assert.equal(h.sinks["other.test"]!.messagesFor("c@other.test").length, 1);
   });
 
-  it("answers 451 4.3.0 with the worker's error when every backup failed temporarily, so the sender retries", async () => {
+  it("answers 451 4.3.0 with an incident id when every backup failed temporarily, so the sender retries; the worker's error goes to its log", async () => {
     h.sinks["dest.test"]!.fail({ stage: "rcpt", code: 451, text: "4.2.1 try later", address: "a@dest.test" });
     h.sinks["backup.test"]!.fail({ stage: "rcpt", code: 452, text: "4.2.2 full", address: "b@backup.test" });
     const reply = await send(h, "friend@origin.test", "router@example.com");
     assert.equal(reply.code, 451, reply.line);
     assert.equal(reply.enhanced, "4.3.0");
-    assert.match(reply.text, /could not send email: Unknown error: transient error \(452\)/);
+    assert.doesNotMatch(reply.text, /could not send email|backup\.test/);
+    const incident = /\(incident ([0-9a-f]{12})\)/.exec(reply.text)?.[1];
+    assert.ok(incident, reply.line);
+    assert.ok((await tail(h, "failover")).some((line) => line.includes(`incident ${incident}: failed: could not send email: Unknown error: transient error (452)`)));
   });
 
   it("routes with configuration read from KV on our store", async () => {
@@ -170,42 +214,54 @@ describe("Email Workers over real SMTP", () => {
     assert.equal(h.sinks["dest.test"]!.messagesFor("a@dest.test").length, 1);
   });
 
-  it("answers 451 4.3.0 when the worker throws", async () => {
+  it("answers 451 4.3.0 with a generic reason and an incident id when the worker throws; its words go to worker tail and the activity log", async () => {
     const reply = await send(h, "friend@origin.test", "broken@example.com");
     assert.equal(reply.code, 451, reply.line);
-    assert.match(reply.text, /database is down/);
+    assert.equal(reply.enhanced, "4.3.0");
+    assert.doesNotMatch(reply.line, /database|sk_live|alice\.private/);
+    const incident = /\(incident ([0-9a-f]{12})\)/.exec(reply.text)?.[1];
+    assert.ok(incident, reply.line);
+    const lines = await tail(h, "throws");
+    assert.ok(lines.some((line) => line.includes(`mailroute: incident ${incident}: failed: database is down: upstream refused API key sk_live_51HxQ`)), lines.join("\n"));
+    assert.ok(lines.every((line) => !line.includes(process.cwd())), "stack traces in the log do not name the install path");
+    const [event] = await h.configStore.db.selectFrom("events").selectAll().where("rcpt_to", "=", "broken@example.com").orderBy("id", "desc").limit(1).execute();
+    const detail = JSON.parse(event!.detail) as { worker: { incident: string; error: string } };
+    assert.equal(detail.worker.incident, incident);
+    assert.match(detail.worker.error, /sk_live_51HxQ for alice\.private@example\.net/);
   });
 
-  it("runs a TypeScript worker with an npm dependency, deployed from its wrangler.toml", async () => {
-    const reply = await send(h, "friend@origin.test", "parse@example.com", "Quarterly report");
+  it("answers 250 \"answered by the Email Worker\" for a message the worker handled only with reply()", async () => {
+    const reply = await send(h, "friend@origin.test", "desk@example.com");
     assert.equal(reply.code, 250, reply.line);
-    const [message] = h.sinks["dest.test"]!.messagesFor("a@dest.test");
-    assert.ok(message);
-    assert.match(message.text, /\r\nX-Parsed-Subject: Quarterly report\r\n/i);
+    assert.match(reply.line, /^250 2\.0\.0 Ok: queued as \S+, answered by the Email Worker$/);
+    const [answer] = h.sinks["origin.test"]!.messagesFor("friend@origin.test");
+    assert.ok(answer, "the reply reached the sender");
+    assert.match(answer.text, /\r\nSubject: Re: your mail\r\n/);
   });
 
-  it("answers 451 4.3.2 for a rule naming a worker that is not deployed", async () => {
-    const reply = await send(h, "friend@origin.test", "ghost@example.com");
-    assert.equal(reply.code, 451, reply.line);
-    assert.equal(reply.enhanced, "4.3.2");
-  });
-
-  it("runs a worker for a posted message at /cdn-cgi/handler/email, with the admin token", async () => {
-    const url = `http://127.0.0.1:${h.mailroute.http.port}/cdn-cgi/handler/email?from=friend%40origin.test&to=private%40example.com`;
-    const body = testMessage({ from: "friend@origin.test", to: "private@example.com" });
-    const refused = await fetch(url, { method: "POST", body, headers: { "content-type": "message/rfc822" } });
-    assert.equal(refused.status, 401);
-    const response = await fetch(url, { method: "POST", body, headers: { "content-type": "message/rfc822", authorization: "Bearer test-admin-token" } });
-    assert.equal(response.status, 200);
-    const json = (await response.json()) as { success: boolean; result: { reply: string; worker: { outcome: string; forwards: { to: string }[] } } };
-    assert.equal(json.success, true);
-    assert.match(json.result.reply, /^250 /);
-    assert.equal(json.result.worker.outcome, "forwarded");
-    assert.deepEqual(json.result.worker.forwards.map((f) => f.to), ["a@dest.test"]);
-    assert.equal(h.sinks["dest.test"]!.messagesFor("a@dest.test").length, 1);
-    const notWorker = await fetch(url.replace("private%40", "nobody%40"), { method: "POST", body, headers: { authorization: "Bearer test-admin-token" } });
-    assert.equal(notWorker.status, 422);
-    assert.match(((await notWorker.json()) as { errors: { message: string }[] }).errors[0]!.message, /550 5\.1\.1/);
+  it("lets another worker's mail through at once while a slow worker saturates its share of invocation slots", async () => {
+    const marks = createStoreKv(h.configStore.db, DEFAULT_ACCOUNT);
+    const started = async () => (await marks.list("marks", { limit: 1000 })).keys.length;
+    // warm: the account's runtime already runs the slow worker, so the burst below is about slots
+    assert.equal((await send(h, "friend@origin.test", "slow@example.com", "warm-up")).code, 250);
+    assert.equal((await send(h, "friend@origin.test", "private@example.com", "warm-up")).code, 250);
+    const warm = await started();
+    const order: string[] = [];
+    // more slow mail than the 16 slots all workers share; only invocations that ran count in
+    // `order`: the ones deferred for want of a slot delayed nobody
+    const slow = Array.from({ length: 18 }, () => send(h, "friend@origin.test", "slow@example.com").then((reply) => (reply.code === 250 && order.push("slow"), reply)));
+    for (let polls = 0; (await started()) - warm < 8 && polls < 600; polls++) await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok((await started()) - warm >= 8, "the slow worker is running its share");
+    const quick = await send(h, "friend@origin.test", "private@example.com");
+    order.push("quick");
+    assert.equal(quick.code, 250, quick.line);
+    assert.equal((await started()) - warm, 8, "the slow worker ran no more than its share of 8 at once");
+    const slowReplies = await Promise.all(slow);
+    assert.equal(order[0], "quick", `the other worker's answer came before any slow invocation finished: ${order.join(",")}`);
+    // beyond its share, slow mail waited at most half the deadline and was deferred (a late
+    // admission has only the rest of the deadline, and may run out of it)
+    for (const reply of slowReplies) assert.match(reply.line, /^(250 |451 4\.3\.2 |451 4\.3\.0 )/);
+    assert.ok(slowReplies.some((reply) => reply.line.startsWith("451 4.3.2 ")), "some slow mail found no slot in time");
   });
 
   it("cuts off an infinite loop at the deadline with 451 4.3.0 while other mail keeps flowing", async () => {
@@ -226,6 +282,13 @@ describe("Email Workers over real SMTP", () => {
     const reply = await send(h, "friend@origin.test", "probe@example.com");
     assert.equal(reply.code, 550, reply.line);
     assert.match(reply.text, /fetch refused/);
+    // the worker saw only workerd's "internal error; reference = …": the operator sees why
+    const reference = /reference = (\w+)/.exec(reply.text)?.[1];
+    assert.ok(reference, reply.line);
+    const explained = new RegExp(`internal error ${reference}: fetch\\(\\) refused by the network policy`);
+    assert.ok((await tail(h, "probe")).some((line) => explained.test(line)), "worker tail says why");
+    const [event] = await h.configStore.db.selectFrom("events").selectAll().where("rcpt_to", "=", "probe@example.com").orderBy("id", "desc").limit(1).execute();
+    assert.match(event!.detail, explained, "and so does the activity log");
   });
 
   it("records each invocation with its console output in the activity log", async () => {

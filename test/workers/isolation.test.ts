@@ -4,12 +4,16 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { WorkerRuntime, type RuntimeEvent } from "../../src/workers/worker-runtime.ts";
 import type { InvocationResult, WorkerDefinition } from "../../src/workers/worker-types.ts";
-import { fakeHost, rawMessage, SAMPLE_MESSAGE, workerDefinition } from "./fake-host.ts";
+import { describeInternalError } from "../../src/workers/internal-error-log.ts";
+import { fakeHost, MapKvStore, rawMessage, SAMPLE_MESSAGE, workerDefinition } from "./fake-host.ts";
 
 const ENVELOPE = { from: "alice@sender.example", to: "bob@example.com", raw: SAMPLE_MESSAGE };
 
 const events: RuntimeEvent[] = [];
-const runtime = new WorkerRuntime({ memoryLimitMb: 128, startTimeoutMs: 5000, onEvent: (event) => events.push(event) });
+// a generous start bound: on a loaded test machine a healthy process may take seconds to start
+const runtime = new WorkerRuntime({ memoryLimitMb: 128, startTimeoutMs: 20_000, onEvent: (event) => events.push(event) });
+// only for a module that never finishes loading: its start must time out, so soon
+const impatientRuntime = new WorkerRuntime({ startTimeoutMs: 3000 });
 // only loopback traffic in these tests: the sink listens on 127.0.0.1 and only this runtime may reach it
 const allowingRuntime = new WorkerRuntime({ outboundAllow: ["127.0.0.1/32"] });
 
@@ -31,7 +35,7 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all([runtime.dispose(), allowingRuntime.dispose()]);
+  await Promise.all([runtime.dispose(), allowingRuntime.dispose(), impatientRuntime.dispose()]);
   sink.close();
 });
 
@@ -152,9 +156,77 @@ describe("Email Worker isolation", () => {
 
   it("refuses a worker whose module-level code never finishes, after the start timeout", async () => {
     const stuck = define("stuck-account", "stuck", `while (true) {} export default { email() {} };`);
-    const result = await runtime.invoke(stuck, ENVELOPE, fakeHost());
+    const result = await impatientRuntime.invoke(stuck, ENVELOPE, fakeHost());
     assert.equal(result.outcome, "error");
-    assert.equal(result.error, "worker did not start within 5000 ms (module-level code still running)");
+    assert.equal(result.error, "worker did not start within 3000 ms (module-level code still running)");
+  });
+
+  it("keeps the host API out of the worker's reach: no specifier imports its module", async () => {
+    const prober = define("reach-account", "importer", `export default { async email() {
+        const outcomes = [];
+        for (const name of ["./mailroute-bindings.js", "mailroute-bindings.js", "/mailroute-bindings.js", "miniflare-internal:wrapped:mailroute-host-bindings"]) {
+          try { const module = await import(name); outcomes.push(typeof module.default); } catch (e) { outcomes.push("refused"); }
+        }
+        console.log("seen " + JSON.stringify(outcomes));
+      } };`);
+    assert.deepEqual(seen(await runtime.invoke(prober, ENVELOPE, fakeHost())), ["refused", "refused", "refused", "refused"]);
+    const statically = define("reach-account", "static-importer", `import bindings from "./mailroute-bindings.js"; export default { email() { console.log(typeof bindings.call); } };`);
+    const check = await runtime.check(statically);
+    assert.equal(check.ok, false);
+    assert.match(check.ok ? "" : check.error, /No such module "mailroute-bindings\.js"/);
+  });
+
+  it("refuses host calls made under an invocation state the entry worker did not open", async () => {
+    const kv = new MapKvStore();
+    await kv.put("marks", "k", new TextEncoder().encode("value"), {});
+    const forger = define("forge-account", "forger", `import capture from "./mailroute-console.js";
+      export default { async email(message, env) {
+        const real = capture.als.getStore();
+        const forged = { id: real.id, logs: [], logsDropped: 0, waits: [], calls: new Set(), rejectReason: undefined, done: false };
+        const attempt = async (f) => { try { return await f(); } catch (e) { return "refused: " + e.message; } };
+        console.log("seen " + JSON.stringify([
+          await env.MAP.get("k"),
+          await attempt(() => capture.als.run(forged, () => env.MAP.get("k"))),
+        ]));
+      } };`, { kv: [{ binding: "MAP", namespace: "marks" }] });
+    const [own, forged] = seen(await runtime.invoke(forger, ENVELOPE, fakeHost({ kv }))) as string[];
+    assert.equal(own, "value", "the worker's own KV read works");
+    assert.match(forged ?? "", /^refused: Cannot perform I\/O on behalf of a different request/);
+  });
+
+  it("puts the reason behind workerd's opaque internal error for a refused fetch() in the worker's logs and error", async () => {
+    const result = await runtime.invoke(
+      define("reason-account", "fetcher", `export default { async email() {
+        try { await fetch("http://10.0.0.1/"); } catch (e) { console.log("caught " + e.message); }
+        await fetch("http://169.254.169.254/latest/meta-data");
+      } };`),
+      ENVELOPE,
+      fakeHost(),
+    );
+    assert.equal(result.outcome, "error");
+    const caught = result.logs.find((log) => log.message.startsWith("caught "));
+    const reference = /reference = (\w+)/.exec(caught?.message ?? "")?.[1];
+    assert.ok(reference, JSON.stringify(result.logs));
+    const explained = result.logs.find((log) => log.message.startsWith(`mailroute: internal error ${reference}: `));
+    assert.match(explained?.message ?? "", /fetch\(\) refused by the network policy/);
+    assert.match(result.error ?? "", /^internal error; reference = \w+ \(fetch\(\) refused by the network policy/);
+  });
+
+  it("words workerd's logged reasons for the operator: network policy, DNS, anything else without workerd's source location", () => {
+    // lines exactly as workerd 1.20260730 writes them (its "stack:" line carries the id)
+    assert.match(describeInternalError("e = kj/async-io-unix.c++:1650: failed: connect() blocked by restrictPeers()"), /^fetch\(\) refused by the network policy/);
+    assert.equal(
+      describeInternalError("e = kj/async-io-unix.c++:1293: failed: DNS lookup failed.; params.host = no-such-host.invalid; params.service = ; gai_strerror(status) = Name or service not known"),
+      "fetch() failed: DNS lookup of no-such-host.invalid failed: Name or service not known",
+    );
+    assert.equal(describeInternalError("e = kj/compat/tls.c++:221: disconnected: peer disconnected; sentryErrorContext = jsgInternalError"), "peer disconnected");
+  });
+
+  it("names the worker's modules in stack traces, never the server's install path", async () => {
+    const result = await runtime.invoke(define("trace-account", "thrower", `export default { email() { throw new Error("upstream refused"); } };`), ENVELOPE, fakeHost());
+    const uncaught = result.logs.find((log) => log.message.startsWith("Uncaught Error: upstream refused"));
+    assert.match(uncaught?.message ?? "", /at Object\.email \(file:\/\/\/user\.js:1:\d+\)/);
+    for (const log of result.logs) assert.ok(!log.message.includes(process.cwd()), log.message);
   });
 
   it("runs a redeployed version on its next invocation", async () => {
