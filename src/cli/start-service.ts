@@ -34,7 +34,7 @@ import { lazySecretBox } from "../workers/secret-box.ts";
 import { InvocationLimiter } from "../workers/invocation-limiter.ts";
 import { WorkerRuntime } from "../workers/worker-runtime.ts";
 import { WorkerStore } from "../workers/worker-store.ts";
-import { acceptedDestinations, purgeExpired, recordAccepted } from "../store/delivery-ledger-store.ts";
+import { purgeExpired, storeDeliveryLedger } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
 
 export const LEDGER_TTL_DAYS = 7;
@@ -94,10 +94,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   await routing.start();
 
   const srs = new SrsRewriter({ secrets: loadOrCreateSecrets(settings.dataDir, "srs-secrets"), domain: settings.hostname });
-  const ledger: DeliveryLedger = {
-    acceptedDestinations: (fingerprint) => acceptedDestinations(store.db, fingerprint, new Date()),
-    recordAccepted: (fingerprint, destination, upstreamReply) => recordAccepted(store.db, { fingerprint, destination, upstreamReply, now: new Date(), ttlDays: LEDGER_TTL_DAYS }),
-  };
+  const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS });
   // Hourly housekeeping: expired ledger entries and KV values, and the activity log's old events.
   const purge = setInterval(() => {
     const now = new Date();
@@ -152,7 +149,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         resolver: dnsResolver,
         authTimeoutMs: 20_000,
         sign: createMessageSigner({ keys, hostname: settings.hostname }),
-        relay: { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs },
+        relay: { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs, logger },
         workers: {
           account: DEFAULT_ACCOUNT,
           load: (account, script) => workerStore.load(account, script),

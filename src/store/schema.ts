@@ -170,6 +170,18 @@ export interface WorkerLogTable {
   message: string;
 }
 
+/** A delivery attempt's intent (migration 0005): written before the final dot, see delivery-ledger-store.ts. */
+export interface DeliveryIntentTable {
+  fingerprint: string;
+  destination: string;
+  attempt_id: string;
+  /** "sending" | "maybe-delivered" */
+  state: string;
+  started_at: string;
+  settles_at: string;
+  expires_at: string;
+}
+
 export interface Database {
   accounts: AccountTable;
   zones: ZoneTable;
@@ -184,4 +196,5 @@ export interface Database {
   worker_secrets: WorkerSecretTable;
   kv_entries: KvEntryTable;
   worker_logs: WorkerLogTable;
+  delivery_intents: DeliveryIntentTable;
 }

@@ -10,6 +10,7 @@ const TABLES = [
   "accounts",
   "catch_alls",
   "config_version",
+  "delivery_intents",
   "delivery_ledger",
   "destination_addresses",
   "events",

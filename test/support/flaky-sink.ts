@@ -3,7 +3,8 @@
  * after receiving a whole message, answers 250 (and stores it), answers 451, or drops the
  * connection without any reply — chosen per message by a seeded random source or by a
  * caller-supplied decision — and can run a hook right after it has written a 250, so a test can
- * SIGKILL the sending mailroute in the narrowest crash window there is.
+ * SIGKILL the sending mailroute in the narrowest crash window there is. It can also hold its
+ * answer to RCPT TO, keeping a sender's transaction open without any data sent.
  *
  * Promises: a message is recorded only when it was answered 250 (a 451 or a drop stores nothing,
  * as a real MTA that never acknowledged it); every recorded copy keeps its Message-ID, recipient
@@ -34,6 +35,8 @@ export interface FlakySinkOptions {
   decide?: (rcpt: string, messageId: string) => SinkVerdict | null;
   /** Runs synchronously right after a 250 was written for `copy`. */
   afterAccept?: (copy: StoredCopy) => void;
+  /** Delays the answer to RCPT TO (before any data is sent), e.g. to keep a relay busy. */
+  rcptDelayMs?: (rcpt: string) => number;
 }
 
 export interface FlakySink {
@@ -77,6 +80,11 @@ export async function startFlakySink(options: FlakySinkOptions = {}): Promise<Fl
     disableReverseLookup: true,
     closeTimeout: 1000,
     size: 64 * 1024 * 1024,
+    onRcptTo(address, _session, callback) {
+      const delay = options.rcptDelayMs?.(address.address) ?? 0;
+      if (delay > 0) setTimeout(() => callback(), delay).unref();
+      else callback();
+    },
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
       stream.on("data", (chunk: Buffer) => chunks.push(chunk));
