@@ -11,7 +11,7 @@ import { it } from "node:test";
 import { sql, type Kysely } from "kysely";
 import { createLogger } from "../../src/analytics/structured-log.ts";
 import { createDeliveryStack, type DeliveryStack } from "../../src/delivery/delivery-stack.ts";
-import { relayMessage, type RelayOutcome } from "../../src/delivery/relay-message.ts";
+import { relayMessage, type DeliveryLedger, type RelayOutcome } from "../../src/delivery/relay-message.ts";
 import { replyForRelay } from "../../src/smtp/message-pipeline.ts";
 import { claimDelivery, ledgerView, storeDeliveryLedger } from "../../src/store/delivery-ledger-store.ts";
 import type { Database } from "../../src/store/schema.ts";
@@ -29,7 +29,10 @@ interface Bench {
   relay(fingerprint: string, raw: string): Promise<RelayOutcome>;
 }
 
-async function bench(target: DatabaseTarget, sinkPort: number, use: (bench: Bench) => Promise<void>): Promise<void> {
+/** The real store ledger, its claims delayed until `claimsMayRun` (a slow disk, a busy database). */
+type LedgerWrapper = (ledger: DeliveryLedger) => DeliveryLedger;
+
+async function bench(target: DatabaseTarget, sinkPort: number, use: (bench: Bench) => Promise<void>, wrap: LedgerWrapper = (ledger) => ledger): Promise<void> {
   const { db } = await target.open();
   const logs: Bench["logs"] = [];
   const logger = createLogger({
@@ -50,7 +53,7 @@ async function bench(target: DatabaseTarget, sinkPort: number, use: (bench: Benc
     client: { connectionTimeoutMs: 3000, greetingTimeoutMs: 3000, socketTimeoutMs: 5000 },
     logger,
   });
-  const ledger = storeDeliveryLedger(db, { ttlDays: 7 });
+  const ledger = wrap(storeDeliveryLedger(db, { ttlDays: 7 }));
   try {
     await use({
       db,
@@ -98,7 +101,40 @@ async function refuseWrites(db: Kysely<Database>, dialect: "sqlite" | "postgres"
 const fingerprint = () => `fp-${randomBytes(6).toString("hex")}`;
 
 forEachDatabase((target) => {
-  it("sends no final dot before the intent is durable: when the ledger cannot record it, the destination stores nothing", async () => {
+  it("streams the message while the intent is being written, but sends the final dot only once it is durable", async () => {
+    let allowClaims!: () => void;
+    const claimsMayRun = new Promise<void>((resolve) => {
+      allowClaims = resolve;
+    });
+    const slowClaims: LedgerWrapper = (ledger) => ({
+      ...ledger,
+      claim: async (...args) => {
+        await claimsMayRun;
+        return ledger.claim(...args);
+      },
+    });
+    await withFlakySink(() => "accept", async (sink) => {
+      await bench(
+        target,
+        sink.port,
+        async ({ db, relay }) => {
+          const id = fingerprint();
+          const relaying = relay(id, testMessage({ body: "x".repeat(20_000) }));
+          while (sink.dataStarted === 0) await sleep(10);
+          // ample time for 20 kB on loopback: without the gate the dot, and the 250, would be here
+          await sleep(400);
+          assert.equal(sink.copies.length, 0, "the destination must not have the message before its intent is recorded");
+          allowClaims();
+          assert.equal((await relaying).status, "delivered");
+          assert.equal(sink.copies.length, 1);
+          assert.deepEqual((await ledgerView(db, id, new Date())).accepted, new Set([DESTINATION]));
+        },
+        slowClaims,
+      );
+    });
+  });
+
+  it("stops the attempt before its dot when the ledger cannot record the intent: the destination stores nothing", async () => {
     await withSmtpSink(async (sink) => {
       await bench(target, sink.port, async ({ db, logs, relay }) => {
         await refuseWrites(db, target.label, "delivery_intents");

@@ -44,6 +44,8 @@ export interface FlakySink {
   readonly port: number;
   readonly copies: readonly StoredCopy[];
   readonly verdicts: Readonly<Record<SinkVerdict, number>>;
+  /** Transactions that got as far as sending message data (354 answered). */
+  readonly dataStarted: number;
   copiesOf(messageId: string, rcpt: string): StoredCopy[];
   stop(): Promise<void>;
 }
@@ -71,6 +73,7 @@ export async function startFlakySink(options: FlakySinkOptions = {}): Promise<Fl
   const copies: StoredCopy[] = [];
   const verdicts: Record<SinkVerdict, number> = { accept: 0, tempfail: 0, drop: 0 };
   const sockets = new Map<string, Socket>();
+  let dataStarted = 0;
 
   const server = new SMTPServer({
     authOptional: true,
@@ -86,6 +89,7 @@ export async function startFlakySink(options: FlakySinkOptions = {}): Promise<Fl
       else callback();
     },
     onData(stream, session, callback) {
+      dataStarted++;
       const chunks: Buffer[] = [];
       stream.on("data", (chunk: Buffer) => chunks.push(chunk));
       stream.on("end", () => {
@@ -131,6 +135,9 @@ export async function startFlakySink(options: FlakySinkOptions = {}): Promise<Fl
     port,
     copies,
     verdicts,
+    get dataStarted() {
+      return dataStarted;
+    },
     copiesOf(messageId, rcpt) {
       return copies.filter((copy) => copy.messageId === messageId && copy.rcpt.toLowerCase() === rcpt.toLowerCase());
     },
