@@ -24,9 +24,9 @@ import { RoutingService } from "../src/core/routing-service.ts";
 import { openStore } from "../src/store/open-store.ts";
 import { startDnsServer } from "../test/support/dns-server.ts";
 import { seededRandom, startFlakySink } from "../test/support/flaky-sink.ts";
+import { MailrouteProcess } from "../test/support/mailroute-process.ts";
 import { freePort, REPO_ROOT } from "./mailroute-server.ts";
 import { formatTable } from "./report-table.ts";
-import { SoakMailroute } from "./soak-mailroute.ts";
 import { soakFigures, type ExpectedDestinations, type Kill } from "./soak-report.ts";
 import { sendWithRetries, type MessageRecord, type SoakMessage } from "./soak-sender.ts";
 
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
   const dns = await startDnsServer();
   let killWindowArmed = false;
   const kills: Kill[] = [];
-  let mailroute: SoakMailroute | null = null;
+  let mailroute: MailrouteProcess | null = null;
   const sink = await startFlakySink({
     seed: SEED + 2,
     tempfailRate: 0.1,
@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   }
   const dataDir = mkdtempSync(join(tmpdir(), "mailroute-soak-"));
   await configure(dataDir);
-  mailroute = new SoakMailroute(
+  mailroute = new MailrouteProcess(
     {
       "data-dir": dataDir,
       "http-host": "127.0.0.1",

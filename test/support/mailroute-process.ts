@@ -1,7 +1,8 @@
 /**
- * The mailroute a soak run kills: a child process running exactly what an operator runs
- * (`node src/cli/main.ts start --…`), restarted on the same data directory and ports after every
- * SIGKILL, as a supervisor (systemd, a container runtime) would.
+ * A mailroute to kill: a child process running exactly what an operator runs
+ * (`node src/cli/main.ts start --…`), restartable on the same data directory and ports after a
+ * SIGKILL, as a supervisor (systemd, a container runtime) would. Used by the crash tests and
+ * the soak (`npm run soak`).
  *
  * Promises: `kill()` sends SIGKILL to the current child and nothing else, and resolves once it
  * is gone; `start()` resolves when the new child answers SMTP with 220 (or throws naming why it
@@ -11,7 +12,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect } from "node:net";
-import { CLI_ENTRY, REPO_ROOT } from "./mailroute-server.ts";
+import { join } from "node:path";
+
+const REPO_ROOT = join(import.meta.dirname, "..", "..");
+const CLI_ENTRY = join(REPO_ROOT, "src", "cli", "main.ts");
 
 const READY_TIMEOUT_MS = 20_000;
 
@@ -20,7 +24,7 @@ export interface LogLine {
   [field: string]: unknown;
 }
 
-export class SoakMailroute {
+export class MailrouteProcess {
   readonly #flags: readonly string[];
   readonly port: number;
   readonly logs: LogLine[] = [];
@@ -66,8 +70,12 @@ export class SoakMailroute {
       this.#stderr = (this.#stderr + text).slice(-4000);
     });
     let exit: string | null = null;
+    // if the test or soak dies on an uncaught error, its mailroute must not outlive it
+    const killOnExit = () => child.kill("SIGKILL");
+    process.once("exit", killOnExit);
     this.#exited = new Promise((resolve) => {
       child.once("exit", (code, signal) => {
+        process.off("exit", killOnExit);
         this.#ready = false;
         exit = signal === null ? `exit code ${code}` : `signal ${signal}`;
         resolve();
