@@ -9,7 +9,7 @@ import { ensureAdminToken, verifyAdminToken } from "../api/admin-token.ts";
 import { createHttpServer, listenHttp } from "../api/http-server.ts";
 import { createEventRecorder, purgeOldEvents } from "../analytics/event-recorder.ts";
 import { createLogger, type Logger } from "../analytics/structured-log.ts";
-import { loadOrCreateSecrets } from "../config/data-dir.ts";
+import { ensureDataDir, loadOrCreateSecrets, octal, type OnTightened } from "../config/data-dir.ts";
 import type { Settings } from "../config/settings.ts";
 import { RoutingConfigWatcher } from "../core/routing-snapshot.ts";
 import { createDeliveryStack } from "../delivery/delivery-stack.ts";
@@ -72,6 +72,9 @@ export interface StartOverrides {
 
 export async function startMailroute(settings: Readonly<Settings>, overrides: StartOverrides = {}): Promise<RunningMailroute> {
   const logger = overrides.logger ?? createLogger({ level: settings.logLevel });
+  // Private before anything is written into it (issue 8 item 4): keys, secrets, the database.
+  const onTightened: OnTightened = (path, from, to) => logger.log("warn", "data_permissions_tightened", { path, from: octal(from), to: octal(to) });
+  ensureDataDir(settings.dataDir, onTightened);
   // Built first: it validates --ca-file, --dns-servers and --transport before anything listens.
   const delivery = createDeliveryStack({
     hostname: settings.hostname,
@@ -85,7 +88,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     logger,
   });
   const pool = delivery.pool;
-  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined });
+  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined, onPermissionsTightened: onTightened });
   const routing = new RoutingConfigWatcher(store.db, {
     intervalMs: overrides.configPollMs ?? 250,
     onReload: (version, table) => logger.log("info", "routing_reloaded", { version, zones: table.zones.size, rules: table.rules.size }),
@@ -93,7 +96,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
   await routing.start();
 
-  const srs = new SrsRewriter({ secrets: loadOrCreateSecrets(settings.dataDir, "srs-secrets"), domain: settings.hostname });
+  const srs = new SrsRewriter({ secrets: loadOrCreateSecrets(settings.dataDir, "srs-secrets", onTightened), domain: settings.hostname });
   const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS });
   // Hourly housekeeping: expired ledger entries and KV values, and the activity log's old events.
   const purge = setInterval(() => {
