@@ -96,11 +96,13 @@ export async function relayMessage(request: RelayRequest, deps: RelayDependencie
     // a lost or failed claim stops this attempt before its dot, through the sender's own abort path
     const stop = new AbortController();
     let claim: Promise<void> | null = null;
+    let claimed = false;
     let claimFailure: ChainResult["held"] | null = null;
     let dotReleased = false;
     const claimOnce = (): Promise<void> => {
       claim ??= deps.ledger.claim(fingerprint, key, attemptId, settlesAt).then(
         (won) => {
+          claimed = won;
           if (won) return;
           claimFailure = "in-flight";
           stop.abort();
@@ -122,7 +124,22 @@ export async function relayMessage(request: RelayRequest, deps: RelayDependencie
     const started = now();
     const sent = await deps.send(member, { from: request.mailFrom, size: request.size }, message, AbortSignal.any([signal, stop.signal]));
     const outcome = { ...sent, durationMs: sent.durationMs || now() - started };
-    if (claim !== null) await (claim as Promise<void>).catch(() => undefined);
+    if (claim !== null && !claimed && claimFailure === null) {
+      // the attempt ended (refused, no connection, our deadline) before the claim was answered:
+      // wait for the claim, but never past the relay's deadline
+      const pending = claim as Promise<void>;
+      await new Promise<void>((resolve) => {
+        pending.then(resolve, () => resolve());
+        if (signal.aborted) resolve();
+        else signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+      if (!claimed && claimFailure === null) {
+        // the deadline came first, so the gate is still shut and no dot left: whenever the claim
+        // lands, it is released as not sent (the relay's bound does not wait on a slow database)
+        void pending.then(() => deps.ledger.settle(fingerprint, key, attemptId, "not-sent")).catch(() => undefined);
+        return { outcome };
+      }
+    }
     if (claimFailure !== null) return { outcome: { ...heldAttempt(member, claimFailure), durationMs: outcome.durationMs }, held: claimFailure };
     if (outcome.status === "accepted") {
       // Recorded before anything else, and before answering the sender: the window in which a

@@ -29,10 +29,27 @@ interface Bench {
   relay(fingerprint: string, raw: string): Promise<RelayOutcome>;
 }
 
-/** The real store ledger, its claims delayed until `claimsMayRun` (a slow disk, a busy database). */
+/** Wraps the real store ledger, e.g. to delay its claims (a slow disk, a busy database). */
 type LedgerWrapper = (ledger: DeliveryLedger) => DeliveryLedger;
 
-async function bench(target: DatabaseTarget, sinkPort: number, use: (bench: Bench) => Promise<void>, wrap: LedgerWrapper = (ledger) => ledger): Promise<void> {
+function delayedClaims(): { wrap: LedgerWrapper; allow: () => void } {
+  let allow!: () => void;
+  const mayRun = new Promise<void>((resolve) => {
+    allow = resolve;
+  });
+  return {
+    allow,
+    wrap: (ledger) => ({
+      ...ledger,
+      claim: async (...args) => {
+        await mayRun;
+        return ledger.claim(...args);
+      },
+    }),
+  };
+}
+
+async function bench(target: DatabaseTarget, sinkPort: number, use: (bench: Bench) => Promise<void>, wrap: LedgerWrapper = (ledger) => ledger, deadlineMs = DEADLINE_MS): Promise<void> {
   const { db } = await target.open();
   const logs: Bench["logs"] = [];
   const logger = createLogger({
@@ -61,7 +78,7 @@ async function bench(target: DatabaseTarget, sinkPort: number, use: (bench: Benc
       relay: (fingerprint, raw) =>
         relayMessage(
           { chains: [[DESTINATION]], mailFrom: "bounce@mx.mailroute.test", fingerprint, size: raw.length, message: () => Readable.from([Buffer.from(raw)]) },
-          { send: stack.send, ledger, deadlineMs: DEADLINE_MS, logger },
+          { send: stack.send, ledger, deadlineMs, logger },
         ),
     });
   } finally {
@@ -102,17 +119,7 @@ const fingerprint = () => `fp-${randomBytes(6).toString("hex")}`;
 
 forEachDatabase((target) => {
   it("streams the message while the intent is being written, but sends the final dot only once it is durable", async () => {
-    let allowClaims!: () => void;
-    const claimsMayRun = new Promise<void>((resolve) => {
-      allowClaims = resolve;
-    });
-    const slowClaims: LedgerWrapper = (ledger) => ({
-      ...ledger,
-      claim: async (...args) => {
-        await claimsMayRun;
-        return ledger.claim(...args);
-      },
-    });
+    const claims = delayedClaims();
     await withFlakySink(() => "accept", async (sink) => {
       await bench(
         target,
@@ -124,12 +131,51 @@ forEachDatabase((target) => {
           // ample time for 20 kB on loopback: without the gate the dot, and the 250, would be here
           await sleep(400);
           assert.equal(sink.copies.length, 0, "the destination must not have the message before its intent is recorded");
-          allowClaims();
+          claims.allow();
           assert.equal((await relaying).status, "delivered");
           assert.equal(sink.copies.length, 1);
           assert.deepEqual((await ledgerView(db, id, new Date())).accepted, new Set([DESTINATION]));
         },
-        slowClaims,
+        claims.wrap,
+      );
+    });
+  });
+
+  // without the bound the relay would wait for the database forever: the timeout makes that a failure
+  it("keeps to the relay deadline when the database does not answer the claim, and releases the claim once it lands", { timeout: 30_000 }, async () => {
+    const claims = delayedClaims();
+    let settled!: (outcome: string) => void;
+    const settlement = new Promise<string>((resolve) => {
+      settled = resolve;
+    });
+    const watchSettle: LedgerWrapper = (ledger) => {
+      const slow = claims.wrap(ledger);
+      return {
+        ...slow,
+        settle: async (...args) => {
+          await ledger.settle(...args);
+          settled(args[3]);
+        },
+      };
+    };
+    await withFlakySink(() => "accept", async (sink) => {
+      await bench(
+        target,
+        sink.port,
+        async ({ db, relay }) => {
+          const id = fingerprint();
+          // returns although the database has not answered (the claim is released only below)
+          const outcome = await relay(id, testMessage());
+          assert.equal(outcome.status, "temporary");
+          assert.match(outcome.chains[0]!.attempts[0]!.reply, /^4\.4\.7 /);
+          assert.equal(sink.copies.length, 0);
+          claims.allow();
+          assert.equal(await settlement, "not-sent");
+          assert.deepEqual(await db.selectFrom("delivery_intents").selectAll().execute(), []);
+          assert.equal((await relay(id, testMessage())).status, "delivered");
+        },
+        watchSettle,
+        800,
       );
     });
   });
