@@ -18,6 +18,9 @@ if (runtime === null) {
   process.exit(1);
 }
 const flags = runtime === process.execPath && major === 22 ? ["--experimental-strip-types", "--no-warnings"] : [];
+// Files mailroute creates (database, -wal/-shm, keys, secrets) are private to its user; the
+// child inherits the umask.
+process.umask(0o077);
 const child = spawn(runtime, [...flags, entry, ...process.argv.slice(2)], { stdio: "inherit" });
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal));
 child.on("exit", (code, signal) => {

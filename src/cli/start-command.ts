@@ -1,6 +1,7 @@
 /**
  * `mailroute start`: load settings (flags, MAILROUTE_* env, defaults), start the service and
- * stop it cleanly on SIGINT/SIGTERM.
+ * stop it cleanly on SIGINT/SIGTERM. Sets the process umask to 077 first: data at rest is
+ * private (the data directory module also sets modes explicitly; this covers everything else).
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { loadSettings, SETTING_SPECS, SettingsError } from "../config/settings.ts";
@@ -14,6 +15,9 @@ export function startUsage(): string {
 }
 
 export async function startCommand(argv: string[], output: Output): Promise<void> {
+  // Everything the service writes (database, -wal/-shm, keys, worker runtime files) is private
+  // to its user, whatever the module writing it asks for (`npm start` does not go through bin/).
+  process.umask(0o077);
   const options: ParseArgsConfig["options"] = {};
   for (const spec of Object.values(SETTING_SPECS)) options[spec.flag] = { type: "string" };
   let flags: Record<string, string | undefined>;

@@ -16,7 +16,7 @@ import { createVerificationMailer } from "../delivery/verification-mail.ts";
 import { createHttpServer, listenHttp } from "../api/http-server.ts";
 import { createEventRecorder, purgeOldEvents } from "../analytics/event-recorder.ts";
 import { createLogger, type Logger } from "../analytics/structured-log.ts";
-import { loadOrCreateSecrets } from "../config/data-dir.ts";
+import { ensureDataDir, loadOrCreateSecrets, octal, type OnTightened } from "../config/data-dir.ts";
 import type { Settings } from "../config/settings.ts";
 import { RoutingConfigWatcher } from "../core/routing-snapshot.ts";
 import { createDeliveryStack } from "../delivery/delivery-stack.ts";
@@ -41,7 +41,7 @@ import { lazySecretBox } from "../workers/secret-box.ts";
 import { InvocationLimiter } from "../workers/invocation-limiter.ts";
 import { WorkerRuntime } from "../workers/worker-runtime.ts";
 import { WorkerStore } from "../workers/worker-store.ts";
-import { acceptedDestinations, purgeExpired, recordAccepted } from "../store/delivery-ledger-store.ts";
+import { purgeExpired, storeDeliveryLedger } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
 
 export const LEDGER_TTL_DAYS = 7;
@@ -86,6 +86,9 @@ export interface StartOverrides {
 
 export async function startMailroute(settings: Readonly<Settings>, overrides: StartOverrides = {}): Promise<RunningMailroute> {
   const logger = overrides.logger ?? createLogger({ level: settings.logLevel });
+  // Private before anything is written into it (issue 8 item 4): keys, secrets, the database.
+  const onTightened: OnTightened = (path, from, to) => logger.log("warn", "data_permissions_tightened", { path, from: octal(from), to: octal(to) });
+  ensureDataDir(settings.dataDir, onTightened);
   // Built first: it validates --ca-file, --dns-servers and --transport before anything listens.
   const delivery = createDeliveryStack({
     hostname: settings.hostname,
@@ -99,7 +102,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     logger,
   });
   const pool = delivery.pool;
-  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined });
+  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined, onPermissionsTightened: onTightened });
   const routing = new RoutingConfigWatcher(store.db, {
     intervalMs: overrides.configPollMs ?? 250,
     onReload: (version, table) => logger.log("info", "routing_reloaded", { version, zones: table.zones.size, rules: table.rules.size }),
@@ -107,11 +110,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
   await routing.start();
 
-  const srs = new SrsRewriter({ secrets: loadOrCreateSecrets(settings.dataDir, "srs-secrets"), domain: settings.hostname });
-  const ledger: DeliveryLedger = {
-    acceptedDestinations: (fingerprint) => acceptedDestinations(store.db, fingerprint, new Date()),
-    recordAccepted: (fingerprint, destination, upstreamReply) => recordAccepted(store.db, { fingerprint, destination, upstreamReply, now: new Date(), ttlDays: LEDGER_TTL_DAYS }),
-  };
+  const srs = new SrsRewriter({ secrets: loadOrCreateSecrets(settings.dataDir, "srs-secrets", onTightened), domain: settings.hostname });
+  const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS });
   // Hourly housekeeping: expired ledger entries and KV values, and the activity log's old events.
   const purge = setInterval(() => {
     const now = new Date();
@@ -152,7 +152,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     maxBytes: WORKER_MESSAGE_BUDGET_BYTES,
   });
   const signer = createMessageSigner({ keys, hostname: settings.hostname });
-  const relayDeps = { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs };
+  const relayDeps = { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs, logger };
 
   const server = createInboundServer(
     {

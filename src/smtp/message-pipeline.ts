@@ -18,7 +18,7 @@ import { readHeaderFields, type HeaderFields } from "../delivery/header-block.ts
 import { messageFingerprint } from "../delivery/message-fingerprint.ts";
 import type { MessageSpool } from "../delivery/message-spool.ts";
 import type { MessageSigner, SignedHeaders } from "../delivery/message-signer.ts";
-import { relayMessage, representativeFailure, type RelayDependencies, type RelayOutcome } from "../delivery/relay-message.ts";
+import { heldChain, relayMessage, representativeFailure, type RelayDependencies, type RelayOutcome } from "../delivery/relay-message.ts";
 import type { SrsRewriter } from "../delivery/srs-rewriter.ts";
 import { receivedHeader } from "../delivery/trace-header.ts";
 import type { DestinationChains } from "../routing/destination-expression.ts";
@@ -229,6 +229,8 @@ export function replyForRelay(outcome: RelayOutcome, queueId: string, hostname: 
       return new SmtpReply(replies.ACCEPTED_PARTIAL, { id: queueId, count: delivered, failed: outcome.chains.length - delivered });
     case "temporary":
     case "permanent": {
+      const held = outcome.status === "temporary" ? heldChain(outcome) : null;
+      if (held !== null) return new SmtpReply(held.held === "in-flight" ? replies.FORWARDING_HELD : replies.LOCAL_ERROR, { hop: hostname });
       const klass = outcome.status === "temporary" ? 4 : 5;
       const failure = representativeFailure(outcome, outcome.status);
       const template = klass === 4 ? replies.UPSTREAM_TEMPORARY : replies.UPSTREAM_PERMANENT;

@@ -70,6 +70,10 @@ export const replies = Object.freeze({
 
   // Session
   SERVICE_SHUTTING_DOWN: reply(421, "4.3.2", "{hop}: Service shutting down, closing transmission channel"),
+
+  // Delivery intent (issue 8 item 9): an earlier attempt of this very message may still be
+  // delivering (or crashed mid-way); the sender retries after it settled (at most the relay timeout).
+  FORWARDING_HELD: reply(451, "4.3.0", "{hop}: forwarding held: an earlier attempt to deliver this message has not settled yet, please try again later"),
 });
 
 export type ReplyName = keyof typeof replies;

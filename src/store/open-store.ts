@@ -6,10 +6,10 @@
  * Promises: a returned Store is ready to use; on any failure nothing is left open and the
  * Error names what failed (the migration, or the database URL).
  */
-import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Kysely, PostgresDialect, type Dialect } from "kysely";
 import pg from "pg";
+import { ensureDataDir, ensurePrivateFile, octal, PRIVATE_FILE_MODE, tightenIfPresent, type OnTightened } from "../config/data-dir.ts";
 import { migrateToLatest } from "./migrations.ts";
 import { createNodeSqliteDialect } from "./node-sqlite-dialect.ts";
 import type { Database } from "./schema.ts";
@@ -30,6 +30,8 @@ export interface OpenStoreOptions {
    * already discards the broken connection. Default: one JSON line on stderr.
    */
   onPoolError?: (error: Error) => void;
+  /** A data directory or database file others could read was made private. Default: one JSON line on stderr. */
+  onPermissionsTightened?: OnTightened;
 }
 
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
@@ -62,8 +64,12 @@ interface ChosenDialect {
 async function chooseDialect(options: OpenStoreOptions): Promise<ChosenDialect> {
   const url = options.databaseUrl ?? "";
   if (url === "") {
-    await mkdir(options.dataDir, { recursive: true });
+    // private before SQLite creates anything: it gives -wal and -shm the database file's mode
+    const onTightened = options.onPermissionsTightened ?? logTightened;
+    ensureDataDir(options.dataDir, onTightened);
     const path = join(options.dataDir, SQLITE_FILE_NAME);
+    ensurePrivateFile(path, onTightened);
+    for (const suffix of ["-wal", "-shm"]) tightenIfPresent(`${path}${suffix}`, PRIVATE_FILE_MODE, onTightened);
     return { dialect: "sqlite", kyselyDialect: createNodeSqliteDialect(path), target: `"${path}"` };
   }
   if (!/^postgres(ql)?:\/\//i.test(url)) {
@@ -84,6 +90,10 @@ function withoutPassword(url: string): string {
   } catch {
     return url.replace(/:[^:@/]*@/, ":***@");
   }
+}
+
+function logTightened(path: string, fromMode: number, toMode: number): void {
+  process.stderr.write(`${JSON.stringify({ event: "data_permissions_tightened", path, from: octal(fromMode), to: octal(toMode) })}\n`);
 }
 
 function logPoolError(error: Error): void {

@@ -231,6 +231,18 @@ export interface WorkerLogTable {
   message: string;
 }
 
+/** A delivery attempt's intent (migration 0005): written before the final dot, see delivery-ledger-store.ts. */
+export interface DeliveryIntentTable {
+  fingerprint: string;
+  destination: string;
+  attempt_id: string;
+  /** "sending" | "maybe-delivered" */
+  state: string;
+  started_at: string;
+  settles_at: string;
+  expires_at: string;
+}
+
 export interface Database {
   accounts: AccountTable;
   api_tokens: ApiTokenTable;
@@ -248,4 +260,5 @@ export interface Database {
   worker_secrets: WorkerSecretTable;
   kv_entries: KvEntryTable;
   worker_logs: WorkerLogTable;
+  delivery_intents: DeliveryIntentTable;
 }

@@ -98,8 +98,11 @@ const DOMAINS = ["secure.test", "plain.test", "wrongname.test", "unlisted.test",
 const memoryLedger = (): DeliveryLedger => {
   const accepted = new Map<string, Set<string>>();
   return {
-    acceptedDestinations: async (fingerprint) => new Set(accepted.get(fingerprint) ?? []),
+    view: async (fingerprint) => ({ accepted: new Set(accepted.get(fingerprint) ?? []), intents: new Map() }),
+    // one attempt per message at a time here: the intent protocol has its own tests
+    claim: async () => true,
     recordAccepted: async (fingerprint, destination) => void accepted.set(fingerprint, new Set([...(accepted.get(fingerprint) ?? []), destination])),
+    settle: async () => undefined,
   };
 };
 

@@ -63,7 +63,7 @@ function dependencies(workers: WorkerGateway): PipelineDependencies & { workers:
       send: async () => {
         throw new Error("these tests deliver nothing");
       },
-      ledger: { acceptedDestinations: async () => new Set(), recordAccepted: async () => undefined },
+      ledger: { view: async () => ({ accepted: new Set(), intents: new Map() }), claim: async () => true, recordAccepted: async () => undefined, settle: async () => undefined },
       deadlineMs: 1000,
     },
     workers,

@@ -13,6 +13,7 @@ const TABLES = [
   "audit_log",
   "catch_alls",
   "config_version",
+  "delivery_intents",
   "delivery_ledger",
   "destination_addresses",
   "events",
