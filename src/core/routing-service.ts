@@ -30,8 +30,8 @@ export interface Zone {
 
 export { DEFAULT_ZONE_POLICY, type ZonePolicy } from "../routing/routing-table.ts";
 
-export function zonePolicyOf(row: Pick<Selectable<ZoneTable>, "enforce_dmarc" | "require_auth" | "reject_quarantine" | "spam_threshold">): ZonePolicy {
-  return { enforceDmarc: row.enforce_dmarc === 1, requireAuth: row.require_auth === 1, rejectQuarantine: row.reject_quarantine === 1, spamThreshold: row.spam_threshold };
+export function zonePolicyOf(row: Pick<Selectable<ZoneTable>, "enforce_dmarc" | "require_auth" | "reject_quarantine" | "spam_threshold" | "sign_outbound">): ZonePolicy {
+  return { enforceDmarc: row.enforce_dmarc === 1, requireAuth: row.require_auth === 1, rejectQuarantine: row.reject_quarantine === 1, spamThreshold: row.spam_threshold, signOutbound: row.sign_outbound !== 0 };
 }
 
 export interface DestinationAddress {
@@ -151,6 +151,7 @@ export class RoutingService {
       require_auth: 1,
       reject_quarantine: 0,
       spam_threshold: null,
+      sign_outbound: 1,
       created_at: now,
       modified_at: now,
     } satisfies Insertable<ZoneTable>;
@@ -176,6 +177,7 @@ export class RoutingService {
     if (changes.enforceDmarc !== undefined) patch.enforce_dmarc = changes.enforceDmarc ? 1 : 0;
     if (changes.requireAuth !== undefined) patch.require_auth = changes.requireAuth ? 1 : 0;
     if (changes.rejectQuarantine !== undefined) patch.reject_quarantine = changes.rejectQuarantine ? 1 : 0;
+    if (changes.signOutbound !== undefined) patch.sign_outbound = changes.signOutbound ? 1 : 0;
     if (changes.spamThreshold !== undefined) {
       const threshold = changes.spamThreshold;
       if (threshold !== null && !(Number.isFinite(threshold) && threshold >= 0 && threshold <= 5)) throw new ValidationError("spam_threshold", `${threshold} is not a score from 0 to 5 (or "off")`);

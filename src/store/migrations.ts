@@ -215,6 +215,14 @@ function defineMigrations(dialect: StoreDialect): Record<string, Migration> {
         await db.schema.createIndex("worker_logs_worker_index").on("worker_logs").columns(["account_id", "worker", "id"]).execute();
       },
     },
+    "0006_zone_signing": {
+      // Per-zone opt-out of DKIM signing and ARC sealing (issue 11): a zone whose mail goes
+      // by --transport to the operator's own server needs no signature of ours, and signing is
+      // the largest CPU cost per message. On by default: every other zone keeps signing.
+      async up(db: MigrationDb): Promise<void> {
+        await db.schema.alterTable("zones").addColumn("sign_outbound", "integer", (c) => c.notNull().defaultTo(1)).execute();
+      },
+    },
   };
 }
 
