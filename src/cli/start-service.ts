@@ -21,7 +21,7 @@ import { SrsRewriter } from "../delivery/srs-rewriter.ts";
 import { createInboundServer } from "../smtp/inbound-server.ts";
 import { createDevCredentials, TlsCredentials, type TlsCredentialsError } from "../smtp/tls-credentials.ts";
 import { DkimKeyStore } from "../delivery/dkim-keys.ts";
-import { createMessageSigner } from "../delivery/message-signer.ts";
+import { createSigningPool } from "../delivery/signing-pool.ts";
 import { authenticateMessage } from "../inbound/authenticate-message.ts";
 import { ClientLimits } from "../inbound/client-limits.ts";
 import { createDnsblChecker } from "../inbound/dnsbl-checker.ts";
@@ -109,7 +109,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
 
   const dnsResolver = createDnsTxtResolver({ servers: settings.dnsServers.length > 0 ? settings.dnsServers : undefined, ...overrides.authDns });
   const trusted = createNetworkMatcher(settings.trustedNetworks);
-  const keys = new DkimKeyStore({ dir: join(settings.dataDir, "dkim"), selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });
+  // refuses a bad --dkim-selector here, naming it, before the signing threads start
+  new DkimKeyStore({ dir: join(settings.dataDir, "dkim"), selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });
   const onTlsError = (error: TlsCredentialsError) => logger.log("error", "tls_reload_failed", { file: error.file, error });
   const tls = settings.tlsCert !== null && settings.tlsKey !== null
     ? TlsCredentials.watch({ certFile: settings.tlsCert, keyFile: settings.tlsKey, onError: onTlsError })
@@ -132,6 +133,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
 
   const workerLimiter = new InvocationLimiter(WORKER_CONCURRENCY);
+  // DKIM signing and ARC sealing on worker threads: the other cores (issue 11)
+  const signing = await createSigningPool({ keyDir: join(settings.dataDir, "dkim"), selector: settings.dkimSelector, ed25519: settings.dkimEd25519, hostname: settings.hostname });
 
   const server = createInboundServer(
     {
@@ -151,7 +154,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         authenticate: overrides.skipAuthentication ? null : authenticateMessage,
         resolver: dnsResolver,
         authTimeoutMs: 20_000,
-        sign: createMessageSigner({ keys, hostname: settings.hostname }),
+        sign: signing.sign,
         relay: { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs },
         workers: {
           account: DEFAULT_ACCOUNT,
@@ -175,6 +178,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   } catch (error) {
     routing.stop();
     clearInterval(purge);
+    await signing.close();
     await store.close();
     throw new Error(`cannot listen for SMTP on ${settings.smtpHost}:${settings.smtpPort}: ${(error as Error).message}`);
   }
@@ -195,6 +199,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     routing.stop();
     clearInterval(purge);
     await server.close();
+    await signing.close();
     await store.close();
     throw new Error(`cannot listen for HTTP on ${settings.httpHost}:${settings.httpPort}: ${(error as Error).message}`);
   }
@@ -217,6 +222,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         await server.close();
         tls.close();
         await workerRuntime.dispose();
+        await signing.close();
         await delivery.close();
         await store.close();
         logger.log("info", "stopped");
