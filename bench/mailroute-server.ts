@@ -37,6 +37,8 @@ export interface ServerSettings {
   dnsAddress: string;
   sinkPort: number;
   hostname: string;
+  /** Flags added to (or overriding) the ones below, e.g. `transport`, `log-level`. */
+  extraFlags?: Readonly<Record<string, string>>;
 }
 
 function flagsFor(settings: ServerSettings, smtpPort: number, httpPort: number): Record<string, string> {
@@ -52,6 +54,7 @@ function flagsFor(settings: ServerSettings, smtpPort: number, httpPort: number):
     "outbound-port": String(settings.sinkPort),
     "admin-token": "bench-admin-token",
     "log-level": "warn",
+    ...settings.extraFlags,
   };
 }
 

@@ -10,7 +10,8 @@
  *
  * Everything runs on 127.0.0.1; every loop is bounded in count and time, and the whole run
  * takes about two minutes on a 2-core machine. `npm run bench -- --quick` shortens every
- * time bound for a smoke run (its figures are noisier).
+ * time bound for a smoke run (its figures are noisier). `npm run bench -- --postfix` runs the
+ * side-by-side comparison with Postfix instead (side-by-side.ts; installs Postfix if missing).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
@@ -300,7 +301,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
+// `--postfix`: the side-by-side comparison with Postfix instead (side-by-side.ts)
+const entry = process.argv.includes("--postfix") ? () => import("./side-by-side.ts").then((module) => module.runSideBySide()) : main;
+entry().catch((error: unknown) => {
   process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
   process.exitCode = 1;
 });

@@ -49,6 +49,7 @@ export function settingsJson(zone: Zone) {
     support_subaddress: zone.supportSubaddress,
     // mailroute extensions
     dot_insensitive: zone.dotInsensitive,
+    sign_outbound: zone.policy.signOutbound,
     authentication: {
       enforce_dmarc: zone.policy.enforceDmarc,
       require_auth: zone.policy.requireAuth,

@@ -79,7 +79,7 @@ export function need(positionals: string[], index: number, what: string, usage: 
 // ── domain ──────────────────────────────────────────────────────────────────
 
 const DOMAIN_USAGE =
-  "mailroute domain add <domain> [--subaddressing] [--dot-insensitive] | list | remove <domain> | enable <domain> | disable <domain> | set <domain> [--[no-]subaddressing] [--[no-]dot-insensitive] [--[no-]enforce-dmarc] [--[no-]require-auth] [--[no-]reject-quarantine] [--spam-threshold <0-5|off>]";
+  "mailroute domain add <domain> [--subaddressing] [--dot-insensitive] | list | remove <domain> | enable <domain> | disable <domain> | set <domain> [--[no-]subaddressing] [--[no-]dot-insensitive] [--[no-]enforce-dmarc] [--[no-]require-auth] [--[no-]reject-quarantine] [--[no-]sign-outbound] [--spam-threshold <0-5|off>]";
 
 const SWITCHES = [
   ["subaddressing", "supportSubaddress"],
@@ -87,6 +87,7 @@ const SWITCHES = [
   ["enforce-dmarc", "enforceDmarc"],
   ["require-auth", "requireAuth"],
   ["reject-quarantine", "rejectQuarantine"],
+  ["sign-outbound", "signOutbound"],
 ] as const;
 
 export async function domainCommand(argv: string[], output: Output): Promise<void> {
@@ -143,7 +144,7 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
         const p = zone.policy;
         emit(output, values, zone, [
           `${zone.name}: sub-addressing ${onOff(zone.supportSubaddress)}, dot-insensitive ${onOff(zone.dotInsensitive)}`,
-          `  DMARC p=reject enforced ${onOff(p.enforceDmarc)}, SPF-or-DKIM required ${onOff(p.requireAuth)}, p=quarantine ${p.rejectQuarantine ? "rejected" : "accepted and marked"}, spam threshold ${p.spamThreshold ?? "off"}`,
+          `  DMARC p=reject enforced ${onOff(p.enforceDmarc)}, SPF-or-DKIM required ${onOff(p.requireAuth)}, p=quarantine ${p.rejectQuarantine ? "rejected" : "accepted and marked"}, spam threshold ${p.spamThreshold ?? "off"}, DKIM/ARC signing ${onOff(p.signOutbound)}`,
         ]);
         return;
       }

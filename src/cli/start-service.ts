@@ -28,7 +28,7 @@ import { SrsRewriter } from "../delivery/srs-rewriter.ts";
 import { createInboundServer } from "../smtp/inbound-server.ts";
 import { createDevCredentials, TlsCredentials, type TlsCredentialsError } from "../smtp/tls-credentials.ts";
 import { DkimKeyStore } from "../delivery/dkim-keys.ts";
-import { createMessageSigner } from "../delivery/message-signer.ts";
+import { createSigningPool } from "../delivery/signing-pool.ts";
 import { authenticateMessage } from "../inbound/authenticate-message.ts";
 import { ClientLimits } from "../inbound/client-limits.ts";
 import { createDnsblChecker } from "../inbound/dnsbl-checker.ts";
@@ -123,6 +123,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
 
   const dnsResolver = createDnsTxtResolver({ servers: settings.dnsServers.length > 0 ? settings.dnsServers : undefined, ...overrides.authDns });
   const trusted = createNetworkMatcher(settings.trustedNetworks);
+  // refuses a bad --dkim-selector here, naming it, before the signing threads start; also serves the API's DNS records
   const keys = new DkimKeyStore({ dir: join(settings.dataDir, "dkim"), selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });
   const onTlsError = (error: TlsCredentialsError) => logger.log("error", "tls_reload_failed", { file: error.file, error });
   const tls = settings.tlsCert !== null && settings.tlsKey !== null
@@ -151,7 +152,9 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     maxPerWorker: WORKER_CONCURRENCY_PER_WORKER,
     maxBytes: WORKER_MESSAGE_BUDGET_BYTES,
   });
-  const signer = createMessageSigner({ keys, hostname: settings.hostname });
+  // DKIM signing and ARC sealing on worker threads: the other cores (issue 11)
+  const signing = await createSigningPool({ keyDir: join(settings.dataDir, "dkim"), selector: settings.dkimSelector, ed25519: settings.dkimEd25519, hostname: settings.hostname });
+  const signer = signing.sign;
   const relayDeps = { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs, logger };
 
   const server = createInboundServer(
@@ -198,6 +201,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   } catch (error) {
     routing.stop();
     clearInterval(purge);
+    await signing.close();
     await store.close();
     throw new Error(`cannot listen for SMTP on ${settings.smtpHost}:${settings.smtpPort}: ${(error as Error).message}`);
   }
@@ -245,6 +249,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     clearInterval(purge);
     clearInterval(verificationRetry);
     await server.close();
+    await signing.close();
     await store.close();
     throw new Error(`cannot listen for HTTP on ${settings.httpHost}:${settings.httpPort}: ${(error as Error).message}`);
   }
@@ -269,6 +274,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         await server.close();
         tls.close();
         await workerRuntime.dispose();
+        await signing.close();
         await delivery.close();
         await store.close();
         logger.log("info", "stopped");

@@ -11,7 +11,8 @@
  *   EEXIST for everyone but the first; the losers read the winner's key. A key file is never
  *   seen half-written, because link publishes a file that is already complete;
  * - key files are mode 0600 in directories of mode 0700; a key is never logged;
- * - keys are cached in memory after the first load; a failed load is not cached;
+ * - keys are cached in memory after the first load, parsed (KeyObject) as well as PEM, so
+ *   signing never parses a key again; a failed load is not cached;
  * - the domain is used in its IDNA lower-case form, and anything that is not a host name is
  *   refused before it can become a path;
  * - the published record is RFC 6376 §3.6.1 (`v=DKIM1; k=rsa; p=<SPKI DER, base64>`) and, for
@@ -34,6 +35,8 @@ export interface DkimKey {
   selector: string;
   /** PKCS#8 PEM. A secret: never log it. */
   privateKeyPem: string;
+  /** The same key, parsed once at load: sign with this, not the PEM (parsing costs as much as signing). */
+  privateKey: KeyObject;
   /** `<selector>._domainkey.<domain>` (RFC 6376 §3.6.2.1), without a trailing dot. */
   dnsName: string;
   /** The TXT record value to publish at dnsName (longer than 255 bytes for RSA: see publicRecords). */
@@ -126,6 +129,7 @@ export class DkimKeyStore {
       algorithm,
       selector,
       privateKeyPem: pem,
+      privateKey,
       dnsName: `${selector}._domainkey.${domain}`,
       dnsValue: dkimRecord(algorithm, createPublicKey(privateKey)),
     };

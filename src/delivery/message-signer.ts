@@ -36,6 +36,8 @@
  * signing; receivers refuse or flag a second From (RFC 5322 §3.6, mailauth's
  * "multiple-from-fields"), which is what oversigning would have defended against.
  */
+// first, before anything loads mailauth's signer: it wraps the function the signer binds at load
+import { keyObjectsAccepted } from "./mailauth-key-objects.ts";
 import { createRequire } from "node:module";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -130,6 +132,9 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
 
   return async function signAndSeal(request: SignRequest): Promise<SignedHeaders> {
     const keys = await keyStore.keysFor(request.routingDomain);
+    // the parsed key when mailauth takes it (mailauth-key-objects.ts), else the PEM it parses itself
+    const parsed = await keyObjectsAccepted();
+    const privateKeyOf = (key: DkimKey) => (parsed ? (key.privateKey as unknown as string) : key.privateKeyPem);
     const signTime = now();
     const dkimKeys: DkimKey[] = [keys.rsa, ...(keys.ed25519 ? [keys.ed25519] : [])];
     const skipped: SignedHeaders["skipped"] = [];
@@ -145,7 +150,7 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
       signatureData: dkimKeys.map((key) => ({
         signingDomain: keys.domain,
         selector: key.selector,
-        privateKey: key.privateKeyPem,
+        privateKey: privateKeyOf(key),
         algorithm: key.algorithm === "rsa" ? "rsa-sha256" : "ed25519-sha256",
       })),
     };
@@ -214,7 +219,7 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
         seal: {
           signingDomain: keys.domain,
           selector: keys.rsa.selector,
-          privateKey: keys.rsa.privateKeyPem,
+          privateKey: privateKeyOf(keys.rsa),
           algorithm: "rsa-sha256",
           cv,
           authResults: authResultsPayload(request.authenticationResults, inbound, hostname),

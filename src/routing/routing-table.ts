@@ -20,16 +20,21 @@ export interface RouteEntry {
   action: RuleAction;
 }
 
-/** Inbound authentication policy of a zone; every switch relaxes or tightens one check. */
+/** Policy of a zone: inbound authentication (every switch relaxes or tightens one check) and outbound signing. */
 export interface ZonePolicy {
   enforceDmarc: boolean;
   requireAuth: boolean;
   rejectQuarantine: boolean;
   /** Refuse mail scoring above this (0–5); null never refuses on score alone. */
   spamThreshold: number | null;
+  /**
+   * DKIM-sign and ARC-seal forwarded copies for this zone. Off only for a zone that forwards
+   * to the operator's own server (--transport), where our signature serves no one.
+   */
+  signOutbound: boolean;
 }
 
-export const DEFAULT_ZONE_POLICY: Readonly<ZonePolicy> = Object.freeze({ enforceDmarc: true, requireAuth: true, rejectQuarantine: false, spamThreshold: null });
+export const DEFAULT_ZONE_POLICY: Readonly<ZonePolicy> = Object.freeze({ enforceDmarc: true, requireAuth: true, rejectQuarantine: false, spamThreshold: null, signOutbound: true });
 
 export interface ZoneInput {
   name: string;

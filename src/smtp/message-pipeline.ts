@@ -178,6 +178,8 @@ async function addTraceHeaders(context: MessageContext, deps: PipelineDependenci
 async function signAndSeal(context: MessageContext, deps: PipelineDependencies): Promise<SmtpReply | null> {
   // A worker's forwards are signed one by one, with the headers the worker added.
   if (deps.sign === null || context.plan.kind === "drop" || context.plan.kind === "worker") return null;
+  // the zone opted out (migration 0006): its mail goes to the operator's own server
+  if (!context.plan.policy.signOutbound) return null;
   const prefix = Buffer.concat(context.prefix);
   context.signed = await deps.sign({
     message: context.spool.createReadStream(prefix),

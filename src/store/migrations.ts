@@ -322,6 +322,14 @@ function defineMigrations(dialect: StoreDialect): Record<string, Migration> {
         await db.schema.createIndex("delivery_intents_expires_at_index").on("delivery_intents").column("expires_at").execute();
       },
     },
+    "0006_zone_signing": {
+      // Per-zone opt-out of DKIM signing and ARC sealing (issue 11): a zone whose mail goes
+      // by --transport to the operator's own server needs no signature of ours, and signing is
+      // the largest CPU cost per message. On by default: every other zone keeps signing.
+      async up(db: MigrationDb): Promise<void> {
+        await db.schema.alterTable("zones").addColumn("sign_outbound", "integer", (c) => c.notNull().defaultTo(1)).execute();
+      },
+    },
   };
 }
 

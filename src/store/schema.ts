@@ -82,6 +82,8 @@ export interface ZoneTable {
   /** Refuse (rather than mark) DMARC failures under p=quarantine. */
   reject_quarantine: Generated<number>;
   spam_threshold: Generated<number | null>;
+  /** DKIM-sign and ARC-seal forwarded copies (0: the zone opts out, migration 0006). */
+  sign_outbound: Generated<number>;
   created_at: string;
   modified_at: string;
 }

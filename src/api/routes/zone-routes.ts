@@ -28,6 +28,7 @@ function settingsChanges(body: Record<string, unknown>): ZoneChanges {
   changes.enabled = flag("enabled");
   changes.supportSubaddress = flag("support_subaddress");
   changes.dotInsensitive = flag("dot_insensitive");
+  changes.signOutbound = flag("sign_outbound");
   const auth = body["authentication"];
   if (auth !== undefined) {
     if (auth === null || typeof auth !== "object" || Array.isArray(auth)) throw new ApiError("VALIDATION", { message: "authentication: must be an object" }, { field: "authentication" });
@@ -49,7 +50,7 @@ function settingsChanges(body: Record<string, unknown>): ZoneChanges {
   return changes;
 }
 
-const SETTINGS_FIELDS = ["enabled", "support_subaddress", "dot_insensitive", "authentication", "name", "id", "tag", "skip_wizard", "status", "created", "modified"];
+const SETTINGS_FIELDS = ["enabled", "support_subaddress", "dot_insensitive", "sign_outbound", "authentication", "name", "id", "tag", "skip_wizard", "status", "created", "modified"];
 
 export function registerZoneRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { access, hostname } = deps;

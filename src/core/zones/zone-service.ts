@@ -38,8 +38,8 @@ export interface ZoneChanges extends Partial<ZonePolicy> {
   dotInsensitive?: boolean;
 }
 
-export function zonePolicyOf(row: Pick<ZoneRow, "enforce_dmarc" | "require_auth" | "reject_quarantine" | "spam_threshold">): ZonePolicy {
-  return { enforceDmarc: row.enforce_dmarc === 1, requireAuth: row.require_auth === 1, rejectQuarantine: row.reject_quarantine === 1, spamThreshold: row.spam_threshold };
+export function zonePolicyOf(row: Pick<ZoneRow, "enforce_dmarc" | "require_auth" | "reject_quarantine" | "spam_threshold" | "sign_outbound">): ZonePolicy {
+  return { enforceDmarc: row.enforce_dmarc === 1, requireAuth: row.require_auth === 1, rejectQuarantine: row.reject_quarantine === 1, spamThreshold: row.spam_threshold, signOutbound: row.sign_outbound !== 0 };
 }
 
 export function toZone(row: ZoneRow): Zone {
@@ -118,6 +118,7 @@ export class ZoneService {
         require_auth: 1,
         reject_quarantine: 0,
         spam_threshold: null,
+        sign_outbound: 1,
         created_at: now,
         modified_at: now,
       } satisfies Insertable<ZoneTable>;
@@ -134,6 +135,7 @@ export class ZoneService {
       if (changes.enforceDmarc !== undefined) patch.enforce_dmarc = changes.enforceDmarc ? 1 : 0;
       if (changes.requireAuth !== undefined) patch.require_auth = changes.requireAuth ? 1 : 0;
       if (changes.rejectQuarantine !== undefined) patch.reject_quarantine = changes.rejectQuarantine ? 1 : 0;
+      if (changes.signOutbound !== undefined) patch.sign_outbound = changes.signOutbound ? 1 : 0;
       if (changes.spamThreshold !== undefined) {
         const threshold = changes.spamThreshold;
         if (threshold !== null && !(typeof threshold === "number" && Number.isFinite(threshold) && threshold >= 0 && threshold <= 5)) {

@@ -1,0 +1,328 @@
+/**
+ * `npm run bench -- --postfix`: mailroute side by side with Postfix on this machine (issue 11).
+ *
+ * Both forward `user@bench.test` to `inbox@sink.test`, driven by Postfix's smtp-source and
+ * drained into Postfix's smtp-sink, on 127.0.0.1 only:
+ * - mailroute: the operator's command (`node src/cli/main.ts start`, child process, log level
+ *   info as shipped, output discarded), full pipeline: SPF/DKIM/DMARC/ARC checks against a
+ *   loopback DNS server publishing the sender's SPF and DMARC records, DKIM signature, ARC
+ *   seal, delivery ledger, activity log; delivery through MX lookup (cached) to the sink;
+ * - Postfix: a private instance installed from Debian's archive, a plain virtual-alias
+ *   forwarder with its default fsync'd queue and per-message logging (postfix-forwarder.ts).
+ *   Postfix answers 250 once the message is queued and delivers afterwards, mailroute only once
+ *   the sink accepted it; a run therefore ends when the sink has received every message
+ *   accepted, for both: msg/s is delivered messages per second, queue drained.
+ *
+ * Cells (sessions × message size) run interleaved — ours, Postfix, Postfix, ours, … — three
+ * times each, and the median is reported with the ratio mailroute ÷ Postfix. A second zone,
+ * `own.test`, opts out of signing (zones.sign_outbound = 0, migration 0006) and is routed with
+ * --transport: the "forward to one's own server" case. Latency: one session, 1 KiB, one message
+ * at a time, targets interleaved round by round (MAIL FROM to final reply).
+ *
+ * Bounded: every smtp-source run has a message count and a time bound, every drain a time
+ * bound; `--quick` runs one repetition with a third of the messages. Never part of npm test.
+ */
+import { availableParallelism, cpus } from "node:os";
+import { performance } from "node:perf_hooks";
+import { sql } from "kysely";
+import { CLI_OPERATOR } from "../src/core/service-context.ts";
+import { createServices } from "../src/core/services.ts";
+import { openStore } from "../src/store/open-store.ts";
+import { startDnsServer, type TestDnsServer } from "../test/support/dns-server.ts";
+import { summarizeLatency, type LatencySummary } from "./latency-stats.ts";
+import { freePort, startChildServer, type BenchServer } from "./mailroute-server.ts";
+import { fixedSizeMessages } from "./message-source.ts";
+import { ensurePostfixInstalled, startPostfixForwarder, type PostfixForwarder } from "./postfix-forwarder.ts";
+import { runSmtpSource, startPostfixSink, type PostfixSink } from "./postfix-load-tools.ts";
+import { fixed, formatTable, mib, ms } from "./report-table.ts";
+import { RssSampler, type RssReader } from "./rss-sampler.ts";
+import { LoadSession } from "./smtp-load-client.ts";
+
+const QUICK = process.argv.includes("--quick");
+const REPEATS = QUICK ? 1 : 3;
+const SENDER = "sender@origin.test";
+const SIGNED = { to: "user@bench.test", destination: "inbox@sink.test" };
+const UNSIGNED = { to: "user@own.test", destination: "inbox@relay.test" };
+const DRAIN_TIMEOUT_MS = 120_000;
+
+interface Cell {
+  label: string;
+  bodyBytes: number;
+  sessions: number;
+  messages: number;
+  maxSeconds: number;
+  route: typeof SIGNED;
+}
+
+const KIB = 1024;
+const CELLS: readonly Cell[] = [
+  { label: "1 KiB, 10 sessions", bodyBytes: KIB, sessions: 10, messages: 3000, maxSeconds: 15, route: SIGNED },
+  { label: "1 KiB, 50 sessions", bodyBytes: KIB, sessions: 50, messages: 4000, maxSeconds: 15, route: SIGNED },
+  { label: "100 KiB, 10 sessions", bodyBytes: 100 * KIB, sessions: 10, messages: 2000, maxSeconds: 15, route: SIGNED },
+  { label: "10 MiB, 4 sessions", bodyBytes: 10 * KIB * KIB, sessions: 4, messages: 40, maxSeconds: 30, route: SIGNED },
+  { label: "1 KiB, 10 sessions, zone without signing", bodyBytes: KIB, sessions: 10, messages: 3000, maxSeconds: 15, route: UNSIGNED },
+  { label: "1 KiB, 50 sessions, zone without signing", bodyBytes: KIB, sessions: 50, messages: 4000, maxSeconds: 15, route: UNSIGNED },
+];
+const LATENCY = { rounds: QUICK ? 2 : 6, messagesPerRound: 50, maxSeconds: 90 };
+
+type TargetName = "mailroute" | "postfix";
+
+interface Target {
+  name: TargetName;
+  port: number;
+  rss: RssSampler;
+  /** Messages accepted but not yet delivered (Postfix's queue; 0 for in-session relay). */
+  queued(): number;
+}
+
+interface RunFigures {
+  delivered: number;
+  seconds: number;
+  msgPerSecond: number;
+  peakRssBytes: number | null;
+  problem: string | null;
+}
+
+function progress(text: string): void {
+  process.stderr.write(`bench: ${text}\n`);
+}
+
+async function measureRun(target: Target, sink: PostfixSink, cell: Cell, messages: number): Promise<RunFigures> {
+  const before = sink.messages;
+  const window = target.rss.begin();
+  const started = performance.now();
+  const source = await runSmtpSource({
+    port: target.port,
+    sessions: cell.sessions,
+    messages,
+    bodyBytes: cell.bodyBytes,
+    from: SENDER,
+    to: cell.route.to,
+    maxSeconds: cell.maxSeconds,
+  });
+  let problem: string | null = source.exit === 0 ? null : source.exit === "killed" ? null : `smtp-source exit ${source.exit}: ${source.output.split("\n").at(-1)}`;
+  if (source.exit === 0) {
+    // every message was accepted: the run ends when the last one reaches the sink
+    if (!(await sink.waitFor(before + messages, DRAIN_TIMEOUT_MS))) problem ??= `only ${sink.messages - before} of ${messages} reached the sink`;
+  } else {
+    // cut short: whatever was accepted still has to be delivered before the clock stops
+    const deadline = performance.now() + DRAIN_TIMEOUT_MS;
+    while (target.queued() > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const rss = window.end();
+  const delivered = sink.messages - before;
+  return { delivered, seconds, msgPerSecond: delivered / seconds, peakRssBytes: rss.peakBytes, problem };
+}
+
+function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+function maxOf(values: readonly (number | null)[]): number | null {
+  const present = values.filter((value): value is number => value !== null);
+  return present.length === 0 ? null : Math.max(...present);
+}
+
+async function configureDataDir(dataDir: string): Promise<{ signingOptOut: boolean }> {
+  const store = await openStore({ dataDir });
+  try {
+    const config = createServices(store).forAccount({ account: "default", actor: CLI_OPERATOR });
+    for (const route of [SIGNED, UNSIGNED]) {
+      await config.zones.create(route.to.slice(route.to.indexOf("@") + 1));
+      await config.addresses.create(route.destination, { verified: true });
+      await config.rules.create({ matchers: [{ type: "literal", field: "to", value: route.to }], actions: [{ type: "forward", value: [route.destination] }] });
+    }
+    // the per-zone opt-out (migration 0006); the bench also runs against builds without it
+    try {
+      await sql`update zones set sign_outbound = 0 where name = 'own.test'`.execute(store.db);
+      return { signingOptOut: true };
+    } catch {
+      return { signingOptOut: false };
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+function publishRecords(dns: TestDnsServer): void {
+  dns.setRecords("sink.test", "MX", [{ exchange: "mx.sink.test", priority: 10 }]);
+  dns.setRecords("mx.sink.test", "A", ["127.0.0.1"]);
+  // the sender authenticates: SPF passes for the loopback client, DMARC is published
+  dns.setRecords("origin.test", "TXT", ["v=spf1 ip4:127.0.0.0/8 -all"]);
+  dns.setRecords("_dmarc.origin.test", "TXT", ["v=DMARC1; p=reject"]);
+  dns.setRecords("client.origin.test", "A", ["127.0.0.1"]);
+}
+
+async function measureLatency(ports: Record<string, number>): Promise<Map<string, LatencySummary>> {
+  const deadline = performance.now() + LATENCY.maxSeconds * 1000;
+  const names = Object.keys(ports);
+  const samples = new Map(names.map((name) => [name, [] as number[]]));
+  const sessions = new Map<string, LoadSession>();
+  const routes: Record<string, string> = { "mailroute (no signing)": UNSIGNED.to };
+  try {
+    for (let round = 0; round < LATENCY.rounds && performance.now() < deadline; round++) {
+      for (const name of round % 2 === 0 ? names : [...names].reverse()) {
+        const to = routes[name] ?? SIGNED.to;
+        const factory = fixedSizeMessages(KIB, to);
+        for (let i = 0; i < LATENCY.messagesPerRound && performance.now() < deadline; i++) {
+          let session = sessions.get(name);
+          if (session === undefined || !session.usable) {
+            session = await LoadSession.open({ host: "127.0.0.1", port: ports[name]!, timeoutMs: 30_000 });
+            sessions.set(name, session);
+          }
+          const result = await session.send({ from: SENDER, to }, factory.next());
+          if (result.ok) samples.get(name)!.push(result.ms);
+        }
+      }
+    }
+  } finally {
+    await Promise.all([...sessions.values()].map((session) => session.quit().catch(() => session.destroy())));
+  }
+  return new Map(names.map((name) => [name, summarizeLatency(samples.get(name)!)]));
+}
+
+export async function runSideBySide(): Promise<void> {
+  const started = new Date();
+  ensurePostfixInstalled(progress);
+  const dns = await startDnsServer();
+  publishRecords(dns);
+  const sink = await startPostfixSink(await freePort());
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const dataDir = mkdtempSync(join(tmpdir(), "mailroute-bench-sbs-"));
+  let server: BenchServer | null = null;
+  let postfix: PostfixForwarder | null = null;
+  const samplers: RssSampler[] = [];
+  try {
+    const { signingOptOut } = await configureDataDir(dataDir);
+    server = await startChildServer({
+      dataDir,
+      dnsAddress: dns.address,
+      sinkPort: sink.port,
+      hostname: "mx.mailroute.test",
+      extraFlags: { "log-level": "info", transport: `relay.test=127.0.0.1:${sink.port}` },
+    });
+    postfix = await startPostfixForwarder({
+      port: await freePort(),
+      sinkPort: sink.port,
+      aliases: [
+        { from: SIGNED.to, to: SIGNED.destination },
+        { from: UNSIGNED.to, to: UNSIGNED.destination },
+      ],
+    });
+    const sampler = (read: RssReader) => {
+      const made = new RssSampler(read, 50);
+      samplers.push(made);
+      return made;
+    };
+    const targets: Record<TargetName, Target> = {
+      mailroute: { name: "mailroute", port: server.port, rss: sampler(server.rss), queued: () => 0 },
+      postfix: { name: "postfix", port: postfix.port, rss: sampler(postfix.rss), queued: () => postfix!.queued() },
+    };
+    const header = [
+      `mailroute vs Postfix ${postfix.version} — ${started.toISOString()}${QUICK ? " (--quick: 1 repetition, ⅓ of the messages)" : ""}`,
+      `node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? "unknown"}); load: smtp-source, sink: smtp-sink (Postfix's)`,
+      "",
+    ].join("\n");
+    process.stdout.write(`${header}\n`);
+
+    progress("warm-up");
+    for (const target of Object.values(targets)) {
+      await measureRun(target, sink, { ...CELLS[0]!, messages: 300, maxSeconds: 20 }, 300);
+    }
+
+    const results = new Map<Cell, Record<TargetName, RunFigures[]>>(CELLS.map((cell) => [cell, { mailroute: [], postfix: [] }]));
+    for (let repeat = 0; repeat < REPEATS; repeat++) {
+      for (const [index, cell] of CELLS.entries()) {
+        // alternate who goes first, so neither always runs right after the other's drain
+        const order: TargetName[] = (repeat + index) % 2 === 0 ? ["mailroute", "postfix"] : ["postfix", "mailroute"];
+        for (const name of order) {
+          const messages = QUICK ? Math.ceil(cell.messages / 3) : cell.messages;
+          progress(`${cell.label}: ${name} (${repeat + 1}/${REPEATS})`);
+          const figures = await measureRun(targets[name], sink, cell, messages);
+          if (figures.problem !== null) progress(`  ${figures.problem}`);
+          results.get(cell)![name].push(figures);
+        }
+      }
+    }
+
+    progress("latency, one session");
+    const latency = await measureLatency({
+      "smtp-sink alone": sink.port,
+      mailroute: server.port,
+      ...(signingOptOut ? { "mailroute (no signing)": server.port } : {}),
+      postfix: postfix.port,
+    });
+
+    const rows = CELLS.map((cell) => {
+      const runs = results.get(cell)!;
+      const ours = median(runs.mailroute.map((run) => run.msgPerSecond));
+      const theirs = median(runs.postfix.map((run) => run.msgPerSecond));
+      const unsupported = cell.route === UNSIGNED && !signingOptOut;
+      return [
+        unsupported ? `${cell.label} (opt-out not built: signed)` : cell.label,
+        ours,
+        theirs,
+        ours === null || theirs === null || theirs === 0 ? null : `${(ours / theirs).toFixed(2)}×`,
+        runs.mailroute.map((run) => Math.round(run.msgPerSecond)).join(" / "),
+        runs.postfix.map((run) => Math.round(run.msgPerSecond)).join(" / "),
+        mib(maxOf(runs.mailroute.map((run) => run.peakRssBytes))),
+        mib(maxOf(runs.postfix.map((run) => run.peakRssBytes))),
+        [...runs.mailroute, ...runs.postfix].some((run) => run.problem !== null) ? "see notes" : "",
+      ];
+    });
+    const problems = CELLS.flatMap((cell) =>
+      (["mailroute", "postfix"] as const).flatMap((name) => results.get(cell)![name].filter((run) => run.problem !== null).map((run) => `${cell.label}, ${name}: ${run.problem}`)),
+    );
+    process.stdout.write(
+      `${formatTable(
+        `Throughput, delivered msg/s (median of ${REPEATS}, interleaved)`,
+        [
+          { title: "cell", align: "left" },
+          { title: "mailroute" },
+          { title: "Postfix" },
+          { title: "ratio" },
+          { title: "mailroute runs", align: "left" },
+          { title: "Postfix runs", align: "left" },
+          { title: "mailroute peak RSS" },
+          { title: "Postfix peak PSS (sum)" },
+          { title: "", align: "left" },
+        ],
+        rows,
+        [
+          "msg/s: messages that reached the sink ÷ time from the first connection to the last delivery (Postfix's queue drained).",
+          "Postfix: PSS of master + daemons summed (shared pages divided among them); mailroute: RSS of its one process (worker threads included).",
+          ...problems,
+        ],
+      )}\n`,
+    );
+    const sinkLatency = latency.get("smtp-sink alone")!;
+    process.stdout.write(
+      `${formatTable(
+        "Latency, one session, 1 KiB, one message at a time (MAIL FROM to final reply, ms)",
+        [{ title: "target", align: "left" }, { title: "n" }, { title: "p50" }, { title: "p99" }, { title: "max" }, { title: "added p50" }, { title: "added p99" }],
+        [...latency.entries()].map(([name, summary]) => [
+          name,
+          summary.count,
+          ms(summary.p50Ms),
+          ms(summary.p99Ms),
+          ms(summary.maxMs),
+          name === "smtp-sink alone" || summary.p50Ms === null || sinkLatency.p50Ms === null ? null : fixed(summary.p50Ms - sinkLatency.p50Ms),
+          name === "smtp-sink alone" || summary.p99Ms === null || sinkLatency.p99Ms === null ? null : fixed(summary.p99Ms - sinkLatency.p99Ms),
+        ]),
+        ["added: over the sink alone. Postfix answers once the message is queued, mailroute once the sink accepted it."],
+      )}\n`,
+    );
+  } finally {
+    for (const made of samplers) made.stop();
+    await server?.stop();
+    await postfix?.stop();
+    await sink.stop();
+    await dns.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}

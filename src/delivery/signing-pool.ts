@@ -1,0 +1,140 @@
+/**
+ * SigningPool: a MessageSigner that signs and seals on worker threads (signing-worker.ts), so
+ * mailroute uses more than one core without splitting the SMTP process: the delivery ledger,
+ * the configuration version, rate limits and worker runtimes stay in one process, unchanged
+ * (issue 11). Each job goes to the thread with the fewest jobs in flight.
+ *
+ * Promises:
+ * - `sign` keeps createMessageSigner's contract (header lines to prepend, never a modified
+ *   message; throws only when the message stream failed or the keys could not be loaded):
+ *   the message is streamed to the thread with flow control (port-stream.ts), never held
+ *   whole, and read exactly once;
+ * - a thread that dies fails only the jobs it held (rejected, so the sender hears 451) and is
+ *   replaced; `close` ends every thread and rejects what is still waiting;
+ * - with `threads: 0` it signs on the calling thread instead (same signer, no pool).
+ */
+import { availableParallelism } from "node:os";
+import type { Readable } from "node:stream";
+import { MessageChannel, Worker } from "node:worker_threads";
+import type { MessageSigner, SignedHeaders } from "./message-signer.ts";
+import { sendOverPort } from "./port-stream.ts";
+import type { SigningJob, SigningWorkerData } from "./signing-worker.ts";
+
+export interface SigningPoolOptions extends SigningWorkerData {
+  /** Signing threads; default: one fewer than the cores (at least one, at most four). */
+  threads?: number;
+}
+
+export interface SigningPool {
+  readonly sign: MessageSigner;
+  readonly threads: number;
+  close(): Promise<void>;
+}
+
+interface Thread {
+  worker: Worker;
+  ready: Promise<void>;
+  started: boolean;
+  inFlight: Set<(error: Error) => void>;
+}
+
+const WORKER_URL = new URL("./signing-worker.ts", import.meta.url);
+
+export function defaultSigningThreads(): number {
+  return Math.max(1, Math.min(4, availableParallelism() - 1));
+}
+
+export async function createSigningPool(options: SigningPoolOptions): Promise<SigningPool> {
+  const size = options.threads ?? defaultSigningThreads();
+  const data: SigningWorkerData = { keyDir: options.keyDir, selector: options.selector, ed25519: options.ed25519, hostname: options.hostname };
+  let closed = false;
+  const threads: Thread[] = [];
+
+  function start(index: number): Thread {
+    const worker = new Worker(WORKER_URL, { workerData: data, name: `mailroute-signing-${index}` });
+    const thread: Thread = {
+      worker,
+      started: false,
+      inFlight: new Set(),
+      ready: new Promise((resolve, reject) => {
+        worker.once("message", () => {
+          thread.started = true;
+          resolve();
+        });
+        worker.once("error", reject);
+        worker.once("exit", (code) => reject(new Error(`signing thread exited (${code}) before it was ready`)));
+      }),
+    };
+    // a thread that dies takes only its own jobs with it; the next job gets a fresh thread
+    // (one that never started is not retried: it would fail the same way, in a loop)
+    const fail = (error: Error) => {
+      for (const reject of thread.inFlight) reject(error);
+      thread.inFlight.clear();
+      if (!closed && thread.started && threads[index] === thread) threads[index] = start(index);
+    };
+    worker.on("error", (error) => fail(new Error(`signing thread failed: ${error.message}`)));
+    worker.on("exit", (code) => fail(new Error(`signing thread exited (${code})`)));
+    // idle threads must not keep the process alive (a job in flight does: its port is listened to)
+    thread.ready.then(() => worker.unref(), () => undefined);
+    return thread;
+  }
+
+  for (let index = 0; index < size; index++) threads.push(start(index));
+  await Promise.all(threads.map((thread) => thread.ready));
+
+  async function signOnThread(request: Parameters<MessageSigner>[0]): Promise<SignedHeaders> {
+    if (closed) throw new Error("signing pool is closed");
+    const thread = threads.reduce((best, candidate) => (candidate.inFlight.size < best.inFlight.size ? candidate : best));
+    await thread.ready;
+    const { port1, port2 } = new MessageChannel();
+    try {
+      return await new Promise<SignedHeaders>((resolve, reject) => {
+        thread.inFlight.add(reject);
+        const settle = () => thread.inFlight.delete(reject);
+        // the same port carries the stream's acknowledgements ("ack"); the answer is the one object
+        port1.on("message", (answer: "ack" | { result?: SignedHeaders & { headers: Uint8Array }; error?: string }) => {
+          if (answer === "ack") return;
+          settle();
+          if (answer.error !== undefined) return reject(new Error(answer.error));
+          const result = answer.result!;
+          resolve({ ...result, headers: Buffer.from(result.headers.buffer, result.headers.byteOffset, result.headers.byteLength) });
+        });
+        const job: SigningJob = { port: port2, routingDomain: request.routingDomain, arc: request.arc, authenticationResults: request.authenticationResults };
+        thread.worker.postMessage(job, [port2]);
+        // the answer can only come after the last byte, so a failed send is the job's failure
+        sendOverPort(port1, request.message).catch((error: Error) => {
+          settle();
+          reject(error);
+        });
+      });
+    } finally {
+      port1.close();
+    }
+  }
+
+  return {
+    threads: size,
+    sign: size === 0 ? inProcessSigner(data) : signOnThread,
+    async close() {
+      closed = true;
+      const error = new Error("signing pool is closed");
+      for (const thread of threads) {
+        for (const reject of thread.inFlight) reject(error);
+        thread.inFlight.clear();
+      }
+      await Promise.all(threads.map((thread) => thread.worker.terminate()));
+    },
+  };
+}
+
+function inProcessSigner(data: SigningWorkerData): MessageSigner {
+  let signer: Promise<MessageSigner> | null = null;
+  return async function signHere(request: { message: Readable | Buffer } & Omit<Parameters<MessageSigner>[0], "message">) {
+    signer ??= (async () => {
+      const { DkimKeyStore } = await import("./dkim-keys.ts");
+      const { createMessageSigner } = await import("./message-signer.ts");
+      return createMessageSigner({ keys: new DkimKeyStore({ dir: data.keyDir, selector: data.selector, ed25519: data.ed25519 }), hostname: data.hostname });
+    })();
+    return (await signer)(request);
+  };
+}

@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough, Readable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { dkimVerify } from "mailauth";
+import { DkimKeyStore } from "../../src/delivery/dkim-keys.ts";
+import { createSigningPool, type SigningPool } from "../../src/delivery/signing-pool.ts";
+
+let dir: string;
+let pool: SigningPool;
+let records: Map<string, string>;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "mailroute-signing-pool-"));
+  pool = await createSigningPool({ keyDir: dir, selector: "mailroute", ed25519: true, hostname: "mx.route.example", threads: 2 });
+  // the keys the threads sign with are the ones on disk, published as `mailroute doctor` says
+  records = new Map((await new DkimKeyStore({ dir, ed25519: true }).publicRecords("route.example")).map((record) => [record.name, record.value]));
+});
+
+after(async () => {
+  await pool.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function message(body: Buffer | string): Buffer {
+  return Buffer.concat([Buffer.from("From: Alice <alice@sender.example>\r\nTo: bob@route.example\r\nSubject: pooled\r\nMessage-ID: <p1@sender.example>\r\n\r\n"), Buffer.from(body)]);
+}
+
+async function verdicts(headers: Buffer, copy: Buffer): Promise<string[]> {
+  const resolver = async (name: string) => {
+    const value = records.get(name.replace(/\.$/, ""));
+    if (value === undefined) throw Object.assign(new Error(`no ${name}`), { code: "ENOTFOUND" });
+    return [[value]];
+  };
+  const result = await dkimVerify(Buffer.concat([headers, copy]), { resolver: resolver as never });
+  return result.results.map((row) => `${row.signingDomain} ${row.algo} ${row.status.result}`).sort();
+}
+
+describe("signing pool", () => {
+  it("DKIM-signs on a worker thread with the data dir's keys, and a verifier passes both signatures", async () => {
+    const copy = message("Hello Bob,\r\nsee you at noon.\r\n");
+    const signed = await pool.sign({ message: copy, routingDomain: "route.example", arc: null, authenticationResults: null });
+    assert.deepEqual(signed.dkim, [
+      { selector: "mailroute", algorithm: "rsa-sha256" },
+      { selector: "mailroute-ed", algorithm: "ed25519-sha256" },
+    ]);
+    assert.deepEqual(signed.skipped, [{ part: "arc", reason: "no inbound ARC result to seal" }]);
+    assert.deepEqual(await verdicts(signed.headers, copy), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
+  });
+
+  it("streams a multi-megabyte message to the thread in order, all of it (the body hash covers every byte)", async () => {
+    const line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n";
+    const copy = message(line.repeat(Math.ceil((3 * 1024 * 1024) / line.length)));
+    // a stream of odd-sized chunks, as the spool hands it over
+    const source = Readable.from((function* () {
+      for (let start = 0; start < copy.length; start += 100_003) yield copy.subarray(start, start + 100_003);
+    })());
+    const signed = await pool.sign({ message: source, routingDomain: "route.example", arc: null, authenticationResults: null });
+    assert.deepEqual(await verdicts(signed.headers, copy), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
+  });
+
+  it("signs many messages at once across its threads, each with its own signature", async () => {
+    const copies = Array.from({ length: 12 }, (_, index) => message(`message number ${index}\r\n`));
+    const results = await Promise.all(copies.map((copy) => pool.sign({ message: copy, routingDomain: "route.example", arc: null, authenticationResults: null })));
+    for (const [index, signed] of results.entries()) {
+      assert.deepEqual(await verdicts(signed.headers, copies[index]!), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
+    }
+  });
+
+  it("fails the job whose message stream fails, and keeps signing the next one", async () => {
+    const broken = new PassThrough();
+    broken.write(message("the start of a message\r\n"));
+    setImmediate(() => broken.destroy(new Error("client went away")));
+    await assert.rejects(pool.sign({ message: broken, routingDomain: "route.example", arc: null, authenticationResults: null }), /client went away|message stream/);
+    const signed = await pool.sign({ message: message("next\r\n"), routingDomain: "route.example", arc: null, authenticationResults: null });
+    assert.equal(signed.dkim.length, 2);
+  });
+
+  it("refuses to sign after close", async () => {
+    const closing = await createSigningPool({ keyDir: dir, selector: "mailroute", ed25519: false, hostname: "mx.route.example", threads: 1 });
+    await closing.close();
+    await assert.rejects(closing.sign({ message: message("late\r\n"), routingDomain: "route.example", arc: null, authenticationResults: null }), /signing pool is closed/);
+  });
+});
