@@ -93,7 +93,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
   await routing.start();
 
-  const srs = new SrsRewriter({ secrets: loadOrCreateSecrets(settings.dataDir, "srs-secrets"), domain: settings.hostname });
+  const srs = new SrsRewriter({ secrets: loadOrCreateSecrets(settings.dataDir, "srs-secrets"), domain: settings.hostname, postsrsdCompat: settings.srsPostsrsdCompat });
   const ledger: DeliveryLedger = {
     acceptedDestinations: (fingerprint) => acceptedDestinations(store.db, fingerprint, new Date()),
     recordAccepted: (fingerprint, destination, upstreamReply) => recordAccepted(store.db, { fingerprint, destination, upstreamReply, now: new Date(), ttlDays: LEDGER_TTL_DAYS }),
@@ -143,6 +143,9 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
       maxClients: settings.maxClients,
       tls,
       proxyProtocol: settings.proxyProtocol,
+      transactionTimeoutMs: settings.smtpTransactionTimeoutMs,
+      minDataRate: settings.smtpMinDataRate,
+      srsAcceptAnySender: settings.srsPostsrsdCompat,
     },
     {
       routing: () => routing.table,
