@@ -5,9 +5,9 @@
  * every command:
  *
  * - before MAIL, the commands-before-MAIL limit (ClientLimits; trusted networks exempt);
- * - per session, at most JUNK_COMMAND_LIMIT of NOOP, VRFY, EXPN, HELP and ETRN (Postfix's
- *   smtpd_junk_command_limit), inside a transaction or not: a client answering 20,000 NOOPs
- *   is holding a slot, not sending mail;
+ * - per session, at most JUNK_COMMAND_LIMIT of NOOP, VRFY, EXPN, HELP, ETRN and MAIL inside a
+ *   transaction (Postfix's smtpd_junk_command_limit), in a transaction or not: a client sending
+ *   20,000 NOOPs is holding a slot, not sending mail;
  * - per transaction, at most `rcptCommandLimit` RCPT commands, whatever their answers
  *   (duplicates and 452s are not bounded by --max-recipients or the hard error limit).
  *
@@ -113,7 +113,9 @@ export function createConnectionGuard(options: ConnectionGuardOptions): Connecti
       // A client leaving is let go.
       if (name === "QUIT") return null;
       const entry = countsOf(session);
-      if (JUNK_COMMANDS.has(name) && ++entry.junk > JUNK_COMMAND_LIMIT) return floodReply(session, "junk-commands");
+      // a MAIL inside a transaction only ever gets 503: junk as well
+      const junk = JUNK_COMMANDS.has(name) || (name === "MAIL" && Boolean(session.envelope.mailFrom));
+      if (junk && ++entry.junk > JUNK_COMMAND_LIMIT) return floodReply(session, "junk-commands");
       if (session.envelope.mailFrom) {
         // Inside a transaction, RCPT has a bound of its own and DATA the message limits.
         if (name === "RCPT" && ++entry.rcpts > rcptCommandLimit) return floodReply(session, "rcpt-commands");
