@@ -136,6 +136,13 @@ describe("SMTP hardening", () => {
       assert.equal(closed, true);
     });
 
+    it("counts a MAIL inside a transaction (always 503) as a junk command too", async () => {
+      const mails = "MAIL FROM:<a@sender.test>\r\n".repeat(JUNK_COMMAND_LIMIT + 10);
+      const { text, closed } = await rawSession(h.port, `EHLO client.test\r\nMAIL FROM:<a@sender.test>\r\n${mails}`);
+      assert.deepEqual(codes(text), ["220", "250", "250", ...Array(JUNK_COMMAND_LIMIT).fill("503"), "421"]);
+      assert.equal(closed, true);
+    });
+
     it("closes the session after 10 x --max-recipients RCPT commands in one transaction, duplicates included", async () => {
       // --max-recipients 5 here: the bound is max(100, 10 x 5) = 100
       const rcpts = "RCPT TO:<hello@example.com>\r\n".repeat(150);
