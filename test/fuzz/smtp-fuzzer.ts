@@ -156,7 +156,10 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
       if (peakRss - baselineRss > rssLimitMb * MB) failures.push(`round ${rounds}: RSS grew by ${Math.round((peakRss - baselineRss) / MB)} MiB (limit ${rssLimitMb})`);
       if (errorLogs.length > 0) failures.push(...errorLogs.splice(0).map((line) => `round ${rounds}: error log ${line}`));
-      options.progress?.(`round ${rounds}: ${inputs} inputs, ${Math.round(bytesSent / 1024)} KiB sent, rss ${Math.round(process.memoryUsage().rss / MB)} MiB`);
+      // with --expose-gc the heap figure is live data only: a leak shows as steady growth
+      (globalThis as { gc?: () => void }).gc?.();
+      const memory = process.memoryUsage();
+      options.progress?.(`round ${rounds}: ${inputs} inputs, ${Math.round(bytesSent / 1024)} KiB sent, rss ${Math.round(memory.rss / MB)} MiB, heap ${Math.round(memory.heapUsed / MB)} MiB`);
     }
   } finally {
     clearInterval(sampler);
