@@ -9,7 +9,8 @@
  *   whole line is discarded, including whatever of it is still to come, without buffering more
  *   than the limit; the session goes on with the next line;
  * - commands pipelined after the long line in the same packet are still answered, in order
- *   (the parser is fed one line at a time while in command mode);
+ *   (a chunk holding an over-long line is fed to the parser one line at a time; any other
+ *   chunk goes to it whole, at the cost of one newline scan);
  * - after `MAX_LONG_LINES` over-long lines the session is closed with `421 4.7.0`;
  * - DATA content is untouched (its lines are not commands).
  *
@@ -66,6 +67,8 @@ export function installLineLengthShim(): void {
       this[DISCARDING] = false;
       rest = rest.subarray(newline + 1);
     }
+    // Ordinary traffic: no line over the limit here, so smtp-server parses the chunk as it is.
+    if (withinLimit(rest, this._remainder.length, this._maxCommandLength)) return originalWrite.call(this, rest, encoding, next);
     const parser = this;
     // One line per call, so that a line over the limit costs only itself (smtp-server drops
     // the rest of the chunk with it). Loops while the parser answers synchronously.
@@ -125,4 +128,16 @@ export function installLineLengthShim(): void {
     });
     return parser;
   };
+}
+
+/** True when no line of `chunk` (the first one continuing `carried` characters) is longer than `limit`. */
+function withinLimit(chunk: Buffer, carried: number, limit: number): boolean {
+  let start = 0;
+  let extra = carried;
+  for (let newline = chunk.indexOf(LF); newline !== -1; newline = chunk.indexOf(LF, newline + 1)) {
+    if (newline - start + extra > limit) return false;
+    start = newline + 1;
+    extra = 0;
+  }
+  return chunk.length - start + extra <= limit;
 }
