@@ -8,9 +8,10 @@ import { it } from "node:test";
 import { runFuzz } from "./smtp-fuzzer.ts";
 
 it("survives a short fuzz run: control mail still delivered, nothing smuggled, no error logged", async () => {
-  const report = await runFuzz({ seconds: 6, maxRounds: 4, concurrency: 8 });
+  // small on purpose: npm test runs two files at once on a shared 2-core machine
+  const report = await runFuzz({ seconds: 4, maxRounds: 3, concurrency: 4 });
   assert.deepEqual(report.failures, [], `seed ${report.seed}`);
   assert.ok(report.rounds >= 1);
   assert.equal(report.controlMessages, report.rounds);
-  assert.equal(report.inputs, report.rounds * 8);
+  assert.equal(report.inputs, report.rounds * 4);
 });
