@@ -110,7 +110,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
   await routing.start();
 
-  const srs = new SrsRewriter({ secrets: loadOrCreateSecrets(settings.dataDir, "srs-secrets", onTightened), domain: settings.hostname });
+  const srs = new SrsRewriter({ secrets: loadOrCreateSecrets(settings.dataDir, "srs-secrets", onTightened), domain: settings.hostname, postsrsdCompat: settings.srsPostsrsdCompat });
   const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS });
   // Hourly housekeeping: expired ledger entries and KV values, and the activity log's old events.
   const purge = setInterval(() => {
@@ -167,6 +167,9 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
       maxClients: settings.maxClients,
       tls,
       proxyProtocol: settings.proxyProtocol,
+      transactionTimeoutMs: settings.smtpTransactionTimeoutMs,
+      minDataRate: settings.smtpMinDataRate,
+      srsAcceptAnySender: settings.srsPostsrsdCompat,
     },
     {
       routing: () => routing.table,

@@ -19,7 +19,7 @@ export interface Settings {
   outboundPort: number;
   transport: string;
   adminToken: string | null;
-  /** Idle client timeout on the inbound side, ms (RFC 5321 §4.5.3.2 suggests 5 minutes). */
+  /** Deadline for each complete inbound command, ms (RFC 5321 §4.5.3.2 suggests 5 minutes). */
   smtpTimeoutMs: number;
   /** Bound on the whole in-session relay of one message, ms. */
   relayTimeoutMs: number;
@@ -49,6 +49,12 @@ export interface Settings {
   workerMemoryMb: number;
   /** Private/loopback networks worker fetch() may reach (all others private ranges are refused). */
   workerFetchAllow: string[];
+  /** Time a client has from connect, or from its last message, to its next DATA command, ms. */
+  smtpTransactionTimeoutMs: number;
+  /** DATA must arrive at least this fast: its deadline is --smtp-timeout plus bytes / rate, bytes/s. */
+  smtpMinDataRate: number;
+  /** Verify SRS returns as postsrsd does (any sender, case-insensitive 4-character hashes). */
+  srsPostsrsdCompat: boolean;
   /** Base URL of this server's HTTP port as people reach it (verification links); null: http://<http-host>:<http-port>. */
   publicUrl: string | null;
 }
@@ -84,7 +90,7 @@ export const SETTING_SPECS: Readonly<Record<keyof Settings, SettingSpec>> = Obje
   outboundPort: { flag: "outbound-port", kind: "port", describe: "port used for MX delivery", default: "25" },
   transport: { flag: "transport", kind: "string", describe: "domain=host:port,… static routes that bypass MX lookup", default: "" },
   adminToken: { flag: "admin-token", kind: "string", describe: "bootstrap API token (generated when absent)", default: "" },
-  smtpTimeoutMs: { flag: "smtp-timeout", kind: "integer", describe: "idle inbound client timeout in ms", default: "300000" },
+  smtpTimeoutMs: { flag: "smtp-timeout", kind: "integer", describe: "ms a client has for each complete command (and to stay silent)", default: "300000" },
   relayTimeoutMs: { flag: "relay-timeout", kind: "integer", describe: "bound on one in-session relay in ms", default: "240000" },
   maxRecipients: { flag: "max-recipients", kind: "integer", describe: "recipients per message", default: "100" },
   maxClients: { flag: "max-clients", kind: "integer", describe: "concurrent inbound SMTP connections", default: "1000" },
@@ -104,6 +110,9 @@ export const SETTING_SPECS: Readonly<Record<keyof Settings, SettingSpec>> = Obje
   workerFetchAllow: { flag: "worker-fetch-allow", kind: "list", describe: "private or loopback CIDRs worker fetch() may reach (none by default)", default: "" },
   publicUrl: { flag: "public-url", kind: "string", describe: "base URL people reach the HTTP port at (verification links); default http://<http-host>:<http-port>", default: "" },
   proxyProtocol: { flag: "proxy-protocol", kind: "list", describe: "addresses of load balancers that send a PROXY protocol header (none by default)", default: "" },
+  smtpTransactionTimeoutMs: { flag: "smtp-transaction-timeout", kind: "integer", describe: "ms from connect or the last message to the next DATA", default: "600000" },
+  smtpMinDataRate: { flag: "smtp-min-data-rate", kind: "integer", describe: "slowest DATA accepted, bytes/s (deadline: smtp-timeout + size / rate)", default: "500" },
+  srsPostsrsdCompat: { flag: "srs-postsrsd-compat", kind: "boolean", describe: "accept SRS returns as postsrsd does: from any sender, hash case-insensitive (true/false)", default: "false" },
   trustedNetworks: { flag: "trusted-networks", kind: "list", describe: "CIDRs of this installation's own clients (not limited; auth failures marked, not refused); \"none\" for none", default: "127.0.0.0/8,::1/128" },
 });
 
@@ -191,5 +200,8 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     maxClients: integer("maxClients", 1, 100_000),
     maxMessageSize: integer("maxMessageSize", 1024, 1024 * 1024 * 1024),
     logLevel: logLevel as Settings["logLevel"],
+    smtpTransactionTimeoutMs: integer("smtpTransactionTimeoutMs", 100, 3_600_000),
+    smtpMinDataRate: integer("smtpMinDataRate", 1, 1_000_000_000),
+    srsPostsrsdCompat: flag("srsPostsrsdCompat"),
   });
 }

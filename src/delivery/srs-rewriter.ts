@@ -9,6 +9,13 @@
  *   grows beyond one extra hop. The null sender and our own addresses pass unchanged.
  * - reverse() hands back an address only when its hash was made by one of our secrets and
  *   (for SRS0) its day stamp is no older than maxAgeDays; anything else is refused with a reason.
+ * - Strict by default (issue 8, item 2): the tag must read `SRS0`/`SRS1` as we write it and the
+ *   hash must match in full, case included: 8 base64 characters, 48 bits, where libsrs2's
+ *   4 characters compared case-insensitively leave about 21 bits (one guess in ~2·10⁶).
+ * - `postsrsdCompat` accepts what postsrsd accepts, for addresses it minted with the same secret:
+ *   any-case tag, hash compared case-insensitively and as short as postsrsd's 4 characters.
+ *   Addresses minted here stay postsrsd-parsable either way: postsrsd judges a hash longer than
+ *   its own hashlength by its first hashlength characters (srs2.c srs_hash_check).
  * - Hash comparison is constant-time. Pure apart from the injected clock.
  *
  * Format (libsrs2 srs2.c): TT is (unix days mod 1024) in two base32 characters, high bits first;
@@ -27,7 +34,10 @@ export interface SrsOptions {
   /** The domain SRS addresses are minted at (and that we never rewrite). */
   domain: string;
   maxAgeDays?: number;
+  /** Hash characters in addresses we mint, and the least we accept outside postsrsd mode (default 8). */
   hashLength?: number;
+  /** Verify as postsrsd does (case-insensitive tag and hash, 4-character hashes); default false. */
+  postsrsdCompat?: boolean;
   separator?: SrsSeparator;
   /** Milliseconds since the epoch. */
   now?: () => number;
@@ -39,6 +49,10 @@ export type SrsReverseResult = { ok: true; address: string } | { ok: false; reas
 
 const FIELD_SEPARATOR = "=";
 const SRS_TAG = /^SRS([01])[=+-]/i;
+// The tag as we write it: what strict verification accepts.
+const STRICT_TAG = /^SRS[01][=+-]/;
+// libsrs2 and postsrsd mint 4-character hashes (srs_init: hashlength = hashmin = 4).
+const POSTSRSD_HASH_LENGTH = 4;
 const DAY_MS = 86_400_000;
 const STAMP_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 // Two base32 characters: the stamp wraps every 1024 days (libsrs2 SRS_TIME_SLOTS).
@@ -64,11 +78,12 @@ export class SrsRewriter {
   readonly #domainKey: string;
   readonly #maxAgeDays: number;
   readonly #hashLength: number;
+  readonly #postsrsdCompat: boolean;
   readonly #separator: SrsSeparator;
   readonly #now: () => number;
 
   constructor(options: SrsOptions) {
-    const { secrets, domain, maxAgeDays = 21, hashLength = 4, separator = "=", now = Date.now } = options;
+    const { secrets, domain, maxAgeDays = 21, hashLength = 8, postsrsdCompat = false, separator = "=", now = Date.now } = options;
     if (secrets.length === 0) throw new Error("SrsRewriter: secrets is empty; at least one secret is needed to sign");
     secrets.forEach((secret, index) => {
       // An empty HMAC key would let anyone mint valid bounce addresses.
@@ -90,6 +105,7 @@ export class SrsRewriter {
     this.#domainKey = asciiLower(domain);
     this.#maxAgeDays = maxAgeDays;
     this.#hashLength = hashLength;
+    this.#postsrsdCompat = postsrsdCompat;
     this.#separator = separator;
     this.#now = now;
   }
@@ -137,6 +153,8 @@ export class SrsRewriter {
     const local = at === -1 ? address : address.slice(0, at);
     const tag = SRS_TAG.exec(local)?.[1];
     if (tag === undefined) return refuse("not-srs");
+    // "srs0=…" is not what we wrote: some MTA rewrote the address, or someone is trying cases.
+    if (!this.#postsrsdCompat && !STRICT_TAG.test(local)) return refuse("malformed");
 
     if (tag === "1") {
       const hop = this.#splitSrs1(local);
@@ -183,14 +201,18 @@ export class SrsRewriter {
   }
 
   #verify(given: string, fields: readonly string[]): boolean {
-    // As postsrsd: a shorter hash is refused, a longer one is judged by its first hashLength
-    // characters. Case is ignored because some MTAs lower-case the whole local part.
-    if (given.length < this.#hashLength) return false;
-    const presented = Buffer.from(asciiLower(given.slice(0, this.#hashLength)), "utf8");
+    // As postsrsd: a hash shorter than the minimum is refused, a longer one is judged by its
+    // first hashLength characters. Strict mode compares case too (every bit of the hash counts);
+    // postsrsd mode ignores it, as libsrs2 does for MTAs that lower-case the whole local part.
+    const minimum = this.#postsrsdCompat ? Math.min(POSTSRSD_HASH_LENGTH, this.#hashLength) : this.#hashLength;
+    if (given.length < minimum) return false;
+    const length = Math.min(given.length, this.#hashLength);
+    const fold = this.#postsrsdCompat ? asciiLower : (text: string) => text;
+    const presented = Buffer.from(fold(given.slice(0, length)), "utf8");
     let matched = false;
     // Try every secret without stopping early, so timing does not tell which one signed.
     for (const secret of this.#secrets) {
-      const expected = Buffer.from(asciiLower(this.#hash(secret, fields)), "utf8");
+      const expected = Buffer.from(fold(this.#hash(secret, fields).slice(0, length)), "utf8");
       if (presented.length === expected.length && timingSafeEqual(presented, expected)) matched = true;
     }
     return matched;

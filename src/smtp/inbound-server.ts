@@ -10,11 +10,18 @@
  * - the reply after DATA is 250 only after every destination that must have the message
  *   accepted it upstream (in-session relay); otherwise the upstream's own answer;
  * - DATA is streamed and bounded by the SIZE limit (RFC 1870) without buffering the excess;
- * - an idle client is cut off with 421 4.4.2 after socketTimeoutMs.
+ *   content with a bare CR or LF is refused (line-ending-check.ts: SMTP smuggling);
+ * - a slow client is cut off with 421 4.4.2 (session-deadlines.ts): each command within
+ *   socketTimeoutMs, DATA within transactionTimeoutMs, the content at minDataRate or faster;
+ * - an SRS return address accepts only the null sender, unless srsAcceptAnySender (postsrsd
+ *   compatibility); its hash is checked only then, so other senders learn nothing about it;
+ * - refused recipients reach the activity log as one summary per session (refusal-log.ts),
+ *   never as a write on the SMTP path.
  */
 import type { AddressInfo } from "node:net";
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { EventRecorder, MailEvent } from "../analytics/event-recorder.ts";
+import { RefusalLog } from "../analytics/refusal-log.ts";
 import type { Logger } from "../analytics/structured-log.ts";
 import { MessageSpool } from "../delivery/message-spool.ts";
 import { SrsRewriter } from "../delivery/srs-rewriter.ts";
@@ -25,8 +32,14 @@ import { isAddressProblem, normalizeDomain, parseAddress } from "../routing/emai
 import { planKey, resolveRecipient } from "../routing/resolve-recipient.ts";
 import { DEFAULT_ZONE_POLICY, type RoutingTable } from "../routing/routing-table.ts";
 import { applyTlsCredentials, type TlsCredentials } from "./tls-credentials.ts";
+import { installCommandHook } from "./command-hook-shim.ts";
 import { createConnectionGuard } from "./connection-guard.ts";
+import { findConnection, type ConnectionView } from "./connection-view.ts";
 import { installEnhancedCodeShim } from "./enhanced-code-shim.ts";
+import { LineEndingCheck, scanLineEndings } from "./line-ending-check.ts";
+import { installLineLengthShim } from "./line-length-shim.ts";
+import { installPipelinedDataShim } from "./pipelined-data-shim.ts";
+import { SessionDeadlines } from "./session-deadlines.ts";
 import { newMessageContext, runMessagePipeline, type PipelineDependencies, type Plan } from "./message-pipeline.ts";
 import type { WorkerReport } from "./worker-step.ts";
 import { rcptReplyFor } from "./recipient-replies.ts";
@@ -44,6 +57,12 @@ export interface InboundServerOptions {
   tls?: TlsCredentials;
   /** Proxies whose PROXY protocol header is believed (smtp-server useProxy); empty: none. */
   proxyProtocol?: readonly string[];
+  /** From connect or the last message to the next DATA, ms (default 600,000). */
+  transactionTimeoutMs?: number;
+  /** Slowest DATA accepted, bytes/s: its deadline is socketTimeoutMs + bytes / rate (default 500). */
+  minDataRate?: number;
+  /** Accept mail to our SRS addresses from any sender, as postsrsd does (default: null sender only). */
+  srsAcceptAnySender?: boolean;
 }
 
 export interface InboundDependencies {
@@ -86,12 +105,21 @@ export interface InboundServer {
 
 export function createInboundServer(options: InboundServerOptions, deps: InboundDependencies): InboundServer {
   installEnhancedCodeShim();
+  installPipelinedDataShim();
+  installLineLengthShim();
   const now = deps.now ?? (() => new Date());
   const logger = deps.logger;
   const transactions = new Map<string, Transaction>();
   const srsDomain = normalizeDomain(options.hostname) ?? options.hostname.toLowerCase();
   let queueCounter = 0;
-  const guard = createConnectionGuard({ hostname: options.hostname, limits: deps.limits, dnsbl: deps.dnsbl, logger });
+  const guard = createConnectionGuard({
+    hostname: options.hostname,
+    limits: deps.limits,
+    dnsbl: deps.dnsbl,
+    logger,
+    rcptCommandLimit: Math.max(100, 10 * options.maxRecipients),
+  });
+  const refusalLog = new RefusalLog(deps.events, logger);
 
   function refuse(session: SMTPServerSession, rcpt: string, template: ReplyTemplate, values: Record<string, unknown>, reason: string): SmtpReply {
     return logRefusal(session, rcpt, new SmtpReply(template, { address: rcpt, ...values }), reason);
@@ -100,32 +128,19 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
   function logRefusal(session: SMTPServerSession, rcpt: string, reply: SmtpReply, reason: string): SmtpReply {
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
     logger.log("info", "rcpt_refused", { session: session.id, client: session.remoteAddress, from, rcpt, reason, code: reply.responseCode, enhanced: reply.enhanced });
-    // The activity log shows refusals too (as Cloudflare's does): "why did my mail not arrive?"
-    void deps.events.record([
-      {
-        received_at: now().toISOString(),
-        session_id: session.id,
-        client_ip: session.remoteAddress,
-        message_id: null,
-        subject: null,
-        mail_from: from,
-        rcpt_to: rcpt.slice(0, 320),
-        zone: null,
-        action: "refused",
-        outcome: "refused",
-        reply_code: reply.responseCode,
-        reply_text: reply.line,
-        size: 0,
-        duration_ms: 0,
-        detail: JSON.stringify({ reason }),
-      },
-    ]);
+    // The activity log shows refusals too (as Cloudflare's does): "why did my mail not arrive?" —
+    // summarised per session and rate-limited per client, written in batches off this path.
+    refusalLog.note({ session: session.id, client: session.remoteAddress, from, rcpt, reason, code: reply.responseCode, line: reply.line });
     return reply;
   }
 
   function planForRecipient(session: SMTPServerSession, rcpt: string): { plan: Plan; recipient: AcceptedRecipient } | SmtpReply {
     const parsed = parseAddress(rcpt);
     if (!isAddressProblem(parsed) && parsed.domain === srsDomain && SrsRewriter.isSrsLocalPart(parsed.local)) {
+      // Bounces come from the null sender (RFC 5321 §4.5.5). Checked before the hash, so a
+      // sender who may not use the address cannot use it to test guesses either.
+      const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
+      if (sender !== "" && options.srsAcceptAnySender !== true) return refuse(session, rcpt, replies.SRS_NULL_SENDER_ONLY, {}, "srs-not-null-sender");
       const reversed = deps.srs.reverse(`${parsed.local}@${parsed.domain}`);
       if (!reversed.ok) {
         const template = reversed.reason === "expired" ? replies.SRS_EXPIRED : reversed.reason === "bad-hash" ? replies.SRS_FORGED : replies.SRS_MALFORMED;
@@ -207,10 +222,16 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     const spool = new MessageSpool({ maxSize: options.maxMessageSize, spoolDir: options.spoolDir });
     const started = Date.now();
     try {
-      await spool.fill(stream);
+      const lineEndings = new LineEndingCheck();
+      await spool.fill(scanLineEndings(stream, lineEndings));
       if (stream.sizeExceeded || spool.exceeded) {
         logger.log("info", "message_too_big", { session: session.id, size: spool.received });
         throw new SmtpReply(replies.MESSAGE_TOO_BIG, { limit: options.maxMessageSize });
+      }
+      const bare = lineEndings.finish();
+      if (bare !== null) {
+        logger.log("info", "message_bare_line_ending", { session: session.id, client: session.remoteAddress, bare });
+        throw new SmtpReply(replies.BARE_LINE_ENDING, { char: bare });
       }
       if (transaction === undefined || transaction.plan === null) throw new SmtpReply(replies.LOCAL_ERROR, { hop: options.hostname });
       const mailFromArgs = session.envelope.mailFrom ? (session.envelope.mailFrom.args as Record<string, unknown> | false | undefined) : undefined;
@@ -294,7 +315,11 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     );
   }
 
-  const server = new SMTPServer({
+  const deadlines: SessionDeadlines = new SessionDeadlines(
+    { commandMs: options.socketTimeoutMs, transactionMs: options.transactionTimeoutMs ?? 600_000, minDataRate: options.minDataRate ?? 500 },
+    { hostname: options.hostname, logger, find: (sessionId): ConnectionView | null => findConnection(server, sessionId) },
+  );
+  const server: SMTPServer = new SMTPServer({
     name: options.hostname,
     banner: "mailroute ESMTP",
     size: options.maxMessageSize,
@@ -312,33 +337,50 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     // Behind a load balancer every client would otherwise look like the balancer: one shared
     // rate limit, never checked against block lists.
     ...(options.proxyProtocol !== undefined && options.proxyProtocol.length > 0 ? { useProxy: [...options.proxyProtocol] } : {}),
-    socketTimeout: options.socketTimeoutMs,
+    // smtp-server's idle timeout stays as a backstop behind our own deadlines, which answer first
+    socketTimeout: options.socketTimeoutMs + 2 * deadlines.sweepMs,
     closeTimeout: options.closeTimeoutMs,
     maxClients: options.maxClients,
     logger: false,
-    onConnect: guard.onConnect,
+    onConnect(session, callback) {
+      guard.onConnect(session, (error) => {
+        if (!error) deadlines.opened(session.id, session.remoteAddress);
+        callback(error);
+      });
+    },
     onMailFrom,
     onRcptTo,
     onData(stream, session, callback) {
+      const answer = (error: Error | null, message?: string) => {
+        deadlines.messageAnswered(session.id);
+        callback(error, message);
+      };
       handleData(stream, session).then(
-        (message) => callback(null, message),
+        (message) => answer(null, message),
         (error: unknown) => {
-          if (error instanceof SmtpReply) return callback(error);
-          logger.log("error", "data_failed", { session: session.id, error });
+          if (error instanceof SmtpReply) return answer(error);
+          // A client hanging up in the middle of DATA is ordinary network life, not our fault.
+          const disconnected = isClientDisconnect(error);
+          logger.log(disconnected ? "info" : "error", "data_failed", { session: session.id, client: session.remoteAddress, reason: disconnected ? "client-disconnected" : "internal", error });
           stream.resume();
-          callback(new SmtpReply(replies.LOCAL_ERROR, { hop: options.hostname }));
+          answer(new SmtpReply(replies.LOCAL_ERROR, { hop: options.hostname }));
         },
       );
     },
     onClose(session) {
       transactions.delete(session.id);
       refusals.delete(session.id);
+      deadlines.closed(session.id);
+      refusalLog.sessionClosed(session.id);
       guard.onClose(session);
     },
   });
   server.on("error", (error) => logger.log("warn", "smtp_error", { error }));
   const detachTls = options.tls ? applyTlsCredentials(server, options.tls) : () => undefined;
-  guard.install(server);
+  installCommandHook(server, function guardCommand(name, session) {
+    deadlines.command(session.id);
+    return guard.command(name, session);
+  });
 
   async function runWorkerFor(input: { from: string; to: string; raw: Buffer }): Promise<{ reply: string; worker: WorkerReport | null } | { refused: string }> {
     const session = { id: `http-${(++queueCounter).toString(36)}`, remoteAddress: "127.0.0.1", envelope: { mailFrom: false, rcptTo: [] } } as unknown as SMTPServerSession;
@@ -381,12 +423,20 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
         });
       });
     },
-    close() {
+    async close() {
       detachTls();
-      return new Promise((resolve) => server.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      deadlines.stop();
+      await refusalLog.close();
     },
     get connections() {
       return (server as unknown as { connections: Set<unknown> }).connections.size;
     },
   };
+}
+
+/** A DATA stream that ended because the client went away (smtp-server's ECONNECTION, a reset). */
+function isClientDisconnect(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "ECONNECTION" || code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ECONNRESET" || code === "EPIPE";
 }

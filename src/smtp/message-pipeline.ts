@@ -122,8 +122,9 @@ async function enforcePolicy(context: MessageContext, deps: PipelineDependencies
   const policy = context.plan.policy;
   const decision = decideAuthPolicy(context.auth, {
     enforceDmarc: policy.enforceDmarc,
-    // An SRS return already proved itself with our own HMAC, and bounces rarely authenticate.
-    requireSpfOrDkim: policy.requireAuth && context.plan.kind !== "srs-return",
+    // SRS returns too (issue 8): our HMAC proves the address is ours, not that the bounce is
+    // genuine; waiving the check made every valid SRS address a relay for unauthenticated mail.
+    requireSpfOrDkim: policy.requireAuth,
     quarantineAction: policy.rejectQuarantine ? "reject" : "accept",
   });
   if (decision.verdict === "accept") return null;

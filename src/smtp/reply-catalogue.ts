@@ -74,6 +74,18 @@ export const replies = Object.freeze({
   // Delivery intent (issue 8 item 9): an earlier attempt of this very message may still be
   // delivering (or crashed mid-way); the sender retries after it settled (at most the relay timeout).
   FORWARDING_HELD: reply(451, "4.3.0", "{hop}: forwarding held: an earlier attempt to deliver this message has not settled yet, please try again later"),
+  // Issue 8: SMTP-side hardening. Deadlines (Postfix's smtpd_timeout per request, and a
+  // smtpd_min_data_rate floor for DATA), command floods, over-long lines, bare CR/LF in DATA.
+  COMMAND_TIMEOUT: reply(421, "4.4.2", "{hop}: Timeout: no complete command within {seconds} seconds, closing connection"),
+  TRANSACTION_TIMEOUT: reply(421, "4.4.2", "{hop}: Timeout: no DATA within {seconds} seconds of connecting or of the last message, closing connection"),
+  DATA_TIMEOUT: reply(421, "4.4.2", "{hop}: Timeout: message data slower than {rate} bytes a second, closing connection"),
+  TOO_MANY_JUNK_COMMANDS: reply(421, "4.7.0", "{hop}: Too many NOOP, VRFY, EXPN, HELP or ETRN commands (more than {limit}), closing connection"),
+  TOO_MANY_RCPT_COMMANDS: reply(421, "4.7.0", "{hop}: Too many RCPT commands in one transaction (more than {limit}), closing connection"),
+  // RFC 5321 §4.5.3.1.4 and §4.5.3.1.6: "500 Line too long".
+  LINE_TOO_LONG: reply(500, "5.5.2", "Line too long (at most {limit} characters)"),
+  TOO_MANY_LONG_LINES: reply(421, "4.7.0", "{hop}: Too many over-long lines, closing connection"),
+  // RFC 5321 §2.3.8: CR and LF only ever together; a bare one is how SMTP smuggling starts.
+  BARE_LINE_ENDING: reply(554, "5.5.2", "Message refused: bare {char} in the message; lines must end with CRLF (RFC 5321 section 2.3.8)"),
 });
 
 export type ReplyName = keyof typeof replies;

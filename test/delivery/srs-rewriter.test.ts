@@ -37,7 +37,7 @@ describe("SrsRewriter", () => {
     it("rewrites a sender to SRS0 at our domain and reverses it", () => {
       const srs = rewriter();
       const rewritten = srs.forward("alice@origin.example");
-      assert.match(rewritten, /^SRS0=[A-Za-z0-9+/]{4}=[A-Z2-7]{2}=origin\.example=alice@fwd\.example$/);
+      assert.match(rewritten, /^SRS0=[A-Za-z0-9+/]{8}=[A-Z2-7]{2}=origin\.example=alice@fwd\.example$/);
       assert.deepEqual(srs.reverse(rewritten), reversed("alice@origin.example"));
     });
 
@@ -76,7 +76,7 @@ describe("SrsRewriter", () => {
     it("uses the configured separator after the tag and '=' between the fields", () => {
       const srs = rewriter({ separator: "+" });
       const rewritten = srs.forward("alice@origin.example");
-      assert.match(rewritten, /^SRS0\+[^=]{4}=[A-Z2-7]{2}=origin\.example=alice@fwd\.example$/);
+      assert.match(rewritten, /^SRS0\+[^=]{8}=[A-Z2-7]{2}=origin\.example=alice@fwd\.example$/);
       assert.deepEqual(srs.reverse(rewritten), reversed("alice@origin.example"));
     });
 
@@ -96,7 +96,7 @@ describe("SrsRewriter", () => {
       const srs0 = first.forward("alice@origin.example");
       const srs1 = second.forward(srs0);
       const opaque = srs0.slice(4, srs0.lastIndexOf("@"));
-      assert.match(srs1, /^SRS1=[^=]{4}=a\.example=/);
+      assert.match(srs1, /^SRS1=[^=]{8}=a\.example=/);
       assert.ok(srs1.endsWith(`=a.example=${opaque}@b.example`), srs1);
       assert.deepEqual(second.reverse(srs1), reversed(srs0));
       assert.deepEqual(first.reverse(srs0), reversed("alice@origin.example"));
@@ -106,7 +106,7 @@ describe("SrsRewriter", () => {
       const srs0 = first.forward("alice@origin.example");
       const srs1AtB = second.forward(srs0);
       const srs1AtC = third.forward(srs1AtB);
-      assert.match(srs1AtC, /^SRS1=[^=]{4}=a\.example==/);
+      assert.match(srs1AtC, /^SRS1=[^=]{8}=a\.example==/);
       assert.ok(srs1AtC.endsWith("@c.example"));
       // The bounce goes straight back to the first hop, skipping b.example.
       assert.deepEqual(third.reverse(srs1AtC), reversed(srs0));
@@ -134,7 +134,7 @@ describe("SrsRewriter", () => {
     it("refuses a tampered hash, host, local part or stamp", () => {
       const srs = rewriter();
       const { hash, stamp, host, user } = srs0Fields(srs.forward("alice@origin.example"));
-      const otherHash = hash === "AAAA" ? "BBBB" : "AAAA";
+      const otherHash = hash === "AAAAAAAA" ? "BBBBBBBB" : "AAAAAAAA";
       const otherStamp = stamp === "2V" ? "2U" : "2V";
       assert.deepEqual(srs.reverse(`SRS0=${otherHash}=${stamp}=${host}=${user}@fwd.example`), refused("bad-hash"));
       assert.deepEqual(srs.reverse(`SRS0=${hash}=${stamp}=evil.example=${user}@fwd.example`), refused("bad-hash"));
@@ -153,7 +153,7 @@ describe("SrsRewriter", () => {
       const first = rewriter({ domain: "a.example" });
       const srs = rewriter();
       const srs1 = srs.forward(first.forward("alice@origin.example"));
-      assert.deepEqual(srs.reverse(srs1.replace(/^SRS1=[^=]{4}/, "SRS1=AAAA")), refused("bad-hash"));
+      assert.deepEqual(srs.reverse(srs1.replace(/^SRS1=[^=]{8}/, "SRS1=AAAAAAAA")), refused("bad-hash"));
       assert.deepEqual(srs.reverse(srs1.replace("=a.example=", "=evil.example=")), refused("bad-hash"));
     });
 
@@ -273,17 +273,40 @@ describe("SrsRewriter", () => {
     });
   });
 
-  describe("case folding", () => {
-    it("reverses an address some MTA lower-cased", () => {
+  describe("case: strict by default, postsrsd's folding on request", () => {
+    it("refuses an address whose hash case was flipped, or that some MTA lower-cased", () => {
       const srs = rewriter();
+      const rewritten = srs.forward("Alice@Origin.Example");
+      const { hash, stamp, host, user } = srs0Fields(rewritten);
+      const flipped = [...hash].map((char) => (char === char.toLowerCase() ? char.toUpperCase() : char.toLowerCase())).join("");
+      assert.notEqual(flipped, hash, "the hash has letters to flip");
+      assert.deepEqual(srs.reverse(`SRS0=${flipped}=${stamp}=${host}=${user}@fwd.example`), refused("bad-hash"));
+      assert.deepEqual(srs.reverse(rewritten.toLowerCase()), refused("malformed"));
+      assert.deepEqual(srs.reverse(`srs0=${hash}=${stamp}=${host}=${user}@fwd.example`), refused("malformed"), "a lower-case tag");
+      assert.deepEqual(srs.reverse(`Srs1=${hash}=a.example==x@fwd.example`), refused("malformed"));
+    });
+
+    it("refuses a hash shorter than the 8 characters it mints, even if it is a correct prefix", () => {
+      const srs = rewriter();
+      const { hash, stamp, host, user } = srs0Fields(srs.forward("alice@origin.example"));
+      assert.equal(hash.length, 8);
+      assert.deepEqual(srs.reverse(`SRS0=${hash.slice(0, 4)}=${stamp}=${host}=${user}@fwd.example`), refused("bad-hash"));
+      assert.deepEqual(srs.reverse(`SRS0=${hash.slice(0, 7)}=${stamp}=${host}=${user}@fwd.example`), refused("bad-hash"));
+    });
+
+    it("in postsrsd mode, reverses an address some MTA lower-cased, and a 4-character hash", () => {
+      const srs = rewriter({ postsrsdCompat: true });
       const rewritten = srs.forward("Alice@Origin.Example");
       assert.deepEqual(srs.reverse(rewritten.toLowerCase()), reversed("alice@origin.example"));
       assert.deepEqual(srs.reverse(rewritten.toUpperCase()), reversed("ALICE@ORIGIN.EXAMPLE"));
+      const { hash, stamp, host, user } = srs0Fields(rewritten);
+      assert.deepEqual(srs.reverse(`SRS0=${hash.slice(0, 4)}=${stamp}=${host}=${user}@fwd.example`), reversed("Alice@Origin.Example"));
+      assert.deepEqual(srs.reverse(`SRS0=${hash.slice(0, 3)}=${stamp}=${host}=${user}@fwd.example`), refused("bad-hash"));
     });
 
-    it("reverses a lower-cased SRS1 address", () => {
-      const first = rewriter({ domain: "a.example", secrets: ["first-secret"] });
-      const srs = rewriter();
+    it("in postsrsd mode, reverses a lower-cased SRS1 address", () => {
+      const first = rewriter({ domain: "a.example", secrets: ["first-secret"], postsrsdCompat: true });
+      const srs = rewriter({ postsrsdCompat: true });
       const srs0 = first.forward("Alice@Origin.Example");
       const srs1 = srs.forward(srs0);
       // The tag is written afresh, as libsrs2 does; the rest comes back as it was presented.
@@ -317,7 +340,7 @@ describe("SrsRewriter", () => {
 
     it("matches a reference SRS0 computed independently with node:crypto", () => {
       const unixMs = Date.UTC(2031, 4, 17, 9, 30);
-      const srs = new SrsRewriter({ secrets: ["k3y"], domain: "relay.example", now: () => unixMs });
+      const srs = new SrsRewriter({ secrets: ["k3y"], domain: "relay.example", hashLength: 4, now: () => unixMs });
       const expected = referenceSrs0("k3y", unixMs, "Bob.Jones", "Mail.Origin.Example", "relay.example");
       assert.equal(srs.forward("Bob.Jones@Mail.Origin.Example"), expected);
       // Day 22416 since the epoch, 912 on the 1024-day wheel: "4" (28) then "Q" (16).
@@ -327,13 +350,14 @@ describe("SrsRewriter", () => {
     it("matches a reference SRS1 hash over the first hop and the opaque part", () => {
       const srs = new SrsRewriter({ secrets: ["k3y"], domain: "relay.example", now: () => POSTSRSD_NOW });
       const opaque = "=HhHh=2W=Orig.Example=Alice";
-      const hash = createHmac("sha1", "k3y").update(`a.example${opaque}`.toLowerCase()).digest("base64").slice(0, 4);
+      const hash = createHmac("sha1", "k3y").update(`a.example${opaque}`.toLowerCase()).digest("base64").slice(0, 8);
       assert.equal(srs.forward(`SRS0${opaque}@A.Example`), `SRS1=${hash}=A.Example=${opaque}@relay.example`);
     });
 
     // Vectors from postsrsd's own test suite (tests/blackbox/socketmap.py): secret "tops3cr3t",
     // our domain example.com, clock at 2020-01-01 00:01:00 UTC. Matching them is the interop proof.
-    const postsrsd = new SrsRewriter({ secrets: ["tops3cr3t"], domain: "example.com", now: () => POSTSRSD_NOW });
+    // postsrsd's defaults: 4-character hashes, verified case-insensitively.
+    const postsrsd = new SrsRewriter({ secrets: ["tops3cr3t"], domain: "example.com", hashLength: 4, postsrsdCompat: true, now: () => POSTSRSD_NOW });
 
     it("mints the same SRS0 and SRS1 addresses as postsrsd", () => {
       assert.equal(postsrsd.forward("test@otherdomain.com"), "SRS0=vmyz=2W=otherdomain.com=test@example.com");
@@ -357,6 +381,23 @@ describe("SrsRewriter", () => {
       assert.deepEqual(postsrsd.reverse("SRS0=VcIb=7N=otherdomain.com=test@example.com"), refused("expired"));
       assert.deepEqual(postsrsd.reverse("SRS0=FAKE=2V=otherdomain.com=test@example.com"), refused("bad-hash"));
       assert.deepEqual(postsrsd.reverse("test@example.com"), refused("not-srs"));
+    });
+
+    it("refuses postsrsd's 4-character and lower-cased addresses unless postsrsd mode is on", () => {
+      const strict = new SrsRewriter({ secrets: ["tops3cr3t"], domain: "example.com", now: () => POSTSRSD_NOW });
+      assert.deepEqual(strict.reverse("SRS0=XjO9=2V=otherdomain.com=test@example.com"), refused("bad-hash"));
+      assert.deepEqual(strict.reverse("srs0=xjo9=2v=otherdomain.com=test@example.com"), refused("malformed"));
+      const compat = new SrsRewriter({ secrets: ["tops3cr3t"], domain: "example.com", postsrsdCompat: true, now: () => POSTSRSD_NOW });
+      assert.deepEqual(compat.reverse("SRS0=XjO9=2V=otherdomain.com=test@example.com"), reversed("test@otherdomain.com"));
+      assert.deepEqual(compat.reverse("srs0=xjo9=2v=otherdomain.com=test@example.com"), reversed("test@otherdomain.com"));
+    });
+
+    it("mints 8-character hashes whose first 4 characters are postsrsd's, so postsrsd still parses them", () => {
+      const ours = new SrsRewriter({ secrets: ["tops3cr3t"], domain: "example.com", now: () => POSTSRSD_NOW });
+      const minted = ours.forward("test@otherdomain.com");
+      assert.equal(minted, `SRS0=vmyz${srs0Fields(minted).hash.slice(4)}=2W=otherdomain.com=test@example.com`);
+      // postsrsd's srs_hash_check judges a longer hash by its first hashlength (4) characters.
+      assert.deepEqual(postsrsd.reverse(minted), reversed("test@otherdomain.com"));
     });
   });
 });
