@@ -13,6 +13,7 @@ import { mtaStsPolicy } from "../core/zone-dns-records.ts";
 import type { RoutingTable } from "../routing/routing-table.ts";
 import { normalizeDomain } from "../routing/email-address.ts";
 import { bearerToken } from "./admin-token.ts";
+import { healthRoutes, type HealthChecks } from "./health-routes.ts";
 
 export interface HttpServiceOptions {
   hostname: string;
@@ -22,6 +23,8 @@ export interface HttpServiceOptions {
   /** Runs the Email Worker routed for a recipient on a posted message (dev endpoint). */
   runWorker: (input: { from: string; to: string; raw: Buffer }) => Promise<{ reply: string; worker: unknown } | { refused: string }>;
   maxMessageSize: number;
+  /** What /healthz and /readyz check (health-routes.ts). */
+  health: HealthChecks;
 }
 
 export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
@@ -37,7 +40,7 @@ export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
     return reply.type("text/plain; charset=utf-8").header("cache-control", "max-age=300").send(mtaStsPolicy(options.hostname).text);
   });
 
-  app.get("/healthz", async () => ({ success: true, result: { status: "ok" } }));
+  void app.register(healthRoutes, options.health);
 
   // As `wrangler dev`: POST a raw message to run the worker routed for `to`. Real delivery
   // happens behind forward(), so the endpoint needs the admin token.

@@ -36,6 +36,8 @@ import { WorkerRuntime } from "../workers/worker-runtime.ts";
 import { WorkerStore } from "../workers/worker-store.ts";
 import { acceptedDestinations, purgeExpired, recordAccepted } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
+import { readConfigVersion } from "../store/config-version.ts";
+import { StartupError } from "./startup-error.ts";
 
 export const LEDGER_TTL_DAYS = 7;
 /** How long the activity log keeps events (Cloudflare shows about a month). */
@@ -85,7 +87,9 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     logger,
   });
   const pool = delivery.pool;
-  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined });
+  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined }).catch((error: unknown) => {
+    throw new StartupError("store", settings.database ?? settings.dataDir, error);
+  });
   const routing = new RoutingConfigWatcher(store.db, {
     intervalMs: overrides.configPollMs ?? 250,
     onReload: (version, table) => logger.log("info", "routing_reloaded", { version, zones: table.zones.size, rules: table.rules.size }),
@@ -176,17 +180,19 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     routing.stop();
     clearInterval(purge);
     await store.close();
-    throw new Error(`cannot listen for SMTP on ${settings.smtpHost}:${settings.smtpPort}: ${(error as Error).message}`);
+    throw new StartupError("smtp-listen", `${settings.smtpHost}:${settings.smtpPort}`, error);
   }
   logger.log("info", "smtp_listening", { host: smtp.address, port: smtp.port, hostname: settings.hostname });
 
   const generatedAdminToken = await ensureAdminToken(store.db, settings.adminToken);
+  let closing: Promise<void> | null = null;
   const httpApp = createHttpServer({
     hostname: settings.hostname,
     routing: () => routing.table,
     authorize: (token) => verifyAdminToken(store.db, token),
     runWorker: (input) => server.runWorkerFor(input),
     maxMessageSize: settings.maxMessageSize,
+    health: { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntimes: () => workerRuntime.processes(), accepting: () => closing === null },
   });
   let http: AddressInfo;
   try {
@@ -196,11 +202,10 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     clearInterval(purge);
     await server.close();
     await store.close();
-    throw new Error(`cannot listen for HTTP on ${settings.httpHost}:${settings.httpPort}: ${(error as Error).message}`);
+    throw new StartupError("http-listen", `${settings.httpHost}:${settings.httpPort}`, error);
   }
   logger.log("info", "http_listening", { host: http.address, port: http.port });
 
-  let closing: Promise<void> | null = null;
   return {
     settings,
     store,

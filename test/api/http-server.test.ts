@@ -44,9 +44,10 @@ describe("HTTP service", () => {
     }
   });
 
-  it("answers a health check", async () => {
+  it("answers a health check that looked at SMTP, the store and the worker runtime", async () => {
     const response = await get(h, "/healthz", "localhost");
     assert.equal(response.status, 200);
-    assert.deepEqual(JSON.parse(response.body), { success: true, result: { status: "ok" } });
+    const body = JSON.parse(response.body) as { success: boolean; result: { status: string; checks: Record<string, { status: string }> } };
+    assert.deepEqual([body.success, body.result.status, Object.keys(body.result.checks).sort()], [true, "ok", ["smtp", "store", "workers"]]);
   });
 });
