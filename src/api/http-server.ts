@@ -9,11 +9,13 @@
  */
 import Fastify, { type FastifyInstance } from "fastify";
 import type { AddressInfo } from "node:net";
-import { mtaStsPolicy } from "../core/zone-dns-records.ts";
+import { mtaStsPolicy, type MtaStsMode } from "../core/zone-dns-records.ts";
 import type { RoutingTable } from "../routing/routing-table.ts";
 import { normalizeDomain } from "../routing/email-address.ts";
 import { bearerToken } from "./admin-token.ts";
 import { healthRoutes, type HealthChecks } from "./health-routes.ts";
+import { acmeChallengeRoutes } from "./acme-challenge-routes.ts";
+import type { HttpChallenges } from "../acme/http-challenges.ts";
 
 export interface HttpServiceOptions {
   hostname: string;
@@ -23,6 +25,10 @@ export interface HttpServiceOptions {
   /** Runs the Email Worker routed for a recipient on a posted message (dev endpoint). */
   runWorker: (input: { from: string; to: string; raw: Buffer }) => Promise<{ reply: string; worker: unknown } | { refused: string }>;
   maxMessageSize: number;
+  /** The MTA-STS mode served for a zone (src/tls/mta-sts-mode.ts); default enforce. */
+  mtaStsMode?: (zone: string) => MtaStsMode;
+  /** ACME HTTP-01 challenges to answer (acme-challenge-routes.ts); absent when ACME is off. */
+  acmeChallenges?: HttpChallenges | null;
   /** What /healthz and /readyz check (health-routes.ts). */
   health: HealthChecks;
 }
@@ -37,10 +43,11 @@ export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
       return reply.code(404).type("application/json").send({ success: false, errors: [{ code: 404, message: `no MTA-STS policy for host "${request.headers.host ?? ""}"` }] });
     }
     // RFC 8461 §3.2: text/plain; the policy names the MX host(s) that present a valid certificate.
-    return reply.type("text/plain; charset=utf-8").header("cache-control", "max-age=300").send(mtaStsPolicy(options.hostname).text);
+    return reply.type("text/plain; charset=utf-8").header("cache-control", "max-age=300").send(mtaStsPolicy(options.hostname, options.mtaStsMode?.(zone.name)).text);
   });
 
   void app.register(healthRoutes, options.health);
+  if (options.acmeChallenges) void app.register(acmeChallengeRoutes, { challenges: options.acmeChallenges });
 
   // As `wrangler dev`: POST a raw message to run the worker routed for `to`. Real delivery
   // happens behind forward(), so the endpoint needs the admin token.

@@ -19,7 +19,8 @@ import type { DeliveryLedger } from "../delivery/relay-message.ts";
 import { SmtpClientPool, type SmtpClientPoolOptions } from "../delivery/smtp-client-pool.ts";
 import { SrsRewriter } from "../delivery/srs-rewriter.ts";
 import { createInboundServer } from "../smtp/inbound-server.ts";
-import { createDevCredentials, TlsCredentials, type TlsCredentialsError } from "../smtp/tls-credentials.ts";
+import type { TlsCredentialsError } from "../smtp/tls-credentials.ts";
+import { setUpCertificates } from "../tls/certificate-setup.ts";
 import { DkimKeyStore } from "../delivery/dkim-keys.ts";
 import { createMessageSigner } from "../delivery/message-signer.ts";
 import { authenticateMessage } from "../inbound/authenticate-message.ts";
@@ -50,6 +51,8 @@ export interface RunningMailroute {
   readonly store: Store;
   readonly smtp: AddressInfo;
   readonly http: AddressInfo;
+  /** The HTTPS listener for MTA-STS policy hosts (--https-port), or null. */
+  readonly https: AddressInfo | null;
   /** Set when this start generated the admin token: print it once, it is stored only hashed. */
   readonly generatedAdminToken: string | null;
   readonly routing: RoutingConfigWatcher;
@@ -70,6 +73,8 @@ export interface StartOverrides {
   /** Benchmarks only: measure relay without inbound authentication. */
   skipAuthentication?: boolean;
   closeTimeoutMs?: number;
+  /** ACME timing (tests renew at once). */
+  acme?: { renewBeforeMs?: number; checkEveryMs?: number };
 }
 
 export async function startMailroute(settings: Readonly<Settings>, overrides: StartOverrides = {}): Promise<RunningMailroute> {
@@ -115,9 +120,9 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   const trusted = createNetworkMatcher(settings.trustedNetworks);
   const keys = new DkimKeyStore({ dir: join(settings.dataDir, "dkim"), selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });
   const onTlsError = (error: TlsCredentialsError) => logger.log("error", "tls_reload_failed", { file: error.file, error });
-  const tls = settings.tlsCert !== null && settings.tlsKey !== null
-    ? TlsCredentials.watch({ certFile: settings.tlsCert, keyFile: settings.tlsKey, onError: onTlsError })
-    : await createDevCredentials(settings.hostname, settings.dataDir, { onError: onTlsError });
+  // STARTTLS credentials, ACME, the HTTPS policy host and the MTA-STS mode they allow
+  const certificates = await setUpCertificates(settings, { logger, routing: () => routing.table, onTlsError, ...(overrides.acme ? { acme: overrides.acme } : {}) });
+  const tls = certificates.tls;
   tls.onChange((_pair, summary) => logger.log("info", "tls_reloaded", { subject: summary.subject, valid_to: summary.validTo }));
   const limits = new ClientLimits({
     maxConnectionsPerIp: settings.maxConnectionsPerIp,
@@ -192,6 +197,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     authorize: (token) => verifyAdminToken(store.db, token),
     runWorker: (input) => server.runWorkerFor(input),
     maxMessageSize: settings.maxMessageSize,
+    mtaStsMode: certificates.mtaStsMode,
+    acmeChallenges: certificates.acmeChallenges,
     health: { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntimes: () => workerRuntime.processes(), accepting: () => closing === null },
   });
   let http: AddressInfo;
@@ -205,12 +212,26 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     throw new StartupError("http-listen", `${settings.httpHost}:${settings.httpPort}`, error);
   }
   logger.log("info", "http_listening", { host: http.address, port: http.port });
+  let https: AddressInfo | null;
+  try {
+    https = await certificates.start(httpApp);
+  } catch (error) {
+    routing.stop();
+    clearInterval(purge);
+    await httpApp.close();
+    await server.close();
+    await certificates.close();
+    await store.close();
+    throw new StartupError("https-listen", `${settings.httpHost}:${settings.httpsPort}`, error);
+  }
+  if (https !== null) logger.log("info", "https_listening", { host: https.address, port: https.port });
 
   return {
     settings,
     store,
     smtp,
     http,
+    https,
     generatedAdminToken,
     routing,
     pool,
@@ -220,7 +241,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         clearInterval(purge);
         await httpApp.close();
         await server.close();
-        tls.close();
+        await certificates.close();
         await workerRuntime.dispose();
         await delivery.close();
         await store.close();
