@@ -1,8 +1,9 @@
 # mailroute container image: the service (SMTP, HTTP) as an unprivileged user.
 #   docker build -t mailroute .
-#   docker build --build-arg BASE_IMAGE=debian:bookworm-slim -t mailroute .
+#   docker build --build-arg BASE_IMAGE=node:22-bookworm-slim -t mailroute .
 # The runtime is the Node.js 24 that `npm ci` installs (the `node` npm package, DESIGN §5), so
-# the base image needs only a Node.js + npm able to run npm itself; node:*-slim images are fine.
+# the base image needs only a Node.js and npm able to run npm itself: any node:*-slim image, or
+# a Debian image with the nodejs and npm packages.
 ARG BASE_IMAGE=node:24-bookworm-slim
 
 FROM ${BASE_IMAGE} AS build

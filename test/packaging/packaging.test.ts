@@ -111,7 +111,7 @@ describe("install on an older Node.js", () => {
       (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code ?? -1, output: (error.stdout ?? "") + (error.stderr ?? "") }),
     );
 
-  it("says one clear line under npm on Node.js 20 (npm's own engine warnings are off in .npmrc), nothing on Node.js 24, and refuses a Node.js npm cannot run on", async () => {
+  it("says one clear line under npm on an older Node.js (npm's own engine warnings are off in .npmrc), nothing on Node.js 24", async () => {
     assert.match(readFileSync(join(ROOT, ".npmrc"), "utf8"), /^loglevel=error$/m);
     assert.equal((JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts["preinstall"], "node scripts/check-node.js");
     const old = await check("20.20.2");
@@ -119,8 +119,9 @@ describe("install on an older Node.js", () => {
     assert.equal(old.output.trim().split("\n").length, 1);
     assert.match(old.output, /^mailroute: this machine has Node\.js v20\.20\.2; mailroute will run on the Node\.js 24 this install fetches/);
     assert.deepEqual(await check("24.21.0"), { code: 0, output: "" });
-    const tooOld = await check("18.19.0");
-    assert.equal(tooOld.code, 1);
-    assert.match(tooOld.output, /Node\.js v18\.19\.0 is too old for npm 11/);
+    // Debian bookworm's own nodejs and npm: installs, with the same one line
+    const debian = await check("18.19.0");
+    assert.equal(debian.code, 0);
+    assert.match(debian.output, /^mailroute: this machine has Node\.js v18\.19\.0;/);
   });
 });
