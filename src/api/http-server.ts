@@ -13,7 +13,7 @@ import type { AddressInfo } from "node:net";
 import type { Logger } from "../analytics/structured-log.ts";
 import type { VerificationLinks } from "../core/addresses/verification-links.ts";
 import type { TokenAuthenticator } from "../core/tokens/token-authenticator.ts";
-import { mtaStsPolicy } from "../core/zone-dns-records.ts";
+import { mtaStsPolicy, type MtaStsMode } from "../core/zone-dns-records.ts";
 import type { RoutingTable } from "../routing/routing-table.ts";
 import { normalizeDomain } from "../routing/email-address.ts";
 import { ApiError } from "./api-error.ts";
@@ -22,6 +22,9 @@ import { createRequestAuth, send } from "./request-auth.ts";
 import { ConcurrencyGate } from "./request-limits.ts";
 import { queryString } from "./request-input.ts";
 import { registerVerifyPages } from "./verify-pages.ts";
+import { healthRoutes, type HealthChecks } from "./health-routes.ts";
+import { acmeChallengeRoutes } from "./acme-challenge-routes.ts";
+import type { HttpChallenges } from "../acme/http-challenges.ts";
 
 export interface HttpServiceOptions {
   hostname: string;
@@ -33,6 +36,12 @@ export interface HttpServiceOptions {
   maxMessageSize: number;
   api: Omit<ClientApiOptions, "authenticate" | "logger">;
   verification: VerificationLinks;
+  /** The MTA-STS mode served for a zone (src/tls/mta-sts-mode.ts); default enforce. */
+  mtaStsMode?: (zone: string) => MtaStsMode;
+  /** ACME HTTP-01 challenges to answer (acme-challenge-routes.ts); absent when ACME is off. */
+  acmeChallenges?: HttpChallenges | null;
+  /** What /healthz and /readyz check (health-routes.ts). */
+  health: HealthChecks;
 }
 
 export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
@@ -45,10 +54,11 @@ export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
       return reply.code(404).type("application/json").send({ success: false, errors: [{ code: 404, message: `no MTA-STS policy for host "${request.headers.host ?? ""}"` }] });
     }
     // RFC 8461 §3.2: text/plain; the policy names the MX host(s) that present a valid certificate.
-    return reply.type("text/plain; charset=utf-8").header("cache-control", "max-age=300").send(mtaStsPolicy(options.hostname).text);
+    return reply.type("text/plain; charset=utf-8").header("cache-control", "max-age=300").send(mtaStsPolicy(options.hostname, options.mtaStsMode?.(zone.name)).text);
   });
 
-  app.get("/healthz", async () => ({ success: true, result: { status: "ok" } }));
+  void app.register(healthRoutes, options.health);
+  if (options.acmeChallenges) void app.register(acmeChallengeRoutes, { challenges: options.acmeChallenges });
 
   registerVerifyPages(app, options.verification);
 

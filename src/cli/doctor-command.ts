@@ -13,8 +13,14 @@
  *   misconfigured: with nothing missing or wrong, the zone keeps the status it had;
  * - every DNS query is bounded (c-ares timeout × tries), so doctor ends within seconds even
  *   when the resolver does not answer;
- * - --hostname, --dns-servers, --dkim-selector and --dkim-ed25519 (and their MAILROUTE_ twins)
- *   mean what they mean for `mailroute start`, defaults included.
+ * - --hostname, --dns-servers, --dkim-selector, --dkim-ed25519, the certificate settings
+ *   (--tls-cert, --tls-key, --ca-file, --acme-directory, --https-port) and --mta-sts-mode (and
+ *   their MAILROUTE_ twins) mean what they mean for `mailroute start`, defaults included;
+ * - never proposes records for a --hostname that is not a fully qualified domain name;
+ * - checks the certificates senders will see (chain, name, expiry) before the MTA-STS record:
+ *   while they do not validate, `_mta-sts` is "held" (not to be published), and a published
+ *   one that makes senders enforce an invalid certificate is "wrong" (remove it) — doctor never
+ *   tells an operator to publish something that would make senders refuse their mail.
  */
 import { Resolver } from "node:dns/promises";
 import { join } from "node:path";
@@ -28,14 +34,16 @@ import { ValidationError } from "../core/validation-error.ts";
 import { expectedZoneRecords, zoneFileLine } from "../core/zone-dns-records.ts";
 import { DkimKeyStore, type DkimPublicRecord } from "../delivery/dkim-keys.ts";
 import { openStore, type Store } from "../store/open-store.ts";
+import { hostnameProblem } from "../config/host-name-check.ts";
+import { checkServedCertificates, type ServedCertificate, type ServedCertificates } from "../tls/served-certificates.ts";
 import { CliError, usageError } from "./cli-error.ts";
 import type { Output } from "./config-commands.ts";
 
 export const DOCTOR_USAGE =
-  "mailroute doctor <domain> [--json] [--data-dir <dir>] [--database <url>] [--hostname <mx host>] [--dns-servers <host:port,…>] [--dkim-selector <selector>] [--dkim-ed25519 <true|false>]";
+  "mailroute doctor <domain> [--json] [--data-dir <dir>] [--database <url>] [--hostname <mx host>] [--dns-servers <host:port,…>] [--dkim-selector <selector>] [--dkim-ed25519 <true|false>] [--tls-cert <pem> --tls-key <pem>] [--ca-file <pem>] [--acme-directory <url>] [--https-port <port>] [--mta-sts-mode <testing|enforce|auto>]";
 
 // the settings doctor shares with `mailroute start`, each with its MAILROUTE_ twin
-const SETTING_FLAGS = ["data-dir", "database", "hostname", "dns-servers", "dkim-selector", "dkim-ed25519"] as const;
+const SETTING_FLAGS = ["data-dir", "database", "hostname", "dns-servers", "dkim-selector", "dkim-ed25519", "tls-cert", "tls-key", "ca-file", "acme-directory", "https-port", "mta-sts-mode"] as const;
 
 const OPTIONS = {
   json: { type: "boolean", default: false },
@@ -65,6 +73,13 @@ export async function doctorCommand(argv: string[], output: Output): Promise<voi
     throw usageError((error as Error).message, DOCTOR_USAGE);
   }
   const settings = settingsFrom(values);
+  const hostProblem = hostnameProblem(settings.hostname);
+  if (hostProblem !== null) {
+    throw new CliError(`--hostname: ${hostProblem}: an MX record must name a host that public DNS resolves, so doctor proposes no records for it`, {
+      exitCode: 2,
+      hint: `pass --hostname mx.${domain} (or MAILROUTE_HOSTNAME): the name of this server in DNS, the same one "mailroute start" runs with`,
+    });
+  }
   const dns = createDoctorDns(settings.dnsServers);
 
   const report = await withStore(settings, domain, async (service) => {
@@ -75,21 +90,34 @@ export async function doctorCommand(argv: string[], output: Output): Promise<voi
       throw error;
     });
     const dkim = await dkimRecords(settings, zone.name);
-    const checks = await checkRecords(expectedZoneRecords({ zone: zone.name, hostname: settings.hostname, dkim }), dns, { hostname: settings.hostname });
-    const needsAction = checks.filter((check) => check.status === "missing" || check.status === "wrong").length;
+    const served = await servedCertificates(settings, zone.name);
+    const checks = holdMtaSts(
+      await checkRecords(expectedZoneRecords({ zone: zone.name, hostname: settings.hostname, dkim, mtaStsMode: served.mode }), dns, { hostname: settings.hostname }),
+      served,
+    );
+    const certificates = served.certificates;
+    const needsAction = checks.filter((check) => check.status === "missing" || check.status === "wrong").length + certificates.filter((certificate) => !certificate.ok).length;
     const unknown = checks.filter((check) => check.status === "unknown").length;
     // unknown alone proves nothing either way: keep what the last conclusive run found
     const status = needsAction > 0 ? "misconfigured" : unknown > 0 ? zone.status : "ready";
     if (status !== zone.status) await service.zones.setStatus(zone.name, needsAction > 0 ? "misconfigured" : "ready");
-    return { zone: zone.name, status, checks, needsAction, unknown };
+    return { zone: zone.name, status, checks, certificates, needsAction, unknown };
   });
 
-  if (values.json) output.out(JSON.stringify(report.checks.map(jsonRecord), null, 2));
+  if (values.json) output.out(JSON.stringify([...report.certificates.map(jsonCertificate), ...report.checks.map(jsonRecord)], null, 2));
   else for (const line of humanReport(report, settings)) output.out(line);
 
   if (report.needsAction > 0) {
-    throw new CliError(`${report.needsAction} of ${report.checks.length} DNS records for ${report.zone} need action`, {
-      hint: `publish the records shown, then run "mailroute doctor ${report.zone}" again (resolvers may keep old answers for up to their TTL)`,
+    const badCertificates = report.certificates.filter((certificate) => !certificate.ok).length;
+    const badRecords = report.needsAction - badCertificates;
+    const parts = [
+      ...(badCertificates > 0 ? [`${badCertificates} of ${report.certificates.length} certificates`] : []),
+      ...(badRecords > 0 ? [`${badRecords} of ${report.checks.length} DNS records`] : []),
+    ];
+    throw new CliError(`${parts.join(" and ")} for ${report.zone} need action`, {
+      hint: badRecords > 0
+        ? `publish the records shown, then run "mailroute doctor ${report.zone}" again (resolvers may keep old answers for up to their TTL)`
+        : `fix the certificate as shown, then run "mailroute doctor ${report.zone}" again`,
     });
   }
   if (report.unknown > 0) {
@@ -168,7 +196,7 @@ function jsonRecord(check: RecordCheck) {
     status: check.status,
     purpose: check.purpose,
     published: check.published,
-    record: zoneFileLine(check),
+    record: check.value === "" ? null : zoneFileLine(check),
     ...(check.note === undefined ? {} : { note: check.note }),
   };
 }
@@ -177,19 +205,26 @@ interface Report {
   zone: string;
   status: string;
   checks: RecordCheck[];
+  certificates: ServedCertificate[];
   needsAction: number;
   unknown: number;
 }
 
 function humanReport(report: Report, settings: Readonly<Settings>): string[] {
   const resolver = settings.dnsServers.length > 0 ? settings.dnsServers.join(", ") : "the system resolver";
-  const nameWidth = Math.max(...report.checks.map((check) => check.name.length));
+  const nameWidth = Math.max(...report.checks.map((check) => check.name.length), ...report.certificates.map((certificate) => certificate.name.length));
   const row = (check: RecordCheck) => `  ${check.status.toUpperCase().padEnd(8)} ${check.type.padEnd(6)} ${check.name.padEnd(nameWidth)}  ${check.purpose}`;
   const detail = (label: string, text: string) => `  ${" ".repeat(16)}${`${label}:`.padEnd(9)}${text}`;
-  const lines = [`DNS records for ${report.zone} (mail host ${settings.hostname}, checked through ${resolver})`, ""];
+  const lines = [`Certificates for ${report.zone} (checked as senders check them: chain, name, expiry)`];
+  for (const certificate of report.certificates) {
+    lines.push(`  ${(certificate.ok ? "OK" : "WRONG").padEnd(8)} ${"TLS".padEnd(6)} ${certificate.name.padEnd(nameWidth)}  ${certificate.purpose}`);
+    if (certificate.note !== null) lines.push(detail(certificate.ok ? "note" : "why", certificate.note));
+  }
+  lines.push("", `DNS records for ${report.zone} (mail host ${settings.hostname}, checked through ${resolver})`, "");
   const groups = [
     { title: "NEEDS ACTION", statuses: ["missing", "wrong"], publish: "publish" },
     { title: "NOT CHECKED", statuses: ["unknown"], publish: "expected" },
+    { title: "WAITING FOR VALID CERTIFICATES", statuses: ["held"], publish: null },
     { title: "OK", statuses: ["ok"], publish: null },
   ];
   for (const group of groups) {
@@ -200,7 +235,7 @@ function humanReport(report: Report, settings: Readonly<Settings>): string[] {
       lines.push(row(check));
       if (group.publish !== null && check.published.length > 0) lines.push(detail("now", check.published.join(" | ")));
       if (check.note !== undefined) lines.push(detail(group.publish !== null ? "why" : "note", check.note));
-      if (group.publish !== null) lines.push(detail(group.publish, zoneFileLine(check)));
+      if (group.publish !== null && check.value !== "") lines.push(detail(group.publish, zoneFileLine(check)));
     }
     lines.push("");
   }
@@ -212,4 +247,51 @@ function humanReport(report: Report, settings: Readonly<Settings>): string[] {
         : `${report.zone} is ready: every record is published`,
   );
   return lines;
+}
+
+async function servedCertificates(settings: Readonly<Settings>, zone: string): Promise<ServedCertificates> {
+  try {
+    return await checkServedCertificates(settings, zone);
+  } catch (error) {
+    throw new CliError(`cannot check the certificates: ${(error as Error).message}`, { hint: "check --ca-file, --tls-cert and --tls-key (the same values mailroute start runs with)" });
+  }
+}
+
+/**
+ * RFC 8461 §5: a sender that fetched an enforce policy refuses to deliver to an MX whose
+ * certificate does not validate. So while ours do not, the `_mta-sts` record is not to be
+ * published ("held"), and an enforce policy already published must go.
+ */
+function holdMtaSts(checks: RecordCheck[], served: ServedCertificates): RecordCheck[] {
+  if (served.allValid) return checks;
+  const problem = served.certificates.filter((certificate) => !certificate.ok).map((certificate) => certificate.name).join(" and ");
+  return checks.map((check) => {
+    if (check.type !== "TXT" || !check.name.startsWith("_mta-sts.")) return check;
+    if (served.mode === "enforce") {
+      return {
+        ...check,
+        status: check.published.length > 0 ? "wrong" : "held",
+        value: "",
+        note: check.published.length > 0
+          ? `the policy says enforce while the certificate of ${problem} does not validate: senders that apply it refuse your mail. Remove this record now (or start with --mta-sts-mode testing) until the certificate is fixed`
+          : `do not publish: the policy says enforce and the certificate of ${problem} does not validate (start with --mta-sts-mode testing, or fix the certificate first)`,
+      };
+    }
+    if (check.status === "missing") {
+      return { ...check, status: "held", note: `publish once the certificate of ${problem} validates (mailroute serves mode: testing until then, and the record's id changes when it switches to enforce)` };
+    }
+    return check;
+  });
+}
+
+/** A certificate in --json: type TLS, the name it must be valid for, its status and why. */
+function jsonCertificate(certificate: ServedCertificate) {
+  return {
+    type: "TLS",
+    name: certificate.name,
+    status: certificate.ok ? "ok" : "wrong",
+    purpose: certificate.purpose,
+    ...(certificate.verdict === null ? {} : { issuer: certificate.verdict.issuer, valid_to: certificate.verdict.validTo.toISOString() }),
+    ...(certificate.note === null ? {} : { note: certificate.note }),
+  };
 }

@@ -2,42 +2,80 @@
  * `mailroute start`: load settings (flags, MAILROUTE_* env, defaults), start the service and
  * stop it cleanly on SIGINT/SIGTERM. Sets the process umask to 077 first: data at rest is
  * private (the data directory module also sets modes explicitly; this covers everything else).
+ *
+ * Promises:
+ * - stdout carries only the structured log and the one-line banner: a generated admin token is
+ *   shown on the terminal (stderr) or written to `<data-dir>/admin-token` (0600), never logged;
+ * - `--admin-token` still works but is warned about: every local user can read it in
+ *   /proc/<pid>/cmdline (prefer --admin-token-file or MAILROUTE_ADMIN_TOKEN);
+ * - a --hostname that is not a fully qualified domain name is refused for production use
+ *   (port 25, ACME) unless --allow-short-hostname, and warned about loudly otherwise;
+ * - a start failure says what failed (busy port, forbidden port, certificate, database, data
+ *   directory), see start-failure.ts.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { loadSettings, SETTING_SPECS, SettingsError } from "../config/settings.ts";
+import { createLogger } from "../analytics/structured-log.ts";
+import { hostnameProblem } from "../config/host-name-check.ts";
+import { envName, loadSettings, SETTING_SPECS, SettingsError, type Settings } from "../config/settings.ts";
+import { announceGeneratedToken, type TokenTerminal } from "./admin-token-notice.ts";
 import { CliError, usageError } from "./cli-error.ts";
 import type { Output } from "./config-commands.ts";
+import { explainStartFailure } from "./start-failure.ts";
 import { startMailroute } from "./start-service.ts";
 
+// settings that are switches: `--allow-short-hostname` alone means true
+const SWITCHES = new Set(["allow-short-hostname"]);
+
 export function startUsage(): string {
-  const flags = Object.values(SETTING_SPECS).map((spec) => `  --${spec.flag.padEnd(18)} ${spec.describe}${spec.default ? ` (default ${spec.default})` : ""}`);
+  const flags = Object.values(SETTING_SPECS).map((spec) => `  --${spec.flag.padEnd(22)} ${spec.describe}${spec.default ? ` (default ${spec.default})` : ""}`);
   return ["mailroute start [flags]", ...flags].join("\n");
 }
 
-export async function startCommand(argv: string[], output: Output): Promise<void> {
+export async function startCommand(argv: string[], output: Output, terminal: TokenTerminal = process.stderr): Promise<void> {
   // Everything the service writes (database, -wal/-shm, keys, worker runtime files) is private
   // to its user, whatever the module writing it asks for (`npm start` does not go through bin/).
   process.umask(0o077);
   const options: ParseArgsConfig["options"] = {};
-  for (const spec of Object.values(SETTING_SPECS)) options[spec.flag] = { type: "string" };
+  for (const spec of Object.values(SETTING_SPECS)) options[spec.flag] = { type: SWITCHES.has(spec.flag) ? "boolean" : "string" };
   let flags: Record<string, string | undefined>;
   try {
-    flags = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+    const values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+    flags = Object.fromEntries(Object.entries(values).map(([name, value]) => [name, typeof value === "boolean" ? String(value) : value]));
   } catch (error) {
     throw usageError((error as Error).message, startUsage());
   }
-  let settings;
+  let settings: Readonly<Settings>;
   try {
     settings = loadSettings(flags);
   } catch (error) {
-    if (error instanceof SettingsError) throw new CliError(error.message, { exitCode: 2, hint: `or set ${"MAILROUTE_" + error.setting.toUpperCase().replaceAll("-", "_")}` });
+    if (error instanceof SettingsError) throw new CliError(error.message, { exitCode: 2, hint: `or set ${envName(error.setting)}` });
     throw error;
   }
-  const service = await startMailroute(settings).catch((error: Error) => {
-    throw new CliError(error.message, { hint: "another process may hold the port: pass --smtp-port, or stop it" });
+  const logger = createLogger({ level: settings.logLevel });
+  const warn = (line: string) => terminal.write(`mailroute start: warning: ${line}\n`);
+
+  if (flags["admin-token"] !== undefined) {
+    warn("--admin-token is visible to every local user in the process list (/proc/<pid>/cmdline); use --admin-token-file <file> or MAILROUTE_ADMIN_TOKEN");
+    logger.log("warn", "admin_token_on_command_line", { hint: "use --admin-token-file or MAILROUTE_ADMIN_TOKEN" });
+  }
+  const problem = hostnameProblem(settings.hostname);
+  if (problem !== null) {
+    const production = settings.smtpPort === 25 || settings.acmeDirectory !== null;
+    if (production && !settings.allowShortHostname) {
+      throw new CliError(`--hostname: ${problem}; an MX on ${settings.acmeDirectory !== null ? "ACME certificates" : "port 25"} needs the fully qualified name its MX record points at`, {
+        exitCode: 2,
+        hint: "pass --hostname mx.example.com (or MAILROUTE_HOSTNAME), or --allow-short-hostname to start anyway",
+      });
+    }
+    warn(`--hostname: ${problem}. Senders see it in EHLO and SRS addresses, and "mailroute doctor" will not propose DNS records for it: pass --hostname mx.example.com`);
+    logger.log("warn", "hostname_not_fqdn", { hostname: settings.hostname, problem });
+  }
+
+  const service = await startMailroute(settings, { logger }).catch((error: unknown) => {
+    throw explainStartFailure(error, settings);
   });
   if (service.generatedAdminToken !== null) {
-    output.out(`admin token (shown once, stored only as a hash; pass --admin-token to set your own): ${service.generatedAdminToken}`);
+    announceGeneratedToken(service.generatedAdminToken, { terminal, dataDir: settings.dataDir, logger });
   }
   output.out(`mailroute is receiving mail on ${service.smtp.address}:${service.smtp.port} as ${settings.hostname}; HTTP on ${service.http.address}:${service.http.port}; data in ${settings.dataDir}`);
   await new Promise<void>((resolve) => {

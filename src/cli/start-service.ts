@@ -26,7 +26,8 @@ import type { DeliveryLedger } from "../delivery/relay-message.ts";
 import { SmtpClientPool, type SmtpClientPoolOptions } from "../delivery/smtp-client-pool.ts";
 import { SrsRewriter } from "../delivery/srs-rewriter.ts";
 import { createInboundServer } from "../smtp/inbound-server.ts";
-import { createDevCredentials, TlsCredentials, type TlsCredentialsError } from "../smtp/tls-credentials.ts";
+import type { TlsCredentialsError } from "../smtp/tls-credentials.ts";
+import { setUpCertificates } from "../tls/certificate-setup.ts";
 import { DkimKeyStore } from "../delivery/dkim-keys.ts";
 import { createSigningPool } from "../delivery/signing-pool.ts";
 import { authenticateMessage } from "../inbound/authenticate-message.ts";
@@ -43,6 +44,8 @@ import { WorkerRuntime } from "../workers/worker-runtime.ts";
 import { WorkerStore } from "../workers/worker-store.ts";
 import { purgeExpired, storeDeliveryLedger } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
+import { readConfigVersion } from "../store/config-version.ts";
+import { StartupError } from "./startup-error.ts";
 
 export const LEDGER_TTL_DAYS = 7;
 /** How long the activity log keeps events (Cloudflare shows about a month). */
@@ -60,6 +63,8 @@ export interface RunningMailroute {
   readonly store: Store;
   readonly smtp: AddressInfo;
   readonly http: AddressInfo;
+  /** The HTTPS listener for MTA-STS policy hosts (--https-port), or null. */
+  readonly https: AddressInfo | null;
   /** Set when this start generated the admin token: print it once, it is stored only hashed. */
   readonly generatedAdminToken: string | null;
   readonly routing: RoutingConfigWatcher;
@@ -82,6 +87,8 @@ export interface StartOverrides {
   closeTimeoutMs?: number;
   /** API request limits (tests tighten or loosen them). */
   apiLimits?: { tokenLimit?: FixedWindowCounter; failureLimit?: FixedWindowCounter };
+  /** ACME timing (tests renew at once). */
+  acme?: { renewBeforeMs?: number; checkEveryMs?: number };
 }
 
 export async function startMailroute(settings: Readonly<Settings>, overrides: StartOverrides = {}): Promise<RunningMailroute> {
@@ -102,7 +109,9 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     logger,
   });
   const pool = delivery.pool;
-  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined, onPermissionsTightened: onTightened });
+  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined, onPermissionsTightened: onTightened }).catch((error: unknown) => {
+    throw new StartupError("store", settings.database ?? settings.dataDir, error);
+  });
   const routing = new RoutingConfigWatcher(store.db, {
     intervalMs: overrides.configPollMs ?? 250,
     onReload: (version, table) => logger.log("info", "routing_reloaded", { version, zones: table.zones.size, rules: table.rules.size }),
@@ -126,9 +135,9 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   // refuses a bad --dkim-selector here, naming it, before the signing threads start; also serves the API's DNS records
   const keys = new DkimKeyStore({ dir: join(settings.dataDir, "dkim"), selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });
   const onTlsError = (error: TlsCredentialsError) => logger.log("error", "tls_reload_failed", { file: error.file, error });
-  const tls = settings.tlsCert !== null && settings.tlsKey !== null
-    ? TlsCredentials.watch({ certFile: settings.tlsCert, keyFile: settings.tlsKey, onError: onTlsError })
-    : await createDevCredentials(settings.hostname, settings.dataDir, { onError: onTlsError });
+  // STARTTLS credentials, ACME, the HTTPS policy host and the MTA-STS mode they allow
+  const certificates = await setUpCertificates(settings, { logger, routing: () => routing.table, onTlsError, ...(overrides.acme ? { acme: overrides.acme } : {}) });
+  const tls = certificates.tls;
   tls.onChange((_pair, summary) => logger.log("info", "tls_reloaded", { subject: summary.subject, valid_to: summary.validTo }));
   const limits = new ClientLimits({
     maxConnectionsPerIp: settings.maxConnectionsPerIp,
@@ -206,7 +215,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     clearInterval(purge);
     await signing.close();
     await store.close();
-    throw new Error(`cannot listen for SMTP on ${settings.smtpHost}:${settings.smtpPort}: ${(error as Error).message}`);
+    throw new StartupError("smtp-listen", `${settings.smtpHost}:${settings.smtpPort}`, error);
   }
   logger.log("info", "smtp_listening", { host: smtp.address, port: smtp.port, hostname: settings.hostname });
 
@@ -229,6 +238,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   const verificationRetry = setInterval(flushVerifications, 60_000);
   verificationRetry.unref();
   void flushVerifications();
+  let closing: Promise<void> | null = null;
   const httpApp = createHttpServer({
     hostname: settings.hostname,
     routing: () => routing.table,
@@ -243,6 +253,9 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
       hostname: settings.hostname,
       dnsRecords: async (zone) => expectedZoneRecords({ zone, hostname: settings.hostname, dkim: await keys.publicRecords(zone) }),
     },
+    mtaStsMode: certificates.mtaStsMode,
+    acmeChallenges: certificates.acmeChallenges,
+    health: { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntimes: () => workerRuntime.processes(), accepting: () => closing === null },
   });
   let http: AddressInfo;
   try {
@@ -254,16 +267,29 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     await server.close();
     await signing.close();
     await store.close();
-    throw new Error(`cannot listen for HTTP on ${settings.httpHost}:${settings.httpPort}: ${(error as Error).message}`);
+    throw new StartupError("http-listen", `${settings.httpHost}:${settings.httpPort}`, error);
   }
   logger.log("info", "http_listening", { host: http.address, port: http.port });
+  let https: AddressInfo | null;
+  try {
+    https = await certificates.start(httpApp);
+  } catch (error) {
+    routing.stop();
+    clearInterval(purge);
+    await httpApp.close();
+    await server.close();
+    await certificates.close();
+    await store.close();
+    throw new StartupError("https-listen", `${settings.httpHost}:${settings.httpsPort}`, error);
+  }
+  if (https !== null) logger.log("info", "https_listening", { host: https.address, port: https.port });
 
-  let closing: Promise<void> | null = null;
   return {
     settings,
     store,
     smtp,
     http,
+    https,
     generatedAdminToken,
     routing,
     pool,
@@ -275,7 +301,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         clearInterval(purge);
         await httpApp.close();
         await server.close();
-        tls.close();
+        await certificates.close();
         await workerRuntime.dispose();
         await signing.close();
         await delivery.close();

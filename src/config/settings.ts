@@ -3,6 +3,7 @@
  * environment twin MAILROUTE_<NAME>; a flag wins over the environment, which wins over the
  * default. The result is frozen. Errors name the setting and say what a valid value is.
  */
+import { readFileSync } from "node:fs";
 import { hostname as machineHostname } from "node:os";
 import { resolve } from "node:path";
 import { normalizeDomain } from "../routing/email-address.ts";
@@ -49,6 +50,18 @@ export interface Settings {
   workerMemoryMb: number;
   /** Private/loopback networks worker fetch() may reach (all others private ranges are refused). */
   workerFetchAllow: string[];
+  /** File the admin token was read from (`--admin-token-file`), so it never sits in the process list. */
+  adminTokenFile: string | null;
+  /** Start on port 25 even though --hostname is not a fully qualified domain name. */
+  allowShortHostname: boolean;
+  /** MTA-STS policy mode we serve: auto = testing until our certificates validate, then enforce. */
+  mtaStsMode: MtaStsModeSetting;
+  /** RFC 8555 directory URL for automatic certificates; null: ACME off. */
+  acmeDirectory: string | null;
+  /** Contact address given to the ACME CA (expiry and incident notices). */
+  acmeEmail: string | null;
+  /** HTTPS listener for the MTA-STS policy hosts (certificates from ACME); null: off. */
+  httpsPort: number | null;
   /** Time a client has from connect, or from its last message, to its next DATA command, ms. */
   smtpTransactionTimeoutMs: number;
   /** DATA must arrive at least this fast: its deadline is --smtp-timeout plus bytes / rate, bytes/s. */
@@ -70,6 +83,14 @@ function publicUrl(value: string): string | null {
   if (url.protocol !== "https:" && url.protocol !== "http:") throw new SettingsError("public-url", `"${value}" must be an http:// or https:// URL`);
   return url.toString().replace(/\/+$/, "");
 }
+
+export type MtaStsModeSetting = "testing" | "enforce" | "auto";
+
+/** Shorthands for well-known ACME directories (RFC 8555 §7.1.1). */
+export const ACME_DIRECTORIES: Readonly<Record<string, string>> = Object.freeze({
+  letsencrypt: "https://acme-v02.api.letsencrypt.org/directory",
+  "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+});
 
 export interface SettingSpec {
   flag: string;
@@ -113,6 +134,12 @@ export const SETTING_SPECS: Readonly<Record<keyof Settings, SettingSpec>> = Obje
   smtpTransactionTimeoutMs: { flag: "smtp-transaction-timeout", kind: "integer", describe: "ms from connect or the last message to the next DATA", default: "600000" },
   smtpMinDataRate: { flag: "smtp-min-data-rate", kind: "integer", describe: "slowest DATA accepted, bytes/s (deadline: smtp-timeout + size / rate)", default: "500" },
   srsPostsrsdCompat: { flag: "srs-postsrsd-compat", kind: "boolean", describe: "accept SRS returns as postsrsd does: from any sender, hash case-insensitive (true/false)", default: "false" },
+  adminTokenFile: { flag: "admin-token-file", kind: "string", describe: "file holding the admin token (preferred: --admin-token shows in the process list)", default: "" },
+  allowShortHostname: { flag: "allow-short-hostname", kind: "boolean", describe: "start on port 25 although --hostname is not a fully qualified domain name", default: "false" },
+  mtaStsMode: { flag: "mta-sts-mode", kind: "string", describe: "MTA-STS policy mode: testing, enforce, or auto (testing until the MX certificate validates)", default: "auto" },
+  acmeDirectory: { flag: "acme-directory", kind: "string", describe: "ACME directory URL (or letsencrypt, letsencrypt-staging) for automatic certificates (off when absent)", default: "" },
+  acmeEmail: { flag: "acme-email", kind: "string", describe: "contact address for the ACME account", default: "" },
+  httpsPort: { flag: "https-port", kind: "string", describe: "HTTPS port for the MTA-STS policy hosts, with ACME certificates (443 in production; off when absent)", default: "" },
   trustedNetworks: { flag: "trusted-networks", kind: "list", describe: "CIDRs of this installation's own clients (not limited; auth failures marked, not refused); \"none\" for none", default: "127.0.0.0/8,::1/128" },
 });
 
@@ -160,7 +187,22 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
   const dkimSelector = raw("dkimSelector").trim();
   if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(dkimSelector)) throw new SettingsError("dkim-selector", `"${dkimSelector}" is not a DNS label`);
   const list = (key: keyof Settings): string[] => raw(key).split(",").map((item) => item.trim()).filter(Boolean);
+  const adminTokenFile = path("adminTokenFile");
+  const mtaStsMode = raw("mtaStsMode").trim().toLowerCase();
+  if (!["testing", "enforce", "auto"].includes(mtaStsMode)) throw new SettingsError("mta-sts-mode", `"${mtaStsMode}" is not one of testing, enforce, auto`);
+  const acmeInput = raw("acmeDirectory").trim();
+  const acmeDirectory = ACME_DIRECTORIES[acmeInput.toLowerCase()] ?? (acmeInput === "" ? null : acmeInput);
+  if (acmeDirectory !== null && !/^https?:\/\/[^\s]+$/.test(acmeDirectory)) throw new SettingsError("acme-directory", `"${acmeInput}" is not an http(s) URL, letsencrypt or letsencrypt-staging`);
+  const acmeEmail = raw("acmeEmail").trim();
+  if (acmeEmail !== "" && !/^[^\s@]+@[^\s@]+$/.test(acmeEmail)) throw new SettingsError("acme-email", `"${acmeEmail}" is not an email address`);
+  const httpsPort = raw("httpsPort").trim() === "" ? null : integer("httpsPort", 0, 65535);
   return Object.freeze({
+    adminTokenFile,
+    allowShortHostname: flag("allowShortHostname"),
+    mtaStsMode: mtaStsMode as MtaStsModeSetting,
+    acmeDirectory,
+    acmeEmail: acmeEmail === "" ? null : acmeEmail,
+    httpsPort,
     dnsbl: list("dnsbl").map((zone) => {
       const normalized = normalizeDomain(zone);
       if (normalized === null) throw new SettingsError("dnsbl", `"${zone}" is not a DNS zone`);
@@ -193,7 +235,7 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     dnsServers: list("dnsServers"),
     outboundPort: integer("outboundPort", 1, 65535),
     transport: raw("transport").trim(),
-    adminToken: raw("adminToken") || null,
+    adminToken: adminToken(raw("adminToken") || null, adminTokenFile),
     smtpTimeoutMs: integer("smtpTimeoutMs", 100, 3_600_000),
     relayTimeoutMs: integer("relayTimeoutMs", 100, 540_000),
     maxRecipients: integer("maxRecipients", 1, 10_000),
@@ -204,4 +246,22 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     smtpMinDataRate: integer("smtpMinDataRate", 1, 1_000_000_000),
     srsPostsrsdCompat: flag("srsPostsrsdCompat"),
   });
+}
+
+/**
+ * The admin token from `--admin-token` (or MAILROUTE_ADMIN_TOKEN) or from the first line of
+ * `--admin-token-file`; never both, so which one counts is never a guess.
+ */
+function adminToken(given: string | null, file: string | null): string | null {
+  if (file === null) return given;
+  if (given !== null) throw new SettingsError("admin-token-file", "give --admin-token-file or --admin-token (MAILROUTE_ADMIN_TOKEN), not both");
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new SettingsError("admin-token-file", `cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  const token = text.split(/\r?\n/)[0]!.trim();
+  if (token === "") throw new SettingsError("admin-token-file", `"${file}" is empty: put the token on its first line`);
+  return token;
 }

@@ -22,7 +22,8 @@ export interface DnsRecordLookup {
   resolve6(name: string): Promise<string[]>;
 }
 
-export type RecordStatus = "ok" | "missing" | "wrong" | "unknown";
+/** held: not to be published yet (the MTA-STS record while our certificates do not validate). */
+export type RecordStatus = "ok" | "missing" | "wrong" | "unknown" | "held";
 
 export interface RecordCheck {
   type: ExpectedRecord["type"];

@@ -51,21 +51,29 @@ export interface ZoneRecordInput {
   /** Our MX host name (EHLO name and SRS domain). */
   hostname: string;
   dkim: readonly { name: string; value: string }[];
+  /** The policy mode the server serves (mta-sts-mode.ts); default enforce. */
+  mtaStsMode?: MtaStsMode;
 }
 
 /** The TTL suggested for every record: an hour, short enough to correct a mistake the same day. */
 export const SUGGESTED_TTL = 3600;
 
-/** The MTA-STS policy we serve for a zone: its id changes whenever the policy text does. */
-export function mtaStsPolicy(hostname: string): { text: string; id: string } {
-  const text = `version: STSv1\nmode: enforce\nmx: ${hostname}\nmax_age: 604800\n`;
+/** RFC 8461 §5: enforce = refuse delivery without valid TLS to a listed MX; testing = only report. */
+export type MtaStsMode = "testing" | "enforce";
+
+/**
+ * The MTA-STS policy we serve for a zone: its id changes whenever the policy text does, so a
+ * switch from testing to enforce reaches senders (RFC 8461 §3.1: they refetch on a new id).
+ */
+export function mtaStsPolicy(hostname: string, mode: MtaStsMode = "enforce"): { text: string; id: string } {
+  const text = `version: STSv1\nmode: ${mode}\nmx: ${hostname}\nmax_age: 604800\n`;
   const id = createHash("sha256").update(text).digest("hex").slice(0, 16);
   return { text, id };
 }
 
 export function expectedZoneRecords(input: ZoneRecordInput): ExpectedRecord[] {
   const { zone, hostname } = input;
-  const policy = mtaStsPolicy(hostname);
+  const policy = mtaStsPolicy(hostname, input.mtaStsMode);
   const sameHost = (published: string) => hostName(published) === hostname;
   return [
     {

@@ -95,6 +95,8 @@ export interface InboundServer {
   listen(port: number, host: string): Promise<AddressInfo>;
   close(): Promise<void>;
   readonly connections: number;
+  /** Whether the SMTP listener is open (health checks). */
+  readonly listening: boolean;
   /**
    * Runs the Email Worker routed for `to` on a message handed in directly (the
    * /cdn-cgi/handler/email development endpoint, as `wrangler dev` offers), through the same
@@ -428,6 +430,9 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
       await new Promise<void>((resolve) => server.close(() => resolve()));
       deadlines.stop();
       await refusalLog.close();
+    },
+    get listening() {
+      return server.server.listening;
     },
     get connections() {
       return (server as unknown as { connections: Set<unknown> }).connections.size;

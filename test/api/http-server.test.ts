@@ -28,12 +28,12 @@ describe("HTTP service", () => {
   });
   after(async () => h?.stop());
 
-  it("serves the MTA-STS policy for mta-sts.<domain> of a routed domain, naming our MX", async () => {
+  it("serves the MTA-STS policy for mta-sts.<domain> of a routed domain, naming our MX, in testing mode while the certificate is self-signed", async () => {
     const response = await get(h, "/.well-known/mta-sts.txt", "mta-sts.EXAMPLE.com:443");
     assert.equal(response.status, 200);
     assert.match(response.type, /^text\/plain/);
-    assert.equal(response.body, mtaStsPolicy("mx.mailroute.test").text);
-    assert.match(response.body, /^version: STSv1\nmode: enforce\nmx: mx\.mailroute\.test\nmax_age: \d+\n$/);
+    assert.equal(response.body, mtaStsPolicy("mx.mailroute.test", "testing").text);
+    assert.match(response.body, /^version: STSv1\nmode: testing\nmx: mx\.mailroute\.test\nmax_age: \d+\n$/);
   });
 
   it("serves no policy for a domain it does not route, a disabled one, or another host name", async () => {
@@ -44,9 +44,10 @@ describe("HTTP service", () => {
     }
   });
 
-  it("answers a health check", async () => {
+  it("answers a health check that looked at SMTP, the store and the worker runtime", async () => {
     const response = await get(h, "/healthz", "localhost");
     assert.equal(response.status, 200);
-    assert.deepEqual(JSON.parse(response.body), { success: true, result: { status: "ok" } });
+    const body = JSON.parse(response.body) as { success: boolean; result: { status: string; checks: Record<string, { status: string }> } };
+    assert.deepEqual([body.success, body.result.status, Object.keys(body.result.checks).sort()], [true, "ok", ["smtp", "store", "workers"]]);
   });
 });

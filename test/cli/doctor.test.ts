@@ -15,6 +15,7 @@ import { mtaStsPolicy } from "../../src/core/zone-dns-records.ts";
 import { DkimKeyStore, dkimRecord } from "../../src/delivery/dkim-keys.ts";
 import { openStore, type Store } from "../../src/store/open-store.ts";
 import { startDnsServer, type TestDnsServer } from "../support/dns-server.ts";
+import { createTestCa, type TestCa, type TestLeaf } from "../support/test-ca.ts";
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, "..", "..", "bin", "mailroute.js");
@@ -39,6 +40,8 @@ interface DoctorRun {
 }
 
 let dns: TestDnsServer;
+let ca: TestCa;
+let mxCert: TestLeaf;
 let root: string;
 let dataDir: string;
 let store: Store;
@@ -46,6 +49,9 @@ let service: AccountServices;
 
 before(async () => {
   dns = await startDnsServer();
+  // the MX certificate senders will see: valid for HOST, from a CA passed as --ca-file
+  ca = createTestCa();
+  mxCert = ca.issue("mx", [HOST], { days: 30 });
   root = await mkdtemp(join(tmpdir(), "mailroute-doctor-"));
   dataDir = join(root, "data");
   store = await openStore({ dataDir });
@@ -57,16 +63,19 @@ before(async () => {
 });
 
 after(async () => {
+  ca?.remove();
   await store?.close();
   await dns?.stop();
   if (root) await rm(root, { recursive: true, force: true });
 });
 
+let certificateFlags = (): string[] => ["--tls-cert", mxCert.certFile, "--tls-key", mxCert.keyFile, "--ca-file", ca.certFile];
+
 /** Runs the command in-process, as main() would, with a capturing Output. */
 async function doctor(...args: string[]): Promise<DoctorRun> {
   const lines: string[] = [];
   try {
-    await doctorCommand([...args, "--data-dir", dataDir, "--hostname", HOST, "--dns-servers", dns.address], { out: (line) => lines.push(line) });
+    await doctorCommand([...args, "--data-dir", dataDir, "--hostname", HOST, "--dns-servers", dns.address, ...certificateFlags()], { out: (line) => lines.push(line) });
     return { code: 0, stdout: lines.join("\n"), error: null };
   } catch (error) {
     if (!(error instanceof CliError)) throw error;
@@ -74,9 +83,10 @@ async function doctor(...args: string[]): Promise<DoctorRun> {
   }
 }
 
-async function doctorJson(zone: string): Promise<{ code: number; records: JsonRecord[] }> {
-  const result = await doctor(zone, "--json");
-  return { code: result.code, records: JSON.parse(result.stdout) as JsonRecord[] };
+async function doctorJson(zone: string, ...args: string[]): Promise<{ code: number; records: JsonRecord[]; certificates: JsonRecord[] }> {
+  const result = await doctor(zone, "--json", ...args);
+  const all = JSON.parse(result.stdout) as JsonRecord[];
+  return { code: result.code, records: all.filter((record) => record.type !== "TLS"), certificates: all.filter((record) => record.type === "TLS") };
 }
 
 function byName(records: readonly JsonRecord[], type: string, name: string): JsonRecord {
@@ -291,7 +301,7 @@ describe("mailroute doctor", () => {
     const { records } = await doctorJson("keys.example");
     assert.ok(records.some((record) => record.name === "mailroute._domainkey.keys.example"));
     const result = await doctor("keys.example", "--json", "--dkim-selector", "s2026", "--dkim-ed25519", "true");
-    const rotated = JSON.parse(result.stdout) as JsonRecord[];
+    const rotated = (JSON.parse(result.stdout) as JsonRecord[]).filter((record) => record.type !== "TLS");
     const [rsa, ed25519] = await dkimFromKeyStore("keys.example", { selector: "s2026", ed25519: true });
     assert.equal(byName(rotated, "TXT", "s2026._domainkey.keys.example").value, rsa!.value);
     assert.equal(byName(rotated, "TXT", "mailroute-ed._domainkey.keys.example").value, ed25519!.value);
@@ -321,7 +331,7 @@ describe("mailroute doctor", () => {
 
   it("runs as the mailroute command, with settings from MAILROUTE_ variables", async () => {
     await publishCorrectZone("good.example");
-    const env = { ...process.env, MAILROUTE_DATA_DIR: dataDir, MAILROUTE_HOSTNAME: HOST, MAILROUTE_DNS_SERVERS: dns.address };
+    const env = { ...process.env, MAILROUTE_DATA_DIR: dataDir, MAILROUTE_HOSTNAME: HOST, MAILROUTE_DNS_SERVERS: dns.address, MAILROUTE_TLS_CERT: mxCert.certFile, MAILROUTE_TLS_KEY: mxCert.keyFile, MAILROUTE_CA_FILE: ca.certFile };
     const cli = async (...args: string[]) =>
       run(process.execPath, [BIN, "doctor", ...args], { env, timeout: 30_000 }).then(
         ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
@@ -337,5 +347,63 @@ describe("mailroute doctor", () => {
     const unknown = await cli("nowhere.example");
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /nowhere\.example is not a domain routed here\nadd it first: mailroute domain add nowhere\.example/);
+  });
+
+  it("refuses to propose records for a host name that is not fully qualified, saying how to fix it", async () => {
+    const lines: string[] = [];
+    const failure = await doctorCommand(["good.example", "--data-dir", dataDir, "--hostname", "vm", "--dns-servers", dns.address], { out: (line) => lines.push(line) }).then(
+      () => null,
+      (error: unknown) => error as CliError,
+    );
+    assert.equal(failure?.exitCode, 2);
+    assert.match(failure?.message ?? "", /^--hostname: "vm" is not a fully qualified domain name .*doctor proposes no records for it/);
+    assert.match(failure?.hint ?? "", /pass --hostname mx\.good\.example \(or MAILROUTE_HOSTNAME\)/);
+    assert.deepEqual(lines, [], "nothing printed to publish");
+  });
+
+  it("checks the MX certificate before the MTA-STS record: valid one reported ok with its expiry", async () => {
+    await publishCorrectZone("good.example");
+    const { code, certificates } = await doctorJson("good.example");
+    assert.equal(code, 0);
+    assert.equal(certificates.length, 1);
+    assert.deepEqual([certificates[0]!.name, certificates[0]!.status], [HOST, "ok"]);
+    assert.match(certificates[0]!.note ?? "", /valid until \d{4}-\d\d-\d\d, issued by .*mailroute Test CA/);
+  });
+
+  it("holds the MTA-STS record while the MX certificate is self-signed, and never says to publish it", async () => {
+    const zone = "selfsigned.example";
+    await service.zones.create(zone);
+    const selfSigned = ca.selfSigned("self", [HOST]);
+    const saved = certificateFlags;
+    certificateFlags = () => ["--tls-cert", selfSigned.certFile, "--tls-key", selfSigned.keyFile, "--ca-file", ca.certFile];
+    try {
+      await publishCorrectZone(zone);
+      dns.setRecords(`_mta-sts.${zone}`, "TXT", []);
+      const { code, records, certificates } = await doctorJson(zone);
+      assert.equal(code, 1);
+      assert.deepEqual([certificates[0]!.status], ["wrong"]);
+      assert.match(certificates[0]!.note ?? "", /self-signed.*--acme-directory letsencrypt/);
+      const sts = byName(records, "TXT", `_mta-sts.${zone}`);
+      assert.equal(sts.status, "held");
+      assert.match(sts.note ?? "", /publish once the certificate of mx\.mailroute\.test validates/);
+      // the policy it would publish later is served as testing meanwhile
+      assert.equal(sts.value, `v=STSv1; id=${mtaStsPolicy(HOST, "testing").id}`);
+      const human = await doctor(zone);
+      assert.equal(human.code, 1);
+      assert.equal(human.error?.message, `1 of 1 certificates for ${zone} need action`);
+      assert.match(human.stdout, /^ {2}WRONG +TLS +mx\.mailroute\.test +MX STARTTLS certificate/m);
+      assert.match(human.stdout, /^WAITING FOR VALID CERTIFICATES \(1 of 8\)\n {2}HELD +TXT +_mta-sts\.selfsigned\.example /m);
+      assert.doesNotMatch(human.stdout, /publish: _mta-sts/, "never told to publish the MTA-STS record");
+
+      // --mta-sts-mode enforce with that certificate: an enforce record already published must go
+      dns.setRecords(`_mta-sts.${zone}`, "TXT", [`v=STSv1; id=${mtaStsPolicy(HOST, "enforce").id}`]);
+      const enforced = await doctorJson(zone, "--mta-sts-mode", "enforce");
+      const published = byName(enforced.records, "TXT", `_mta-sts.${zone}`);
+      assert.equal(published.status, "wrong");
+      assert.match(published.note ?? "", /senders that apply it refuse your mail\. Remove this record now/);
+      assert.equal(published.record, null, "nothing to publish");
+    } finally {
+      certificateFlags = saved;
+    }
   });
 });

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { envName, loadSettings, SETTING_SPECS, SettingsError } from "../../src/config/settings.ts";
 
@@ -45,5 +48,43 @@ describe("settings", () => {
     const settings = loadSettings({ hostname: "MX.Bücher.example", dnsbl: "ZEN.spamhaus.org" }, {});
     assert.equal(settings.hostname, "mx.xn--bcher-kva.example");
     assert.deepEqual(settings.dnsbl, ["zen.spamhaus.org"]);
+  });
+
+  it("reads the admin token from --admin-token-file or MAILROUTE_ADMIN_TOKEN, refusing both at once, a missing or an empty file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "mailroute-settings-"));
+    try {
+      const file = join(dir, "token");
+      writeFileSync(file, "mr_fromthefile\nignored second line\n", { mode: 0o600 });
+      assert.equal(loadSettings({ hostname: "mx.example.com", "admin-token-file": file }, {}).adminToken, "mr_fromthefile");
+      assert.equal(loadSettings({ hostname: "mx.example.com" }, { MAILROUTE_ADMIN_TOKEN_FILE: file }).adminToken, "mr_fromthefile");
+      assert.equal(loadSettings({ hostname: "mx.example.com" }, { MAILROUTE_ADMIN_TOKEN: "mr_env" }).adminToken, "mr_env");
+      writeFileSync(join(dir, "empty"), "\n");
+      const bad: [Record<string, string>, Record<string, string>, RegExp][] = [
+        [{ "admin-token-file": file }, { MAILROUTE_ADMIN_TOKEN: "x" }, /--admin-token-file: give --admin-token-file or --admin-token \(MAILROUTE_ADMIN_TOKEN\), not both/],
+        [{ "admin-token-file": join(dir, "absent") }, {}, /--admin-token-file: cannot read ".*absent" \(ENOENT\)/],
+        [{ "admin-token-file": join(dir, "empty") }, {}, /--admin-token-file: ".*empty" is empty/],
+      ];
+      for (const [flags, env, message] of bad) {
+        assert.throws(() => loadSettings({ hostname: "mx.example.com", ...flags }, env), (error: Error) => error instanceof SettingsError && message.test(error.message));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("parses the MTA-STS mode, the ACME directory (with shorthands) and the HTTPS port", () => {
+    const defaults = loadSettings({ hostname: "mx.example.com" }, {});
+    assert.deepEqual([defaults.mtaStsMode, defaults.acmeDirectory, defaults.acmeEmail, defaults.httpsPort, defaults.allowShortHostname], ["auto", null, null, null, false]);
+    const set = loadSettings({ hostname: "mx.example.com", "mta-sts-mode": "Enforce", "acme-directory": "letsencrypt-staging", "acme-email": "ops@example.com", "https-port": "443", "allow-short-hostname": "true" }, {});
+    assert.deepEqual([set.mtaStsMode, set.acmeDirectory, set.acmeEmail, set.httpsPort, set.allowShortHostname], ["enforce", "https://acme-staging-v02.api.letsencrypt.org/directory", "ops@example.com", 443, true]);
+    assert.equal(loadSettings({ hostname: "mx.example.com", "acme-directory": "https://127.0.0.1:14000/dir" }, {}).acmeDirectory, "https://127.0.0.1:14000/dir");
+    for (const [flags, message] of [
+      [{ "mta-sts-mode": "strict" }, /--mta-sts-mode: "strict" is not one of testing, enforce, auto/],
+      [{ "acme-directory": "lets encrypt" }, /--acme-directory: "lets encrypt" is not an http\(s\) URL/],
+      [{ "acme-email": "ops" }, /--acme-email: "ops" is not an email address/],
+      [{ "https-port": "x" }, /--https-port/],
+    ] as const) {
+      assert.throws(() => loadSettings({ hostname: "mx.example.com", ...flags }, {}), (error: Error) => error instanceof SettingsError && message.test(error.message));
+    }
   });
 });

@@ -96,7 +96,13 @@ async function withAdminClient<T>(use: (client: pg.Client) => Promise<T>): Promi
   try {
     await client.connect();
   } catch (error) {
-    throw new Error(`postgres test server "${ADMIN_URL}" is unreachable (set MAILROUTE_TEST_POSTGRES_URL)`, {
+    throw new Error(
+      `postgres test server "${ADMIN_URL}" is unreachable: the storage tests need a PostgreSQL that accepts this URL. ` +
+        "Start one: on Debian/Ubuntu `sudo apt-get install postgresql && sudo pg_ctlcluster --skip-systemctl-redirect 15 main start` " +
+        "then `sudo -u postgres createdb test` (and trust auth for 127.0.0.1 in pg_hba.conf); or with a container " +
+        "`docker run -d -p 127.0.0.1:5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust -e POSTGRES_DB=test postgres:16`; " +
+        "or point MAILROUTE_TEST_POSTGRES_URL at another server (README, Development)",
+      {
       cause: error,
     });
   }

@@ -9,6 +9,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -54,7 +55,8 @@ export function createTestCa(name = "mailroute Test CA"): TestCa {
     const keyFile = join(dir, `${label}.key`);
     return { certFile, keyFile, cert: readFileSync(certFile, "utf8"), key: readFileSync(keyFile, "utf8") };
   };
-  const san = (names: readonly string[]) => `subjectAltName=${names.map((entry) => `DNS:${entry}`).join(",")}`;
+  // an IP literal becomes an iPAddress entry (a server reached by address, e.g. a local ACME CA)
+  const san = (names: readonly string[]) => `subjectAltName=${names.map((entry) => (isIP(entry) ? `IP:${entry}` : `DNS:${entry}`)).join(",")}`;
   return {
     dir,
     cert: readFileSync(join(dir, "ca.crt"), "utf8"),

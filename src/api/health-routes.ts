@@ -1,0 +1,101 @@
+/**
+ * Health and readiness (issue 12): `GET /healthz` says whether each part of the running service
+ * works — the SMTP listener, the store (a real query, bounded by a short timeout) and the Email
+ * Worker runtime — and `GET /readyz` whether this instance should receive traffic now.
+ *
+ * Promises:
+ * - /healthz answers 200 only when every check passes and 503 otherwise, naming the failing
+ *   part; a check that hangs (a PostgreSQL behind a dead network path) counts as failed after
+ *   `timeoutMs`, so the endpoint itself always answers within about that bound;
+ * - /readyz answers 503 while the service is starting or stopping (`accepting()` false) or any
+ *   check fails, 200 otherwise: a load balancer or orchestrator stops sending work before the
+ *   SMTP listener closes;
+ * - the bodies carry states and error codes, never credentials or stack traces (the store's
+ *   error message may quote its URL; only the error code is reported).
+ *
+ * Worker runtimes start on the first message for an account and stop when idle, so "no
+ * runtime running" is healthy.
+ */
+import type { FastifyInstance } from "fastify";
+
+export interface WorkerRuntimeState {
+  account: string;
+  pid: number | null;
+  inFlight: number;
+}
+
+export interface HealthChecks {
+  /** Whether the SMTP server is listening. */
+  smtpListening(): boolean;
+  /** A real round trip to the store (resolves when it answered). */
+  pingStore(): Promise<unknown>;
+  /** The worker runtime processes running now (one per account, started on first use). */
+  workerRuntimes(): readonly WorkerRuntimeState[];
+  /** False while starting up or shutting down. */
+  accepting(): boolean;
+  /** Bound on the store check; default 2 s. */
+  timeoutMs?: number;
+}
+
+interface CheckResult {
+  status: "ok" | "failing";
+  [detail: string]: unknown;
+}
+
+export const DEFAULT_HEALTH_TIMEOUT_MS = 2_000;
+
+export async function healthRoutes(app: FastifyInstance, checks: HealthChecks): Promise<void> {
+  const timeoutMs = checks.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
+
+  async function runChecks(): Promise<Record<string, CheckResult>> {
+    const listening = checks.smtpListening();
+    const runtimes = checks.workerRuntimes();
+    return {
+      smtp: { status: listening ? "ok" : "failing", listening },
+      store: await storeCheck(checks.pingStore, timeoutMs),
+      workers: {
+        status: "ok",
+        state: runtimes.some((runtime) => runtime.pid !== null) ? "running" : "idle",
+        runtimes: runtimes.map((runtime) => ({ account: runtime.account, pid: runtime.pid, in_flight: runtime.inFlight })),
+      },
+    };
+  }
+
+  app.get("/healthz", async (_request, reply) => {
+    const results = await runChecks();
+    const failing = Object.keys(results).filter((name) => results[name]!.status !== "ok");
+    return reply
+      .code(failing.length === 0 ? 200 : 503)
+      .header("cache-control", "no-store")
+      .send({ success: failing.length === 0, result: { status: failing.length === 0 ? "ok" : "failing", failing, checks: results } });
+  });
+
+  app.get("/readyz", async (_request, reply) => {
+    const accepting = checks.accepting();
+    const results = await runChecks();
+    const failing = [...(accepting ? [] : ["accepting"]), ...Object.keys(results).filter((name) => results[name]!.status !== "ok")];
+    return reply
+      .code(failing.length === 0 ? 200 : 503)
+      .header("cache-control", "no-store")
+      .send({ success: failing.length === 0, result: { status: failing.length === 0 ? "ready" : "not_ready", failing } });
+  });
+}
+
+async function storeCheck(ping: () => Promise<unknown>, timeoutMs: number): Promise<CheckResult> {
+  const started = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      ping(),
+      new Promise((_resolve, reject) => {
+        timer = setTimeout(() => reject(Object.assign(new Error("timeout"), { code: "ETIMEDOUT" })), timeoutMs);
+      }),
+    ]);
+    return { status: "ok", latency_ms: Math.round(performance.now() - started) };
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    return { status: "failing", error: typeof code === "string" ? code : (error as Error).name ?? "error", latency_ms: Math.round(performance.now() - started) };
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * We patch private internals of two dependencies (src/smtp/command-hook-shim.ts,
+ * src/smtp/enhanced-code-shim.ts, src/smtp/tls-credentials.ts for smtp-server; the deep imports
+ * in src/delivery/mta-sts-policy.ts and src/delivery/message-signer.ts for mailauth). package.json
+ * pins both exactly; this test fails loudly when the installed version or the shape of what we
+ * patch changes, so an upgrade is a deliberate act that re-checks each shim.
+ */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+const require = createRequire(join(ROOT, "package.json"));
+const manifest = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+
+const PINNED = { "smtp-server": "3.21.6", mailauth: "7.1.0" } as const;
+
+function installedVersion(name: string): string {
+  return (JSON.parse(readFileSync(join(ROOT, "node_modules", name, "package.json"), "utf8")) as { version: string }).version;
+}
+
+describe("dependencies whose internals we patch", () => {
+  for (const [name, version] of Object.entries(PINNED)) {
+    it(`${name} is pinned exactly to ${version} in package.json and installed at that version`, () => {
+      assert.equal(manifest.dependencies[name], version, `package.json must pin ${name} exactly (no ^ or ~): an upgrade must re-check the shims that patch it`);
+      assert.equal(installedVersion(name), version, `installed ${name} is not the version the shims were written against`);
+    });
+  }
+
+  it("smtp-server still has the private SMTPConnection methods and fields the shims wrap", async () => {
+    const { SMTPConnection } = (await import("smtp-server/lib/smtp-connection.js")) as unknown as { SMTPConnection: { prototype: Record<string, unknown> } };
+    const proto = SMTPConnection.prototype;
+    // command-hook-shim.ts wraps _onCommand(command, callback); enhanced-code-shim.ts wraps send(code, data, context)
+    assert.equal(typeof proto["_onCommand"], "function", "SMTPConnection#_onCommand is gone: command-hook-shim.ts needs rework");
+    assert.equal(typeof proto["send"], "function", "SMTPConnection#send is gone: enhanced-code-shim.ts needs rework");
+    // the file the shims' import really loads (the package maps lib/ to its ESM build)
+    const source = readFileSync(new URL(import.meta.resolve("smtp-server/lib/smtp-connection.js")), "utf8");
+    for (const field of ["this._server", "this._ready", "this._upgrading", "this._nextHandler"]) {
+      assert.ok(source.includes(field), `SMTPConnection no longer uses ${field}: command-hook-shim.ts reads it`);
+    }
+    assert.match(source, /_onCommand\(command, callback\)/, "SMTPConnection#_onCommand changed its parameters");
+    assert.match(source, /send\(code, data, context\)/, "SMTPConnection#send changed its parameters");
+    const { SMTPServer } = (await import("smtp-server")) as unknown as { SMTPServer: { prototype: Record<string, unknown> } };
+    assert.equal(typeof SMTPServer.prototype["updateSecureContext"], "function", "SMTPServer#updateSecureContext is gone: tls-credentials.ts reloads certificates through it");
+  });
+
+  it("mailauth still exports the deep modules and functions we import", async () => {
+    const mtaSts = (await import("mailauth/lib/mta-sts.js")) as Record<string, unknown>;
+    assert.equal(typeof mtaSts["parsePolicy"], "function", "mailauth/lib/mta-sts.js parsePolicy is gone: mta-sts-policy.ts needs rework");
+    assert.equal(typeof mtaSts["resolvePolicy"], "function", "mailauth/lib/mta-sts.js resolvePolicy is gone: mta-sts-policy.ts needs rework");
+    const tools = require("mailauth/lib/tools") as Record<string, unknown>;
+    assert.equal(typeof tools["parseHeaders"], "function", "mailauth/lib/tools parseHeaders is gone: message-signer.ts needs rework");
+    const parsed = (tools["parseHeaders"] as (block: Buffer) => { parsed: { key: string; line: Buffer }[] })(Buffer.from("From: a@example.com\r\nSubject: hi\r\n\r\n"));
+    assert.deepEqual(parsed.parsed.map((header) => header.key), ["from", "subject"], "parseHeaders changed its result shape");
+  });
+});
