@@ -95,7 +95,12 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   const logger = overrides.logger ?? createLogger({ level: settings.logLevel });
   // Private before anything is written into it (issue 8 item 4): keys, secrets, the database.
   const onTightened: OnTightened = (path, from, to) => logger.log("warn", "data_permissions_tightened", { path, from: octal(from), to: octal(to) });
-  ensureDataDir(settings.dataDir, onTightened);
+  try {
+    ensureDataDir(settings.dataDir, onTightened);
+  } catch (error) {
+    // Named as a store failure: "cannot open the data directory …, mailroute must be able to write it".
+    throw new StartupError("store", settings.dataDir, error);
+  }
   // Built first: it validates --ca-file, --dns-servers and --transport before anything listens.
   const delivery = createDeliveryStack({
     hostname: settings.hostname,
