@@ -59,7 +59,7 @@ export class ApiClient {
     } catch {
       parsed = null;
     }
-    if (isMissingRoute(response.status, parsed)) throw new NotAvailable(`${method} ${path} is not available on this server`);
+    if (isMissingRoute(response.status, parsed)) throw new NotAvailable(`${method} ${path.split("?")[0]} is not available on this server`);
     const envelope = parsed as Envelope<T> | null;
     if (!response.ok || envelope === null || envelope.success !== true) {
       const errors = envelope?.errors ?? [];
