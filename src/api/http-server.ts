@@ -19,6 +19,7 @@ import { normalizeDomain } from "../routing/email-address.ts";
 import { ApiError } from "./api-error.ts";
 import { API_PREFIX, clientApi, type ClientApiOptions } from "./client-v4.ts";
 import { createRequestAuth, send } from "./request-auth.ts";
+import { dashboardRoutes } from "./dashboard-routes.ts";
 import { ConcurrencyGate } from "./request-limits.ts";
 import { queryString } from "./request-input.ts";
 import { registerVerifyPages } from "./verify-pages.ts";
@@ -61,6 +62,8 @@ export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
   if (options.acmeChallenges) void app.register(acmeChallengeRoutes, { challenges: options.acmeChallenges });
 
   registerVerifyPages(app, options.verification);
+
+  void app.register(dashboardRoutes);
 
   void app.register(clientApi, { ...options.api, authenticate: options.authenticate, logger: options.logger, prefix: API_PREFIX });
 
