@@ -47,7 +47,7 @@ export function parse(argv: string[], options: ParseArgsConfig["options"], usage
 }
 
 export function dataDirOf(values: Values): string {
-  return (values["data-dir"] as string | undefined) ?? process.env[envName("data-dir")] ?? "./data";
+  return (values["data-dir"] as string | undefined) ?? (process.env[envName("data-dir")] || undefined) ?? "./data";
 }
 
 /**
