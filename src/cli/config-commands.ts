@@ -4,6 +4,8 @@
  * bumps the configuration version, so a running server applies the change within a second),
  * and prints a human summary or, with --json, the result as JSON.
  */
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { describeAction, type CloudflareAction } from "../core/rule-actions.ts";
 import { loadRoutingTable } from "../core/routing-snapshot.ts";
@@ -12,8 +14,13 @@ import { createServices, type AccountServices } from "../core/services.ts";
 import { envName } from "../config/settings.ts";
 import { resolveRecipient } from "../routing/resolve-recipient.ts";
 import { rcptReplyFor } from "../smtp/recipient-replies.ts";
-import { DEFAULT_ACCOUNT_ID, openStore, type Store } from "../store/open-store.ts";
+import { replies } from "../smtp/reply-catalogue.ts";
+import { SmtpReply } from "../smtp/smtp-reply.ts";
+import { DEFAULT_ACCOUNT_ID, openStore, SQLITE_FILE_NAME, StoreMissingError, type Store } from "../store/open-store.ts";
+import { lazySecretBox } from "../workers/secret-box.ts";
+import { WorkerStore } from "../workers/worker-store.ts";
 import { CliError, usageError } from "./cli-error.ts";
+import { confirmRemoval } from "./confirm-removal.ts";
 
 export interface Output {
   out(line: string): void;
@@ -28,23 +35,34 @@ export const STORE_OPTIONS = {
 
 type Values = Record<string, string | boolean | undefined>;
 
-export function parse(argv: string[], options: ParseArgsConfig["options"], usage: string): { values: Values; positionals: string[] } {
+const YES_OPTION = { yes: { type: "boolean", short: "y", default: false } } as const satisfies ParseArgsConfig["options"];
+
+export function parse(argv: string[], options: ParseArgsConfig["options"], usage: string, extra: ParseArgsConfig["options"] = {}): { values: Values; positionals: string[] } {
   try {
-    const { values, positionals } = parseArgs({ args: argv, options: { ...STORE_OPTIONS, ...options }, allowPositionals: true, strict: true });
+    const { values, positionals } = parseArgs({ args: argv, options: { ...STORE_OPTIONS, ...options, ...extra }, allowPositionals: true, strict: true });
     return { values: values as Values, positionals };
   } catch (error) {
     throw usageError((error as Error).message, usage);
   }
 }
 
-/** Opens the store named by --data-dir / --database (or their environment twins). */
-export async function withStore<T>(values: Values, work: (store: Store) => Promise<T>): Promise<T> {
-  const dataDir = (values["data-dir"] as string | undefined) ?? process.env[envName("data-dir")] ?? "./data";
+export function dataDirOf(values: Values): string {
+  return (values["data-dir"] as string | undefined) ?? (process.env[envName("data-dir")] || undefined) ?? "./data";
+}
+
+/**
+ * Opens the store named by --data-dir / --database (or their environment twins). Only
+ * `create: true` (mailroute init) may make a new one: anything else refuses a missing store,
+ * naming the path it looked at, instead of answering success against a new empty one.
+ */
+export async function withStore<T>(values: Values, work: (store: Store) => Promise<T>, options: { create?: boolean } = {}): Promise<T> {
+  const dataDir = dataDirOf(values);
   const database = (values.database as string | undefined) ?? process.env[envName("database")] ?? undefined;
   let store: Store;
   try {
-    store = await openStore({ dataDir, databaseUrl: database || undefined });
+    store = await openStore({ dataDir, databaseUrl: database || undefined, create: options.create === true });
   } catch (error) {
+    if (error instanceof StoreMissingError) throw missingStore(error, dataDir);
     throw new CliError(`cannot open the mailroute store: ${(error as Error).message}`, { hint: "check --data-dir (or MAILROUTE_DATA_DIR) points at the server's data directory" });
   }
   try {
@@ -54,10 +72,39 @@ export async function withStore<T>(values: Values, work: (store: Store) => Promi
   }
 }
 
+export function missingStore(error: StoreMissingError, dataDir: string): CliError {
+  return new CliError(`${error.message} (--data-dir ${dataDir}, from ${process.cwd()}); nothing was changed`, {
+    hint: `pass --data-dir <the server's data directory> (or set ${envName("data-dir")}); to create a new store there on purpose: mailroute init --data-dir ${dataDir}`,
+  });
+}
+
+/** Names (lower-case) of an account's deployed Email Workers, as the server sees them. */
+function deployedWorkersOf(store: Store, dataDir: string): (account: string) => Promise<ReadonlySet<string>> {
+  // listing versions never opens the secret box; lazy so a read does not create its key file
+  const workers = new WorkerStore(store.db, lazySecretBox(dataDir));
+  return async (account) => new Set((await workers.versions(account)).map((worker) => worker.name.toLowerCase()));
+}
+
 /** The services of --account (default: the built-in account), acting as the operator at the CLI. */
 export async function withService<T>(values: Values, work: (services: AccountServices, store: Store) => Promise<T>): Promise<T> {
-  return withStore(values, (store) => work(createServices(store).forAccount({ account: (values.account as string | undefined) ?? DEFAULT_ACCOUNT_ID, actor: CLI_OPERATOR }), store));
+  return withStore(values, (store) =>
+    work(createServices(store, { deployedWorkers: deployedWorkersOf(store, dataDirOf(values)) }).forAccount({ account: (values.account as string | undefined) ?? DEFAULT_ACCOUNT_ID, actor: CLI_OPERATOR }), store),
+  );
 }
+
+/** `mailroute init`: the one configuration command that may create a store. */
+export async function initCommand(argv: string[], output: Output): Promise<void> {
+  const { values } = parse(argv, {}, INIT_USAGE);
+  const dataDir = dataDirOf(values);
+  const database = (values.database as string | undefined) ?? process.env[envName("database")] ?? "";
+  const path = resolve(dataDir, SQLITE_FILE_NAME);
+  const existed = database !== "" || existsSync(path);
+  await withStore(values, async () => undefined, { create: true });
+  const where = database !== "" ? "the PostgreSQL database" : path;
+  emit(output, values, { store: where, created: !existed }, [existed ? `a mailroute store already exists at ${where} (schema up to date)` : `created a new mailroute store at ${where}`, `next: mailroute start --data-dir ${dataDir}, or mailroute domain add example.com --data-dir ${dataDir}`]);
+}
+
+const INIT_USAGE = "mailroute init [--data-dir <dir>] [--database <url>] [--json]";
 
 export function emit(output: Output, values: Values, json: unknown, human: string[]): void {
   if (values.json) output.out(JSON.stringify(json, null, 2));
@@ -79,7 +126,7 @@ export function need(positionals: string[], index: number, what: string, usage: 
 // ── domain ──────────────────────────────────────────────────────────────────
 
 const DOMAIN_USAGE =
-  "mailroute domain add <domain> [--subaddressing] [--dot-insensitive] | list | remove <domain> | enable <domain> | disable <domain> | set <domain> [--[no-]subaddressing] [--[no-]dot-insensitive] [--[no-]enforce-dmarc] [--[no-]require-auth] [--[no-]reject-quarantine] [--[no-]sign-outbound] [--spam-threshold <0-5|off>]";
+  "mailroute domain add <domain> [--subaddressing] [--dot-insensitive] | list | remove <domain> [--yes] | enable <domain> | disable <domain> | set <domain> [--[no-]subaddressing] [--[no-]dot-insensitive] [--[no-]enforce-dmarc] [--[no-]require-auth] [--[no-]reject-quarantine] [--[no-]sign-outbound] [--spam-threshold <0-5|off>]";
 
 const SWITCHES = [
   ["subaddressing", "supportSubaddress"],
@@ -98,6 +145,7 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
       "spam-threshold": { type: "string" },
     },
     DOMAIN_USAGE,
+    YES_OPTION,
   );
   const [verb] = positionals;
   await withService(values, async (service) => {
@@ -116,7 +164,14 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
         return;
       }
       case "remove": {
-        const zone = await service.zones.remove(need(positionals, 1, "domain", DOMAIN_USAGE));
+        const name = need(positionals, 1, "domain", DOMAIN_USAGE);
+        const [rules, catchAll] = await Promise.all([service.rules.all({ zone: name }), service.catchAll.get(name)]);
+        const affected = [
+          ...rules.map((r) => `rule for ${r.matchers[0]?.value ?? r.name}: ${describeAction(r.action)} (deleted)`),
+          ...(catchAll.modified === null ? [] : [`catch-all: ${describeAction(catchAll.action)} (deleted)`]),
+        ];
+        if (affected.length > 0) await confirmRemoval({ action: `remove domain ${name}`, affected, yes: values.yes === true, command: `mailroute domain remove ${name}` }, output);
+        const zone = await service.zones.remove(name);
         emit(output, values, zone, [`removed domain ${zone.name} with its rules and catch-all`]);
         return;
       }
@@ -164,10 +219,10 @@ function onOff(value: boolean): string {
 
 // ── address ─────────────────────────────────────────────────────────────────
 
-const ADDRESS_USAGE = "mailroute address add <email> [--verified] | list | verify <email> | resend <email> | remove <email>";
+const ADDRESS_USAGE = "mailroute address add <email> [--verified] | list | verify <email> | resend <email> | remove <email> [--yes]";
 
 export async function addressCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(argv, { verified: { type: "boolean", default: false } }, ADDRESS_USAGE);
+  const { values, positionals } = parse(argv, { verified: { type: "boolean", default: false }, ...YES_OPTION }, ADDRESS_USAGE);
   const [verb] = positionals;
   await withService(values, async (service) => {
     switch (verb) {
@@ -200,7 +255,13 @@ export async function addressCommand(argv: string[], output: Output): Promise<vo
         return;
       }
       case "remove": {
-        const removal = await service.addresses.remove(need(positionals, 1, "email address", ADDRESS_USAGE));
+        const email = need(positionals, 1, "email address", ADDRESS_USAGE);
+        const using = await service.rules.usingDestination(email);
+        if (using.length > 0) {
+          const affected = using.map((r) => `rule "${r.name}" forwards to ${email}: it becomes inactive and its mail is refused`);
+          await confirmRemoval({ action: `remove destination ${email}`, affected, yes: values.yes === true, command: `mailroute address remove ${email}` }, output);
+        }
+        const removal = await service.addresses.remove(email);
         emit(output, values, removal, [
           `removed destination ${removal.address.email}`,
           ...(removal.inactiveRules.length === 0 ? [] : [`these rules are now inactive (mail for them is refused): ${removal.inactiveRules.map((r) => r.name).join(", ")}`]),
@@ -232,19 +293,41 @@ function actionFrom(values: Values, usage: string): CloudflareAction[] {
   return chosen;
 }
 
-const RULE_USAGE = "mailroute rule add <address> (--forward <expression> | --drop | --reject <reason> | --worker <name>) [--name <name>] [--disabled] | list [<domain>] | remove <address> | enable <address> | disable <address>";
+const RULE_USAGE =
+  "mailroute rule add <address> (--forward <expression> | --drop | --reject <reason> | --worker <name> [--allow-undeployed]) [--name <name>] [--disabled] | edit <address> [--forward <expression> | --drop | --reject <reason> | --worker <name> [--allow-undeployed]] [--name <name>] [--enable | --disable] | list [<domain>] | remove <address> | enable <address> | disable <address>";
+
+/**
+ * A rule (or catch-all) naming a worker that was never deployed would answer 451 to every
+ * sender: refuse it at the command unless the operator says they deploy it next.
+ */
+async function refuseUndeployedWorker(service: AccountServices, store: Store, actions: CloudflareAction[], values: Values): Promise<void> {
+  const worker = actions.find((action) => action.type === "worker");
+  if (worker === undefined || values["allow-undeployed"] === true) return;
+  const script = String(worker.value?.[0] ?? "");
+  const deployed = await deployedWorkersOf(store, dataDirOf(values))(service.scope.account);
+  if (deployed.has(script.toLowerCase())) return;
+  throw new CliError(`worker "${script}" is not deployed in account ${service.scope.account}: senders would get "451 4.3.2 … is not deployed" for this address; nothing was changed`, {
+    hint: `deploy it first (mailroute worker deploy <script.js> --name ${script}; mailroute worker list shows what is deployed), or pass --allow-undeployed if you deploy it next`,
+  });
+}
 
 export async function ruleCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(argv, { ...ACTION_OPTIONS, name: { type: "string" }, disabled: { type: "boolean", default: false } }, RULE_USAGE);
+  const { values, positionals } = parse(
+    argv,
+    { ...ACTION_OPTIONS, name: { type: "string" }, disabled: { type: "boolean", default: false }, enable: { type: "boolean" }, disable: { type: "boolean" }, "allow-undeployed": { type: "boolean", default: false } },
+    RULE_USAGE,
+  );
   const [verb] = positionals;
-  await withService(values, async (service) => {
+  await withService(values, async (service, store) => {
     switch (verb) {
       case "add": {
         const address = need(positionals, 1, "custom address", RULE_USAGE);
-        const rule = await service.rules.create({ matchers: [{ type: "literal", field: "to", value: address }], actions: actionFrom(values, RULE_USAGE), name: values.name as string | undefined, enabled: values.disabled !== true });
+        const actions = actionFrom(values, RULE_USAGE);
+        await refuseUndeployedWorker(service, store, actions, values);
+        const rule = await service.rules.create({ matchers: [{ type: "literal", field: "to", value: address }], actions, name: values.name as string | undefined, enabled: values.disabled !== true });
         emit(output, values, rule, [
           `added rule for ${rule.matchers[0]?.value}: ${describeAction(rule.action)}${rule.enabled ? "" : " (disabled)"}`,
-          ...(rule.inactiveReasons.length > 0 ? [`warning: inactive until fixed: ${rule.inactiveReasons.join("; ")} (mailroute address add <email> --verified, or address verify <email>)`] : []),
+          ...(rule.inactiveReasons.length > 0 ? [`warning: inactive until fixed: ${rule.inactiveReasons.join("; ")}${rule.action.type === "forward" ? " (mailroute address add <email> --verified, or address verify <email>)" : ""}`] : []),
         ]);
         return;
       }
@@ -252,6 +335,26 @@ export async function ruleCommand(argv: string[], output: Output): Promise<void>
         const rules = await service.rules.all({ zone: positionals[1] });
         const status = (r: (typeof rules)[number]) => (!r.enabled ? "disabled" : r.inactiveReasons.length > 0 ? `INACTIVE: ${r.inactiveReasons.join("; ")}` : "active");
         emit(output, values, rules.map(({ action: _action, ...rule }) => rule), rules.length === 0 ? ["no rules yet: mailroute rule add hello@example.com --forward you@example.net"] : table([["ADDRESS", "ENABLED", "ACTION", "STATUS"], ...rules.map((r) => [r.matchers[0]?.value ?? "?", yes(r.enabled), describeAction(r.action), status(r)])]));
+        return;
+      }
+      case "edit": {
+        const address = need(positionals, 1, "custom address", RULE_USAGE);
+        if (values.enable === true && values.disable === true) throw usageError("--enable and --disable contradict each other", RULE_USAGE);
+        const hasAction = [values.forward, values.drop, values.reject, values.worker].some((v) => v !== undefined && v !== false);
+        const actions = hasAction ? actionFrom(values, RULE_USAGE) : undefined;
+        if (actions === undefined && values.name === undefined && values.enable === undefined && values.disable === undefined) {
+          throw usageError("nothing to change: give a new action (--forward, --drop, --reject or --worker), --name, --enable or --disable", RULE_USAGE);
+        }
+        if (actions !== undefined) await refuseUndeployedWorker(service, store, actions, values);
+        const rule = await service.rules.update(address, {
+          actions,
+          name: values.name as string | undefined,
+          enabled: values.enable === true ? true : values.disable === true ? false : undefined,
+        });
+        emit(output, values, rule, [
+          `updated rule for ${rule.matchers[0]?.value}: ${describeAction(rule.action)}${rule.enabled ? "" : " (disabled)"}`,
+          ...(rule.inactiveReasons.length > 0 ? [`warning: inactive until fixed: ${rule.inactiveReasons.join("; ")}`] : []),
+        ]);
         return;
       }
       case "remove": {
@@ -271,18 +374,20 @@ export async function ruleCommand(argv: string[], output: Output): Promise<void>
   });
 }
 
-const CATCH_ALL_USAGE = "mailroute catch-all set <domain> (--forward <expression> | --drop | --reject <reason> | --worker <name> | --disable) | show <domain>";
+const CATCH_ALL_USAGE = "mailroute catch-all set <domain> (--forward <expression> | --drop | --reject <reason> | --worker <name> [--allow-undeployed] | --disable) | show <domain>";
 
 export async function catchAllCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(argv, { ...ACTION_OPTIONS, disable: { type: "boolean", default: false } }, CATCH_ALL_USAGE);
+  const { values, positionals } = parse(argv, { ...ACTION_OPTIONS, disable: { type: "boolean", default: false }, "allow-undeployed": { type: "boolean", default: false } }, CATCH_ALL_USAGE);
   const [verb] = positionals;
-  await withService(values, async (service) => {
+  await withService(values, async (service, store) => {
     switch (verb) {
       case "set": {
         const domain = need(positionals, 1, "domain", CATCH_ALL_USAGE);
         const hasAction = [values.forward, values.drop, values.reject, values.worker].some((v) => v !== undefined && v !== false);
         if (values.disable === true && hasAction) throw usageError("--disable cannot be combined with an action", CATCH_ALL_USAGE);
-        const catchAll = values.disable === true ? await service.catchAll.set(domain, { enabled: false }) : await service.catchAll.set(domain, { actions: actionFrom(values, CATCH_ALL_USAGE), enabled: true });
+        const actions = values.disable === true ? [] : actionFrom(values, CATCH_ALL_USAGE);
+        await refuseUndeployedWorker(service, store, actions, values);
+        const catchAll = values.disable === true ? await service.catchAll.set(domain, { enabled: false }) : await service.catchAll.set(domain, { actions, enabled: true });
         const { action, ...json } = catchAll;
         emit(output, values, json, [catchAll.enabled ? `catch-all for ${catchAll.zone}: ${describeAction(action)}` : `catch-all for ${catchAll.zone} disabled: unknown addresses are refused at RCPT TO`]);
         return;
@@ -310,7 +415,18 @@ export async function routeCommand(argv: string[], output: Output): Promise<void
   await withService(values, async (_service, store) => {
     const table = await loadRoutingTable(store.db);
     const decision = resolveRecipient(address, table);
-    const reply = rcptReplyFor(address, decision);
+    // A running server has the worker runtime (start always builds it), so a worker rule is
+    // accepted at RCPT TO; whether the script is deployed decides what happens after DATA.
+    const reply = rcptReplyFor(address, decision, { workers: true });
+    let afterData: string | null = null;
+    if (decision.kind === "route" && decision.action.type === "worker") {
+      const script = decision.action.script;
+      const account = table.zones.get(decision.zone)?.account ?? DEFAULT_ACCOUNT_ID;
+      const deployed = await deployedWorkersOf(store, dataDirOf(values))(account);
+      afterData = deployed.has(script.toLowerCase())
+        ? `accepted at RCPT TO; after DATA the message is handed to Email Worker "${script}", and the sender gets its answer (forwarded, replied to or rejected by the worker)`
+        : `accepted at RCPT TO, then refused after DATA with "${new SmtpReply(replies.WORKER_NOT_DEPLOYED, { address, script }).line}" (mailroute worker deploy … --name ${script})`;
+    }
     const lines: string[] = [address];
     if (decision.kind === "route") {
       const zone = table.zones.get(decision.zone)!;
@@ -320,11 +436,13 @@ export async function routeCommand(argv: string[], output: Output): Promise<void
       lines.push(`  action:  ${describeAction(decision.action)}`);
     }
     lines.push(
-      reply === null
+      afterData !== null
+        ? `  result:  ${afterData}`
+        : reply === null
         ? `  result:  accepted at RCPT TO; ${decision.kind === "route" && decision.action.type === "drop" ? "the message is accepted and discarded" : "relayed in-session; the sender gets the destination's answer"}`
         : `  result:  refused at RCPT TO with "${reply.line}"`,
     );
-    emit(output, values, { decision, reply: reply?.line ?? null }, lines);
+    emit(output, values, { decision, reply: reply?.line ?? null, ...(afterData === null ? {} : { result: afterData }) }, lines);
   });
 }
 

@@ -33,11 +33,11 @@ import { zoneName } from "../core/zones/zone-service.ts";
 import { ValidationError } from "../core/validation-error.ts";
 import { expectedZoneRecords, zoneFileLine } from "../core/zone-dns-records.ts";
 import { DkimKeyStore, type DkimPublicRecord } from "../delivery/dkim-keys.ts";
-import { openStore, type Store } from "../store/open-store.ts";
+import { openStore, StoreMissingError, type Store } from "../store/open-store.ts";
 import { hostnameProblem } from "../config/host-name-check.ts";
 import { checkServedCertificates, type ServedCertificate, type ServedCertificates } from "../tls/served-certificates.ts";
 import { CliError, usageError } from "./cli-error.ts";
-import type { Output } from "./config-commands.ts";
+import { missingStore, type Output } from "./config-commands.ts";
 
 export const DOCTOR_USAGE =
   "mailroute doctor <domain> [--json] [--data-dir <dir>] [--database <url>] [--hostname <mx host>] [--dns-servers <host:port,…>] [--dkim-selector <selector>] [--dkim-ed25519 <true|false>] [--tls-cert <pem> --tls-key <pem>] [--ca-file <pem>] [--acme-directory <url>] [--https-port <port>] [--mta-sts-mode <testing|enforce|auto>]";
@@ -141,8 +141,9 @@ function settingsFrom(values: Record<string, string | boolean | undefined>): Rea
 async function withStore<T>(settings: Readonly<Settings>, domain: string, work: (service: AccountServices) => Promise<T>): Promise<T> {
   let store: Store;
   try {
-    store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined });
+    store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined, create: false });
   } catch (error) {
+    if (error instanceof StoreMissingError) throw missingStore(error, settings.dataDir);
     throw new CliError(`cannot open the mailroute store: ${(error as Error).message}`, { hint: "check --data-dir (or MAILROUTE_DATA_DIR) points at the server's data directory" });
   }
   try {

@@ -1,19 +1,24 @@
 /**
  * The `mailroute` command. Dispatches to one module per command family; turns every error
- * into a message that says what was wrong and what to do, with a non-zero exit code.
+ * into a message that says what was wrong and what to do, with a non-zero exit code (2 for a
+ * usage mistake, 1 for any other failure). `--help` at any depth, `--version` and the
+ * "did you mean …" diagnosis of a mistyped command, subcommand or flag come from the
+ * commander tree in command-tree.ts.
  */
 import { ValidationError } from "../core/validation-error.ts";
 import { CliError } from "./cli-error.ts";
-import { activityCommand, addressCommand, catchAllCommand, domainCommand, routeCommand, ruleCommand, type Output } from "./config-commands.ts";
+import { activityCommand, addressCommand, initCommand, catchAllCommand, domainCommand, routeCommand, ruleCommand, type Output } from "./config-commands.ts";
 import { accountCommand, auditCommand, tokenCommand } from "./account-commands.ts";
 import { doctorCommand } from "./doctor-command.ts";
 import { sendCommand } from "./send-command.ts";
 import { sinkCommand } from "./sink-command.ts";
 import { workerCommand } from "./worker-command.ts";
-import { startCommand, startUsage } from "./start-command.ts";
+import { startCommand } from "./start-command.ts";
+import { commandTree, explain } from "./command-tree.ts";
 
 const COMMANDS: Record<string, (argv: string[], output: Output) => Promise<void>> = {
   start: startCommand,
+  init: initCommand,
   domain: domainCommand,
   address: addressCommand,
   rule: ruleCommand,
@@ -29,40 +34,49 @@ const COMMANDS: Record<string, (argv: string[], output: Output) => Promise<void>
   audit: auditCommand,
 };
 
-const HELP = `mailroute — self-hosted email routing
+/** Where commander's help and diagnoses go: help to stdout (our Output), mistakes to stderr. */
+function tree(output: Output, errors: string[] = []) {
+  return commandTree({ out: (text) => output.out(text), err: (text) => errors.push(text) });
+}
 
-usage: mailroute <command> [options]     (every configuration command takes --data-dir, --account and --json)
+function wantsHelpOrVersion(argv: string[]): boolean {
+  const end = argv.indexOf("--");
+  const flags = end === -1 ? argv : argv.slice(0, end);
+  return flags.some((arg) => arg === "--help" || arg === "-h") || flags[0] === "--version" || flags[0] === "-V";
+}
 
-  start                      run the MX (SMTP) service            mailroute start --help
-  domain add|list|remove|enable|disable|set   the domains routed here
-  address add|list|verify|remove              destination addresses (must be verified)
-  rule add|list|remove|enable|disable         custom address rules
-  catch-all set|show                          what happens to unknown addresses
-  doctor <domain>            check the domain's DNS records and print exactly what to publish
-  worker deploy|list|remove|secret|kv|tail   Email Workers (Cloudflare-compatible scripts)
-  account add|list|rename|remove             accounts (tenants) of this installation
-  token create|list|revoke|permissions       API tokens of an account (value shown once)
-  audit                      who changed what, when (per account)
-  route <address>            explain where mail for an address would go, without sending
-  send --to <address>        send a test message through a running server
-  activity                   recent messages and what happened to them
-  dev-sink                   a local catch-everything mailbox for trying mailroute out
-`;
+/** Commander's verdict on argv (a mistake and its "Did you mean …?"), printed to stderr. */
+function diagnose(output: Output, argv: string[]): number {
+  const errors: string[] = [];
+  const code = explain(tree(output, errors), argv) ?? 2;
+  for (const text of errors) console.error(text);
+  return code;
+}
+
+/** The "(Did you mean …?)" commander has for an unknown flag of `command [subcommand]`, if any. */
+function suggestFlag(output: Output, command: string, rest: string[], message: string): string | null {
+  const flag = /Unknown option '(-[^']+)'/.exec(message)?.[1];
+  if (flag === undefined) return null;
+  const subcommand = tree(output).commands.find((c) => c.name() === command)?.commands.find((c) => c.name() === rest[0]);
+  const errors: string[] = [];
+  explain(tree(output, errors), [command, ...(subcommand === undefined ? [] : [subcommand.name()]), flag]);
+  return /\(Did you mean [^)]+\)/.exec(errors.join("\n"))?.[0] ?? null;
+}
 
 export async function main(argv: string[], output: Output = { out: (line) => console.log(line) }): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
-    output.out(HELP);
-    return command === undefined ? 2 : 0;
-  }
-  if (command === "start" && (rest.includes("--help") || rest.includes("-h"))) {
-    output.out(startUsage());
-    return 0;
-  }
-  const run = COMMANDS[command];
-  if (run === undefined) {
-    console.error(`mailroute: unknown command "${command}"\n\n${HELP}`);
+  if (command === undefined) {
+    output.out(tree(output).helpInformation().trimEnd());
     return 2;
+  }
+  if (command === "help") return explain(tree(output), [...rest, "--help"]) ?? 0;
+  if (wantsHelpOrVersion(argv)) return explain(tree(output), argv) ?? 0;
+  const run = COMMANDS[command];
+  if (run === undefined) return diagnose(output, [command]);
+  const family = tree(output).commands.find((c) => c.name() === command);
+  const verb = rest[0];
+  if (family !== undefined && family.commands.length > 0 && verb !== undefined && !verb.startsWith("-") && !family.commands.some((c) => c.name() === verb)) {
+    return diagnose(output, [command, verb]);
   }
   try {
     await run(rest, output);
@@ -70,7 +84,15 @@ export async function main(argv: string[], output: Output = { out: (line) => con
   } catch (error) {
     if (error instanceof CliError) {
       console.error(`mailroute ${command}: ${error.message}`);
-      if (error.hint !== null) console.error(error.hint);
+      const suggestion = error.exitCode === 2 ? suggestFlag(output, command, rest, error.message) : null;
+      if (suggestion !== null) console.error(suggestion);
+      if (error.exitCode === 2 && error.hint?.startsWith("usage: ")) {
+        // the usage line comes from the commander tree, which also answers --help
+        const leaf = family?.commands.find((c) => c.name() === verb) ?? family ?? tree(output).commands.find((c) => c.name() === command);
+        const path = leaf === family || leaf === undefined ? command : `${command} ${verb}`;
+        if (leaf !== undefined) console.error(`usage: mailroute ${path} ${leaf.usage()}`);
+        console.error(`see: mailroute ${path} --help`);
+      } else if (error.hint !== null) console.error(error.hint);
       return error.exitCode;
     }
     if (error instanceof ValidationError) {

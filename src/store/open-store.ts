@@ -6,7 +6,8 @@
  * Promises: a returned Store is ready to use; on any failure nothing is left open and the
  * Error names what failed (the migration, or the database URL).
  */
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { Kysely, PostgresDialect, type Dialect } from "kysely";
 import pg from "pg";
 import { ensureDataDir, ensurePrivateFile, octal, PRIVATE_FILE_MODE, tightenIfPresent, type OnTightened } from "../config/data-dir.ts";
@@ -32,6 +33,23 @@ export interface OpenStoreOptions {
   onPoolError?: (error: Error) => void;
   /** A data directory or database file others could read was made private. Default: one JSON line on stderr. */
   onPermissionsTightened?: OnTightened;
+  /**
+   * Whether a missing SQLite store may be created (default true, for `start` and `init`).
+   * false: a missing database file is a StoreMissingError naming the path, and nothing is
+   * created, so a mistyped --data-dir never answers success against a new empty store.
+   */
+  create?: boolean;
+}
+
+/** The SQLite store asked for does not exist (and `create: false` forbade making it). */
+export class StoreMissingError extends Error {
+  readonly path: string;
+
+  constructor(path: string) {
+    super(`no mailroute store at "${path}"`);
+    this.name = "StoreMissingError";
+    this.path = path;
+  }
 }
 
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
@@ -66,6 +84,7 @@ async function chooseDialect(options: OpenStoreOptions): Promise<ChosenDialect> 
   if (url === "") {
     // private before SQLite creates anything: it gives -wal and -shm the database file's mode
     const onTightened = options.onPermissionsTightened ?? logTightened;
+    if (options.create === false && !existsSync(join(options.dataDir, SQLITE_FILE_NAME))) throw new StoreMissingError(resolve(options.dataDir, SQLITE_FILE_NAME));
     ensureDataDir(options.dataDir, onTightened);
     const path = join(options.dataDir, SQLITE_FILE_NAME);
     ensurePrivateFile(path, onTightened);

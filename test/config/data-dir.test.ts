@@ -120,13 +120,13 @@ describe("data at rest", () => {
     }
   });
 
-  it("keeps a data directory private when a CLI command creates it, through bin/mailroute or the entry point directly", async () => {
+  it("keeps a data directory private when mailroute init creates it, through bin/mailroute or the entry point directly", async () => {
     for (const [label, argv] of [
       ["bin", [join(ROOT, "bin", "mailroute.js")]],
       ["entry", [join(ROOT, "src", "cli", "main.ts")]],
     ] as const) {
       const dataDir = join(root, `cli-${label}`);
-      await run(process.execPath, [...argv, "domain", "add", "example.com", "--data-dir", dataDir], { timeout: 60_000 });
+      await run(process.execPath, [...argv, "init", "--data-dir", dataDir], { timeout: 60_000 });
       assertPrivate(dataDir, ["mailroute.sqlite"]);
     }
   });
