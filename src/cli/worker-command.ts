@@ -8,6 +8,7 @@
  * Promises: a secret value is read from stdin (without echo on a terminal) and never printed
  * or logged; bundling finishes before the store is opened, so a build error changes nothing.
  */
+import { stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ReadStream } from "node:tty";
@@ -17,7 +18,10 @@ import { DEFAULT_ACCOUNT_ID, openStore, type Store } from "../store/open-store.t
 import { createStoreKv, KvError, kvPutExpiration } from "../workers/kv-store.ts";
 import { lazySecretBox } from "../workers/secret-box.ts";
 import { BundleError, bundleWorker } from "../workers/worker-bundler.ts";
-import { workerName, WorkerStore, type WorkerLogEntry, type WorkerSummary } from "../workers/worker-store.ts";
+import { accountStorageDir, workerName, WorkerStore, type WorkerDeployment, type WorkerLogEntry, type WorkerSummary } from "../workers/worker-store.ts";
+import { applyD1Migrations, D1Error } from "../workers/d1-databases.ts";
+import { checkWorkerLoads } from "../workers/deploy-check.ts";
+import { BindingError, DEFAULT_TRIGGERS, describeMissing, sortUploadBindings } from "../workers/platform-bindings.ts";
 import { findWranglerConfig, readWranglerConfig, WranglerConfigError, type KvBinding, type WranglerConfig } from "../workers/wrangler-config.ts";
 import { CliError, usageError } from "./cli-error.ts";
 import type { Output } from "./config-commands.ts";
@@ -31,7 +35,7 @@ export interface WorkerCommandIo {
 }
 
 const USAGE = [
-  "mailroute worker deploy <name> [<entry>] [--config wrangler.toml|wrangler.jsonc] [--var KEY=VALUE]… [--kv BINDING=namespace]… [--compatibility-date YYYY-MM-DD] [--compatibility-flag F]… [--sourcemap]",
+  "mailroute worker deploy <name> [<entry>] [--config wrangler.toml|wrangler.jsonc] [--env E] [--var KEY=VALUE]… [--kv BINDING=namespace]… [--compatibility-date YYYY-MM-DD] [--compatibility-flag F]… [--minify] [--allow-missing-bindings]",
   "       | list | remove <name>",
   "       | secret put <name> <key> (value on stdin) | secret delete <name> <key> | secret list <name>",
   "       | kv put <namespace> <key> [<value>|-] [--ttl S] [--expiration EPOCH] [--metadata JSON] | kv get <namespace> <key> | kv list <namespace> [--prefix P] [--limit N] [--cursor C] | kv delete <namespace> <key>",
@@ -48,7 +52,9 @@ const OPTIONS = {
   kv: { type: "string", multiple: true },
   "compatibility-date": { type: "string" },
   "compatibility-flag": { type: "string", multiple: true },
-  sourcemap: { type: "boolean" },
+  minify: { type: "boolean" },
+  env: { type: "string" },
+  "allow-missing-bindings": { type: "boolean" },
   ttl: { type: "string" },
   expiration: { type: "string" },
   metadata: { type: "string" },
@@ -63,7 +69,7 @@ const OPTIONS = {
 type Option = keyof typeof OPTIONS;
 const COMMON: Option[] = ["data-dir", "database", "json", "account"];
 const VERB_OPTIONS: Record<string, Option[]> = {
-  deploy: ["config", "var", "kv", "compatibility-date", "compatibility-flag", "sourcemap"],
+  deploy: ["config", "var", "kv", "compatibility-date", "compatibility-flag", "minify", "env", "allow-missing-bindings"],
   list: [],
   remove: [],
   secret: [],
@@ -143,36 +149,108 @@ async function deploy(context: Context): Promise<void> {
     throw new CliError(`compatibility_date ${compatibilityDate} is later than the newest the Workers runtime here supports (${newest})`, { hint: `set compatibility_date to ${newest} or earlier` });
   }
   const compatibilityFlags = [...new Set([...(config?.compatibilityFlags ?? []), ...((values["compatibility-flag"] as string[] | undefined) ?? [])])];
-  // Command-line bindings override the file's, binding by binding, as wrangler's --var does.
-  const vars: Record<string, unknown> = { ...config?.vars, ...Object.fromEntries(varFlags) };
-  const kvBindings: KvBinding[] = [...(config?.kv ?? [])];
-  for (const [binding, namespace] of kvFlags) {
-    const index = kvBindings.findIndex((existing) => existing.binding === binding);
-    if (index >= 0) kvBindings[index] = { binding, namespace };
-    else kvBindings.push({ binding, namespace });
-  }
 
+  // wrangler's own build: the modules and the binding list it would upload to Cloudflare
   let bundle;
   try {
-    bundle = await bundleWorker({ entry, projectDir: configPath === null ? dirname(entry) : dirname(configPath), compatibilityFlags, sourcemap: values.sourcemap === true });
+    bundle = await bundleWorker({
+      name,
+      entry,
+      config: configPath,
+      projectDir: configPath === null ? dirname(entry) : dirname(configPath),
+      compatibilityDate,
+      compatibilityFlags,
+      minify: values.minify === true,
+      env: values.env as string | undefined,
+    });
   } catch (error) {
     if (error instanceof BundleError) throw new CliError(error.message, { hint: "fix the source (or install the missing package with npm in the worker's folder) and deploy again" });
     throw error;
   }
   notes.push(...bundle.warnings.map((warning) => `warning: ${warning}`));
+  let sorted;
+  try {
+    sorted = sortUploadBindings(bundle.upload.bindings);
+  } catch (error) {
+    if (error instanceof BindingError) throw new CliError(error.message, { hint: "the wrangler file format: https://developers.cloudflare.com/workers/wrangler/configuration/" });
+    throw error;
+  }
+  const { platform } = sorted;
+  if (platform.missing.length > 0) {
+    if (values["allow-missing-bindings"] !== true) {
+      throw new CliError(`worker ${name} declares bindings mailroute cannot provide: ${describeMissing(platform.missing)}`, {
+        hint: "remove them from the wrangler file, or deploy with --allow-missing-bindings (then any use of them fails the message with 451 and a line in worker tail)",
+      });
+    }
+    notes.push(`warning: deployed without ${describeMissing(platform.missing)}: any use fails the message with 451 (worker tail shows which binding)`);
+  }
+  // Command-line bindings override the file's, binding by binding, as wrangler's --var does.
+  const vars: Record<string, unknown> = { ...sorted.vars, ...Object.fromEntries(varFlags) };
+  const kvBindings: KvBinding[] = [...sorted.kv];
+  for (const [binding, namespace] of kvFlags) {
+    const index = kvBindings.findIndex((existing) => existing.binding === binding);
+    if (index >= 0) kvBindings[index] = { binding, namespace };
+    else kvBindings.push({ binding, namespace });
+  }
+  const triggers = config?.triggers ?? DEFAULT_TRIGGERS;
+  const [, ...modules] = bundle.upload.modules;
+  const deployment: WorkerDeployment = {
+    account: context.account,
+    name,
+    bundle: bundle.code,
+    modules,
+    compatibilityDate: bundle.upload.compatibilityDate ?? compatibilityDate,
+    compatibilityFlags: bundle.upload.compatibilityFlags,
+    vars,
+    kv: kvBindings,
+    sendEmail: sorted.sendEmail,
+    platform,
+    triggers,
+  };
+
+  // the bundle must load in workerd and handle mail before anything is stored
+  const check = await checkWorkerLoads({ ...deployment, secrets: {}, version: "deploy-check" });
+  if (!check.ok) throw new CliError(`worker ${name} does not load in the Workers runtime:\n  ${check.error.split("\n").join("\n  ")}`, { hint: "fix the worker and deploy again; nothing was changed" });
+  const needed = triggers.queueConsumers.length > 0 && !check.handlers.includes("email") ? "queue" : "email";
+  if (!check.handlers.includes(needed)) {
+    throw new CliError(`worker ${name} has no ${needed}() handler: its default export has ${check.handlers.length === 0 ? "no handlers" : check.handlers.map((handler) => `${handler}()`).join(", ")}`, {
+      hint: needed === "email" ? "an Email Worker exports default { async email(message, env, ctx) { … } }" : "a queue consumer exports default { async queue(batch, env, ctx) { … } }",
+    });
+  }
 
   await withWorkers(context, async (workers) => {
-    const result = await workers.deploy({ account: context.account, name, bundle: bundle.code, compatibilityDate, compatibilityFlags, vars, kv: kvBindings, sendEmail: config?.sendEmail ?? [] });
+    const storageDir = accountStorageDir(dataDirOf(context.values), context.account);
+    for (const database of platform.d1) {
+      const declared = config?.d1.find((candidate) => candidate.binding === database.binding);
+      if (declared === undefined || configPath === null || !(await isDirectory(declared.migrationsDir))) continue;
+      try {
+        const applied = await applyD1Migrations({ config: configPath, cwd: dirname(configPath), binding: database.binding, storageDir });
+        if (applied !== "") notes.push(`D1 ${database.binding}: ${applied.split("\n").join("; ")}`);
+      } catch (error) {
+        if (error instanceof D1Error) throw new CliError(error.message, { hint: "fix the migration and deploy again; the worker was not changed" });
+        throw error;
+      }
+    }
+    const result = await workers.deploy(deployment);
     const worker = result.worker;
-    emit(context, { ...result, config: configPath, entry, warnings: notes }, [
+    emit(context, { ...result, config: configPath, entry, handlers: check.handlers, warnings: notes }, [
       ...notes,
       result.changed
-        ? `deployed worker ${worker.name} (version ${worker.version.slice(0, 12)}, ${kib(bundle.bytes)}, ${bundle.inputs.length} file(s)${configPath === null ? "" : `, config ${configPath}`})`
+        ? `deployed worker ${worker.name} (version ${worker.version.slice(0, 12)}, ${kib(bundle.bytes)}, ${bundle.upload.modules.length} module(s)${configPath === null ? "" : `, config ${configPath}`})`
         : `worker ${worker.name} is already deployed with this bundle and bindings (version ${worker.version.slice(0, 12)})`,
+      `  handlers: ${check.handlers.map((handler) => `${handler}()`).join(", ")}`,
       `  bindings: ${describeBindings(worker)}`,
       `  route mail to it: mailroute rule add <address> --worker ${worker.name}`,
     ]);
   });
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 async function readConfig(path: string): Promise<WranglerConfig> {
@@ -415,6 +493,7 @@ function describeBindings(worker: WorkerSummary): string {
     kvs.length > 0 ? `kv ${kvs.map((k) => `${k.binding}→${k.namespace}`).join(", ")}` : "",
     sendEmail.length > 0 ? `send_email ${sendEmail.join(", ")}` : "",
     secrets.length > 0 ? `secrets ${secrets.join(", ")}` : "",
+    ...describePlatform(worker.bindings.platform),
   ].filter(Boolean);
   return parts.length === 0 ? "none" : parts.join("; ");
 }
@@ -433,4 +512,15 @@ async function newestCompatibilityDate(): Promise<string> {
   // Loaded on demand: miniflare is large, and only a deploy needs it.
   const { supportedCompatibilityDate } = await import("miniflare");
   return supportedCompatibilityDate;
+}
+
+function describePlatform(platform: WorkerSummary["bindings"]["platform"]): string[] {
+  return [
+    platform.d1.length > 0 ? `d1 ${platform.d1.map((b) => `${b.binding}→${b.databaseName ?? b.databaseId}`).join(", ")}` : "",
+    platform.r2.length > 0 ? `r2 ${platform.r2.map((b) => `${b.binding}→${b.bucket}`).join(", ")}` : "",
+    platform.queues.length > 0 ? `queues ${platform.queues.map((b) => `${b.binding}→${b.queue}`).join(", ")}` : "",
+    platform.analytics.length > 0 ? `analytics ${platform.analytics.map((b) => `${b.binding}→${b.dataset}`).join(", ")}` : "",
+    platform.ai.length > 0 ? `ai ${platform.ai.map((b) => b.binding).join(", ")}` : "",
+    platform.missing.length > 0 ? `missing ${platform.missing.map((b) => `${b.binding} (${b.type})`).join(", ")}` : "",
+  ];
 }

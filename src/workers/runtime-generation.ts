@@ -16,12 +16,14 @@
  * - stop() kills the process whatever it is doing (an infinite loop included) in ~10 ms.
  */
 import { createHash } from "node:crypto";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { Miniflare, supportedCompatibilityDate, type WorkerOptions } from "miniflare";
 import { workerModules } from "./entry-worker.ts";
 import { HOST_PROTOCOL, type EntryConfig, type EntryReport } from "./host-protocol.ts";
 import type { InvocationRecord } from "./invocation-record.ts";
+import { NO_PLATFORM_BINDINGS } from "./platform-bindings.ts";
 import type { WorkerDefinition } from "./worker-types.ts";
 import { findWorkerdByPort, limitDataSegment, readProcessMemory } from "./workerd-process.ts";
 
@@ -70,15 +72,24 @@ function workerOptions(service: string, definition: WorkerDefinition, options: G
   const flags = definition.compatibilityFlags.some((flag) => ALS_FLAGS.includes(flag))
     ? definition.compatibilityFlags
     : [...definition.compatibilityFlags, "nodejs_als"];
+  const platform = definition.platform ?? NO_PLATFORM_BINDINGS;
   const config: EntryConfig = {
     vars: definition.vars,
     secrets: definition.secrets,
     kv: definition.kv.map((kv) => kv.binding),
     sendEmail: definition.sendEmail.map((binding) => binding.name),
+    native: [...platform.d1, ...platform.r2].map((binding) => binding.binding),
+    analytics: platform.analytics.map((binding) => binding.binding),
+    queues: platform.queues.map((binding) => binding.binding),
+    ai: platform.ai.map((binding) => binding.binding),
+    missing: platform.missing,
   };
   return {
     name: service,
-    modules: workerModules(definition.bundle).map((module) => ({ type: "ESModule" as const, ...module })),
+    modules: workerModules(definition.bundle, definition.modules),
+    // miniflare's own D1 and R2 (SQLite and blob files), persisted per account under the data dir
+    d1Databases: Object.fromEntries(platform.d1.map((binding) => [binding.binding, binding.databaseId])),
+    r2Buckets: Object.fromEntries(platform.r2.map((binding) => [binding.binding, binding.bucket])),
     // workerd refuses a date newer than its own build; wrangler falls back the same way
     compatibilityDate: definition.compatibilityDate > supportedCompatibilityDate ? supportedCompatibilityDate : definition.compatibilityDate,
     compatibilityFlags: flags,
@@ -86,6 +97,16 @@ function workerOptions(service: string, definition: WorkerDefinition, options: G
     serviceBindings: { [HOST_PROTOCOL.hostBinding]: options.hostBridge as never },
     outboundService: { network: { allow: ["public", ...options.outboundAllow], tlsOptions: { trustBrowserCas: true } } },
   };
+}
+
+/**
+ * Where D1 and R2 keep their data: the account's storage folder in wrangler's --persist-to layout
+ * (`<dir>/v3/d1`, `<dir>/v3/r2`), so `wrangler d1 execute --local --persist-to <dir>` and mailroute
+ * read the same files; in memory when the definitions name no folder (deploy checks, tests).
+ */
+function persistence(workers: ReadonlyMap<string, DeployedWorker>): { defaultPersistRoot?: string; d1Persist?: boolean; r2Persist?: boolean } {
+  const dir = [...workers.values()].find((worker) => worker.definition.storageDir !== undefined)?.definition.storageDir;
+  return dir === undefined ? {} : { defaultPersistRoot: join(dir, "v3"), d1Persist: true, r2Persist: true };
 }
 
 /** The useful part of Miniflare's start failure: workerd's own complaint about the user's module. */
@@ -121,7 +142,7 @@ export class RuntimeGeneration {
       this.#services.set(name, service);
       return workerOptions(service, deployed.definition, options);
     });
-    this.#mf = new Miniflare({ workers, handleRuntimeStdio: (stdout: Readable, stderr: Readable) => this.#drain(stdout, stderr) });
+    this.#mf = new Miniflare({ workers, ...persistence(options.workers), handleRuntimeStdio: (stdout: Readable, stderr: Readable) => this.#drain(stdout, stderr) });
     this.ready = this.#start();
   }
 
@@ -152,16 +173,31 @@ export class RuntimeGeneration {
 
   async dispatch(record: InvocationRecord): Promise<EntryReport> {
     const { invocation, definition } = record;
-    const response = await this.#mf.dispatchFetch(`http://mailroute.invalid${HOST_PROTOCOL.invokePath}`, {
-      method: "POST",
-      body: invocation.raw,
-      headers: {
-        "MF-Route-Override": this.#services.get(definition.name) ?? "",
-        [h.invocation]: record.id,
-        [h.from]: encodeURIComponent(invocation.from),
-        [h.to]: encodeURIComponent(invocation.to),
-      },
-    });
+    const handler = invocation.handler;
+    const route = { "MF-Route-Override": this.#services.get(definition.name) ?? "", [h.invocation]: record.id };
+    let response: Awaited<ReturnType<Miniflare["dispatchFetch"]>>;
+    if (handler === undefined) {
+      response = await this.#mf.dispatchFetch(`http://mailroute.invalid${HOST_PROTOCOL.invokePath}`, {
+        method: "POST",
+        body: invocation.raw,
+        headers: { ...route, [h.from]: encodeURIComponent(invocation.from), [h.to]: encodeURIComponent(invocation.to) },
+      });
+    } else if (handler.kind === "probe") {
+      response = await this.#mf.dispatchFetch(`http://mailroute.invalid${HOST_PROTOCOL.probePath}`, { headers: route });
+    } else if (handler.kind === "fetch") {
+      const spec = { method: handler.method, url: handler.url, headers: handler.headers };
+      response = await this.#mf.dispatchFetch(`http://mailroute.invalid${HOST_PROTOCOL.fetchPath}`, {
+        method: "POST",
+        body: handler.body ?? undefined,
+        headers: { ...route, [h.handler]: encodeURIComponent(JSON.stringify(spec)) },
+      });
+    } else {
+      response = await this.#mf.dispatchFetch(`http://mailroute.invalid${HOST_PROTOCOL.queuePath}`, {
+        method: "POST",
+        body: JSON.stringify({ queue: handler.queue, messages: handler.messages }),
+        headers: route,
+      });
+    }
     if (!response.ok) {
       // our entry worker itself failed (it catches the user's errors): keep workerd's words
       const text = (await response.text()).slice(0, 500);
