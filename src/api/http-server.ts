@@ -13,6 +13,7 @@ import { mtaStsPolicy } from "../core/zone-dns-records.ts";
 import type { RoutingTable } from "../routing/routing-table.ts";
 import { normalizeDomain } from "../routing/email-address.ts";
 import { bearerToken } from "./admin-token.ts";
+import { workerFetchRoutes, type WorkerFetchOptions } from "./worker-fetch-routes.ts";
 
 export interface HttpServiceOptions {
   hostname: string;
@@ -22,10 +23,13 @@ export interface HttpServiceOptions {
   /** Runs the Email Worker routed for a recipient on a posted message (dev endpoint). */
   runWorker: (input: { from: string; to: string; raw: Buffer }) => Promise<{ reply: string; worker: unknown } | { refused: string }>;
   maxMessageSize: number;
+  /** Email Workers' fetch() handlers (issue 9). */
+  workerFetch?: WorkerFetchOptions;
 }
 
 export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
   const app = Fastify({ logger: false, trustProxy: false, bodyLimit: 1024 * 1024 });
+  if (options.workerFetch !== undefined) void app.register(workerFetchRoutes(options.workerFetch));
 
   app.get("/.well-known/mta-sts.txt", async (request, reply) => {
     const host = normalizeDomain((request.headers.host ?? "").replace(/:\d+$/, ""));

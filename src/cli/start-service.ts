@@ -34,6 +34,10 @@ import { lazySecretBox } from "../workers/secret-box.ts";
 import { InvocationLimiter } from "../workers/invocation-limiter.ts";
 import { WorkerRuntime } from "../workers/worker-runtime.ts";
 import { WorkerStore } from "../workers/worker-store.ts";
+import { purgeOldDataPoints } from "../workers/analytics-store.ts";
+import { nonEmailHandlers, storePlatformHandlers } from "../workers/handler-hosts.ts";
+import { QueueDispatcher } from "../workers/queue-dispatcher.ts";
+import type { EmailInvocation, HostHandlers, InvocationResult, WorkerDefinition } from "../workers/worker-types.ts";
 import { acceptedDestinations, purgeExpired, recordAccepted } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
 
@@ -103,6 +107,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     const now = new Date();
     void purgeExpired(store.db, now).catch((error) => logger.log("warn", "ledger_purge_failed", { error }));
     void purgeExpiredKv(store.db, now).catch((error) => logger.log("warn", "kv_purge_failed", { error }));
+    void purgeOldDataPoints(store.db, now).catch((error) => logger.log("warn", "analytics_purge_failed", { error }));
     void purgeOldEvents(store.db, new Date(now.getTime() - EVENT_RETENTION_DAYS * 86_400_000)).catch((error) => logger.log("warn", "events_purge_failed", { error }));
   }, 3_600_000);
   purge.unref();
@@ -123,7 +128,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
   const dnsbl = createDnsblChecker({ zones: settings.dnsbl, lookupA: (name, options) => dnsResolver(name, "A", options) as Promise<string[]> });
 
-  const workerStore = new WorkerStore(store.db, lazySecretBox(settings.dataDir));
+  const workerStore = new WorkerStore(store.db, lazySecretBox(settings.dataDir), { dataDir: settings.dataDir });
   // One workerd process per account, started on first use; never in the SMTP process.
   const workerRuntime = new WorkerRuntime({
     outboundAllow: settings.workerFetchAllow,
@@ -158,6 +163,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
           load: (account, script) => workerStore.load(account, script),
           invoke: (definition, invocation, handlers) => workerLimiter.run(() => workerRuntime.invoke(definition, invocation, handlers, { deadlineMs: settings.workerDeadlineMs })),
           kv: (account) => createStoreKv(store.db, account),
+          platform: (account) => storePlatformHandlers(store.db, account),
           recordLogs: (account, script, logs) => workerStore.appendLogs(account, script, logs),
           routing: () => routing.table,
         },
@@ -180,6 +186,12 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   }
   logger.log("info", "smtp_listening", { host: smtp.address, port: smtp.port, hostname: settings.hostname });
 
+  // Email Workers beyond email(): queue consumers and fetch() handlers, same runtime and limits
+  const invokeWorker = (definition: WorkerDefinition, invocation: EmailInvocation, handlers: HostHandlers) => workerLimiter.run(() => workerRuntime.invoke(definition, invocation, handlers, { deadlineMs: settings.workerDeadlineMs }));
+  const handlersFor = (account: string) => nonEmailHandlers(createStoreKv(store.db, account), storePlatformHandlers(store.db, account));
+  const recordWorkerLogs = (account: string, script: string, logs: InvocationResult["logs"]) => workerStore.appendLogs(account, script, logs);
+  const queues = new QueueDispatcher({ db: store.db, workers: workerStore, invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, onEvent: (event) => logger.log("info", "worker_queue", event) });
+
   const generatedAdminToken = await ensureAdminToken(store.db, settings.adminToken);
   const httpApp = createHttpServer({
     hostname: settings.hostname,
@@ -187,6 +199,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     authorize: (token) => verifyAdminToken(store.db, token),
     runWorker: (input) => server.runWorkerFor(input),
     maxMessageSize: settings.maxMessageSize,
+    workerFetch: { account: DEFAULT_ACCOUNT, routes: (account) => workerStore.fetchRoutes(account), load: (account, name) => workerStore.load(account, name), invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, maxBodyBytes: settings.maxMessageSize },
   });
   let http: AddressInfo;
   try {
@@ -199,6 +212,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     throw new Error(`cannot listen for HTTP on ${settings.httpHost}:${settings.httpPort}: ${(error as Error).message}`);
   }
   logger.log("info", "http_listening", { host: http.address, port: http.port });
+  queues.start();
 
   let closing: Promise<void> | null = null;
   return {
@@ -213,6 +227,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
       closing ??= (async () => {
         routing.stop();
         clearInterval(purge);
+        await queues.stop();
         await httpApp.close();
         await server.close();
         tls.close();

@@ -8,7 +8,7 @@
  * Promises: a secret value is read from stdin (without echo on a terminal) and never printed
  * or logged; bundling finishes before the store is opened, so a build error changes nothing.
  */
-import { stat } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ReadStream } from "node:tty";
@@ -19,7 +19,9 @@ import { createStoreKv, KvError, kvPutExpiration } from "../workers/kv-store.ts"
 import { lazySecretBox } from "../workers/secret-box.ts";
 import { BundleError, bundleWorker } from "../workers/worker-bundler.ts";
 import { accountStorageDir, workerName, WorkerStore, type WorkerDeployment, type WorkerLogEntry, type WorkerSummary } from "../workers/worker-store.ts";
-import { applyD1Migrations, D1Error } from "../workers/d1-databases.ts";
+import { applyD1Migrations, D1Error, executeD1 } from "../workers/d1-databases.ts";
+import { readDataPoints } from "../workers/analytics-store.ts";
+import { dryRunWorker } from "../workers/worker-dry-run.ts";
 import { checkWorkerLoads } from "../workers/deploy-check.ts";
 import { BindingError, DEFAULT_TRIGGERS, describeMissing, sortUploadBindings } from "../workers/platform-bindings.ts";
 import { findWranglerConfig, readWranglerConfig, WranglerConfigError, type KvBinding, type WranglerConfig } from "../workers/wrangler-config.ts";
@@ -40,6 +42,9 @@ const USAGE = [
   "       | secret put <name> <key> (value on stdin) | secret delete <name> <key> | secret list <name>",
   "       | kv put <namespace> <key> [<value>|-] [--ttl S] [--expiration EPOCH] [--metadata JSON] | kv get <namespace> <key> | kv list <namespace> [--prefix P] [--limit N] [--cursor C] | kv delete <namespace> <key>",
   "       | tail <name> [--lines N] [--interval MS] [--once]",
+  "       | test <name> --eml message.eml [--from ADDRESS] [--to ADDRESS]   (runs the worker, delivers nothing)",
+  "       | d1 execute <database> (--command SQL | --file FILE)   (database: binding, database_name or id)",
+  "       | analytics <dataset> [--since ISO-DATE] [--index I] [--limit N]",
 ].join("\n");
 
 const OPTIONS = {
@@ -64,6 +69,13 @@ const OPTIONS = {
   lines: { type: "string" },
   interval: { type: "string" },
   once: { type: "boolean" },
+  eml: { type: "string" },
+  from: { type: "string" },
+  to: { type: "string" },
+  command: { type: "string" },
+  file: { type: "string" },
+  since: { type: "string" },
+  index: { type: "string" },
 } as const satisfies ParseArgsConfig["options"];
 
 type Option = keyof typeof OPTIONS;
@@ -75,6 +87,9 @@ const VERB_OPTIONS: Record<string, Option[]> = {
   secret: [],
   kv: ["ttl", "expiration", "metadata", "prefix", "limit", "cursor"],
   tail: ["lines", "interval", "once"],
+  test: ["eml", "from", "to"],
+  d1: ["command", "file"],
+  analytics: ["since", "index", "limit"],
 };
 
 interface Values {
@@ -122,6 +137,12 @@ export async function workerCommand(argv: string[], output: Output, io: WorkerCo
       return kv(context);
     case "tail":
       return tail(context);
+    case "test":
+      return testRun(context);
+    case "d1":
+      return d1(context);
+    case "analytics":
+      return analytics(context);
   }
 }
 
@@ -434,6 +455,92 @@ async function tail(context: Context): Promise<void> {
     process.off("SIGINT", onSigint);
     context.io.signal?.removeEventListener("abort", forward);
   }
+}
+
+// ── test, d1, analytics ─────────────────────────────────────────────────────
+
+async function testRun(context: Context): Promise<void> {
+  const name = need(context, 1, "worker name");
+  const eml = context.values.eml as string | undefined;
+  if (eml === undefined) throw usageError("--eml <file> is required: the message to run the worker on (RFC 5322, as saved by a mail client)", USAGE);
+  let raw: Buffer;
+  try {
+    raw = await readFile(eml);
+  } catch (error) {
+    throw new CliError(`cannot read ${eml}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  const header = (field: string) => new RegExp(`^${field}:[^\\n]*?<?([^\\s<>"]+@[^\\s<>"]+)>?\\s*$`, "im").exec(raw.subarray(0, 64 * 1024).toString("utf8").split(/\r?\n\r?\n/)[0] ?? "")?.[1];
+  const from = (context.values.from as string | undefined) ?? header("from") ?? "sender@example.com";
+  const to = (context.values.to as string | undefined) ?? header("to") ?? "recipient@example.com";
+  await withWorkers(context, async (workers, store) => {
+    const definition = await workers.load(context.account, name);
+    if (definition === null) throw new CliError(`no worker named "${name.toLowerCase()}" is deployed`, { hint: "mailroute worker list" });
+    const report = await dryRunWorker(definition, { from, to, raw }, { kv: createStoreKv(store.db, context.account) });
+    const lines = [
+      `worker ${report.worker} on a message from ${from} to ${to} (${raw.length} bytes): ${report.outcome} in ${report.durationMs} ms`,
+      `  the sender would hear: ${report.answer}`,
+      ...report.forwards.map((forward) => `  forward → ${forward.to}${forward.headers.length === 0 ? "" : ` (${forward.headers.map(([k, v]) => `${k}: ${v}`).join("; ")})`}`),
+      ...report.replies.map((reply) => `  reply → ${reply.to} from ${reply.from}${reply.subject === null ? "" : `, "${reply.subject}"`} (${reply.bytes} bytes)`),
+      ...report.sent.map((sent) => `  send_email ${sent.binding} → ${sent.to} from ${sent.from}${sent.subject === null ? "" : `, "${sent.subject}"`}`),
+      ...(report.rejectReason === undefined ? [] : [`  setReject: ${report.rejectReason}`]),
+      ...(report.error === undefined ? [] : [`  error: ${report.error}`]),
+      ...report.dataPoints.map((point) => `  writeDataPoint ${point.dataset}: ${JSON.stringify({ indexes: point.indexes, blobs: point.blobs, doubles: point.doubles })}`),
+      ...report.queued.map((queued) => `  queue ${queued.queue} ← ${queued.body.slice(0, 200)}`),
+      ...(report.logs.length === 0 ? [] : ["  logs:", ...report.logs.map((log) => `    ${new Date(log.at).toISOString()}  ${log.level.padEnd(5)}  ${log.message}`)]),
+      "nothing was delivered (KV, D1 and R2 are the worker's own: their writes did happen)",
+    ];
+    emit(context, report, lines);
+  });
+}
+
+async function d1(context: Context): Promise<void> {
+  const action = need(context, 1, "D1 action (execute)");
+  if (action !== "execute") throw usageError(`unknown d1 action "${action}" (execute)`, USAGE);
+  const database = need(context, 2, "database (binding, database_name or id)");
+  const command = context.values.command as string | undefined;
+  const file = context.values.file as string | undefined;
+  if ((command === undefined) === (file === undefined)) throw usageError("give exactly one of --command SQL and --file FILE", USAGE);
+  await withWorkers(context, async (workers) => {
+    const found = (await workers.list(context.account)).flatMap((worker) => worker.bindings.platform.d1).find((candidate) => [candidate.binding, candidate.databaseName, candidate.databaseId].includes(database));
+    if (found === undefined) throw new CliError(`no deployed worker of this account binds a D1 database "${database}"`, { hint: "mailroute worker list shows each worker's d1 bindings" });
+    let results;
+    try {
+      results = await executeD1({ target: { name: found.databaseName ?? found.binding, databaseId: found.databaseId }, storageDir: accountStorageDir(dataDirOf(context.values), context.account), command, file: file === undefined ? undefined : resolve(file) });
+    } catch (error) {
+      if (error instanceof D1Error) throw new CliError(error.message);
+      throw error;
+    }
+    const human = results.flatMap((result, index) => {
+      const rows = result.results ?? [];
+      const heading = results.length > 1 ? [`-- statement ${index + 1}`] : [];
+      if (rows.length === 0) return [...heading, `ok (${JSON.stringify(result.meta ?? {})})`];
+      const columns = Object.keys(rows[0]!);
+      return [...heading, ...table([columns, ...rows.map((row) => columns.map((column) => (row[column] === null ? "NULL" : String(row[column]))))])];
+    });
+    emit(context, results, human);
+  });
+}
+
+async function analytics(context: Context): Promise<void> {
+  const dataset = need(context, 1, "dataset");
+  const limit = wholeNumber(context.values.limit, "--limit", 100, 1, 10_000);
+  const since = context.values.since === undefined ? undefined : new Date(context.values.since as string);
+  if (since !== undefined && Number.isNaN(since.getTime())) throw usageError(`--since "${String(context.values.since)}" is not a date`, USAGE);
+  await withStore(context, async (store) => {
+    const points = await readDataPoints(store.db, context.account, dataset, { since, index: context.values.index as string | undefined, limit });
+    const width = Math.max(0, ...points.map((point) => point.blobs.length));
+    const doubles = Math.max(0, ...points.map((point) => point.doubles.length));
+    emit(
+      context,
+      points,
+      points.length === 0
+        ? [`no data points in dataset ${dataset}${since === undefined ? "" : ` since ${since.toISOString()}`}`]
+        : table([
+            ["TIMESTAMP", "INDEX1", ...Array.from({ length: width }, (_, i) => `BLOB${i + 1}`), ...Array.from({ length: doubles }, (_, i) => `DOUBLE${i + 1}`)],
+            ...points.map((point) => [point.timestamp, point.index1, ...Array.from({ length: width }, (_, i) => point.blobs[i] ?? ""), ...Array.from({ length: doubles }, (_, i) => String(point.doubles[i] ?? ""))]),
+          ]),
+    );
+  });
 }
 
 // ── shared ──────────────────────────────────────────────────────────────────

@@ -20,7 +20,7 @@ import type { MessageSigner } from "../delivery/message-signer.ts";
 import { parseDestinationAddress, toAsciiAddress } from "../routing/email-address.ts";
 import { resolveRecipient } from "../routing/resolve-recipient.ts";
 import type { RoutingTable } from "../routing/routing-table.ts";
-import { WorkerCallError, type HostHandlers, type InvocationResult, type KvStore, type WorkerDefinition } from "../workers/worker-types.ts";
+import { WorkerCallError, type HostHandlers, type InvocationResult, type KvStore, type PlatformHandlers, type WorkerDefinition } from "../workers/worker-types.ts";
 import type { MessageContext, PipelineDependencies } from "./message-pipeline.ts";
 import { replies } from "./reply-catalogue.ts";
 import { SmtpReply } from "./smtp-reply.ts";
@@ -29,6 +29,8 @@ export interface WorkerGateway {
   load(account: string, script: string): Promise<WorkerDefinition | null>;
   invoke(definition: WorkerDefinition, invocation: { from: string; to: string; raw: Buffer }, handlers: HostHandlers): Promise<InvocationResult>;
   kv(account: string): KvStore;
+  /** Analytics Engine, Queues, Workers AI (issue 9); absent: those bindings fail when used. */
+  platform?(account: string): PlatformHandlers;
   recordLogs(account: string, script: string, logs: InvocationResult["logs"]): Promise<void>;
   routing(): RoutingTable;
   account: string;
@@ -133,6 +135,7 @@ export async function runWorker(context: MessageContext, deps: PipelineDependenc
       return deliverCopy(to, Buffer.alloc(0), from, message, `send:${to}`);
     },
     kv: gateway.kv(gateway.account),
+    platform: gateway.platform?.(gateway.account),
   };
 
   const result = await gateway.invoke(definition, { from: context.mailFrom, to: rcpt, raw }, handlers);

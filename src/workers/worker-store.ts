@@ -23,7 +23,7 @@ import type { SecretBox } from "./secret-box.ts";
 import type { KvBinding, SendEmailBinding } from "./wrangler-config.ts";
 import type { WorkerDefinition } from "./worker-types.ts";
 import { RESERVED_MODULES } from "./entry-worker.ts";
-import { DEFAULT_TRIGGERS, NO_PLATFORM_BINDINGS, platformBindingNames, type PlatformBindings, type WorkerTriggers } from "./platform-bindings.ts";
+import { DEFAULT_TRIGGERS, NO_PLATFORM_BINDINGS, platformBindingNames, type PlatformBindings, type QueueConsumer, type WorkerTriggers } from "./platform-bindings.ts";
 import type { WorkerModule } from "./worker-upload.ts";
 
 /** As rule actions accept them (core/rule-actions.ts); stored lower-case. */
@@ -173,6 +173,25 @@ export class WorkerStore {
       if (worker !== null) summaries.push(worker);
     }
     return summaries;
+  }
+
+  /** Every worker of the account with its triggers: the HTTP side's route table. */
+  async fetchRoutes(account: string): Promise<{ name: string; triggers: WorkerTriggers }[]> {
+    const rows = await this.#db.selectFrom("workers").select(["name", "triggers"]).where("account_id", "=", account).orderBy("name").execute();
+    return rows.map((row) => ({ name: row.name, triggers: { ...DEFAULT_TRIGGERS, ...(JSON.parse(row.triggers) as Partial<WorkerTriggers>) } }));
+  }
+
+  /** The worker that consumes `queue` in the account (wrangler's queues.consumers), with its settings. */
+  async queueConsumer(account: string, queue: string): Promise<{ definition: WorkerDefinition; consumer: QueueConsumer } | null> {
+    const rows = await this.#db.selectFrom("workers").select(["name", "triggers"]).where("account_id", "=", account).orderBy("name").execute();
+    for (const row of rows) {
+      const triggers = { ...DEFAULT_TRIGGERS, ...(JSON.parse(row.triggers) as Partial<WorkerTriggers>) };
+      const consumer = triggers.queueConsumers.find((candidate) => candidate.queue === queue);
+      if (consumer === undefined) continue;
+      const definition = await this.load(account, row.name);
+      if (definition !== null) return { definition, consumer };
+    }
+    return null;
   }
 
   /** Name and version of every worker (all accounts when none given): cheap change detection for the runtime. */
