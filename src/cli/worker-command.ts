@@ -197,6 +197,11 @@ async function deploy(context: Context): Promise<void> {
     throw error;
   }
   const { platform } = sorted;
+  // a script upload names a D1 database by id only; the wrangler file also has its name
+  for (const database of platform.d1) {
+    const declared = config?.d1.find((candidate) => candidate.binding === database.binding);
+    if (declared?.databaseName != null) database.databaseName = declared.databaseName;
+  }
   if (platform.missing.length > 0) {
     if (values["allow-missing-bindings"] !== true) {
       throw new CliError(`worker ${name} declares bindings mailroute cannot provide: ${describeMissing(platform.missing)}`, {
@@ -246,7 +251,7 @@ async function deploy(context: Context): Promise<void> {
       if (declared === undefined || configPath === null || !(await isDirectory(declared.migrationsDir))) continue;
       try {
         const applied = await applyD1Migrations({ config: configPath, cwd: dirname(configPath), binding: database.binding, storageDir });
-        if (applied !== "") notes.push(`D1 ${database.binding}: ${applied.split("\n").join("; ")}`);
+        if (applied !== "") notes.push(`D1 ${database.binding}: ${applied}`);
       } catch (error) {
         if (error instanceof D1Error) throw new CliError(error.message, { hint: "fix the migration and deploy again; the worker was not changed" });
         throw error;
@@ -566,7 +571,7 @@ async function withStore<T>(context: Context, work: (store: Store) => Promise<T>
 
 function withWorkers<T>(context: Context, work: (workers: WorkerStore, store: Store) => Promise<T>): Promise<T> {
   // The key lives beside the SQLite file (and on every node with PostgreSQL), like the SRS secret.
-  return withStore(context, (store) => work(new WorkerStore(store.db, lazySecretBox(dataDirOf(context.values))), store));
+  return withStore(context, (store) => work(new WorkerStore(store.db, lazySecretBox(dataDirOf(context.values)), { dataDir: dataDirOf(context.values) }), store));
 }
 
 function emit(context: Context, json: unknown, human: string[]): void {

@@ -89,12 +89,9 @@ function explain(run: { stdout: string; stderr: string }): string {
   return chosen.join("\n").slice(0, 4000) || "wrangler failed without saying why";
 }
 
-/** The useful lines of wrangler's migration report (the table of applied files). */
+/** The useful part of wrangler's migration report: which files it applied. */
 function summary(stdout: string): string {
-  return stdout
-    .split(/\r?\n/)
-    .filter((line) => /\.sql|No migrations to apply|commands executed/.test(line))
-    .map((line) => line.replace(/[│┌┐└┘├┤┬┴┼─]/g, " ").replace(/\s+/g, " ").trim())
-    .filter((line) => line !== "")
-    .join("\n");
+  const applied = [...stdout.matchAll(/(\S+\.sql)\s*│\s*✅/g)].map((match) => match[1]!);
+  if (applied.length > 0) return `applied ${[...new Set(applied)].join(", ")}`;
+  return /No migrations to apply/i.test(stdout) ? "no migrations to apply" : "";
 }
