@@ -140,7 +140,7 @@ export function parseWranglerConfig(text: string, path: string): WranglerConfig 
   for (const key of UNSUPPORTED_BINDINGS) {
     if (raw[key] !== undefined) warnings.push(`${path}: ${key} is not supported by mailroute; those bindings will be missing from env`);
   }
-  if (raw["env"] !== undefined) warnings.push(`${path}: [env.*] sections are not applied; the top-level settings are deployed`);
+  if (raw["env"] !== undefined) warnings.push(`${path}: [env.*] sections apply only with --env <name>; without it the top-level settings are deployed`);
   if (isTable(raw["build"]) && raw["build"]["command"] !== undefined) warnings.push(`${path}: build.command is not run; run it before deploying`);
   if (raw["node_compat"] !== undefined) warnings.push(`${path}: node_compat is obsolete; use compatibility_flags = ["nodejs_compat"]`);
 
