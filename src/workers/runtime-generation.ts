@@ -105,8 +105,11 @@ function workerOptions(service: string, definition: WorkerDefinition, options: G
  * read the same files; in memory when the definitions name no folder (deploy checks, tests).
  */
 function persistence(workers: ReadonlyMap<string, DeployedWorker>): { defaultPersistRoot?: string; d1Persist?: boolean; r2Persist?: boolean } {
-  const dir = [...workers.values()].find((worker) => worker.definition.storageDir !== undefined)?.definition.storageDir;
-  return dir === undefined ? {} : { defaultPersistRoot: join(dir, "v3"), d1Persist: true, r2Persist: true };
+  const definitions = [...workers.values()].map((worker) => worker.definition);
+  // only when a worker binds D1 or R2: persistence starts storage services a process otherwise skips
+  const stores = definitions.some((definition) => (definition.platform?.d1.length ?? 0) + (definition.platform?.r2.length ?? 0) > 0);
+  const dir = definitions.find((definition) => definition.storageDir !== undefined)?.storageDir;
+  return dir === undefined || !stores ? {} : { defaultPersistRoot: join(dir, "v3"), d1Persist: true, r2Persist: true };
 }
 
 /** The useful part of Miniflare's start failure: workerd's own complaint about the user's module. */
