@@ -21,8 +21,6 @@ import { BundleError, bundleWorker } from "../workers/worker-bundler.ts";
 import { accountStorageDir, workerName, WorkerStore, type WorkerDeployment, type WorkerLogEntry, type WorkerSummary } from "../workers/worker-store.ts";
 import { applyD1Migrations, D1Error, executeD1 } from "../workers/d1-databases.ts";
 import { readDataPoints } from "../workers/analytics-store.ts";
-import { dryRunWorker } from "../workers/worker-dry-run.ts";
-import { checkWorkerLoads } from "../workers/deploy-check.ts";
 import { BindingError, DEFAULT_TRIGGERS, describeMissing, sortUploadBindings } from "../workers/platform-bindings.ts";
 import { findWranglerConfig, readWranglerConfig, WranglerConfigError, type KvBinding, type WranglerConfig } from "../workers/wrangler-config.ts";
 import { CliError, usageError } from "./cli-error.ts";
@@ -235,6 +233,8 @@ async function deploy(context: Context): Promise<void> {
   };
 
   // the bundle must load in workerd and handle mail before anything is stored
+  // loaded on demand, as miniflare is: every other command must start fast
+  const { checkWorkerLoads } = await import("../workers/deploy-check.ts");
   const check = await checkWorkerLoads({ ...deployment, secrets: {}, version: "deploy-check" });
   if (!check.ok) throw new CliError(`worker ${name} does not load in the Workers runtime:\n  ${check.error.split("\n").join("\n  ")}`, { hint: "fix the worker and deploy again; nothing was changed" });
   const needed = triggers.queueConsumers.length > 0 && !check.handlers.includes("email") ? "queue" : "email";
@@ -480,6 +480,7 @@ async function testRun(context: Context): Promise<void> {
   await withWorkers(context, async (workers, store) => {
     const definition = await workers.load(context.account, name);
     if (definition === null) throw new CliError(`no worker named "${name.toLowerCase()}" is deployed`, { hint: "mailroute worker list" });
+    const { dryRunWorker } = await import("../workers/worker-dry-run.ts");
     const report = await dryRunWorker(definition, { from, to, raw }, { kv: createStoreKv(store.db, context.account) });
     const lines = [
       `worker ${report.worker} on a message from ${from} to ${to} (${raw.length} bytes): ${report.outcome} in ${report.durationMs} ms`,

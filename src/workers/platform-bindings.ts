@@ -123,7 +123,7 @@ export function sortUploadBindings(bindings: readonly UploadBinding[], options: 
 
 /** What the operator reads when a deploy is refused for bindings it cannot provide. */
 export function describeMissing(missing: PlatformBindings["missing"]): string {
-  return missing.map((entry) => `${entry.binding} (${entry.type}${entry.type === "ai" ? ": no model runs here; configure a Workers AI endpoint" : ""})`).join(", ");
+  return missing.map((entry) => `${entry.binding} (${entry.type}${entry.type === "ai" ? ": no model runs here" : ""})`).join(", ");
 }
 
 /** Every binding name of the platform kinds, for the uniqueness check across env. */

@@ -70,10 +70,6 @@ const DEFAULT_TIMEOUT_MS = 180_000;
 // a closed loopback port: wrangler's "update available" check can never reach a registry
 const NO_REGISTRY = "http://127.0.0.1:9/";
 
-export function hasNodejsCompat(flags: readonly string[]): boolean {
-  return flags.includes("nodejs_compat") || flags.includes("nodejs_compat_v2");
-}
-
 /**
  * wrangler's CLI, from the wrangler package mailroute depends on: its dist script run directly
  * (bin/wrangler.js only checks the Node version and starts one more Node process for it).
