@@ -44,12 +44,14 @@ export async function checkWorkerLoads(definition: WorkerDefinition, options: { 
     memoryLimitBytes: null,
     onEvent: () => undefined,
   });
+  let startTimer: NodeJS.Timeout | undefined;
   let timeout: NodeJS.Timeout | undefined;
   try {
     const started = await Promise.race([
       generation.ready.then(() => true),
-      new Promise<false>((resolve) => (timeout = setTimeout(() => resolve(false), startTimeoutMs))),
+      new Promise<false>((resolve) => (startTimer = setTimeout(() => resolve(false), startTimeoutMs))),
     ]);
+    clearTimeout(startTimer);
     if (!started) return { ok: false, error: `the worker did not start within ${startTimeoutMs} ms (module-level code still running)` };
     const record = new InvocationRecord(checked, { from: "", to: "", raw: Buffer.alloc(0), handler: { kind: "probe" } }, NO_HOST);
     records.set(record.id, record);
@@ -63,6 +65,7 @@ export async function checkWorkerLoads(definition: WorkerDefinition, options: { 
   } catch (error) {
     return { ok: false, error: startFailureText(error) };
   } finally {
+    clearTimeout(startTimer);
     clearTimeout(timeout);
     await generation.stop("checked");
   }
