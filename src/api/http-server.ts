@@ -22,6 +22,7 @@ import { createRequestAuth, send } from "./request-auth.ts";
 import { ConcurrencyGate } from "./request-limits.ts";
 import { queryString } from "./request-input.ts";
 import { registerVerifyPages } from "./verify-pages.ts";
+import { workerFetchRoutes, type WorkerFetchOptions } from "./worker-fetch-routes.ts";
 
 export interface HttpServiceOptions {
   hostname: string;
@@ -33,10 +34,13 @@ export interface HttpServiceOptions {
   maxMessageSize: number;
   api: Omit<ClientApiOptions, "authenticate" | "logger">;
   verification: VerificationLinks;
+  /** Email Workers' fetch() handlers (issue 9). */
+  workerFetch?: WorkerFetchOptions;
 }
 
 export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
   const app = Fastify({ logger: false, trustProxy: false, bodyLimit: 1024 * 1024 });
+  if (options.workerFetch !== undefined) void app.register(workerFetchRoutes(options.workerFetch));
 
   app.get("/.well-known/mta-sts.txt", async (request, reply) => {
     const host = normalizeDomain((request.headers.host ?? "").replace(/:\d+$/, ""));
