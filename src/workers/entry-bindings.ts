@@ -310,7 +310,9 @@ export function hostBindings(host: Fetcher, protocol: typeof HOST_PROTOCOL): Hos
     const env: Record<string, unknown> = { ...config.vars, ...config.secrets };
     for (const binding of config.kv) env[binding] = new KvNamespace(binding);
     for (const binding of config.sendEmail) env[binding] = new SendEmail(binding);
-    for (const binding of config.native ?? []) env[binding] = runtimeEnv[binding];
+    // only the worker's own native bindings: never the entry worker's way to the host
+    const ours: string[] = [protocol.hostBinding, protocol.bindingsBinding, protocol.configBinding];
+    for (const binding of config.native ?? []) if (!ours.includes(binding)) env[binding] = runtimeEnv[binding];
     for (const binding of config.analytics ?? []) env[binding] = new AnalyticsEngineDataset(binding);
     for (const binding of config.queues ?? []) env[binding] = new QueueProducer(binding);
     for (const binding of config.ai ?? []) env[binding] = new Ai(binding);

@@ -352,6 +352,9 @@ function checkDeployment(deployment: WorkerDeployment): void {
 function bindingOwners(bindings: Pick<WorkerDeployment, "vars" | "kv" | "sendEmail" | "platform">): Map<string, string> {
   const owners = new Map<string, string>();
   const claim = (name: string, owner: string): void => {
+    // the runtime's own bindings (host-protocol.ts): a worker's binding of that name would stand
+    // in the entry worker's env beside (or for) the host API
+    if (name.toUpperCase().startsWith("__MAILROUTE")) throw new ValidationError("bindings", `binding name "${name}" is reserved for mailroute's runtime; rename ${owner}`);
     const earlier = owners.get(name);
     if (earlier !== undefined) throw new ValidationError("bindings", `binding name "${name}" is used twice: ${earlier} and ${owner}`, "conflict");
     owners.set(name, owner);

@@ -142,6 +142,14 @@ forEachDatabase((target) => {
     });
   });
 
+  it("refuses binding names of the runtime's own (the entry worker's way to the host)", async () => {
+    const { workers } = await setup();
+    const d1 = { ...NO_PLATFORM_BINDINGS, d1: [{ binding: "__MAILROUTE_BINDINGS", databaseId: "db-1" }] };
+    await assert.rejects(workers.deploy(deployment({ platform: d1 })), /binding name "__MAILROUTE_BINDINGS" is reserved for mailroute's runtime; rename a D1 database/);
+    await assert.rejects(workers.deploy(deployment({ kv: [{ binding: "__mailroute_host", namespace: "n" }] })), /is reserved/);
+    assert.equal(await workers.load("default", "router"), null);
+  });
+
   it("names workers case-insensitively, as rules do, and refuses names a rule could not use", async () => {
     const { workers } = await setup();
     const result = await workers.deploy(deployment({ name: "Inbox-Router" }));
