@@ -26,6 +26,7 @@ import { registerVerifyPages } from "./verify-pages.ts";
 import { healthRoutes, type HealthChecks } from "./health-routes.ts";
 import { acmeChallengeRoutes } from "./acme-challenge-routes.ts";
 import type { HttpChallenges } from "../acme/http-challenges.ts";
+import { workerFetchRoutes, type WorkerFetchOptions } from "./worker-fetch-routes.ts";
 
 export interface HttpServiceOptions {
   hostname: string;
@@ -43,10 +44,13 @@ export interface HttpServiceOptions {
   acmeChallenges?: HttpChallenges | null;
   /** What /healthz and /readyz check (health-routes.ts). */
   health: HealthChecks;
+  /** Email Workers' fetch() handlers (issue 9). */
+  workerFetch?: WorkerFetchOptions;
 }
 
 export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
   const app = Fastify({ logger: false, trustProxy: false, bodyLimit: 1024 * 1024 });
+  if (options.workerFetch !== undefined) void app.register(workerFetchRoutes(options.workerFetch));
 
   app.get("/.well-known/mta-sts.txt", async (request, reply) => {
     const host = normalizeDomain((request.headers.host ?? "").replace(/:\d+$/, ""));

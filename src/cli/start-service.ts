@@ -39,9 +39,15 @@ import { join } from "node:path";
 import { DEFAULT_ACCOUNT_ID as DEFAULT_ACCOUNT } from "../store/open-store.ts";
 import { createStoreKv, purgeExpiredKv } from "../workers/kv-store.ts";
 import { lazySecretBox } from "../workers/secret-box.ts";
+import { MAX_WAIT_SHARE } from "../smtp/worker-step.ts";
 import { InvocationLimiter } from "../workers/invocation-limiter.ts";
 import { WorkerRuntime } from "../workers/worker-runtime.ts";
 import { WorkerStore } from "../workers/worker-store.ts";
+import { purgeOldDataPoints } from "../workers/analytics-store.ts";
+import { admittedInvoker } from "../workers/admitted-invoker.ts";
+import { nonEmailHandlers, storePlatformHandlers } from "../workers/handler-hosts.ts";
+import { QueueDispatcher } from "../workers/queue-dispatcher.ts";
+import type { InvocationResult } from "../workers/worker-types.ts";
 import { purgeExpired, storeDeliveryLedger } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
 import { readConfigVersion } from "../store/config-version.ts";
@@ -131,6 +137,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     const now = new Date();
     void purgeExpired(store.db, now).catch((error) => logger.log("warn", "ledger_purge_failed", { error }));
     void purgeExpiredKv(store.db, now).catch((error) => logger.log("warn", "kv_purge_failed", { error }));
+    void purgeOldDataPoints(store.db, now).catch((error) => logger.log("warn", "analytics_purge_failed", { error }));
     void purgeOldEvents(store.db, new Date(now.getTime() - EVENT_RETENTION_DAYS * 86_400_000)).catch((error) => logger.log("warn", "events_purge_failed", { error }));
   }, 3_600_000);
   purge.unref();
@@ -152,7 +159,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
   const dnsbl = createDnsblChecker({ zones: settings.dnsbl, lookupA: (name, options) => dnsResolver(name, "A", options) as Promise<string[]> });
 
-  const workerStore = new WorkerStore(store.db, lazySecretBox(settings.dataDir));
+  const workerStore = new WorkerStore(store.db, lazySecretBox(settings.dataDir), { dataDir: settings.dataDir });
   // One workerd process per account, started on first use; never in the SMTP process.
   const workerRuntime = new WorkerRuntime({
     outboundAllow: settings.workerFetchAllow,
@@ -201,6 +208,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
           admit: (ticket, waitMs) => workerLimiter.acquire(ticket, waitMs),
           invoke: (definition, invocation, handlers, options) => workerRuntime.invoke(definition, invocation, handlers, options),
           kv: (account) => createStoreKv(store.db, account),
+          platform: (account) => storePlatformHandlers(store.db, account),
           recordLogs: (account, script, logs) => workerStore.appendLogs(account, script, logs),
           routing: () => routing.table,
         },
@@ -223,6 +231,17 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     throw new StartupError("smtp-listen", `${settings.smtpHost}:${settings.smtpPort}`, error);
   }
   logger.log("info", "smtp_listening", { host: smtp.address, port: smtp.port, hostname: settings.hostname });
+
+  // Email Workers beyond email(): queue consumers and fetch() handlers, same runtime, admission and deadline
+  const invokeWorker = admittedInvoker({
+    limiter: workerLimiter,
+    invoke: (definition, invocation, handlers, options) => workerRuntime.invoke(definition, invocation, handlers, options),
+    deadlineMs: settings.workerDeadlineMs,
+    maxWaitShare: MAX_WAIT_SHARE,
+  });
+  const handlersFor = (account: string) => nonEmailHandlers(createStoreKv(store.db, account), storePlatformHandlers(store.db, account));
+  const recordWorkerLogs = (account: string, script: string, logs: InvocationResult["logs"]) => workerStore.appendLogs(account, script, logs);
+  const queues = new QueueDispatcher({ db: store.db, workers: workerStore, invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, onEvent: (event) => logger.log("info", "worker_queue", event) });
 
   const generatedAdminToken = await ensureAdminToken(store.db, settings.adminToken);
   const services = createServices(store, {
@@ -261,6 +280,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     mtaStsMode: certificates.mtaStsMode,
     acmeChallenges: certificates.acmeChallenges,
     health: { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntimes: () => workerRuntime.processes(), accepting: () => closing === null },
+    workerFetch: { account: DEFAULT_ACCOUNT, routes: (account) => workerStore.fetchRoutes(account), load: (account, name) => workerStore.load(account, name), invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, maxBodyBytes: settings.maxMessageSize },
   });
   let http: AddressInfo;
   try {
@@ -288,6 +308,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     throw new StartupError("https-listen", `${settings.httpHost}:${settings.httpsPort}`, error);
   }
   if (https !== null) logger.log("info", "https_listening", { host: https.address, port: https.port });
+  queues.start();
 
   return {
     settings,
@@ -304,6 +325,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         unwatchVerifications();
         clearInterval(verificationRetry);
         clearInterval(purge);
+        await queues.stop();
         await httpApp.close();
         await server.close();
         await certificates.close();

@@ -8,6 +8,7 @@
  * Promises: a secret value is read from stdin (without echo on a terminal) and never printed
  * or logged; bundling finishes before the store is opened, so a build error changes nothing.
  */
+import { readFile, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ReadStream } from "node:tty";
@@ -17,7 +18,10 @@ import { DEFAULT_ACCOUNT_ID, openStore, type Store } from "../store/open-store.t
 import { createStoreKv, KvError, kvPutExpiration } from "../workers/kv-store.ts";
 import { lazySecretBox } from "../workers/secret-box.ts";
 import { BundleError, bundleWorker } from "../workers/worker-bundler.ts";
-import { workerName, WorkerStore, type WorkerLogEntry, type WorkerSummary } from "../workers/worker-store.ts";
+import { accountStorageDir, workerName, WorkerStore, type WorkerDeployment, type WorkerLogEntry, type WorkerSummary } from "../workers/worker-store.ts";
+import { applyD1Migrations, D1Error, executeD1 } from "../workers/d1-databases.ts";
+import { readDataPoints } from "../workers/analytics-store.ts";
+import { BindingError, DEFAULT_TRIGGERS, describeMissing, sortUploadBindings } from "../workers/platform-bindings.ts";
 import { findWranglerConfig, readWranglerConfig, WranglerConfigError, type KvBinding, type WranglerConfig } from "../workers/wrangler-config.ts";
 import { CliError, usageError } from "./cli-error.ts";
 import type { Output } from "./config-commands.ts";
@@ -31,11 +35,14 @@ export interface WorkerCommandIo {
 }
 
 const USAGE = [
-  "mailroute worker deploy <name> [<entry>] [--config wrangler.toml|wrangler.jsonc] [--var KEY=VALUE]… [--kv BINDING=namespace]… [--compatibility-date YYYY-MM-DD] [--compatibility-flag F]… [--sourcemap]",
+  "mailroute worker deploy <name> [<entry>] [--config wrangler.toml|wrangler.jsonc] [--env E] [--var KEY=VALUE]… [--kv BINDING=namespace]… [--compatibility-date YYYY-MM-DD] [--compatibility-flag F]… [--minify] [--allow-missing-bindings]",
   "       | list | remove <name>",
   "       | secret put <name> <key> (value on stdin) | secret delete <name> <key> | secret list <name>",
   "       | kv put <namespace> <key> [<value>|-] [--ttl S] [--expiration EPOCH] [--metadata JSON] | kv get <namespace> <key> | kv list <namespace> [--prefix P] [--limit N] [--cursor C] | kv delete <namespace> <key>",
   "       | tail <name> [--lines N] [--interval MS] [--once]",
+  "       | test <name> --eml message.eml [--from ADDRESS] [--to ADDRESS]   (runs the worker, delivers nothing)",
+  "       | d1 execute <database> (--command SQL | --file FILE)   (database: binding, database_name or id)",
+  "       | analytics <dataset> [--since ISO-DATE] [--index I] [--limit N]",
 ].join("\n");
 
 const OPTIONS = {
@@ -48,7 +55,9 @@ const OPTIONS = {
   kv: { type: "string", multiple: true },
   "compatibility-date": { type: "string" },
   "compatibility-flag": { type: "string", multiple: true },
-  sourcemap: { type: "boolean" },
+  minify: { type: "boolean" },
+  env: { type: "string" },
+  "allow-missing-bindings": { type: "boolean" },
   ttl: { type: "string" },
   expiration: { type: "string" },
   metadata: { type: "string" },
@@ -58,17 +67,27 @@ const OPTIONS = {
   lines: { type: "string" },
   interval: { type: "string" },
   once: { type: "boolean" },
+  eml: { type: "string" },
+  from: { type: "string" },
+  to: { type: "string" },
+  command: { type: "string" },
+  file: { type: "string" },
+  since: { type: "string" },
+  index: { type: "string" },
 } as const satisfies ParseArgsConfig["options"];
 
 type Option = keyof typeof OPTIONS;
 const COMMON: Option[] = ["data-dir", "database", "json", "account"];
 const VERB_OPTIONS: Record<string, Option[]> = {
-  deploy: ["config", "var", "kv", "compatibility-date", "compatibility-flag", "sourcemap"],
+  deploy: ["config", "var", "kv", "compatibility-date", "compatibility-flag", "minify", "env", "allow-missing-bindings"],
   list: [],
   remove: [],
   secret: [],
   kv: ["ttl", "expiration", "metadata", "prefix", "limit", "cursor"],
   tail: ["lines", "interval", "once"],
+  test: ["eml", "from", "to"],
+  d1: ["command", "file"],
+  analytics: ["since", "index", "limit"],
 };
 
 interface Values {
@@ -116,6 +135,12 @@ export async function workerCommand(argv: string[], output: Output, io: WorkerCo
       return kv(context);
     case "tail":
       return tail(context);
+    case "test":
+      return testRun(context);
+    case "d1":
+      return d1(context);
+    case "analytics":
+      return analytics(context);
   }
 }
 
@@ -143,36 +168,115 @@ async function deploy(context: Context): Promise<void> {
     throw new CliError(`compatibility_date ${compatibilityDate} is later than the newest the Workers runtime here supports (${newest})`, { hint: `set compatibility_date to ${newest} or earlier` });
   }
   const compatibilityFlags = [...new Set([...(config?.compatibilityFlags ?? []), ...((values["compatibility-flag"] as string[] | undefined) ?? [])])];
-  // Command-line bindings override the file's, binding by binding, as wrangler's --var does.
-  const vars: Record<string, unknown> = { ...config?.vars, ...Object.fromEntries(varFlags) };
-  const kvBindings: KvBinding[] = [...(config?.kv ?? [])];
-  for (const [binding, namespace] of kvFlags) {
-    const index = kvBindings.findIndex((existing) => existing.binding === binding);
-    if (index >= 0) kvBindings[index] = { binding, namespace };
-    else kvBindings.push({ binding, namespace });
-  }
 
+  // wrangler's own build: the modules and the binding list it would upload to Cloudflare
   let bundle;
   try {
-    bundle = await bundleWorker({ entry, projectDir: configPath === null ? dirname(entry) : dirname(configPath), compatibilityFlags, sourcemap: values.sourcemap === true });
+    bundle = await bundleWorker({
+      name,
+      entry,
+      config: configPath,
+      projectDir: configPath === null ? dirname(entry) : dirname(configPath),
+      compatibilityDate,
+      compatibilityFlags,
+      minify: values.minify === true,
+      env: values.env as string | undefined,
+    });
   } catch (error) {
     if (error instanceof BundleError) throw new CliError(error.message, { hint: "fix the source (or install the missing package with npm in the worker's folder) and deploy again" });
     throw error;
   }
   notes.push(...bundle.warnings.map((warning) => `warning: ${warning}`));
+  let sorted;
+  try {
+    sorted = sortUploadBindings(bundle.upload.bindings);
+  } catch (error) {
+    if (error instanceof BindingError) throw new CliError(error.message, { hint: "the wrangler file format: https://developers.cloudflare.com/workers/wrangler/configuration/" });
+    throw error;
+  }
+  const { platform } = sorted;
+  // a script upload names a D1 database by id only; the wrangler file also has its name
+  for (const database of platform.d1) {
+    const declared = config?.d1.find((candidate) => candidate.binding === database.binding);
+    if (declared?.databaseName != null) database.databaseName = declared.databaseName;
+  }
+  if (platform.missing.length > 0) {
+    if (values["allow-missing-bindings"] !== true) {
+      throw new CliError(`worker ${name} declares bindings mailroute cannot provide: ${describeMissing(platform.missing)}`, {
+        hint: "remove them from the wrangler file, or deploy with --allow-missing-bindings (then any use of them fails the message with 451 and a line in worker tail)",
+      });
+    }
+    notes.push(`warning: deployed without ${describeMissing(platform.missing)}: any use fails the message with 451 (worker tail shows which binding)`);
+  }
+  // Command-line bindings override the file's, binding by binding, as wrangler's --var does.
+  const vars: Record<string, unknown> = { ...sorted.vars, ...Object.fromEntries(varFlags) };
+  const kvBindings: KvBinding[] = [...sorted.kv];
+  for (const [binding, namespace] of kvFlags) {
+    const index = kvBindings.findIndex((existing) => existing.binding === binding);
+    if (index >= 0) kvBindings[index] = { binding, namespace };
+    else kvBindings.push({ binding, namespace });
+  }
+  const triggers = config?.triggers ?? DEFAULT_TRIGGERS;
+  const [, ...modules] = bundle.upload.modules;
+  const deployment: WorkerDeployment = {
+    account: context.account,
+    name,
+    bundle: bundle.code,
+    modules,
+    compatibilityDate: bundle.upload.compatibilityDate ?? compatibilityDate,
+    compatibilityFlags: bundle.upload.compatibilityFlags,
+    vars,
+    kv: kvBindings,
+    sendEmail: sorted.sendEmail,
+    platform,
+    triggers,
+  };
+
+  // the bundle must load in workerd and handle mail before anything is stored
+  // loaded on demand, as miniflare is: every other command must start fast
+  const { checkWorkerLoads } = await import("../workers/deploy-check.ts");
+  const check = await checkWorkerLoads({ ...deployment, secrets: {}, version: "deploy-check" });
+  if (!check.ok) throw new CliError(`worker ${name} does not load in the Workers runtime:\n  ${check.error.split("\n").join("\n  ")}`, { hint: "fix the worker and deploy again; nothing was changed" });
+  const needed = triggers.queueConsumers.length > 0 && !check.handlers.includes("email") ? "queue" : "email";
+  if (!check.handlers.includes(needed)) {
+    throw new CliError(`worker ${name} has no ${needed}() handler: its default export has ${check.handlers.length === 0 ? "no handlers" : check.handlers.map((handler) => `${handler}()`).join(", ")}`, {
+      hint: needed === "email" ? "an Email Worker exports default { async email(message, env, ctx) { … } }" : "a queue consumer exports default { async queue(batch, env, ctx) { … } }",
+    });
+  }
 
   await withWorkers(context, async (workers) => {
-    const result = await workers.deploy({ account: context.account, name, bundle: bundle.code, compatibilityDate, compatibilityFlags, vars, kv: kvBindings, sendEmail: config?.sendEmail ?? [] });
+    const storageDir = accountStorageDir(dataDirOf(context.values), context.account);
+    for (const database of platform.d1) {
+      const declared = config?.d1.find((candidate) => candidate.binding === database.binding);
+      if (declared === undefined || configPath === null || !(await isDirectory(declared.migrationsDir))) continue;
+      try {
+        const applied = await applyD1Migrations({ config: configPath, cwd: dirname(configPath), binding: database.binding, storageDir });
+        if (applied !== "") notes.push(`D1 ${database.binding}: ${applied}`);
+      } catch (error) {
+        if (error instanceof D1Error) throw new CliError(error.message, { hint: "fix the migration and deploy again; the worker was not changed" });
+        throw error;
+      }
+    }
+    const result = await workers.deploy(deployment);
     const worker = result.worker;
-    emit(context, { ...result, config: configPath, entry, warnings: notes }, [
+    emit(context, { ...result, config: configPath, entry, handlers: check.handlers, warnings: notes }, [
       ...notes,
       result.changed
-        ? `deployed worker ${worker.name} (version ${worker.version.slice(0, 12)}, ${kib(bundle.bytes)}, ${bundle.inputs.length} file(s)${configPath === null ? "" : `, config ${configPath}`})`
+        ? `deployed worker ${worker.name} (version ${worker.version.slice(0, 12)}, ${kib(bundle.bytes)}, ${bundle.upload.modules.length} module(s)${configPath === null ? "" : `, config ${configPath}`})`
         : `worker ${worker.name} is already deployed with this bundle and bindings (version ${worker.version.slice(0, 12)})`,
+      `  handlers: ${check.handlers.map((handler) => `${handler}()`).join(", ")}`,
       `  bindings: ${describeBindings(worker)}`,
       `  route mail to it: mailroute rule add <address> --worker ${worker.name}`,
     ]);
   });
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 async function readConfig(path: string): Promise<WranglerConfig> {
@@ -358,6 +462,93 @@ async function tail(context: Context): Promise<void> {
   }
 }
 
+// ── test, d1, analytics ─────────────────────────────────────────────────────
+
+async function testRun(context: Context): Promise<void> {
+  const name = need(context, 1, "worker name");
+  const eml = context.values.eml as string | undefined;
+  if (eml === undefined) throw usageError("--eml <file> is required: the message to run the worker on (RFC 5322, as saved by a mail client)", USAGE);
+  let raw: Buffer;
+  try {
+    raw = await readFile(eml);
+  } catch (error) {
+    throw new CliError(`cannot read ${eml}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  const header = (field: string) => new RegExp(`^${field}:[^\\n]*?<?([^\\s<>"]+@[^\\s<>"]+)>?\\s*$`, "im").exec(raw.subarray(0, 64 * 1024).toString("utf8").split(/\r?\n\r?\n/)[0] ?? "")?.[1];
+  const from = (context.values.from as string | undefined) ?? header("from") ?? "sender@example.com";
+  const to = (context.values.to as string | undefined) ?? header("to") ?? "recipient@example.com";
+  await withWorkers(context, async (workers, store) => {
+    const definition = await workers.load(context.account, name);
+    if (definition === null) throw new CliError(`no worker named "${name.toLowerCase()}" is deployed`, { hint: "mailroute worker list" });
+    const { dryRunWorker } = await import("../workers/worker-dry-run.ts");
+    const report = await dryRunWorker(definition, { from, to, raw }, { kv: createStoreKv(store.db, context.account) });
+    const lines = [
+      `worker ${report.worker} on a message from ${from} to ${to} (${raw.length} bytes): ${report.outcome} in ${report.durationMs} ms`,
+      `  the sender would hear: ${report.answer}`,
+      ...report.forwards.map((forward) => `  forward → ${forward.to}${forward.headers.length === 0 ? "" : ` (${forward.headers.map(([k, v]) => `${k}: ${v}`).join("; ")})`}`),
+      ...report.replies.map((reply) => `  reply → ${reply.to} from ${reply.from}${reply.subject === null ? "" : `, "${reply.subject}"`} (${reply.bytes} bytes)`),
+      ...report.sent.map((sent) => `  send_email ${sent.binding} → ${sent.to} from ${sent.from}${sent.subject === null ? "" : `, "${sent.subject}"`}`),
+      ...(report.rejectReason === undefined ? [] : [`  setReject: ${report.rejectReason}`]),
+      ...(report.error === undefined ? [] : [`  error: ${report.error}`]),
+      ...report.dataPoints.map((point) => `  writeDataPoint ${point.dataset}: ${JSON.stringify({ indexes: point.indexes, blobs: point.blobs, doubles: point.doubles })}`),
+      ...report.queued.map((queued) => `  queue ${queued.queue} ← ${queued.body.slice(0, 200)}`),
+      ...(report.logs.length === 0 ? [] : ["  logs:", ...report.logs.map((log) => `    ${new Date(log.at).toISOString()}  ${log.level.padEnd(5)}  ${log.message}`)]),
+      "nothing was delivered (KV, D1 and R2 are the worker's own: their writes did happen)",
+    ];
+    emit(context, report, lines);
+  });
+}
+
+async function d1(context: Context): Promise<void> {
+  const action = need(context, 1, "D1 action (execute)");
+  if (action !== "execute") throw usageError(`unknown d1 action "${action}" (execute)`, USAGE);
+  const database = need(context, 2, "database (binding, database_name or id)");
+  const command = context.values.command as string | undefined;
+  const file = context.values.file as string | undefined;
+  if ((command === undefined) === (file === undefined)) throw usageError("give exactly one of --command SQL and --file FILE", USAGE);
+  await withWorkers(context, async (workers) => {
+    const found = (await workers.list(context.account)).flatMap((worker) => worker.bindings.platform.d1).find((candidate) => [candidate.binding, candidate.databaseName, candidate.databaseId].includes(database));
+    if (found === undefined) throw new CliError(`no deployed worker of this account binds a D1 database "${database}"`, { hint: "mailroute worker list shows each worker's d1 bindings" });
+    let results;
+    try {
+      results = await executeD1({ target: { name: found.databaseName ?? found.binding, databaseId: found.databaseId }, storageDir: accountStorageDir(dataDirOf(context.values), context.account), command, file: file === undefined ? undefined : resolve(file) });
+    } catch (error) {
+      if (error instanceof D1Error) throw new CliError(error.message);
+      throw error;
+    }
+    const human = results.flatMap((result, index) => {
+      const rows = result.results ?? [];
+      const heading = results.length > 1 ? [`-- statement ${index + 1}`] : [];
+      if (rows.length === 0) return [...heading, `ok (${JSON.stringify(result.meta ?? {})})`];
+      const columns = Object.keys(rows[0]!);
+      return [...heading, ...table([columns, ...rows.map((row) => columns.map((column) => (row[column] === null ? "NULL" : String(row[column]))))])];
+    });
+    emit(context, results, human);
+  });
+}
+
+async function analytics(context: Context): Promise<void> {
+  const dataset = need(context, 1, "dataset");
+  const limit = wholeNumber(context.values.limit, "--limit", 100, 1, 10_000);
+  const since = context.values.since === undefined ? undefined : new Date(context.values.since as string);
+  if (since !== undefined && Number.isNaN(since.getTime())) throw usageError(`--since "${String(context.values.since)}" is not a date`, USAGE);
+  await withStore(context, async (store) => {
+    const points = await readDataPoints(store.db, context.account, dataset, { since, index: context.values.index as string | undefined, limit });
+    const width = Math.max(0, ...points.map((point) => point.blobs.length));
+    const doubles = Math.max(0, ...points.map((point) => point.doubles.length));
+    emit(
+      context,
+      points,
+      points.length === 0
+        ? [`no data points in dataset ${dataset}${since === undefined ? "" : ` since ${since.toISOString()}`}`]
+        : table([
+            ["TIMESTAMP", "INDEX1", ...Array.from({ length: width }, (_, i) => `BLOB${i + 1}`), ...Array.from({ length: doubles }, (_, i) => `DOUBLE${i + 1}`)],
+            ...points.map((point) => [point.timestamp, point.index1, ...Array.from({ length: width }, (_, i) => point.blobs[i] ?? ""), ...Array.from({ length: doubles }, (_, i) => String(point.doubles[i] ?? ""))]),
+          ]),
+    );
+  });
+}
+
 // ── shared ──────────────────────────────────────────────────────────────────
 
 function dataDirOf(values: Values): string {
@@ -381,7 +572,7 @@ async function withStore<T>(context: Context, work: (store: Store) => Promise<T>
 
 function withWorkers<T>(context: Context, work: (workers: WorkerStore, store: Store) => Promise<T>): Promise<T> {
   // The key lives beside the SQLite file (and on every node with PostgreSQL), like the SRS secret.
-  return withStore(context, (store) => work(new WorkerStore(store.db, lazySecretBox(dataDirOf(context.values))), store));
+  return withStore(context, (store) => work(new WorkerStore(store.db, lazySecretBox(dataDirOf(context.values)), { dataDir: dataDirOf(context.values) }), store));
 }
 
 function emit(context: Context, json: unknown, human: string[]): void {
@@ -415,6 +606,7 @@ function describeBindings(worker: WorkerSummary): string {
     kvs.length > 0 ? `kv ${kvs.map((k) => `${k.binding}→${k.namespace}`).join(", ")}` : "",
     sendEmail.length > 0 ? `send_email ${sendEmail.join(", ")}` : "",
     secrets.length > 0 ? `secrets ${secrets.join(", ")}` : "",
+    ...describePlatform(worker.bindings.platform),
   ].filter(Boolean);
   return parts.length === 0 ? "none" : parts.join("; ");
 }
@@ -433,4 +625,15 @@ async function newestCompatibilityDate(): Promise<string> {
   // Loaded on demand: miniflare is large, and only a deploy needs it.
   const { supportedCompatibilityDate } = await import("miniflare");
   return supportedCompatibilityDate;
+}
+
+function describePlatform(platform: WorkerSummary["bindings"]["platform"]): string[] {
+  return [
+    platform.d1.length > 0 ? `d1 ${platform.d1.map((b) => `${b.binding}→${b.databaseName ?? b.databaseId}`).join(", ")}` : "",
+    platform.r2.length > 0 ? `r2 ${platform.r2.map((b) => `${b.binding}→${b.bucket}`).join(", ")}` : "",
+    platform.queues.length > 0 ? `queues ${platform.queues.map((b) => `${b.binding}→${b.queue}`).join(", ")}` : "",
+    platform.analytics.length > 0 ? `analytics ${platform.analytics.map((b) => `${b.binding}→${b.dataset}`).join(", ")}` : "",
+    platform.ai.length > 0 ? `ai ${platform.ai.map((b) => b.binding).join(", ")}` : "",
+    platform.missing.length > 0 ? `missing ${platform.missing.map((b) => `${b.binding} (${b.type})`).join(", ")}` : "",
+  ];
 }

@@ -33,7 +33,7 @@ import { parseDestinationAddress, toAsciiAddress } from "../routing/email-addres
 import { resolveRecipient } from "../routing/resolve-recipient.ts";
 import { verifiedFor, type RoutingTable } from "../routing/routing-table.ts";
 import type { InvocationLease, InvocationTicket } from "../workers/invocation-limiter.ts";
-import { WorkerCallError, type HostHandlers, type InvocationResult, type KvStore, type WorkerDefinition } from "../workers/worker-types.ts";
+import { WorkerCallError, type HostHandlers, type InvocationResult, type KvStore, type PlatformHandlers, type WorkerDefinition } from "../workers/worker-types.ts";
 import type { MessageContext, PipelineDependencies } from "./message-pipeline.ts";
 import { replies } from "./reply-catalogue.ts";
 import { SmtpReply } from "./smtp-reply.ts";
@@ -47,6 +47,8 @@ export interface WorkerGateway {
   admit(ticket: InvocationTicket, waitMs: number): Promise<InvocationLease | null>;
   invoke(definition: WorkerDefinition, invocation: { from: string; to: string; raw: Buffer }, handlers: HostHandlers, options: { deadlineMs: number }): Promise<InvocationResult>;
   kv(account: string): KvStore;
+  /** Analytics Engine, Queues, Workers AI (issue 9); absent: those bindings fail when used. */
+  platform?(account: string): PlatformHandlers;
   recordLogs(account: string, script: string, logs: InvocationResult["logs"]): Promise<void>;
   routing(): RoutingTable;
 }
@@ -204,6 +206,7 @@ async function invokeAdmitted(
       return deliverCopy(to, Buffer.alloc(0), from, message, `send:${to}`);
     },
     kv: gateway.kv(account),
+    platform: gateway.platform?.(account),
   };
 
   const result = await gateway.invoke(definition, { from: context.mailFrom, to: rcpt, raw }, handlers, { deadlineMs });

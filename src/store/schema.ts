@@ -264,3 +264,51 @@ export interface Database {
   worker_logs: WorkerLogTable;
   delivery_intents: DeliveryIntentTable;
 }
+
+// ── 0007_worker_bindings (issue 9): appended as interface merges so the tables above stay as they were ──
+
+export interface WorkerTable {
+  /** JSON [{ name, type, base64 }]: the worker's modules besides the main one (wrangler's rules, no_bundle). */
+  modules: Generated<string>;
+  /** JSON PlatformBindings: D1, R2, queues, Analytics Engine, Workers AI, and declared-but-missing bindings. */
+  platform_bindings: Generated<string>;
+  /** JSON WorkerTriggers: fetch() routes, workers_dev, queue consumers. */
+  triggers: Generated<string>;
+}
+
+/** One Analytics Engine data point (writeDataPoint), queryable with `mailroute worker analytics`. */
+export interface WorkerAnalyticsTable {
+  id: Generated<number>;
+  account_id: string;
+  dataset: string;
+  /** ISO-8601 UTC */
+  written_at: string;
+  /** index1 ("" when the point has none), Analytics Engine's sampling key */
+  index1: string;
+  /** JSON (string | null)[] : blob1…blob20 */
+  blobs: string;
+  /** JSON number[] : double1…double20 */
+  doubles: string;
+}
+
+/** A message sent to a queue, until its consumer acknowledges it (or it goes to the dead-letter queue). */
+export interface WorkerQueueMessageTable {
+  id: string;
+  account_id: string;
+  queue: string;
+  /** json | text | bytes | v8 */
+  content_type: string;
+  /** JSON text, plain text or base64 (bytes) */
+  body: string;
+  attempts: number;
+  /** ISO-8601 UTC: not delivered before (delaySeconds, retry delays) */
+  visible_at: string;
+  /** ISO-8601 UTC: a node's claim on the message while its batch runs; null when free */
+  claimed_until: string | null;
+  created_at: string;
+}
+
+export interface Database {
+  worker_analytics: WorkerAnalyticsTable;
+  worker_queue_messages: WorkerQueueMessageTable;
+}

@@ -3,7 +3,9 @@
  * through the host service binding, tracked so the entry worker's answer waits for it) and the
  * env bindings built on it, KV namespaces and send_email, with Cloudflare's shapes (get text /
  * json / arrayBuffer / stream, bulk get as a Map, getWithMetadata, put with expirationTtl /
- * expiration / metadata, delete, list with prefix / limit / cursor; send(EmailMessage)).
+ * expiration / metadata, delete, list with prefix / limit / cursor; send(EmailMessage)), and
+ * the platform's: Analytics Engine, Queue producers, Workers AI, D1 and R2 (workerd's own, handed
+ * over from the entry worker's env), and a throwing stand-in for a binding mailroute lacks.
  *
  * Promises: argument checks workerd makes before any request happen here with workerd's texts;
  * every other rule is the host's (host-bridge.ts), whose refusal is rethrown verbatim. A call
@@ -48,7 +50,7 @@ export interface HostBindings {
   call(state: InvocationState, op: HostOp, init: { json?: unknown; body?: Uint8Array; headers?: Record<string, string> }): Promise<Response>;
   /** `from`, `to` and the body bytes of a cloudflare:email EmailMessage. */
   unwrapEmailMessage(message: unknown): Promise<{ from: string; to: string | null; raw: Uint8Array }>;
-  buildEnv(config: EntryConfig): Record<string, unknown>;
+  buildEnv(config: EntryConfig, runtimeEnv?: Record<string, unknown>): Record<string, unknown>;
 }
 
 export function hostBindings(host: Fetcher, protocol: typeof HOST_PROTOCOL): HostBindings {
@@ -204,11 +206,117 @@ export function hostBindings(host: Fetcher, protocol: typeof HOST_PROTOCOL): Hos
     }
   }
 
+  // Analytics Engine (Cloudflare, "Write data points"): at most 1 index of 96 bytes, 20 blobs of
+  // 16 KiB in all, 20 doubles; writeDataPoint returns nothing and never blocks the worker
+  class AnalyticsEngineDataset {
+    readonly #binding: string;
+
+    constructor(binding: string) {
+      this.#binding = binding;
+    }
+
+    writeDataPoint(point?: { indexes?: unknown[]; blobs?: unknown[]; doubles?: unknown[] }): void {
+      const state = current();
+      const indexes = (point?.indexes ?? []).map((value) => (value instanceof ArrayBuffer || ArrayBuffer.isView(value) ? new TextDecoder().decode(value as ArrayBuffer) : String(value)));
+      const blobs = (point?.blobs ?? []).map((value) => (value === null || value === undefined ? null : value instanceof ArrayBuffer || ArrayBuffer.isView(value) ? new TextDecoder().decode(value as ArrayBuffer) : String(value)));
+      const doubles = (point?.doubles ?? []).map(Number);
+      if (indexes.length > 1) throw new TypeError("writeDataPoint(): a data point has at most 1 index");
+      if (indexes.some((index) => new TextEncoder().encode(index).byteLength > 96)) throw new TypeError("writeDataPoint(): an index is at most 96 bytes");
+      if (blobs.length > 20) throw new TypeError("writeDataPoint(): a data point has at most 20 blobs");
+      if (doubles.length > 20) throw new TypeError("writeDataPoint(): a data point has at most 20 doubles");
+      if (blobs.reduce((sum, blob) => sum + (blob === null ? 0 : new TextEncoder().encode(blob).byteLength), 0) > 16 * 1024) throw new TypeError("writeDataPoint(): the blobs of a data point are at most 16 KiB in all");
+      call(state, "ae-write", { json: { binding: this.#binding, indexes, blobs, doubles } }).catch((error: unknown) => {
+        // the invocation's async context holds here, so the console capture files it under it
+        console.error("writeDataPoint failed:", error);
+      });
+    }
+  }
+
+  type QueueContentType = "json" | "text" | "bytes" | "v8";
+
+  // the body travels as text: JSON for json and v8 (structured data that JSON can carry), base64 for bytes
+  async function queueMessage(body: unknown, options?: { contentType?: unknown; delaySeconds?: unknown }): Promise<{ body: string; contentType: QueueContentType; delaySeconds: number }> {
+    const contentType = (options?.contentType ?? "json") as QueueContentType;
+    if (!["json", "text", "bytes", "v8"].includes(contentType)) throw new TypeError(`Unknown Queue content type "${String(contentType)}"`);
+    let text: string;
+    if (contentType === "text") text = String(body);
+    else if (contentType === "bytes") {
+      const bytes = await bytesOf(body);
+      let binary = "";
+      for (const byte of bytes) binary += String.fromCharCode(byte);
+      text = btoa(binary);
+    } else {
+      const json = JSON.stringify(body);
+      if (json === undefined) throw new TypeError("Queue message body cannot be serialised");
+      text = json;
+    }
+    const delaySeconds = Number(options?.delaySeconds ?? 0);
+    if (!(delaySeconds >= 0 && delaySeconds <= 43200)) throw new RangeError("delaySeconds must be between 0 and 43200");
+    return { body: text, contentType, delaySeconds };
+  }
+
+  class QueueProducer {
+    readonly #binding: string;
+
+    constructor(binding: string) {
+      this.#binding = binding;
+    }
+
+    async send(body: unknown, options?: { contentType?: unknown; delaySeconds?: unknown }): Promise<void> {
+      const state = current();
+      await call(state, "queue-send", { json: { binding: this.#binding, messages: [await queueMessage(body, options)] } });
+    }
+
+    async sendBatch(messages: Iterable<{ body: unknown; contentType?: unknown; delaySeconds?: unknown }>, options?: { delaySeconds?: unknown }): Promise<void> {
+      const state = current();
+      const list = [];
+      for (const message of messages) list.push(await queueMessage(message.body, { contentType: message.contentType, delaySeconds: message.delaySeconds ?? options?.delaySeconds }));
+      if (list.length > 100) throw new RangeError("sendBatch(): at most 100 messages per batch");
+      await call(state, "queue-send", { json: { binding: this.#binding, messages: list } });
+    }
+  }
+
+  class Ai {
+    readonly #binding: string;
+
+    constructor(binding: string) {
+      this.#binding = binding;
+    }
+
+    async run(model: unknown, inputs: unknown): Promise<unknown> {
+      const response = await call(current(), "ai-run", { json: { binding: this.#binding, model: String(model), inputs } });
+      return response.json();
+    }
+  }
+
+  // a binding declared in the worker's config that this server does not provide: any use throws
+  // (the message is answered 451 and retried), never a silent undefined
+  function missingBinding(name: string, type: string): unknown {
+    const fail = (): never => {
+      throw new Error(`binding ${name} (${type}) is not available on this mailroute server`);
+    };
+    return new Proxy(function missing() {}, {
+      get(_target, property) {
+        if (typeof property === "symbol" || property === "then" || property === "toJSON") return undefined;
+        return fail();
+      },
+      apply: fail,
+      construct: fail,
+    });
+  }
+
   // one env per isolate, as on Cloudflare: workers may cache things on it
-  function buildEnv(config: EntryConfig): Record<string, unknown> {
+  function buildEnv(config: EntryConfig, runtimeEnv: Record<string, unknown> = {}): Record<string, unknown> {
     const env: Record<string, unknown> = { ...config.vars, ...config.secrets };
     for (const binding of config.kv) env[binding] = new KvNamespace(binding);
     for (const binding of config.sendEmail) env[binding] = new SendEmail(binding);
+    // only the worker's own native bindings: never the entry worker's way to the host
+    const ours: string[] = [protocol.hostBinding, protocol.bindingsBinding, protocol.configBinding];
+    for (const binding of config.native ?? []) if (!ours.includes(binding)) env[binding] = runtimeEnv[binding];
+    for (const binding of config.analytics ?? []) env[binding] = new AnalyticsEngineDataset(binding);
+    for (const binding of config.queues ?? []) env[binding] = new QueueProducer(binding);
+    for (const binding of config.ai ?? []) env[binding] = new Ai(binding);
+    for (const { binding, type } of config.missing ?? []) env[binding] = missingBinding(binding, type);
     return env;
   }
 

@@ -27,6 +27,7 @@
 import type { HostBindings, InvocationState } from "./entry-bindings.ts";
 import { CONSOLE_MODULE, CONSOLE_MODULE_SOURCE, type ConsoleCapture } from "./entry-console.ts";
 import { HOST_PROTOCOL, type EntryConfig, type EntryReport } from "./host-protocol.ts";
+import type { WorkerModule } from "./worker-upload.ts";
 
 /** The user's bundle, as a module of its own next to ours. */
 export const USER_MODULE = "user.js";
@@ -155,14 +156,113 @@ export function entryModule(
     await (exported as EmailHandlerObject).email(message, env, ctx);
   }
 
+  // the user's handler `name` as a function of (argument, env, ctx), or null when it has none:
+  // a method of the default export (called as a method), or of a WorkerEntrypoint class
+  function handlerOf(name: string, env: Record<string, unknown>, ctx: object): ((argument: unknown) => unknown) | null {
+    const exported = user.default;
+    if (typeof exported === "function" && typeof (exported.prototype as Record<string, unknown> | undefined)?.[name] === "function") {
+      const Entrypoint = exported as new (ctx: object, env: object) => Record<string, (...args: unknown[]) => unknown>;
+      const instance = new Entrypoint(ctx, env);
+      return (argument) => instance[name]!(argument, env, ctx);
+    }
+    if (typeof exported !== "object" || exported === null) return null;
+    const method = (exported as Record<string, unknown>)[name];
+    if (typeof method !== "function") return null;
+    return (argument) => (method as (...args: unknown[]) => unknown).call(exported, argument, env, ctx);
+  }
+
+  function handlerNames(): string[] {
+    const exported = user.default;
+    const source = (typeof exported === "function" ? exported.prototype : exported) as Record<string, unknown> | null | undefined;
+    if (typeof source !== "object" || source === null) return [];
+    return ["email", "fetch", "queue", "scheduled", "tail"].filter((name) => typeof source[name] === "function");
+  }
+
+  function base64(bytes: Uint8Array): string {
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(binary);
+  }
+
+  function queueBody(message: { body: string; contentType: string }): unknown {
+    if (message.contentType === "text") return message.body;
+    if (message.contentType === "bytes") return Uint8Array.from(atob(message.body), (char) => char.charCodeAt(0)).buffer;
+    return JSON.parse(message.body);
+  }
+
+  interface QueueBatchInput {
+    queue: string;
+    messages: { id: string; timestamp: number; body: string; contentType: string; attempts: number }[];
+  }
+
+  // fetch() and queue() invocations: the same state, console capture and settling as email()
+  async function runOther(kind: "fetch" | "queue", request: Request, state: InvocationState, workerEnv: Record<string, unknown>, report: EntryReport): Promise<void> {
+    const spec = JSON.parse(decodeURIComponent(request.headers.get(h.handler) ?? "{}")) as { method?: string; url?: string; headers?: [string, string][] };
+    const body = await request.arrayBuffer();
+    await als.run(state, async () => {
+      const ctx = {
+        waitUntil(promise: unknown): void {
+          state.waits.push(Promise.resolve(promise).catch((reason: unknown) => record("error", ["Uncaught (in promise)", reason])));
+        },
+        passThroughOnException(): void {},
+        props: {},
+      };
+      try {
+        const handler = handlerOf(kind, workerEnv, ctx);
+        if (handler === null) throw new Error(`Handler does not export a ${kind}() function.`);
+        if (kind === "fetch") {
+          const method = spec.method ?? "GET";
+          const incoming = new Request(spec.url ?? "http://localhost/", { method, headers: spec.headers ?? [], body: method === "GET" || method === "HEAD" ? undefined : body });
+          const response = (await handler(incoming)) as Response;
+          if (!(response instanceof Response)) throw new TypeError("Incorrect type for Promise: the Promise did not resolve to 'Response'.");
+          report.response = { status: response.status, statusText: response.statusText, headers: [...response.headers], body: base64(new Uint8Array(await response.arrayBuffer())) };
+        } else {
+          const input = JSON.parse(new TextDecoder().decode(body)) as QueueBatchInput;
+          const verdicts = { acked: [] as string[], retried: [] as { id: string; delaySeconds: number }[], ackAll: false, retryAll: null as { delaySeconds: number } | null };
+          report.queue = verdicts;
+          const messages = input.messages.map((message) => ({
+            id: message.id,
+            timestamp: new Date(message.timestamp),
+            body: queueBody(message),
+            attempts: message.attempts,
+            ack(): void {
+              verdicts.acked.push(message.id);
+            },
+            retry(options?: { delaySeconds?: number }): void {
+              verdicts.retried.push({ id: message.id, delaySeconds: Number(options?.delaySeconds ?? 0) });
+            },
+          }));
+          await handler({
+            queue: input.queue,
+            messages,
+            ackAll(): void {
+              verdicts.ackAll = true;
+            },
+            retryAll(options?: { delaySeconds?: number }): void {
+              verdicts.retryAll = { delaySeconds: Number(options?.delaySeconds ?? 0) };
+            },
+          });
+        }
+      } catch (thrown) {
+        report.error = describe(thrown);
+        record("error", ["Uncaught", thrown]);
+      }
+      await settle(state);
+    });
+  }
+
   return {
     async fetch(request: Request, env: Record<string, unknown>): Promise<Response> {
+      const path = new URL(request.url).pathname;
       // the host asks this after a deadline: an answer means no isolate of the process is stuck
-      if (new URL(request.url).pathname === protocol.pingPath) return new Response("ok");
+      if (path === protocol.pingPath) return new Response("ok");
       // from this env, never cached: a call of ours made by the user's code brings its own env
       const bindings = env[protocol.bindingsBinding] as HostBindings | undefined;
       if (bindings === undefined) return new Response("no host bindings", { status: 500 });
-      userEnv ??= bindings.buildEnv(env[protocol.configBinding] as EntryConfig);
+      // D1 and R2 are workerd's own bindings in this env: buildEnv hands the user only those
+      userEnv ??= bindings.buildEnv(env[protocol.configBinding] as EntryConfig, env);
+      // a deploy asks which handlers the module exports before it reports success
+      if (path === protocol.probePath) return Response.json({ logs: capture.takeOrphans(), logsDropped: 0, handlers: handlerNames() } satisfies EntryReport);
       const header = (name: string) => decodeURIComponent(request.headers.get(name) ?? "");
       const state: InvocationState = {
         id: request.headers.get(h.invocation) ?? "",
@@ -174,9 +274,16 @@ export function entryModule(
         done: false,
       };
       bindings.open(state, als);
-      const raw = new Uint8Array(await request.arrayBuffer());
       const report: EntryReport = { logs: state.logs, logsDropped: 0 };
       const workerEnv = userEnv;
+      if (path === protocol.fetchPath || path === protocol.queuePath) {
+        await runOther(path === protocol.fetchPath ? "fetch" : "queue", request, state, workerEnv, report);
+        state.done = true;
+        bindings.close(state);
+        report.logsDropped = state.logsDropped;
+        return Response.json(report);
+      }
+      const raw = new Uint8Array(await request.arrayBuffer());
       await als.run(state, async () => {
         const ctx = {
           waitUntil(promise: unknown): void {
@@ -211,13 +318,26 @@ export const ENTRY_WORKER_SOURCE = [
 ].join("\n");
 
 /**
- * The modules of one worker, main module first; the user's bundle is `bundle`. The host API is
- * not among them: it is a wrapped binding (entry-bindings.ts), out of the user's import reach.
+ * Module names of ours: a worker's own module of the same name would be shadowed. The host API
+ * is not among them: it is no module of the worker (entry-bindings.ts, "Isolation").
  */
-export function workerModules(bundle: string): { path: string; contents: string }[] {
+export const RESERVED_MODULES: readonly string[] = [ENTRY_MODULE, CONSOLE_MODULE, USER_MODULE];
+
+/**
+ * The modules of one worker, main module first; the user's main module is `bundle`, its other
+ * modules (wrangler's rules, no_bundle) sit beside it under their own names, so its relative
+ * imports resolve as on Cloudflare. The host API is not among them: it is a wrapped binding
+ * (entry-bindings.ts), out of the user's import reach.
+ */
+export function workerModules(bundle: string, extra: readonly WorkerModule[] = []): { path: string; contents: string | Uint8Array; type: WorkerModule["type"] }[] {
   return [
-    { path: ENTRY_MODULE, contents: ENTRY_WORKER_SOURCE },
-    { path: CONSOLE_MODULE, contents: CONSOLE_MODULE_SOURCE },
-    { path: USER_MODULE, contents: bundle },
+    { path: ENTRY_MODULE, contents: ENTRY_WORKER_SOURCE, type: "ESModule" },
+    { path: CONSOLE_MODULE, contents: CONSOLE_MODULE_SOURCE, type: "ESModule" },
+    { path: USER_MODULE, contents: bundle, type: "ESModule" },
+    ...extra.map((module) => {
+      const bytes = Buffer.from(module.base64, "base64");
+      const textual = module.type === "ESModule" || module.type === "CommonJS" || module.type === "Text";
+      return { path: module.name, contents: textual ? bytes.toString("utf8") : new Uint8Array(bytes), type: module.type };
+    }),
   ];
 }

@@ -16,6 +16,7 @@ import { checkReply, checkSendEmail } from "./composed-mail-rules.ts";
 import { HOST_PROTOCOL, type HostOp, type HostProblem } from "./host-protocol.ts";
 import type { InvocationRecord } from "./invocation-record.ts";
 import { checkKvKey, resolveKvList, resolveKvPut, type KvPutRequest } from "./kv-rules.ts";
+import { NO_PLATFORM_BINDINGS } from "./platform-bindings.ts";
 import { WorkerCallError } from "./worker-types.ts";
 
 const h = HOST_PROTOCOL.headers;
@@ -101,7 +102,44 @@ async function kv(op: HostOp, record: InvocationRecord, request: Request): Promi
   return new Response(entry.value, { status: 200, headers });
 }
 
+// Cloudflare Queues: a message is at most 128 KB, a batch at most 100 messages
+const MAX_QUEUE_MESSAGE_BYTES = 128 * 1024;
+const MAX_QUEUE_BATCH = 100;
+
+/** Analytics Engine, Queues and Workers AI: only the bindings of the worker's own definition. */
+async function platformCall(op: "ae-write" | "queue-send" | "ai-run", record: InvocationRecord, request: Request): Promise<Response> {
+  const bindings = record.definition.platform ?? NO_PLATFORM_BINDINGS;
+  const handlers = record.handlers.platform;
+  const body = (await request.json()) as { binding?: unknown; indexes?: string[]; blobs?: (string | null)[]; doubles?: number[]; messages?: unknown; model?: unknown; inputs?: unknown };
+  if (op === "ae-write") {
+    const binding = bindings.analytics.find((candidate) => candidate.binding === body.binding);
+    if (binding === undefined) throw new Error(`no Analytics Engine binding ${JSON.stringify(body.binding)}`);
+    if (handlers === undefined) throw new Error("Analytics Engine is not wired for this invocation");
+    await handlers.writeDataPoint(binding.dataset, { indexes: body.indexes ?? [], blobs: body.blobs ?? [], doubles: body.doubles ?? [] });
+    return new Response(null, { status: 204 });
+  }
+  if (op === "queue-send") {
+    const binding = bindings.queues.find((candidate) => candidate.binding === body.binding);
+    if (binding === undefined) throw new Error(`no queue binding ${JSON.stringify(body.binding)}`);
+    if (handlers === undefined) throw new Error("Queues are not wired for this invocation");
+    const messages = Array.isArray(body.messages) ? (body.messages as { body: string; contentType: string; delaySeconds: number }[]) : [];
+    if (messages.length > MAX_QUEUE_BATCH) throw new WorkerCallError(`Queue sendBatch failed: batch has ${messages.length} messages; the limit is ${MAX_QUEUE_BATCH}`);
+    for (const message of messages) {
+      if (Buffer.byteLength(String(message.body), "utf8") > MAX_QUEUE_MESSAGE_BYTES) throw new WorkerCallError("Queue send failed: message too large (the limit is 128 KB)");
+    }
+    await handlers.sendToQueue(binding.queue, messages.map((message) => ({ body: String(message.body), contentType: String(message.contentType), delaySeconds: Number(message.delaySeconds) || 0 })));
+    return new Response(null, { status: 204 });
+  }
+  const binding = bindings.ai.find((candidate) => candidate.binding === body.binding);
+  if (binding === undefined) throw new Error(`no Workers AI binding ${JSON.stringify(body.binding)}`);
+  if (handlers?.runAi === undefined) throw new WorkerCallError("Workers AI is not available on this mailroute server: no model runs here and no Workers AI endpoint is configured");
+  return Response.json(await handlers.runAi(String(body.model), body.inputs));
+}
+
 const OPS: Record<HostOp, (record: InvocationRecord, request: Request) => Promise<Response>> = {
+  "ae-write": (record, request) => platformCall("ae-write", record, request),
+  "queue-send": (record, request) => platformCall("queue-send", record, request),
+  "ai-run": (record, request) => platformCall("ai-run", record, request),
   forward,
   reply,
   send,

@@ -11,6 +11,7 @@
  *   invocation id in a header; a failure answers 4xx/5xx with a HostProblem, which the entry
  *   worker rethrows as an Error (or TypeError) carrying exactly `error`.
  */
+import type { HandlerResponse, QueueVerdicts } from "./worker-types.ts";
 
 export const HOST_PROTOCOL = {
   hostBinding: "__MAILROUTE_HOST",
@@ -19,6 +20,10 @@ export const HOST_PROTOCOL = {
   configBinding: "__MAILROUTE_CONFIG",
   invokePath: "/invoke",
   pingPath: "/ping",
+  /** The user's fetch() / queue() handlers, and the probe a deploy asks which handlers exist. */
+  fetchPath: "/fetch",
+  queuePath: "/queue",
+  probePath: "/probe",
   headers: {
     invocation: "x-mailroute-invocation",
     from: "x-mailroute-from",
@@ -26,13 +31,15 @@ export const HOST_PROTOCOL = {
     binding: "x-mailroute-binding",
     /** URI-encoded JSON: the KV put options, or the metadata a KV get found */
     kv: "x-mailroute-kv",
+    /** URI-encoded JSON: a fetch invocation's method, url and headers, or a queue batch */
+    handler: "x-mailroute-handler",
   },
   /** Console output kept per invocation: a chatty worker must not grow the host's memory. */
   maxLogs: 500,
   maxLogChars: 8192,
 } as const;
 
-export type HostOp = "forward" | "reply" | "send" | "kv-get" | "kv-put" | "kv-delete" | "kv-list";
+export type HostOp = "forward" | "reply" | "send" | "kv-get" | "kv-put" | "kv-delete" | "kv-list" | "ae-write" | "queue-send" | "ai-run";
 
 /** The worker's bindings as the entry worker builds them into `env`. */
 export interface EntryConfig {
@@ -40,6 +47,13 @@ export interface EntryConfig {
   secrets: Record<string, string>;
   kv: string[];
   sendEmail: string[];
+  /** Bindings workerd itself provides (D1, R2): passed from the entry's env to the worker's. */
+  native?: string[];
+  analytics?: string[];
+  queues?: string[];
+  ai?: string[];
+  /** Declared bindings mailroute does not provide: a stand-in that throws naming them. */
+  missing?: { binding: string; type: string }[];
 }
 
 export interface HostProblem {
@@ -54,4 +68,7 @@ export interface EntryReport {
   error?: string;
   logs: { level: string; message: string; at: number }[];
   logsDropped: number;
+  response?: HandlerResponse;
+  queue?: QueueVerdicts;
+  handlers?: string[];
 }

@@ -46,7 +46,7 @@ export class InvocationRecord {
   }
 
   finish(report: EntryReport): InvocationResult {
-    const base = this.#base(report.logs, report.logsDropped);
+    const base = { ...this.#base(report.logs, report.logsDropped), ...handlerResults(report) };
     if (report.error !== undefined) return { ...base, outcome: "error", error: report.error };
     if (report.rejectReason !== undefined) return { ...base, outcome: "rejected", rejectReason: report.rejectReason };
     if (this.forwards.some((forward) => forward.error === undefined)) return { ...base, outcome: "forwarded" };
@@ -68,4 +68,13 @@ export class InvocationRecord {
       durationMs: Math.round(performance.now() - this.#started),
     };
   }
+}
+
+/** What a fetch(), queue() or probe invocation answered besides the email outcome. */
+function handlerResults(report: EntryReport): Pick<InvocationResult, "response" | "queue" | "handlers"> {
+  return {
+    ...(report.response === undefined ? {} : { response: report.response }),
+    ...(report.queue === undefined ? {} : { queue: report.queue }),
+    ...(report.handlers === undefined ? {} : { handlers: report.handlers }),
+  };
 }

@@ -17,6 +17,7 @@
  * - stop() kills the process whatever it is doing (an infinite loop included) in ~10 ms.
  */
 import { createHash } from "node:crypto";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { Miniflare, supportedCompatibilityDate, type WorkerOptions } from "miniflare";
@@ -25,6 +26,7 @@ import { workerModules } from "./entry-worker.ts";
 import { InternalErrorLog } from "./internal-error-log.ts";
 import { HOST_PROTOCOL, type EntryConfig, type EntryReport } from "./host-protocol.ts";
 import type { InvocationRecord } from "./invocation-record.ts";
+import { NO_PLATFORM_BINDINGS } from "./platform-bindings.ts";
 import type { WorkerDefinition } from "./worker-types.ts";
 import { findWorkerdByPort, limitDataSegment, readProcessMemory } from "./workerd-process.ts";
 
@@ -86,17 +88,26 @@ function workerOptions(service: string, definition: WorkerDefinition, options: G
   const flags = definition.compatibilityFlags.some((flag) => ALS_FLAGS.includes(flag))
     ? definition.compatibilityFlags
     : [...definition.compatibilityFlags, "nodejs_als"];
+  const platform = definition.platform ?? NO_PLATFORM_BINDINGS;
   const config: EntryConfig = {
     vars: definition.vars,
     secrets: definition.secrets,
     kv: definition.kv.map((kv) => kv.binding),
     sendEmail: definition.sendEmail.map((binding) => binding.name),
+    native: [...platform.d1, ...platform.r2].map((binding) => binding.binding),
+    analytics: platform.analytics.map((binding) => binding.binding),
+    queues: platform.queues.map((binding) => binding.binding),
+    ai: platform.ai.map((binding) => binding.binding),
+    missing: platform.missing,
   };
   return {
     name: service,
     // rooted at "/", so stack traces name "file:///user.js", never the server's install path
     modulesRoot: MODULES_ROOT,
-    modules: workerModules(definition.bundle).map((module) => ({ type: "ESModule" as const, ...module, path: `${MODULES_ROOT}${module.path}` })),
+    modules: workerModules(definition.bundle, definition.modules).map((module) => ({ ...module, path: `${MODULES_ROOT}${module.path}` })),
+    // miniflare's own D1 and R2 (SQLite and blob files), persisted per account under the data dir
+    d1Databases: Object.fromEntries(platform.d1.map((binding) => [binding.binding, binding.databaseId])),
+    r2Buckets: Object.fromEntries(platform.r2.map((binding) => [binding.binding, binding.bucket])),
     // workerd refuses a date newer than its own build; wrangler falls back the same way
     compatibilityDate: definition.compatibilityDate > supportedCompatibilityDate ? supportedCompatibilityDate : definition.compatibilityDate,
     compatibilityFlags: flags,
@@ -118,6 +129,19 @@ function bodyStream(raw: Buffer): ReadableStream<Uint8Array> {
       controller.enqueue(raw.subarray(offset, (offset += BODY_CHUNK_BYTES)));
     },
   });
+}
+
+/**
+ * Where D1 and R2 keep their data: the account's storage folder in wrangler's --persist-to layout
+ * (`<dir>/v3/d1`, `<dir>/v3/r2`), so `wrangler d1 execute --local --persist-to <dir>` and mailroute
+ * read the same files; in memory when the definitions name no folder (deploy checks, tests).
+ */
+function persistence(workers: ReadonlyMap<string, DeployedWorker>): { defaultPersistRoot?: string; d1Persist?: boolean; r2Persist?: boolean } {
+  const definitions = [...workers.values()].map((worker) => worker.definition);
+  // only when a worker binds D1 or R2: persistence starts storage services a process otherwise skips
+  const stores = definitions.some((definition) => (definition.platform?.d1.length ?? 0) + (definition.platform?.r2.length ?? 0) > 0);
+  const dir = definitions.find((definition) => definition.storageDir !== undefined)?.storageDir;
+  return dir === undefined || !stores ? {} : { defaultPersistRoot: join(dir, "v3"), d1Persist: true, r2Persist: true };
 }
 
 /** The useful part of Miniflare's start failure: workerd's own complaint about the user's module. */
@@ -155,7 +179,7 @@ export class RuntimeGeneration {
       return workerOptions(service, deployed.definition, options);
     });
     workers.push(bindingsWorker(options));
-    this.#mf = new Miniflare({ workers, handleRuntimeStdio: (stdout: Readable, stderr: Readable) => this.#drain(stdout, stderr) });
+    this.#mf = new Miniflare({ workers, ...persistence(options.workers), handleRuntimeStdio: (stdout: Readable, stderr: Readable) => this.#drain(stdout, stderr) });
     this.ready = this.#start();
   }
 
@@ -186,18 +210,33 @@ export class RuntimeGeneration {
 
   async dispatch(record: InvocationRecord): Promise<EntryReport> {
     const { invocation, definition } = record;
-    const response = await this.#mf.dispatchFetch(`http://mailroute.invalid${HOST_PROTOCOL.invokePath}`, {
-      method: "POST",
-      // a stream of views: a Buffer body would be copied whole by fetch (up to 25 MiB more per invocation)
-      body: bodyStream(invocation.raw),
-      duplex: "half",
-      headers: {
-        "MF-Route-Override": this.#services.get(definition.name) ?? "",
-        [h.invocation]: record.id,
-        [h.from]: encodeURIComponent(invocation.from),
-        [h.to]: encodeURIComponent(invocation.to),
-      },
-    });
+    const handler = invocation.handler;
+    const route = { "MF-Route-Override": this.#services.get(definition.name) ?? "", [h.invocation]: record.id };
+    let response: Awaited<ReturnType<Miniflare["dispatchFetch"]>>;
+    if (handler === undefined) {
+      response = await this.#mf.dispatchFetch(`http://mailroute.invalid${HOST_PROTOCOL.invokePath}`, {
+        method: "POST",
+        // a stream of views: a Buffer body would be copied whole by fetch (up to 25 MiB more per invocation)
+        body: bodyStream(invocation.raw),
+        duplex: "half",
+        headers: { ...route, [h.from]: encodeURIComponent(invocation.from), [h.to]: encodeURIComponent(invocation.to) },
+      });
+    } else if (handler.kind === "probe") {
+      response = await this.#mf.dispatchFetch(`http://mailroute.invalid${HOST_PROTOCOL.probePath}`, { headers: route });
+    } else if (handler.kind === "fetch") {
+      const spec = { method: handler.method, url: handler.url, headers: handler.headers };
+      response = await this.#mf.dispatchFetch(`http://mailroute.invalid${HOST_PROTOCOL.fetchPath}`, {
+        method: "POST",
+        body: handler.body ?? undefined,
+        headers: { ...route, [h.handler]: encodeURIComponent(JSON.stringify(spec)) },
+      });
+    } else {
+      response = await this.#mf.dispatchFetch(`http://mailroute.invalid${HOST_PROTOCOL.queuePath}`, {
+        method: "POST",
+        body: JSON.stringify({ queue: handler.queue, messages: handler.messages }),
+        headers: route,
+      });
+    }
     if (!response.ok) {
       // our entry worker itself failed (it catches the user's errors): keep workerd's words
       const text = (await response.text()).slice(0, 500);

@@ -14,6 +14,7 @@
  *  - logs keep the newest `logRetention` lines per worker (default 1000), each line capped.
  */
 import { createHash } from "node:crypto";
+import { join, resolve } from "node:path";
 import type { Kysely } from "kysely";
 import { ValidationError } from "../core/validation-error.ts";
 import { bumpConfigVersion } from "../store/config-version.ts";
@@ -21,6 +22,9 @@ import type { Database } from "../store/schema.ts";
 import type { SecretBox } from "./secret-box.ts";
 import type { KvBinding, SendEmailBinding } from "./wrangler-config.ts";
 import type { WorkerDefinition } from "./worker-types.ts";
+import { RESERVED_MODULES } from "./entry-worker.ts";
+import { DEFAULT_TRIGGERS, NO_PLATFORM_BINDINGS, platformBindingNames, type PlatformBindings, type QueueConsumer, type WorkerTriggers } from "./platform-bindings.ts";
+import type { WorkerModule } from "./worker-upload.ts";
 
 /** As rule actions accept them (core/rule-actions.ts); stored lower-case. */
 const WORKER_NAME = /^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$/i;
@@ -41,7 +45,8 @@ export interface WorkerSummary {
   compatibilityDate: string;
   compatibilityFlags: string[];
   /** Binding names by kind; secret values never appear here. */
-  bindings: { vars: string[]; kv: KvBinding[]; sendEmail: string[]; secrets: string[] };
+  bindings: { vars: string[]; kv: KvBinding[]; sendEmail: string[]; secrets: string[]; platform: PlatformBindings };
+  triggers: WorkerTriggers;
   bundleSize: number;
   createdAt: string;
   modifiedAt: string;
@@ -74,6 +79,14 @@ export interface WorkerStoreOptions {
   now?: () => Date;
   /** Log lines kept per worker. */
   logRetention?: number;
+  /** The data directory: loaded definitions get their account's D1/R2 folder under it. */
+  dataDir?: string;
+}
+
+/** An account's D1 / R2 folder (wrangler's --persist-to layout) under the data directory. */
+export function accountStorageDir(dataDir: string, account: string): string {
+  // account ids are ours, but a path segment must never climb out of the folder
+  return join(resolve(dataDir), "workers", encodeURIComponent(account).replace(/^\.+/, (dots) => "%2E".repeat(dots.length)));
 }
 
 export class WorkerStore {
@@ -81,12 +94,14 @@ export class WorkerStore {
   readonly #secrets: SecretBox;
   readonly #now: () => Date;
   readonly #logRetention: number;
+  readonly #storageRoot: string | null;
 
   constructor(db: Kysely<Database>, secrets: SecretBox, options: WorkerStoreOptions = {}) {
     this.#db = db;
     this.#secrets = secrets;
     this.#now = options.now ?? (() => new Date());
     this.#logRetention = options.logRetention ?? DEFAULT_LOG_RETENTION;
+    this.#storageRoot = options.dataDir ?? null;
   }
 
   async deploy(deployment: WorkerDeployment): Promise<DeployResult> {
@@ -105,6 +120,9 @@ export class WorkerStore {
         vars: JSON.stringify(deployment.vars),
         kv: JSON.stringify(deployment.kv),
         send_email: JSON.stringify(deployment.sendEmail),
+        modules: JSON.stringify(deployment.modules ?? []),
+        platform_bindings: JSON.stringify(deployment.platform ?? NO_PLATFORM_BINDINGS),
+        triggers: JSON.stringify(deployment.triggers ?? DEFAULT_TRIGGERS),
       };
       const version = workerVersion(row, secrets);
       const now = this.#now().toISOString();
@@ -140,6 +158,10 @@ export class WorkerStore {
       kv: JSON.parse(row.kv) as KvBinding[],
       sendEmail: JSON.parse(row.send_email) as SendEmailBinding[],
       version: row.version,
+      modules: JSON.parse(row.modules) as WorkerModule[],
+      platform: { ...NO_PLATFORM_BINDINGS, ...(JSON.parse(row.platform_bindings) as Partial<PlatformBindings>) },
+      triggers: { ...DEFAULT_TRIGGERS, ...(JSON.parse(row.triggers) as Partial<WorkerTriggers>) },
+      ...(this.#storageRoot === null ? {} : { storageDir: accountStorageDir(this.#storageRoot, account) }),
     };
   }
 
@@ -151,6 +173,25 @@ export class WorkerStore {
       if (worker !== null) summaries.push(worker);
     }
     return summaries;
+  }
+
+  /** Every worker of the account with its triggers: the HTTP side's route table. */
+  async fetchRoutes(account: string): Promise<{ name: string; triggers: WorkerTriggers }[]> {
+    const rows = await this.#db.selectFrom("workers").select(["name", "triggers"]).where("account_id", "=", account).orderBy("name").execute();
+    return rows.map((row) => ({ name: row.name, triggers: { ...DEFAULT_TRIGGERS, ...(JSON.parse(row.triggers) as Partial<WorkerTriggers>) } }));
+  }
+
+  /** The worker that consumes `queue` in the account (wrangler's queues.consumers), with its settings. */
+  async queueConsumer(account: string, queue: string): Promise<{ definition: WorkerDefinition; consumer: QueueConsumer } | null> {
+    const rows = await this.#db.selectFrom("workers").select(["name", "triggers"]).where("account_id", "=", account).orderBy("name").execute();
+    for (const row of rows) {
+      const triggers = { ...DEFAULT_TRIGGERS, ...(JSON.parse(row.triggers) as Partial<WorkerTriggers>) };
+      const consumer = triggers.queueConsumers.find((candidate) => candidate.queue === queue);
+      if (consumer === undefined) continue;
+      const definition = await this.load(account, row.name);
+      if (definition !== null) return { definition, consumer };
+    }
+    return null;
   }
 
   /** Name and version of every worker (all accounts when none given): cheap change detection for the runtime. */
@@ -183,7 +224,12 @@ export class WorkerStore {
     return this.#db.transaction().execute(async (trx) => {
       const worker = await trx.selectFrom("workers").selectAll().where("account_id", "=", account).where("name", "=", key).executeTakeFirst();
       if (worker === undefined) throw notFound(name);
-      const taken = bindingOwners({ vars: JSON.parse(worker.vars) as Record<string, unknown>, kv: JSON.parse(worker.kv) as KvBinding[], sendEmail: JSON.parse(worker.send_email) as SendEmailBinding[] });
+      const taken = bindingOwners({
+        vars: JSON.parse(worker.vars) as Record<string, unknown>,
+        kv: JSON.parse(worker.kv) as KvBinding[],
+        sendEmail: JSON.parse(worker.send_email) as SendEmailBinding[],
+        platform: { ...NO_PLATFORM_BINDINGS, ...(JSON.parse(worker.platform_bindings) as Partial<PlatformBindings>) },
+      });
       const owner = taken.get(secretName);
       if (owner !== undefined) throw new ValidationError("secret", `binding name "${secretName}" is already used by ${owner} of worker "${key}"`, "conflict");
       const ciphertext = this.#secrets.seal(value, secretContext(account, key, secretName));
@@ -293,12 +339,22 @@ function checkDeployment(deployment: WorkerDeployment): void {
   deployment.sendEmail.forEach((binding, index) => {
     if (binding.name === "") throw new ValidationError(`send_email[${index}].name`, "is empty");
   });
+  const names = new Set<string>();
+  (deployment.modules ?? []).forEach((module, index) => {
+    if (module.name === "" || module.name.startsWith("/") || module.name.split("/").includes("..")) throw new ValidationError(`modules[${index}].name`, `"${module.name}" is not a module path inside the worker`);
+    if (RESERVED_MODULES.includes(module.name)) throw new ValidationError(`modules[${index}].name`, `"${module.name}" is a name mailroute's runtime uses; rename the module`);
+    if (names.has(module.name)) throw new ValidationError(`modules[${index}].name`, `"${module.name}" appears twice`);
+    names.add(module.name);
+  });
 }
 
 /** Which binding kind holds each name: vars, KV and send_email share env with secrets. */
-function bindingOwners(bindings: Pick<WorkerDeployment, "vars" | "kv" | "sendEmail">): Map<string, string> {
+function bindingOwners(bindings: Pick<WorkerDeployment, "vars" | "kv" | "sendEmail" | "platform">): Map<string, string> {
   const owners = new Map<string, string>();
   const claim = (name: string, owner: string): void => {
+    // the runtime's own bindings (host-protocol.ts): a worker's binding of that name would stand
+    // in the entry worker's env beside (or for) the host API
+    if (name.toUpperCase().startsWith("__MAILROUTE")) throw new ValidationError("bindings", `binding name "${name}" is reserved for mailroute's runtime; rename ${owner}`);
     const earlier = owners.get(name);
     if (earlier !== undefined) throw new ValidationError("bindings", `binding name "${name}" is used twice: ${earlier} and ${owner}`, "conflict");
     owners.set(name, owner);
@@ -306,6 +362,7 @@ function bindingOwners(bindings: Pick<WorkerDeployment, "vars" | "kv" | "sendEma
   for (const name of Object.keys(bindings.vars)) claim(name, "a var");
   for (const kv of bindings.kv) claim(kv.binding, "a KV namespace");
   for (const binding of bindings.sendEmail) claim(binding.name, "a send_email binding");
+  for (const { name, kind } of platformBindingNames(bindings.platform ?? NO_PLATFORM_BINDINGS)) claim(name, kind);
   return owners;
 }
 
@@ -324,7 +381,7 @@ async function secretRows(db: Kysely<Database>, account: string, worker: string)
 async function summary(db: Kysely<Database>, account: string, name: string): Promise<WorkerSummary | null> {
   const row = await db
     .selectFrom("workers")
-    .select((eb) => ["name", "version", "compatibility_date", "compatibility_flags", "vars", "kv", "send_email", "created_at", "modified_at", eb.fn<number>("length", ["bundle"]).as("bundle_size")])
+    .select((eb) => ["name", "version", "compatibility_date", "compatibility_flags", "vars", "kv", "send_email", "platform_bindings", "triggers", "created_at", "modified_at", eb.fn<number>("length", ["bundle"]).as("bundle_size")])
     .where("account_id", "=", account)
     .where("name", "=", name)
     .executeTakeFirst();
@@ -340,19 +397,21 @@ async function summary(db: Kysely<Database>, account: string, name: string): Pro
       kv: JSON.parse(row.kv) as KvBinding[],
       sendEmail: (JSON.parse(row.send_email) as SendEmailBinding[]).map((binding) => binding.name),
       secrets: (await secretRows(db, account, name)).map((secret) => secret.key),
+      platform: { ...NO_PLATFORM_BINDINGS, ...(JSON.parse(row.platform_bindings) as Partial<PlatformBindings>) },
     },
+    triggers: { ...DEFAULT_TRIGGERS, ...(JSON.parse(row.triggers) as Partial<WorkerTriggers>) },
     bundleSize: Number(row.bundle_size),
     createdAt: row.created_at,
     modifiedAt: row.modified_at,
   };
 }
 
-type VersionedColumns = { bundle: string; compatibility_date: string; compatibility_flags: string; vars: string; kv: string; send_email: string };
+type VersionedColumns = { bundle: string; compatibility_date: string; compatibility_flags: string; vars: string; kv: string; send_email: string; modules: string; platform_bindings: string; triggers: string };
 
 function workerVersion(row: VersionedColumns, secrets: { key: string; ciphertext: string }[]): string {
   const hash = createHash("sha256");
   // Length-prefixed parts: no two different definitions hash the same input.
-  for (const part of [row.bundle, row.compatibility_date, row.compatibility_flags, canonicalJson(row.vars), row.kv, row.send_email, ...secrets.flatMap((s) => [s.key, s.ciphertext])]) {
+  for (const part of [row.bundle, row.compatibility_date, row.compatibility_flags, canonicalJson(row.vars), row.kv, row.send_email, row.modules, row.platform_bindings, row.triggers, ...secrets.flatMap((s) => [s.key, s.ciphertext])]) {
     hash.update(`${Buffer.byteLength(part, "utf8")}:`).update(part, "utf8");
   }
   return hash.digest("hex");

@@ -11,6 +11,8 @@
  * - InvocationResult.forwards lists every forward() the worker attempted, in call order, with its
  *   outcome, even when the invocation then timed out or threw.
  */
+import type { PlatformBindings, WorkerTriggers } from "./platform-bindings.ts";
+import type { WorkerModule } from "./worker-upload.ts";
 
 export interface WorkerDefinition {
   account: string;
@@ -29,7 +31,28 @@ export interface WorkerDefinition {
     allowedSenderAddresses?: string[];
   }[];
   version: string;
+  /** Modules besides the main one (`bundle`), as wrangler uploads them (rules, no_bundle). */
+  modules?: WorkerModule[];
+  /** D1, R2, Queues, Analytics Engine, Workers AI, and declared bindings mailroute cannot provide. */
+  platform?: PlatformBindings;
+  /** fetch() routes and queue consumption. */
+  triggers?: WorkerTriggers;
+  /** The account's D1 / R2 data folder (wrangler's --persist-to layout); none: kept in memory. */
+  storageDir?: string;
 }
+
+/** What a host-side binding call needs beyond KV: Analytics Engine, Queues, Workers AI. */
+export interface PlatformHandlers {
+  writeDataPoint(dataset: string, point: { indexes: string[]; blobs: (string | null)[]; doubles: number[] }): Promise<void>;
+  sendToQueue(queue: string, messages: { body: string; contentType: string; delaySeconds: number }[]): Promise<void>;
+  runAi?(model: string, inputs: unknown): Promise<unknown>;
+}
+
+/** A request for a worker's fetch() handler, or a batch for its queue() handler. */
+export type HandlerInvocation =
+  | { kind: "fetch"; method: string; url: string; headers: [string, string][]; body: Buffer | null }
+  | { kind: "queue"; queue: string; messages: { id: string; timestamp: number; body: string; contentType: string; attempts: number }[] }
+  | { kind: "probe" };
 
 export interface KvStore {
   get(namespace: string, key: string): Promise<{ value: Uint8Array; metadata: unknown } | null>;
@@ -54,6 +77,8 @@ export interface EmailInvocation {
   from: string;
   to: string;
   raw: Buffer;
+  /** Set for an invocation of another handler than email(): from/to/raw are then unused. */
+  handler?: HandlerInvocation;
 }
 
 export interface HostHandlers {
@@ -64,6 +89,7 @@ export interface HostHandlers {
   /** Called only after the binding's own restrictions passed (sender / destination lists). */
   sendEmail(binding: string, from: string, to: string, raw: Buffer): Promise<{ messageId: string }>;
   kv: KvStore;
+  platform?: PlatformHandlers;
 }
 
 /** A refusal the worker must see word for word (its message is surfaced verbatim). */
@@ -85,4 +111,25 @@ export interface InvocationResult {
   error?: string;
   logs: { level: string; message: string; at: number }[];
   durationMs: number;
+  /** A fetch() invocation's answer. */
+  response?: HandlerResponse;
+  /** A queue() invocation's verdicts per message id. */
+  queue?: QueueVerdicts;
+  /** A probe's finding: the handlers the worker's default export has. */
+  handlers?: string[];
+}
+
+export interface HandlerResponse {
+  status: number;
+  statusText: string;
+  headers: [string, string][];
+  /** base64 */
+  body: string;
+}
+
+export interface QueueVerdicts {
+  acked: string[];
+  retried: { id: string; delaySeconds: number }[];
+  ackAll: boolean;
+  retryAll: { delaySeconds: number } | null;
 }

@@ -1,7 +1,10 @@
 /**
  * Reads a worker's wrangler file — `wrangler.toml`, `wrangler.json` or `wrangler.jsonc` — the
  * way wrangler does, keeping what an Email Worker deploy needs: name, main,
- * compatibility_date, compatibility_flags, [vars], kv_namespaces and send_email.
+ * compatibility_date, compatibility_flags, [vars], kv_namespaces and send_email, D1 databases
+ * with their migrations folder, and the triggers (routes, workers_dev, queue consumers). The
+ * bundle and the binding list a deploy stores come from wrangler's own build (worker-bundler.ts);
+ * this reader finds `main`, reports mistakes early and reads what a script upload does not carry.
  *
  * Promises: the result is plain JSON data (no TOML dates, no null-prototype objects); `vars`
  * keep their types (strings stay strings, other JSON values as given); every error names the
@@ -13,6 +16,7 @@ import { readFile, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { parse as parseJsonc, printParseErrorCode, type ParseError } from "jsonc-parser";
 import { parse as parseToml, TomlDate, TomlError } from "smol-toml";
+import type { WorkerTriggers } from "./platform-bindings.ts";
 
 /** wrangler's own precedence when a folder holds more than one. */
 export const WRANGLER_FILE_NAMES = ["wrangler.json", "wrangler.jsonc", "wrangler.toml"] as const;
@@ -41,8 +45,20 @@ export interface WranglerConfig {
   vars: Record<string, unknown>;
   kv: KvBinding[];
   sendEmail: SendEmailBinding[];
+  /** D1 databases with their migrations folder (resolved), for applying migrations at deploy. */
+  d1: D1Database[];
+  /** routes / workers_dev / queues.consumers. */
+  triggers: WorkerTriggers;
   /** Settings present in the file that mailroute does not apply. */
   warnings: string[];
+}
+
+export interface D1Database {
+  binding: string;
+  databaseName: string | null;
+  databaseId: string | null;
+  /** Absolute; wrangler's default is `migrations` beside the wrangler file. */
+  migrationsDir: string;
 }
 
 export class WranglerConfigError extends Error {
@@ -57,16 +73,12 @@ export class WranglerConfigError extends Error {
   }
 }
 
+// D1, R2, queues, Analytics Engine and AI are provided (AI only with an endpoint: the deploy says so)
 const UNSUPPORTED_BINDINGS = [
-  "d1_databases",
-  "r2_buckets",
   "durable_objects",
   "services",
-  "queues",
-  "analytics_engine_datasets",
   "hyperdrive",
   "vectorize",
-  "ai",
   "browser",
   "workflows",
   "dispatch_namespaces",
@@ -116,12 +128,19 @@ export function parseWranglerConfig(text: string, path: string): WranglerConfig 
     namespace: fields.requiredString(entry, "id", at, "(the KV namespace id; `worker kv` commands name the namespace by it)"),
   }));
   const sendEmail = fields.list(raw["send_email"], "send_email", (entry, at) => fields.sendEmail(entry, at));
+  const d1 = fields.list(raw["d1_databases"], "d1_databases", (entry, at) => ({
+    binding: fields.requiredString(entry, "binding", at),
+    databaseName: fields.optionalString(entry, "database_name", at),
+    databaseId: fields.optionalString(entry, "database_id", at),
+    migrationsDir: resolve(dirname(path), fields.optionalString(entry, "migrations_dir", at) ?? "migrations"),
+  }));
+  const triggers = fields.triggers(raw);
 
   const warnings: string[] = [];
   for (const key of UNSUPPORTED_BINDINGS) {
     if (raw[key] !== undefined) warnings.push(`${path}: ${key} is not supported by mailroute; those bindings will be missing from env`);
   }
-  if (raw["env"] !== undefined) warnings.push(`${path}: [env.*] sections are not applied; the top-level settings are deployed`);
+  if (raw["env"] !== undefined) warnings.push(`${path}: [env.*] sections apply only with --env <name>; without it the top-level settings are deployed`);
   if (isTable(raw["build"]) && raw["build"]["command"] !== undefined) warnings.push(`${path}: build.command is not run; run it before deploying`);
   if (raw["node_compat"] !== undefined) warnings.push(`${path}: node_compat is obsolete; use compatibility_flags = ["nodejs_compat"]`);
 
@@ -134,6 +153,8 @@ export function parseWranglerConfig(text: string, path: string): WranglerConfig 
     vars,
     kv,
     sendEmail,
+    d1,
+    triggers,
     warnings,
   };
   checkUniqueBindings(config, path);
@@ -209,6 +230,37 @@ class Fields {
       if (!isTable(entry)) this.fail(`${field}[${index}]`, `must be a table, not ${describe(entry)}`);
       return read(entry, `${field}[${index}].`);
     });
+  }
+
+  /** wrangler's `route` / `routes`, `workers_dev` and `queues.consumers`, with wrangler's defaults. */
+  triggers(raw: Record<string, unknown>): WorkerTriggers {
+    const routeList = raw["routes"] ?? (raw["route"] === undefined ? [] : [raw["route"]]);
+    if (!Array.isArray(routeList)) this.fail("routes", `must be a list, not ${describe(routeList)}`);
+    const routes = routeList.map((route, index) => {
+      if (typeof route === "string" && route !== "") return { pattern: route, customDomain: false };
+      if (isTable(route) && typeof route["pattern"] === "string" && route["pattern"] !== "") return { pattern: route["pattern"], customDomain: route["custom_domain"] === true };
+      return this.fail(`routes[${index}]`, `must be a pattern string or { pattern = "…" }, not ${describe(route)}`);
+    });
+    const workersDev = raw["workers_dev"];
+    if (workersDev !== undefined && typeof workersDev !== "boolean") this.fail("workers_dev", `must be true or false, not ${describe(workersDev)}`);
+    const queues = raw["queues"];
+    if (queues !== undefined && !isTable(queues)) this.fail("queues", `must be a table with producers / consumers, not ${describe(queues)}`);
+    const queueConsumers = this.list(queues?.["consumers"], "queues.consumers", (entry, at) => ({
+      queue: this.requiredString(entry, "queue", at),
+      maxBatchSize: this.whole(entry["max_batch_size"], `${at}max_batch_size`, 10, 1, 100),
+      maxBatchTimeoutSeconds: this.whole(entry["max_batch_timeout"], `${at}max_batch_timeout`, 5, 0, 60),
+      maxRetries: this.whole(entry["max_retries"], `${at}max_retries`, 3, 0, 100),
+      deadLetterQueue: this.optionalString(entry, "dead_letter_queue", at),
+      retryDelaySeconds: this.whole(entry["retry_delay"], `${at}retry_delay`, 0, 0, 43200),
+    }));
+    // wrangler: workers_dev defaults to on unless the worker has routes
+    return { routes, workersDev: workersDev ?? routes.length === 0, queueConsumers };
+  }
+
+  whole(value: unknown, field: string, fallback: number, min: number, max: number): number {
+    if (value === undefined) return fallback;
+    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) this.fail(field, `must be a whole number from ${min} to ${max}, not ${describe(value)}`);
+    return value;
   }
 
   sendEmail(entry: Record<string, unknown>, at: string): SendEmailBinding {

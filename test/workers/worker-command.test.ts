@@ -114,7 +114,7 @@ forEachDatabase((target) => {
   it("deploys a TypeScript worker with an npm dependency from its folder's wrangler.toml, --var and --kv on top", async () => {
     const run = await worker(["deploy", "parser", join(project, "src", "index.ts"), "--var", "PORT=9090", "--var", "EXTRA=a=b", "--kv", "CACHE=cache-ns", "--kv", "CONFIG=config-v2"]);
     assert.equal(run.code, 0, run.error?.message);
-    assert.match(run.lines.join("\n"), /^deployed worker parser \(version [0-9a-f]{12}, [\d.]+ KiB, \d+ file\(s\), config .*wrangler\.toml\)$/m);
+    assert.match(run.lines.join("\n"), /^deployed worker parser \(version [0-9a-f]{12}, [\d.]+ KiB, \d+ module\(s\), config .*wrangler\.toml\)$/m);
     assert.match(run.lines.join("\n"), /bindings: vars GREETING, PORT, RETRIES, ROUTES, EXTRA; kv CONFIG→config-v2, CACHE→cache-ns; send_email NOTIFY/);
 
     const { store } = await workers();
@@ -126,8 +126,9 @@ forEachDatabase((target) => {
     assert.equal(definition.compatibilityDate, "2024-09-23");
     assert.deepEqual(definition.compatibilityFlags, ["nodejs_compat"]);
     assert.deepEqual(definition.secrets, {});
-    // one self-contained module: postal-mime inside, no import left but the runtime's
-    assert.doesNotMatch(definition.bundle, /^\s*import\s/m);
+    // one module: postal-mime inside; the only imports left are the runtime's own (nodejs_compat's node:*)
+    const imports = [...definition.bundle.matchAll(/^\s*import\s[^"']*["']([^"']+)["']/gm)].map((match) => match[1]!);
+    assert.ok(imports.every((specifier) => /^(node|cloudflare):/.test(specifier)), imports.join(", "));
     assert.match(definition.bundle, /PostalMime/);
     assert.match(definition.bundle, /export\s*\{[^}]*as default/);
   });

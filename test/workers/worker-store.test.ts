@@ -7,6 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { ValidationError } from "../../src/core/validation-error.ts";
 import { readConfigVersion } from "../../src/store/config-version.ts";
 import { createSecretBox, openSecretBox, SECRET_KEY_FILE } from "../../src/workers/secret-box.ts";
+import { DEFAULT_TRIGGERS, NO_PLATFORM_BINDINGS } from "../../src/workers/platform-bindings.ts";
 import { WorkerStore, type WorkerDeployment } from "../../src/workers/worker-store.ts";
 import { forEachDatabase } from "../support/store-fixtures.ts";
 
@@ -59,6 +60,9 @@ forEachDatabase((target) => {
       kv: [{ binding: "CONFIG", namespace: "config-ns" }],
       sendEmail: [{ name: "NOTIFY", destinationAddress: "ops@example.net" }, { name: "OPEN" }],
       version: result.worker.version,
+      modules: [],
+      platform: NO_PLATFORM_BINDINGS,
+      triggers: DEFAULT_TRIGGERS,
     });
     assert.equal(await workers.load("default", "nobody"), null);
     assert.equal(await workers.load("other-account", "router"), null);
@@ -138,6 +142,14 @@ forEachDatabase((target) => {
     });
   });
 
+  it("refuses binding names of the runtime's own (the entry worker's way to the host)", async () => {
+    const { workers } = await setup();
+    const d1 = { ...NO_PLATFORM_BINDINGS, d1: [{ binding: "__MAILROUTE_BINDINGS", databaseId: "db-1" }] };
+    await assert.rejects(workers.deploy(deployment({ platform: d1 })), /binding name "__MAILROUTE_BINDINGS" is reserved for mailroute's runtime; rename a D1 database/);
+    await assert.rejects(workers.deploy(deployment({ kv: [{ binding: "__mailroute_host", namespace: "n" }] })), /is reserved/);
+    assert.equal(await workers.load("default", "router"), null);
+  });
+
   it("names workers case-insensitively, as rules do, and refuses names a rule could not use", async () => {
     const { workers } = await setup();
     const result = await workers.deploy(deployment({ name: "Inbox-Router" }));
@@ -157,8 +169,8 @@ forEachDatabase((target) => {
     await workers.putSecret("default", "b-worker", "TOKEN", "s3cret");
     const list = await workers.list("default");
     assert.deepEqual(list.map((w) => [w.name, w.bindings]), [
-      ["a-worker", { vars: [], kv: [], sendEmail: [], secrets: [] }],
-      ["b-worker", { vars: ["GREETING", "PORT", "RETRIES", "ROUTES"], kv: [{ binding: "CONFIG", namespace: "config-ns" }], sendEmail: ["NOTIFY", "OPEN"], secrets: ["TOKEN"] }],
+      ["a-worker", { vars: [], kv: [], sendEmail: [], secrets: [], platform: NO_PLATFORM_BINDINGS }],
+      ["b-worker", { vars: ["GREETING", "PORT", "RETRIES", "ROUTES"], kv: [{ binding: "CONFIG", namespace: "config-ns" }], sendEmail: ["NOTIFY", "OPEN"], secrets: ["TOKEN"], platform: NO_PLATFORM_BINDINGS }],
     ]);
     assert.equal(list[0]!.bundleSize, BUNDLE.length);
     assert.ok(!JSON.stringify(list).includes("s3cret"));

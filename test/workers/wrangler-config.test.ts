@@ -72,6 +72,8 @@ const EXPECTED = {
     { name: "ANYONE", allowedDestinationAddresses: ["a@example.net", "b@example.net"], allowedSenderAddresses: ["bot@example.com"] },
     { name: "OPEN" },
   ],
+  d1: [],
+  triggers: { routes: [], workersDev: true, queueConsumers: [] },
   warnings: [],
 };
 
@@ -91,17 +93,33 @@ describe("reading wrangler files", () => {
 
   it("accepts a minimal file and an unquoted TOML date", () => {
     const config = parseWranglerConfig('[[send_email]]\nname = "EMAIL"\n', "wrangler.toml");
-    assert.deepEqual(config, { path: "wrangler.toml", name: null, main: null, compatibilityDate: null, compatibilityFlags: [], vars: {}, kv: [], sendEmail: [{ name: "EMAIL" }], warnings: [] });
+    assert.deepEqual(config, { path: "wrangler.toml", name: null, main: null, compatibilityDate: null, compatibilityFlags: [], vars: {}, kv: [], sendEmail: [{ name: "EMAIL" }], d1: [], triggers: { routes: [], workersDev: true, queueConsumers: [] }, warnings: [] });
     assert.equal(parseWranglerConfig("compatibility_date = 2024-09-23", "wrangler.toml").compatibilityDate, "2024-09-23");
   });
 
   it("warns about settings mailroute does not apply instead of dropping them silently", () => {
-    const config = parseWranglerConfig('[[d1_databases]]\nbinding = "DB"\n[env.staging]\nname = "x"\n[build]\ncommand = "npm run build"\n', "wrangler.toml");
+    const config = parseWranglerConfig('[[durable_objects.bindings]]\nname = "DO"\nclass_name = "C"\n[env.staging]\nname = "x"\n[build]\ncommand = "npm run build"\n', "wrangler.toml");
     assert.deepEqual(config.warnings, [
-      "wrangler.toml: d1_databases is not supported by mailroute; those bindings will be missing from env",
-      "wrangler.toml: [env.*] sections are not applied; the top-level settings are deployed",
+      "wrangler.toml: durable_objects is not supported by mailroute; those bindings will be missing from env",
+      "wrangler.toml: [env.*] sections apply only with --env <name>; without it the top-level settings are deployed",
       "wrangler.toml: build.command is not run; run it before deploying",
     ]);
+  });
+
+  it("reads D1 databases with their migrations folder, and the triggers: routes, workers_dev, queue consumers", () => {
+    const config = parseWranglerConfig(
+      'route = "hooks.example.com/bot*"\n[[d1_databases]]\nbinding = "DB"\ndatabase_name = "mail"\ndatabase_id = "id-1"\nmigrations_dir = "sql"\n[[queues.consumers]]\nqueue = "jobs"\nmax_retries = 5\ndead_letter_queue = "jobs-dlq"\n',
+      "/srv/bot/wrangler.toml",
+    );
+    assert.deepEqual(config.d1, [{ binding: "DB", databaseName: "mail", databaseId: "id-1", migrationsDir: "/srv/bot/sql" }]);
+    assert.deepEqual(config.triggers, {
+      routes: [{ pattern: "hooks.example.com/bot*", customDomain: false }],
+      workersDev: false,
+      queueConsumers: [{ queue: "jobs", maxBatchSize: 10, maxBatchTimeoutSeconds: 5, maxRetries: 5, deadLetterQueue: "jobs-dlq", retryDelaySeconds: 0 }],
+    });
+    assert.deepEqual(config.warnings, []);
+    assert.equal(parseWranglerConfig("", "/srv/x/wrangler.toml").triggers.workersDev, true, "workers_dev is on without routes, as in wrangler");
+    assert.throws(() => parseWranglerConfig("[[queues.consumers]]\nqueue = \"q\"\nmax_batch_size = 500\n", "wrangler.toml"), { message: "wrangler.toml: queues.consumers[0].max_batch_size must be a whole number from 1 to 100, not number 500" });
   });
 
   const failures: [string, string, string][] = [
