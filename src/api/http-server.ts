@@ -22,6 +22,7 @@ import { createRequestAuth, send } from "./request-auth.ts";
 import { ConcurrencyGate } from "./request-limits.ts";
 import { queryString } from "./request-input.ts";
 import { registerVerifyPages } from "./verify-pages.ts";
+import { registerMetricsRoutes } from "./metrics-routes.ts";
 
 export interface HttpServiceOptions {
   hostname: string;
@@ -51,6 +52,7 @@ export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
   app.get("/healthz", async () => ({ success: true, result: { status: "ok" } }));
 
   registerVerifyPages(app, options.verification);
+  void app.register(registerMetricsRoutes, { authenticate: options.authenticate, logger: options.logger });
 
   void app.register(clientApi, { ...options.api, authenticate: options.authenticate, logger: options.logger, prefix: API_PREFIX });
 
