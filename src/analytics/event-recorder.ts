@@ -2,12 +2,14 @@
  * EventRecorder: one event per (message, recipient), the raw material of the activity log and
  * analytics. Recording never decides the fate of mail: a failed insert is logged, not thrown.
  */
-import type { Kysely, Selectable } from "kysely";
+import type { Insertable, Kysely, Selectable } from "kysely";
 import type { Database, EventTable } from "../store/schema.ts";
+import { normalizeOutcome } from "./event-outcome.ts";
+import { messagesTotal } from "./metrics.ts";
 import type { Logger } from "./structured-log.ts";
 
 /** An event as the SMTP side knows it; the account is derived from its zone when recorded. */
-export type MailEvent = Omit<EventTable, "id" | "account_id">;
+export type MailEvent = Omit<Insertable<EventTable>, "id" | "account_id">;
 
 export interface EventRecorder {
   record(events: readonly MailEvent[]): Promise<void>;
@@ -18,8 +20,10 @@ export function createEventRecorder(db: Kysely<Database>, logger: Logger, accoun
   return {
     async record(events) {
       if (events.length === 0) return;
+      // Counted before the insert: a failed write loses the row, never the count.
+      for (const event of events) messagesTotal.inc({ action: event.action, outcome: normalizeOutcome(event.outcome, event.reply_code ?? null, event.action) });
       try {
-        await db.insertInto("events").values(events.map((event) => ({ ...event, account_id: event.zone === null ? null : accountOf(event.zone) }))).execute();
+        await db.insertInto("events").values(events.map((event) => ({ ...event, account_id: event.zone === null || event.zone === undefined ? null : accountOf(event.zone) }))).execute();
       } catch (error) {
         logger.log("error", "event_record_failed", { error, count: events.length });
       }

@@ -175,7 +175,7 @@ export class RefusalLog {
       rcpt_to: first.rcpt.slice(0, MAX_RCPT_LENGTH),
       zone: null,
       action: "refused",
-      outcome: "refused",
+      outcome: first.code >= 500 ? "rejected" : "deferred",
       reply_code: first.code,
       reply_text: first.line,
       size: 0,

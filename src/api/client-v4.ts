@@ -12,6 +12,7 @@ import { ApiError } from "./api-error.ts";
 import { createRequestAuth, send } from "./request-auth.ts";
 import type { ConcurrencyGate, FixedWindowCounter } from "./request-limits.ts";
 import { registerAccountRoutes } from "./routes/account-routes.ts";
+import { registerActivityRoutes } from "./routes/activity-routes.ts";
 import { registerAddressRoutes } from "./routes/address-routes.ts";
 import type { ApiDeps } from "./routes/route-deps.ts";
 import { registerRuleRoutes } from "./routes/rule-routes.ts";
@@ -84,4 +85,5 @@ export async function clientApi(app: FastifyInstance, options: ClientApiOptions)
   registerZoneRoutes(app, options);
   registerRuleRoutes(app, options);
   registerAddressRoutes(app, options);
+  registerActivityRoutes(app, options);
 }

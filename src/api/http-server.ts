@@ -27,6 +27,7 @@ import { healthRoutes, type HealthChecks } from "./health-routes.ts";
 import { acmeChallengeRoutes } from "./acme-challenge-routes.ts";
 import type { HttpChallenges } from "../acme/http-challenges.ts";
 import { workerFetchRoutes, type WorkerFetchOptions } from "./worker-fetch-routes.ts";
+import { registerMetricsRoutes } from "./metrics-routes.ts";
 
 export interface HttpServiceOptions {
   hostname: string;
@@ -66,6 +67,7 @@ export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
   if (options.acmeChallenges) void app.register(acmeChallengeRoutes, { challenges: options.acmeChallenges });
 
   registerVerifyPages(app, options.verification);
+  void app.register(registerMetricsRoutes, { authenticate: options.authenticate, logger: options.logger });
 
   void app.register(dashboardRoutes);
 

@@ -448,15 +448,20 @@ export async function routeCommand(argv: string[], output: Output): Promise<void
 
 // ── activity: where did it go ───────────────────────────────────────────────
 
-const ACTIVITY_USAGE = "mailroute activity [--account <id>] [--limit N]";
+const ACTIVITY_USAGE = "mailroute activity [--account <id>] [--limit N] [--since <ISO time>] [--outcome forwarded|dropped|rejected|delivery_failed|deferred|worker] [--to <address>] [--from <address>]";
+
+/** A string option's value (parse types every option as string | boolean). */
+function text(value: string | boolean | undefined): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}
 
 export async function activityCommand(argv: string[], output: Output): Promise<void> {
-  const { values } = parse(argv, { limit: { type: "string", default: "20" } }, ACTIVITY_USAGE);
+  const { values } = parse(argv, { limit: { type: "string", default: "20" }, since: { type: "string" }, outcome: { type: "string" }, to: { type: "string" }, from: { type: "string" } }, ACTIVITY_USAGE);
   const limit = Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw usageError(`--limit "${values.limit}" is not a number from 1 to 10000`, ACTIVITY_USAGE);
   await withService(values, async (service) => {
     // Without --account the operator sees every account's mail.
-    const events = await service.activity.recent({ limit, allAccounts: values.account === undefined });
+    const events = await service.activity.recent({ limit, since: text(values.since), outcome: text(values.outcome), to: text(values.to), from: text(values.from), allAccounts: values.account === undefined });
     emit(
       output,
       values,
@@ -464,8 +469,8 @@ export async function activityCommand(argv: string[], output: Output): Promise<v
       events.length === 0
         ? ["no messages yet"]
         : table([
-            ["TIME", "FROM", "TO", "ACTION", "OUTCOME", "REPLY"],
-            ...events.map((e) => [e.received_at.slice(0, 19).replace("T", " "), e.mail_from || "<>", e.rcpt_to, e.action, e.outcome, e.reply_text ?? ""]),
+            ["TIME", "FROM", "TO", "ACTION", "OUTCOME", "SPF", "DKIM", "DMARC", "SPAM", "REPLY"],
+            ...events.map((e) => [e.received_at.slice(0, 19).replace("T", " "), e.mail_from || "<>", e.rcpt_to, e.action, e.outcome, e.spf ?? "-", e.dkim ?? "-", e.dmarc ?? "-", e.spam_score === null ? "-" : String(e.spam_score), e.reply_text ?? ""]),
           ]),
     );
   });

@@ -45,6 +45,9 @@ import type { WorkerReport } from "./worker-step.ts";
 import { rcptReplyFor } from "./recipient-replies.ts";
 import { replies, type ReplyTemplate } from "./reply-catalogue.ts";
 import { SmtpReply } from "./smtp-reply.ts";
+import { eventColumns } from "../analytics/event-columns.ts";
+import { eventOutcome } from "../analytics/event-outcome.ts";
+import { replyCodeLabel, smtpRepliesTotal, smtpSessionsOpen } from "../analytics/metrics.ts";
 
 export interface InboundServerOptions {
   hostname: string;
@@ -185,6 +188,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
 
   function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (error?: Error | null) => void): void {
     rcptTo(address, session, (error) => {
+      if (error instanceof SmtpReply) smtpRepliesTotal.inc({ code: replyCodeLabel(error.responseCode) });
       if (error instanceof SmtpReply && error.responseCode >= 500) {
         const count = (refusals.get(session.id) ?? 0) + 1;
         refusals.set(session.id, count);
@@ -252,12 +256,8 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
         receivedAt: now(),
       });
       const reply = await runMessagePipeline(context, { ...deps.pipeline, hostname: options.hostname, srs: deps.srs });
-      const outcome =
-        context.relay === null
-          ? reply.responseCode < 300
-            ? "dropped"
-            : "rejected"
-          : { delivered: "delivered", partial: "partial", temporary: "deferred", permanent: "failed" }[context.relay.status];
+      const outcome = eventOutcome({ replyCode: reply.responseCode, relayStatus: context.relay?.status ?? null, workerOutcome: context.worker?.outcome ?? null });
+      smtpRepliesTotal.inc({ code: replyCodeLabel(reply.responseCode) });
       await recordAll(
         transaction,
         { session_id: session.id, client_ip: session.remoteAddress, message_id: context.headers.messageId, subject: context.headers.subject, mail_from: context.mailFrom, size: spool.size },
@@ -276,6 +276,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
           chains: context.relay?.chains ?? [],
           worker: context.worker,
         },
+        eventColumns(context),
       );
       logger.log(reply.responseCode < 400 ? "info" : "warn", "message_done", {
         session: session.id,
@@ -299,7 +300,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     }
   }
 
-  async function recordAll(transaction: Transaction, base: Omit<MailEvent, "received_at" | "rcpt_to" | "zone" | "action" | "outcome" | "reply_code" | "reply_text" | "duration_ms" | "detail">, started: number, action: string, outcome: string, code: number, text: string, detail: unknown) {
+  async function recordAll(transaction: Transaction, base: Omit<MailEvent, "received_at" | "rcpt_to" | "zone" | "action" | "outcome" | "reply_code" | "reply_text" | "duration_ms" | "detail">, started: number, action: string, outcome: string, code: number, text: string, detail: unknown, columns: Partial<MailEvent> = {}) {
     const receivedAt = now().toISOString();
     await deps.events.record(
       transaction.recipients.map((recipient) => ({
@@ -313,10 +314,13 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
         reply_text: text,
         duration_ms: Date.now() - started,
         detail: JSON.stringify(detail),
+        ...columns,
       })),
     );
   }
 
+  // Sessions counted in the open-sessions gauge (a refused connection is never counted).
+  const opened = new Set<string>();
   const deadlines: SessionDeadlines = new SessionDeadlines(
     { commandMs: options.socketTimeoutMs, transactionMs: options.transactionTimeoutMs ?? 600_000, minDataRate: options.minDataRate ?? 500 },
     { hostname: options.hostname, logger, find: (sessionId): ConnectionView | null => findConnection(server, sessionId) },
@@ -346,7 +350,11 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     logger: false,
     onConnect(session, callback) {
       guard.onConnect(session, (error) => {
-        if (!error) deadlines.opened(session.id, session.remoteAddress);
+        if (!error) {
+          deadlines.opened(session.id, session.remoteAddress);
+          smtpSessionsOpen.inc();
+          opened.add(session.id);
+        }
         callback(error);
       });
     },
@@ -374,6 +382,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
       refusals.delete(session.id);
       deadlines.closed(session.id);
       refusalLog.sessionClosed(session.id);
+      if (opened.delete(session.id)) smtpSessionsOpen.dec();
       guard.onClose(session);
     },
   });

@@ -27,6 +27,7 @@ import type { ZonePolicy } from "../routing/routing-table.ts";
 import { replies } from "./reply-catalogue.ts";
 import { runWorker, type WorkerGateway, type WorkerReport } from "./worker-step.ts";
 import { SmtpReply } from "./smtp-reply.ts";
+import { relayDurationSeconds, workerDurationSeconds, workerInvocationsTotal } from "../analytics/metrics.ts";
 
 export interface Plan {
   key: string;
@@ -198,10 +199,12 @@ async function deliver(context: MessageContext, deps: PipelineDependencies): Pro
   context.upstreamFrom = context.plan.kind === "srs-return" ? toAsciiAddress(context.mailFrom) : deps.srs.forward(toAsciiAddress(context.mailFrom));
   const prefix = Buffer.concat(context.prefix);
   const fingerprint = messageFingerprint({ messageId: context.headers.messageId, mailFrom: context.mailFrom, recipients: context.recipients, contentSha256: context.spool.sha256 });
+  const endRelayTimer = relayDurationSeconds.startTimer();
   context.relay = await relayMessage(
     { chains: context.plan.chains, mailFrom: context.upstreamFrom, fingerprint, size: context.spool.size + prefix.length, message: () => context.spool.createReadStream(prefix) },
     deps.relay,
   );
+  endRelayTimer();
   return replyForRelay(context.relay, context.queueId, deps.hostname);
 }
 
@@ -217,6 +220,8 @@ export async function runMessagePipeline(context: MessageContext, deps: Pipeline
   if (context.plan.kind === "worker") {
     if (deps.workers === null) return new SmtpReply(replies.WORKER_UNAVAILABLE, { address: context.recipients[0] ?? "", script: context.plan.script ?? "" });
     const { reply, report } = await runWorker(context, { ...deps, workers: deps.workers }, context.plan.script ?? "");
+    workerInvocationsTotal.inc({ outcome: report.outcome });
+    if (report.outcome !== "not-deployed" && report.outcome !== "busy") workerDurationSeconds.observe(report.durationMs / 1000);
     context.worker = report;
     return reply;
   }

@@ -141,7 +141,7 @@ export interface EventTable {
   zone: string | null;
   /** forward | drop | reject | worker | srs-return | refused */
   action: string;
-  /** delivered | partial | deferred | failed | dropped | rejected | refused */
+  /** forwarded | dropped | rejected | delivery_failed | deferred | worker (analytics/event-outcome.ts) */
   outcome: string;
   reply_code: number | null;
   reply_text: string | null;
@@ -151,6 +151,16 @@ export interface EventTable {
   detail: string;
   /** The zone's account; null for mail refused before a zone was known. */
   account_id: string | null;
+  /** Authentication verdicts (migration 0008), null when not evaluated. */
+  spf: ColumnType<string | null, string | null | undefined, string | null>;
+  dkim: ColumnType<string | null, string | null | undefined, string | null>;
+  dmarc: ColumnType<string | null, string | null | undefined, string | null>;
+  arc: ColumnType<string | null, string | null | undefined, string | null>;
+  spam_score: ColumnType<number | null, number | null | undefined, number | null>;
+  /** The reply line of the destination that decided the outcome. */
+  upstream: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Addresses that accepted the message, comma-separated. */
+  destinations: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface DeliveryLedgerTable {

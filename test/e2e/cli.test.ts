@@ -92,8 +92,13 @@ describe("mailroute CLI against a running server", () => {
     assert.match(sent.stdout, /server replied: 250 2\.0\.0 Ok: queued as \S+, delivered to 1 destination/);
     assert.equal(h.sinks["dest.test"]!.messagesFor("inbox@dest.test").length, 1);
     const activity = await mailroute(h, "activity", "--limit", "50");
-    assert.match(activity.stdout, /me@origin\.test\s+test@send\.example\s+forward\s+delivered/);
-    assert.match(activity.stdout, /sender@origin\.test\s+hello@live\.example\s+refused\s+refused\s+550 5\.1\.1/, "refusals are in the activity log too");
+    assert.match(activity.stdout, /me@origin\.test\s+test@send\.example\s+forward\s+forwarded\s+(none|pass|fail|softfail|neutral|temperror|permerror)\s+\S+\s+\S+\s+[\d.]+\s+250 /, "auth results and spam score are columns");
+    assert.match(activity.stdout, /sender@origin\.test\s+hello@live\.example\s+refused\s+rejected\s+-\s+-\s+-\s+-\s+550 5\.1\.1/, "refusals are in the activity log too");
+    const filtered = await mailroute(h, "activity", "--outcome", "forwarded", "--to", "TEST@send.example", "--since", "2000-01-01T00:00:00Z");
+    assert.match(filtered.stdout, /test@send\.example/);
+    assert.doesNotMatch(filtered.stdout, /hello@live\.example/);
+    const none = await mailroute(h, "activity", "--from", "nobody@nowhere.test");
+    assert.match(none.stdout, /no messages yet/);
   });
 
   it("fails with a message that says what to do", async () => {

@@ -260,7 +260,10 @@ describe("forwarding end to end", () => {
     assert.equal(result.data!.code, 250, result.data!.line);
     assert.match(result.data!.text, /1 destination\(s\) refused it permanently/);
     const events = await h.configStore.db.selectFrom("events").selectAll().where("rcpt_to", "=", "team@example.com").orderBy("id", "desc").execute();
-    assert.equal(events[0]!.outcome, "partial");
+    assert.equal(events[0]!.outcome, "forwarded");
+    assert.equal(events[0]!.destinations, "alice@dest.test", "only the destination that accepted it");
+    const chains = (JSON.parse(events[0]!.detail) as { chains: { status: string }[] }).chains.map((chain) => chain.status).sort();
+    assert.deepEqual(chains, ["delivered", "permanent"], "the partial failure is in the detail");
   });
 
   it("does not deliver twice when the sender retries after a 451", async () => {

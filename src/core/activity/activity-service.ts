@@ -1,21 +1,133 @@
 /**
- * The activity log of one account: what happened to each message and recipient.
+ * The activity log and analytics of one account: what happened to each message and
+ * recipient (filtered, paged, newest first), one event in detail, and summaries per zone
+ * over 24 h / 7 d / 30 d in the outcome vocabulary of analytics/event-outcome.ts (old stored
+ * words are mapped on read, so callers only ever see that vocabulary).
  */
-import { listEvents, type EventRow } from "../../store/repositories/event-repository.ts";
+import { normalizeOutcome, OUTCOMES, type Outcome } from "../../analytics/event-outcome.ts";
+import { countZoneOutcomes, findZoneEvent, listEvents, listZoneEvents, type EventRow } from "../../store/repositories/event-repository.ts";
+import { pageWindow, type Page, type PageRequest } from "../paging.ts";
 import type { ServiceContext } from "../service-context.ts";
 import { ValidationError } from "../validation-error.ts";
+import { findZone } from "../zones/zone-service.ts";
+
+export const SUMMARY_RANGES = ["24h", "7d", "30d"] as const;
+export type SummaryRange = (typeof SUMMARY_RANGES)[number];
+
+export type OutcomeCounts = { received: number } & Record<Outcome, number>;
+export interface Summary {
+  range: SummaryRange;
+  totals: OutcomeCounts;
+  series: ({ start: string } & OutcomeCounts)[];
+}
+
+export interface ActivityFilter {
+  since?: string;
+  until?: string;
+  outcome?: string;
+  to?: string;
+  from?: string;
+  q?: string;
+}
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+function isoTime(field: string, value: string | undefined): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  const time = Date.parse(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(time)) throw new ValidationError(field, "must be an ISO 8601 time (e.g. 2026-01-31T12:00:00Z)");
+  return new Date(time).toISOString();
+}
+
+function outcomeFilter(value: string | undefined): Outcome | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (!(OUTCOMES as readonly string[]).includes(value)) throw new ValidationError("outcome", `must be one of ${OUTCOMES.join(", ")}`);
+  return value as Outcome;
+}
+
+function emptyCounts(): OutcomeCounts {
+  return { received: 0, forwarded: 0, dropped: 0, rejected: 0, delivery_failed: 0, deferred: 0, worker: 0 };
+}
+
+/** A stored row with its outcome in today's vocabulary. */
+export function withCurrentOutcome(row: EventRow): EventRow {
+  return { ...row, outcome: normalizeOutcome(row.outcome, row.reply_code, row.action) };
+}
 
 export class ActivityService {
   readonly #ctx: ServiceContext;
+  readonly #now: () => number;
 
-  constructor(ctx: ServiceContext) {
+  constructor(ctx: ServiceContext, now: () => number = Date.now) {
     this.#ctx = ctx;
+    this.#now = now;
   }
 
   /** `allAccounts`: the operator (only) may see every account's mail at once. */
-  async recent(query: { limit?: number; since?: string; outcome?: string; allAccounts?: boolean } = {}): Promise<EventRow[]> {
+  async recent(query: { limit?: number; since?: string; outcome?: string; to?: string; from?: string; allAccounts?: boolean } = {}): Promise<EventRow[]> {
     const limit = query.limit ?? 20;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ValidationError("limit", "must be a whole number from 1 to 1000");
-    return listEvents(this.#ctx.db, { account: query.allAccounts === true && this.#ctx.scope.actor.type === "operator" ? null : this.#ctx.scope.account, since: query.since, outcome: query.outcome, limit });
+    const rows = await listEvents(this.#ctx.db, {
+      account: query.allAccounts === true && this.#ctx.scope.actor.type === "operator" ? null : this.#ctx.scope.account,
+      since: isoTime("since", query.since),
+      outcome: outcomeFilter(query.outcome),
+      to: query.to === "" ? undefined : query.to,
+      from: query.from === "" ? undefined : query.from,
+      limit,
+    });
+    return rows.map(withCurrentOutcome);
+  }
+
+  /** One zone's events, newest first. */
+  async list(zoneRef: string, filter: ActivityFilter = {}, paging?: PageRequest): Promise<Page<EventRow>> {
+    const zone = await findZone(this.#ctx.db, this.#ctx.scope.account, zoneRef, "zone_id");
+    const window = pageWindow(paging, { perPage: 20, maxPerPage: 100 });
+    const { rows, total } = await listZoneEvents(
+      this.#ctx.db,
+      {
+        account: this.#ctx.scope.account,
+        zone: zone.name,
+        since: isoTime("since", filter.since),
+        until: isoTime("until", filter.until),
+        outcome: outcomeFilter(filter.outcome),
+        to: filter.to === "" ? undefined : filter.to,
+        from: filter.from === "" ? undefined : filter.from,
+        q: filter.q,
+      },
+      window,
+    );
+    return { items: rows.map(withCurrentOutcome), page: window.page, perPage: window.perPage, totalCount: total };
+  }
+
+  async get(zoneRef: string, id: string): Promise<EventRow> {
+    const zone = await findZone(this.#ctx.db, this.#ctx.scope.account, zoneRef, "zone_id");
+    const row = /^\d{1,15}$/.test(id) ? await findZoneEvent(this.#ctx.db, this.#ctx.scope.account, zone.name, Number(id)) : undefined;
+    if (row === undefined) throw new ValidationError("id", `no activity ${JSON.stringify(id.slice(0, 40))} in this zone`, "not_found");
+    return withCurrentOutcome(row);
+  }
+
+  /** Counts per outcome: hourly buckets for 24h, daily (UTC) for 7d and 30d, oldest first, empty buckets included. */
+  async summary(zoneRef: string, range: SummaryRange = "24h"): Promise<Summary> {
+    if (!(SUMMARY_RANGES as readonly string[]).includes(range)) throw new ValidationError("range", `must be one of ${SUMMARY_RANGES.join(", ")}`);
+    const zone = await findZone(this.#ctx.db, this.#ctx.scope.account, zoneRef, "zone_id");
+    const hourly = range === "24h";
+    const step = hourly ? HOUR : DAY;
+    const count = hourly ? 24 : range === "7d" ? 7 : 30;
+    const first = Math.floor(this.#now() / step) * step - (count - 1) * step;
+    const chars = hourly ? 13 : 10;
+    const series = Array.from({ length: count }, (_, i) => ({ start: new Date(first + i * step).toISOString(), ...emptyCounts() }));
+    const byBucket = new Map(series.map((entry) => [entry.start.slice(0, chars), entry]));
+    const totals = emptyCounts();
+    for (const row of await countZoneOutcomes(this.#ctx.db, this.#ctx.scope.account, zone.name, new Date(first).toISOString(), chars)) {
+      const entry = byBucket.get(row.bucket);
+      if (entry === undefined) continue;
+      const outcome = normalizeOutcome(row.outcome, null, "");
+      entry[outcome] += row.count;
+      entry.received += row.count;
+      totals[outcome] += row.count;
+      totals.received += row.count;
+    }
+    return { range, totals, series };
   }
 }
