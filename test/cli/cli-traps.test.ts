@@ -93,7 +93,7 @@ describe("mailroute CLI traps (issue 12)", () => {
     assert.match(added.stderr, new RegExp(`no mailroute store at "${elsewhere}/data/mailroute\\.sqlite"`));
     assert.equal(existsSync(join(elsewhere, "data")), false);
 
-    const doctor = await cli(["doctor", "traps.example", "--data-dir", typo, "--dns-servers", "127.0.0.1:9"]);
+    const doctor = await cli(["doctor", "traps.example", "--data-dir", typo, "--dns-servers", "127.0.0.1:9", "--hostname", "mx.traps.example"]);
     assert.equal(doctor.code, 1);
     assert.match(doctor.stderr, /no mailroute store at/);
     assert.equal(existsSync(join(root, "dtaa")), false);
