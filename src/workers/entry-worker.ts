@@ -195,18 +195,23 @@ export function entryModule(
     messages: { id: string; timestamp: number; body: string; contentType: string; attempts: number }[];
   }
 
+  // The ctx every handler gets: waitUntil() promises settle before the invocation answers.
+  function executionContext(state: InvocationState) {
+    return {
+      waitUntil(promise: unknown): void {
+        state.waits.push(Promise.resolve(promise).catch((reason: unknown) => record("error", ["Uncaught (in promise)", reason])));
+      },
+      passThroughOnException(): void {},
+      props: {},
+    };
+  }
+
   // fetch() and queue() invocations: the same state, console capture and settling as email()
   async function runOther(kind: "fetch" | "queue", request: Request, state: InvocationState, workerEnv: Record<string, unknown>, report: EntryReport): Promise<void> {
     const spec = JSON.parse(decodeURIComponent(request.headers.get(h.handler) ?? "{}")) as { method?: string; url?: string; headers?: [string, string][] };
     const body = await request.arrayBuffer();
     await als.run(state, async () => {
-      const ctx = {
-        waitUntil(promise: unknown): void {
-          state.waits.push(Promise.resolve(promise).catch((reason: unknown) => record("error", ["Uncaught (in promise)", reason])));
-        },
-        passThroughOnException(): void {},
-        props: {},
-      };
+      const ctx = executionContext(state);
       try {
         const handler = handlerOf(kind, workerEnv, ctx);
         if (handler === null) throw new Error(`Handler does not export a ${kind}() function.`);
@@ -285,13 +290,7 @@ export function entryModule(
       }
       const raw = new Uint8Array(await request.arrayBuffer());
       await als.run(state, async () => {
-        const ctx = {
-          waitUntil(promise: unknown): void {
-            state.waits.push(Promise.resolve(promise).catch((reason: unknown) => record("error", ["Uncaught (in promise)", reason])));
-          },
-          passThroughOnException(): void {},
-          props: {},
-        };
+        const ctx = executionContext(state);
         try {
           await runHandler(new ForwardableEmailMessage(bindings, state, header(h.from), header(h.to), raw), workerEnv, ctx);
         } catch (thrown) {
