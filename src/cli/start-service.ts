@@ -12,7 +12,7 @@ import { createServices } from "../core/services.ts";
 import { Access } from "../api/access.ts";
 import type { FixedWindowCounter } from "../api/request-limits.ts";
 import { expectedZoneRecords } from "../core/zone-dns-records.ts";
-import { createVerificationMailer } from "../delivery/verification-mail.ts";
+import { createVerificationMailer } from "../mail/verification-mail.ts";
 import { createHttpServer, listenHttp } from "../api/http-server.ts";
 import { createEventRecorder, purgeOldEvents } from "../analytics/event-recorder.ts";
 import { createLogger, type Logger } from "../analytics/structured-log.ts";
@@ -26,6 +26,9 @@ import type { DeliveryLedger } from "../delivery/relay-message.ts";
 import { SmtpClientPool, type SmtpClientPoolOptions } from "../delivery/smtp-client-pool.ts";
 import { SrsRewriter } from "../delivery/srs-rewriter.ts";
 import { createInboundServer } from "../smtp/inbound-server.ts";
+import { createInSessionDispatcher } from "../mail/dispatcher.ts";
+import { createWorkerHandIn } from "../mail/hand-in.ts";
+import { createMailCore } from "../mail/mail-core.ts";
 import type { TlsCredentialsError } from "../smtp/tls-credentials.ts";
 import { setUpCertificates } from "../tls/certificate-setup.ts";
 import { DkimKeyStore } from "../delivery/dkim-keys.ts";
@@ -39,7 +42,7 @@ import { join } from "node:path";
 import { DEFAULT_ACCOUNT_ID as DEFAULT_ACCOUNT } from "../store/open-store.ts";
 import { createStoreKv, purgeExpiredKv } from "../workers/kv-store.ts";
 import { lazySecretBox } from "../workers/secret-box.ts";
-import { MAX_WAIT_SHARE } from "../smtp/worker-step.ts";
+import { MAX_WAIT_SHARE } from "../mail/worker-step.ts";
 import { InvocationLimiter } from "../workers/invocation-limiter.ts";
 import { WorkerRuntime } from "../workers/worker-runtime.ts";
 import { WorkerStore } from "../workers/worker-store.ts";
@@ -178,6 +181,34 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   const signer = signing.sign;
   const relayDeps = { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs, logger };
 
+  const events = createEventRecorder(store.db, logger, (zone) => routing.table.zones.get(zone)?.account ?? null);
+  const dispatcher = createInSessionDispatcher(relayDeps);
+  const mail = createMailCore({
+    deps: {
+      hostname: settings.hostname,
+      authenticate: overrides.skipAuthentication ? null : authenticateMessage,
+      resolver: dnsResolver,
+      authTimeoutMs: 20_000,
+      sign: signer,
+      srs,
+      dispatcher,
+      workers: {
+        account: DEFAULT_ACCOUNT,
+        deadlineMs: settings.workerDeadlineMs,
+        load: (account, script) => workerStore.load(account, script),
+        admit: (ticket, waitMs) => workerLimiter.acquire(ticket, waitMs),
+        invoke: (definition, invocation, handlers, options) => workerRuntime.invoke(definition, invocation, handlers, options),
+        kv: (account) => createStoreKv(store.db, account),
+        platform: (account) => storePlatformHandlers(store.db, account),
+        recordLogs: (account, script, logs) => workerStore.appendLogs(account, script, logs),
+        routing: () => routing.table,
+      },
+    },
+    routing: () => routing.table,
+    srsAcceptAnySender: settings.srsPostsrsdCompat,
+    events,
+    logger,
+  });
   const server = createInboundServer(
     {
       hostname: settings.hostname,
@@ -190,35 +221,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
       proxyProtocol: settings.proxyProtocol,
       transactionTimeoutMs: settings.smtpTransactionTimeoutMs,
       minDataRate: settings.smtpMinDataRate,
-      srsAcceptAnySender: settings.srsPostsrsdCompat,
     },
-    {
-      routing: () => routing.table,
-      srs,
-      pipeline: {
-        authenticate: overrides.skipAuthentication ? null : authenticateMessage,
-        resolver: dnsResolver,
-        authTimeoutMs: 20_000,
-        sign: signer,
-        relay: relayDeps,
-        workers: {
-          account: DEFAULT_ACCOUNT,
-          deadlineMs: settings.workerDeadlineMs,
-          load: (account, script) => workerStore.load(account, script),
-          admit: (ticket, waitMs) => workerLimiter.acquire(ticket, waitMs),
-          invoke: (definition, invocation, handlers, options) => workerRuntime.invoke(definition, invocation, handlers, options),
-          kv: (account) => createStoreKv(store.db, account),
-          platform: (account) => storePlatformHandlers(store.db, account),
-          recordLogs: (account, script, logs) => workerStore.appendLogs(account, script, logs),
-          routing: () => routing.table,
-        },
-      },
-      limits,
-      dnsbl,
-      trusted,
-      events: createEventRecorder(store.db, logger, (zone) => routing.table.zones.get(zone)?.account ?? null),
-      logger,
-    },
+    { mail, limits, dnsbl, trusted, events, logger },
   );
   let smtp: AddressInfo;
   try {
@@ -248,7 +252,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     deployedWorkers: async (account) => new Set((await workerStore.versions(account)).map((worker) => worker.name.toLowerCase())),
   });
   const verification = new VerificationLinks(store, { publicUrl: settings.publicUrl ?? `http://${settings.httpHost.includes(":") ? `[${settings.httpHost}]` : settings.httpHost}:${settings.httpPort}` });
-  const sendVerification = createVerificationMailer({ hostname: settings.hostname, sign: signer, relay: relayDeps });
+  const sendVerification = createVerificationMailer({ hostname: settings.hostname, sign: signer, dispatcher });
   // Verification requests are written by any front end (the CLI has no delivery stack): the
   // server sends them when the configuration moves, and retries failed ones every minute.
   let flushing: Promise<unknown> = Promise.resolve();
@@ -268,7 +272,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     routing: () => routing.table,
     authenticate: createTokenAuthenticator(store.db),
     logger,
-    runWorker: (input) => server.runWorkerFor(input),
+    runWorker: createWorkerHandIn(mail, { maxMessageSize: settings.maxMessageSize }),
     maxMessageSize: settings.maxMessageSize,
     verification,
     api: {

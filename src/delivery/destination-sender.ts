@@ -18,6 +18,7 @@ import type { Logger } from "../analytics/structured-log.ts";
 import type { MtaStsPolicy, MtaStsResolver } from "./mta-sts-policy.ts";
 import { tlsRequirementFor } from "./mta-sts-policy.ts";
 import { DeliveryTargetError, type DeliveryTarget } from "./mx-resolver.ts";
+import { localFailure, type LocalFailure, type LocalFailureKind } from "./local-attempt.ts";
 import { TlsPolicyError } from "./outbound-tls.ts";
 import type { SendFailure, SmtpClientPool } from "./smtp-client-pool.ts";
 
@@ -33,6 +34,8 @@ export interface AttemptOutcome {
   upstream: string | null;
   /** Already accepted in an earlier attempt of the same message (delivery ledger). */
   fromLedger?: boolean;
+  /** Set when no upstream answered: what failed on our side (the reply is then ours, from the catalogue). */
+  local?: LocalFailureKind;
   durationMs: number;
 }
 
@@ -74,6 +77,7 @@ export function createDestinationSender(options: DestinationSenderOptions): Dest
       upstream,
       durationMs: now() - started,
     });
+    const ours = (failure: LocalFailure, upstream: string | null): AttemptOutcome => ({ ...outcome(failure.status, failure.code, failure.reply, upstream), local: failure.local });
     const domain = destination.slice(destination.lastIndexOf("@") + 1);
     // started before the targets are resolved so a cold policy costs no extra round trip;
     // settled into a value so an early return leaves no unhandled rejection behind
@@ -89,26 +93,25 @@ export function createDestinationSender(options: DestinationSenderOptions): Dest
       targets = await options.resolveTargets(domain);
     } catch (error) {
       if (error instanceof DeliveryTargetError) {
-        return error.temporary
-          ? outcome("temporary", 451, `4.4.3 ${error.message}`, null)
-          : outcome("permanent", 550, `${error.code === "NULL_MX" ? "5.1.10" : "5.1.2"} ${error.message}`, null);
+        if (error.temporary) return ours(localFailure("dns-failed", { domain, detail: error.message }), null);
+        return ours(localFailure(error.code === "NULL_MX" ? "null-mx" : "no-such-domain", { detail: error.message }), null);
       }
-      return outcome("temporary", 451, `4.4.3 cannot resolve ${domain}: ${(error as Error).message}`, null);
+      return ours(localFailure("dns-failed", { domain, detail: (error as Error).message }), null);
     }
     const looked = await policyLookup;
     if ("error" in looked) {
       // the resolver itself settles every lookup failure as "no policy" (RFC 8461 §3.3); what
       // reaches here is our deadline, or a fault that must not turn into unchecked delivery
-      if (signal?.aborted) return outcome("temporary", 451, `4.4.7 delivery to ${domain} timed out`, null);
-      return outcome("temporary", 451, `4.7.0 cannot determine the MTA-STS policy of ${domain}: ${(looked.error as Error)?.message ?? String(looked.error)}`, null);
+      if (signal?.aborted) return ours(localFailure("timed-out", { target: domain }), null);
+      return ours(localFailure("mta-sts-unknown", { domain, detail: (looked.error as Error)?.message ?? String(looked.error) }), null);
     }
     const { policy } = looked;
 
-    let last: AttemptOutcome = outcome("temporary", 451, `4.4.1 no delivery target for ${domain}`, null);
+    let last: AttemptOutcome = ours(localFailure("no-target", { domain }), null);
     let tried = 0;
     for (const target of targets) {
       if (tried >= maxTargets) break;
-      if (signal?.aborted) return outcome("temporary", 451, `4.4.7 delivery to ${domain} timed out`, last.upstream);
+      if (signal?.aborted) return ours(localFailure("timed-out", { target: domain }), last.upstream);
       const upstream = `${target.exchange}[${target.address}]:${target.port}`;
       const requirement = tlsRequirementFor(policy, target.exchange);
       if ("refuse" in requirement) {
@@ -116,7 +119,7 @@ export function createDestinationSender(options: DestinationSenderOptions): Dest
         const skipped = new TlsPolicyError("mx-not-listed", requirement.servername, "");
         options.logger?.log("warn", "mta_sts_mx_skipped", { domain, upstream, enhanced: skipped.enhanced, policy_id: policy?.id });
         // a host that was actually tried explains the failure better than a skip
-        if (tried === 0) last = outcome("temporary", skipped.smtpCode, skipped.reply, upstream);
+        if (tried === 0) last = ours(tlsFailure(skipped), upstream);
         continue;
       }
       tried++;
@@ -130,23 +133,26 @@ export function createDestinationSender(options: DestinationSenderOptions): Dest
         return outcome("accepted", 250, result.response, upstream);
       } catch (error) {
         const failure = error as SendFailure;
-        if (signal?.aborted) return outcome("temporary", 451, `4.4.7 delivery to ${upstream} timed out`, upstream);
+        if (signal?.aborted) return ours(localFailure("timed-out", { target: upstream }), upstream);
         if (error instanceof TlsPolicyError) {
           // RFC 8461 §5.1: temporary whatever the host answered (a server without STARTTLS says 500); next MX
           options.logger?.log("warn", "mta_sts_tls_failed", { domain, upstream, enhanced: error.enhanced, kind: error.kind, policy_id: policy?.id, error: error.message });
-          last = outcome("temporary", error.smtpCode, error.reply, upstream);
+          last = ours(tlsFailure(error), upstream);
           continue;
         }
         const code = failure.responseCode;
         if (code !== undefined && code >= 500) return outcome("permanent", code, failure.response ?? failure.message, upstream);
         if (code !== undefined && code >= 400 && code !== 421) return outcome("temporary", code, failure.response ?? failure.message, upstream);
         // No answer, a dropped connection or 421: this host is unavailable, try the next one.
-        const reason = failure.response ?? describeConnectionFailure(failure);
-        last = outcome("temporary", code ?? 451, code === undefined ? `4.4.1 ${reason}` : reason, upstream);
+        last = code === undefined ? ours(localFailure("unreachable", { detail: describeConnectionFailure(failure) }), upstream) : outcome("temporary", code, failure.response ?? failure.message, upstream);
       }
     }
     return last;
   };
+}
+
+function tlsFailure(error: TlsPolicyError): LocalFailure {
+  return localFailure("tls-policy", { detail: error.message }, error.enhanced);
 }
 
 function describeConnectionFailure(failure: SendFailure): string {

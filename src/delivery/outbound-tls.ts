@@ -76,22 +76,15 @@ export class TlsPolicyError extends Error {
   readonly kind: TlsPolicyFailureKind;
   /** The MX host name. */
   readonly exchange: string;
-  /** 451: temporary (RFC 8461 §5.1), whatever the upstream answered. */
-  readonly smtpCode = 451;
   readonly enhanced: "4.7.4" | "4.7.5";
-  /** Reply text with its enhanced code, e.g. "4.7.5 TLS to mx.example.com failed: …". */
-  readonly reply: string;
 
   constructor(kind: TlsPolicyFailureKind, exchange: string, detail: string, options?: { cause?: unknown }) {
-    // RFC 3463: X.7.4 security features (STARTTLS, an acceptable MX) not supported,
-    // X.7.5 cryptographic failure (handshake or certificate)
-    const enhanced = kind === "tls-failed" ? "4.7.5" : "4.7.4";
-    const text = `${enhanced} ${describe(kind, exchange)}${detail ? `: ${detail}` : ""} (MTA-STS policy enforce)`;
-    super(text, options);
+    super(`${describe(kind, exchange)}${detail ? `: ${detail}` : ""}`, options);
     this.kind = kind;
     this.exchange = exchange;
-    this.enhanced = enhanced;
-    this.reply = text;
+    // RFC 3463: X.7.4 security features (STARTTLS, an acceptable MX) not supported,
+    // X.7.5 cryptographic failure (handshake or certificate)
+    this.enhanced = kind === "tls-failed" ? "4.7.5" : "4.7.4";
   }
 }
 

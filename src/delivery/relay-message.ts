@@ -26,6 +26,7 @@ import { Transform, pipeline, type Readable } from "node:stream";
 import type { Logger } from "../analytics/structured-log.ts";
 import type { DestinationChains } from "../routing/destination-expression.ts";
 import type { AttemptOutcome, DestinationSender } from "./destination-sender.ts";
+import { localFailure } from "./local-attempt.ts";
 
 /** Past its deadline an attempt is over; the margin covers clock differences between nodes. */
 export const SETTLE_MARGIN_MS = 2_000;
@@ -85,8 +86,7 @@ export async function relayMessage(request: RelayRequest, deps: RelayDependencie
   const settlesAt = new Date(now() + deps.deadlineMs + SETTLE_MARGIN_MS);
 
   function heldAttempt(destination: string, reason: NonNullable<ChainResult["held"]>): AttemptOutcome {
-    const reply = reason === "in-flight" ? "4.3.0 another delivery attempt of this message to this destination may still be running" : "4.3.0 the delivery ledger cannot record this attempt";
-    return { destination, status: "temporary", code: 451, reply, upstream: null, durationMs: 0 };
+    return { destination, ...localFailure(reason === "in-flight" ? "held" : "ledger-unavailable"), upstream: null, durationMs: 0 };
   }
 
   /** One member, one attempt: claim the intent (the final dot waits for it), send, then record or settle. */
@@ -184,7 +184,7 @@ export async function relayMessage(request: RelayRequest, deps: RelayDependencie
     }
     for (const member of chain) {
       if (signal.aborted) {
-        attempts.push({ destination: member, status: "temporary", code: 451, reply: "4.4.7 relay deadline reached before this destination was tried", upstream: null, durationMs: 0 });
+        attempts.push({ destination: member, ...localFailure("not-tried"), upstream: null, durationMs: 0 });
         break;
       }
       const earlier = view.intents.get(member.toLowerCase());
@@ -249,7 +249,7 @@ export function representativeFailure(outcome: RelayOutcome, status: "temporary"
     if (chain.status !== status) continue;
     const attempts = chain.attempts.filter((attempt) => attempt.status === status);
     // Prefer a reply an upstream actually sent over our description of a connection failure.
-    return attempts.find((attempt) => attempt.upstream !== null && /^\d{3}\b/.test(attempt.reply)) ?? attempts.at(-1) ?? null;
+    return attempts.find((attempt) => attempt.local === undefined && attempt.upstream !== null) ?? attempts.at(-1) ?? null;
   }
   return null;
 }

@@ -7,7 +7,7 @@
  */
 import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
 import type { SMTPServer, SMTPServerSession } from "smtp-server";
-import type { SmtpReply } from "./smtp-reply.ts";
+import type { SmtpReply } from "../mail/smtp-reply.ts";
 
 export type CommandHook = (name: string, session: SMTPServerSession) => SmtpReply | null;
 

@@ -18,8 +18,8 @@ import type { SMTPServerSession } from "smtp-server";
 import type { Logger } from "../analytics/structured-log.ts";
 import type { ClientLimits, LimitRefusal } from "../inbound/client-limits.ts";
 import type { DnsblChecker } from "../inbound/dnsbl-checker.ts";
-import { replies } from "./reply-catalogue.ts";
-import { SmtpReply } from "./smtp-reply.ts";
+import { replies } from "../mail/reply-catalogue.ts";
+import { SmtpReply } from "../mail/smtp-reply.ts";
 
 /** Postfix's smtpd_junk_command_limit default. */
 export const JUNK_COMMAND_LIMIT = 100;

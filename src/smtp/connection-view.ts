@@ -8,7 +8,7 @@
  * smtp-server is pinned to that exact version; re-check these names when upgrading.
  */
 import type { SMTPServer } from "smtp-server";
-import type { SmtpReply } from "./smtp-reply.ts";
+import type { SmtpReply } from "../mail/smtp-reply.ts";
 
 export interface ConnectionView {
   /** The server owes this client an answer: a handler has not called back yet, or the message is in and onData has not decided. */

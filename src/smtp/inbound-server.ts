@@ -1,36 +1,38 @@
 /**
- * The inbound SMTP server (our MX), built on smtp-server.
+ * The inbound SMTP server (our MX), built on smtp-server: a thin front end over the mail core
+ * (src/mail/), which plans recipients and processes messages. This module moves bytes and
+ * replies and keeps the session's own rules.
  *
  * Promises:
- * - never an open relay: a recipient is accepted only when routing says one of our zones
- *   routes it, or it is a valid SRS return address of ours (DESIGN §3, §4);
+ * - never an open relay: a recipient is accepted only when the mail core plans it (one of our
+ *   zones routes it, or it is a valid SRS return address of ours — DESIGN §3, §4);
  * - unknown recipients are refused at RCPT TO, never bounced later;
  * - one plan per transaction: a recipient whose plan differs from the first gets 452 4.5.3,
  *   so the single reply after DATA is true for every recipient (RFC 5321 §3.3);
- * - the reply after DATA is 250 only after every destination that must have the message
- *   accepted it upstream (in-session relay); otherwise the upstream's own answer;
+ * - the reply after DATA is the mail core's: 250 only once every destination that must have
+ *   the message accepted it (in-session relay); otherwise the upstream's own answer, or ours;
  * - DATA is streamed and bounded by the SIZE limit (RFC 1870) without buffering the excess;
  *   content with a bare CR or LF is refused (line-ending-check.ts: SMTP smuggling);
  * - a slow client is cut off with 421 4.4.2 (session-deadlines.ts): each command within
  *   socketTimeoutMs, DATA within transactionTimeoutMs, the content at minDataRate or faster;
- * - an SRS return address accepts only the null sender, unless srsAcceptAnySender (postsrsd
- *   compatibility); its hash is checked only then, so other senders learn nothing about it;
  * - refused recipients reach the activity log as one summary per session (refusal-log.ts),
  *   never as a write on the SMTP path.
  */
 import type { AddressInfo } from "node:net";
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
-import type { EventRecorder, MailEvent } from "../analytics/event-recorder.ts";
+import type { EventRecorder } from "../analytics/event-recorder.ts";
 import { RefusalLog } from "../analytics/refusal-log.ts";
 import type { Logger } from "../analytics/structured-log.ts";
 import { MessageSpool } from "../delivery/message-spool.ts";
-import { SrsRewriter } from "../delivery/srs-rewriter.ts";
 import type { ClientLimits } from "../inbound/client-limits.ts";
 import type { DnsblChecker } from "../inbound/dnsbl-checker.ts";
 import type { NetworkMatcher } from "../inbound/trusted-networks.ts";
-import { isAddressProblem, normalizeDomain, parseAddress } from "../routing/email-address.ts";
-import { planKey, resolveRecipient } from "../routing/resolve-recipient.ts";
-import { DEFAULT_ZONE_POLICY, type RoutingTable } from "../routing/routing-table.ts";
+import type { MailCore } from "../mail/mail-core.ts";
+import type { PlannedRecipient } from "../mail/recipient-planner.ts";
+import type { RoutingPlan } from "../mail/routing-plan.ts";
+import { replies, type ReplyTemplate } from "../mail/reply-catalogue.ts";
+import { SmtpReply } from "../mail/smtp-reply.ts";
+import { replyCodeLabel, smtpRepliesTotal, smtpSessionsOpen } from "../analytics/metrics.ts";
 import { applyTlsCredentials, type TlsCredentials } from "./tls-credentials.ts";
 import { installCommandHook } from "./command-hook-shim.ts";
 import { createConnectionGuard } from "./connection-guard.ts";
@@ -40,14 +42,6 @@ import { LineEndingCheck, scanLineEndings } from "./line-ending-check.ts";
 import { installLineLengthShim } from "./line-length-shim.ts";
 import { installPipelinedDataShim } from "./pipelined-data-shim.ts";
 import { SessionDeadlines } from "./session-deadlines.ts";
-import { newMessageContext, runMessagePipeline, type PipelineDependencies, type Plan } from "./message-pipeline.ts";
-import type { WorkerReport } from "./worker-step.ts";
-import { rcptReplyFor } from "./recipient-replies.ts";
-import { replies, type ReplyTemplate } from "./reply-catalogue.ts";
-import { SmtpReply } from "./smtp-reply.ts";
-import { eventColumns } from "../analytics/event-columns.ts";
-import { eventOutcome } from "../analytics/event-outcome.ts";
-import { replyCodeLabel, smtpRepliesTotal, smtpSessionsOpen } from "../analytics/metrics.ts";
 
 export interface InboundServerOptions {
   hostname: string;
@@ -64,14 +58,11 @@ export interface InboundServerOptions {
   transactionTimeoutMs?: number;
   /** Slowest DATA accepted, bytes/s: its deadline is socketTimeoutMs + bytes / rate (default 500). */
   minDataRate?: number;
-  /** Accept mail to our SRS addresses from any sender, as postsrsd does (default: null sender only). */
-  srsAcceptAnySender?: boolean;
 }
 
 export interface InboundDependencies {
-  routing: () => RoutingTable;
-  srs: SrsRewriter;
-  pipeline: Omit<PipelineDependencies, "hostname" | "srs">;
+  /** Plans recipients and processes messages (src/mail/): this front end only moves bytes and replies. */
+  mail: MailCore;
   events: EventRecorder;
   logger: Logger;
   limits: ClientLimits | null;
@@ -80,19 +71,11 @@ export interface InboundDependencies {
   now?: () => Date;
 }
 
-interface AcceptedRecipient {
-  address: string;
-  zone: string | null;
-  action: string;
-  ruleId: string | null;
-}
-
 interface Transaction {
-  plan: Plan | null;
-  recipients: AcceptedRecipient[];
+  plan: RoutingPlan | null;
+  recipients: PlannedRecipient[];
   started: number;
 }
-
 
 export interface InboundServer {
   listen(port: number, host: string): Promise<AddressInfo>;
@@ -100,12 +83,6 @@ export interface InboundServer {
   readonly connections: number;
   /** Whether the SMTP listener is open (health checks). */
   readonly listening: boolean;
-  /**
-   * Runs the Email Worker routed for `to` on a message handed in directly (the
-   * /cdn-cgi/handler/email development endpoint, as `wrangler dev` offers), through the same
-   * pipeline as SMTP mail, minus inbound authentication.
-   */
-  runWorkerFor(input: { from: string; to: string; raw: Buffer }): Promise<{ reply: string; worker: WorkerReport | null } | { refused: string }>;
 }
 
 export function createInboundServer(options: InboundServerOptions, deps: InboundDependencies): InboundServer {
@@ -115,7 +92,6 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
   const now = deps.now ?? (() => new Date());
   const logger = deps.logger;
   const transactions = new Map<string, Transaction>();
-  const srsDomain = normalizeDomain(options.hostname) ?? options.hostname.toLowerCase();
   let queueCounter = 0;
   const guard = createConnectionGuard({
     hostname: options.hostname,
@@ -139,39 +115,10 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     return reply;
   }
 
-  function planForRecipient(session: SMTPServerSession, rcpt: string): { plan: Plan; recipient: AcceptedRecipient } | SmtpReply {
-    const parsed = parseAddress(rcpt);
-    if (!isAddressProblem(parsed) && parsed.domain === srsDomain && SrsRewriter.isSrsLocalPart(parsed.local)) {
-      // Bounces come from the null sender (RFC 5321 §4.5.5). Checked before the hash, so a
-      // sender who may not use the address cannot use it to test guesses either.
-      const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
-      if (sender !== "" && options.srsAcceptAnySender !== true) return refuse(session, rcpt, replies.SRS_NULL_SENDER_ONLY, {}, "srs-not-null-sender");
-      const reversed = deps.srs.reverse(`${parsed.local}@${parsed.domain}`);
-      if (!reversed.ok) {
-        const template = reversed.reason === "expired" ? replies.SRS_EXPIRED : reversed.reason === "bad-hash" ? replies.SRS_FORGED : replies.SRS_MALFORMED;
-        return refuse(session, rcpt, template, {}, `srs-${reversed.reason}`);
-      }
-      return {
-        plan: { key: `srs:${reversed.address.toLowerCase()}`, kind: "srs-return", chains: [[reversed.address]], zone: null, policy: DEFAULT_ZONE_POLICY },
-        recipient: { address: rcpt, zone: null, action: "srs-return", ruleId: null },
-      };
-    }
-    const decision = resolveRecipient(rcpt, deps.routing());
-    const refusal = rcptReplyFor(rcpt, decision, { workers: deps.pipeline.workers !== null });
-    if (refusal !== null || decision.kind === "refuse") {
-      const reason = decision.kind === "refuse" ? decision.reason : `rule-${decision.action.type}`;
-      logRefusal(session, rcpt, refusal!, reason);
-      return refusal!;
-    }
-    const recipient: AcceptedRecipient = { address: rcpt, zone: decision.zone, action: decision.action.type, ruleId: decision.ruleId };
-    const action = decision.action;
-    const policy = deps.routing().zones.get(decision.zone)?.policy ?? DEFAULT_ZONE_POLICY;
-    // Recipients share a transaction only if the same authentication policy applies to all of them.
-    const key = `${planKey(decision)}|${JSON.stringify(policy)}`;
-    if (action.type === "forward") return { plan: { key, kind: "forward", chains: action.chains, zone: decision.zone, policy }, recipient };
-    if (action.type === "worker") return { plan: { key, kind: "worker", script: action.script, chains: [], zone: decision.zone, policy }, recipient };
-    // rcptReplyFor refused reject (and worker without a runtime) above; what remains is drop.
-    return { plan: { key, kind: "drop", chains: [], zone: decision.zone, policy }, recipient };
+  function planForRecipient(session: SMTPServerSession, rcpt: string): { plan: RoutingPlan; recipient: PlannedRecipient } | SmtpReply {
+    const planned = deps.mail.plan(rcpt, session.envelope.mailFrom ? session.envelope.mailFrom.address : "");
+    if (!planned.ok) return logRefusal(session, rcpt, planned.reply, planned.reason);
+    return planned;
   }
 
   function onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, callback: (error?: Error | null) => void): void {
@@ -241,13 +188,15 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
       }
       if (transaction === undefined || transaction.plan === null) throw new SmtpReply(replies.LOCAL_ERROR, { hop: options.hostname });
       const mailFromArgs = session.envelope.mailFrom ? (session.envelope.mailFrom.args as Record<string, unknown> | false | undefined) : undefined;
-      const context = newMessageContext({
+      const { reply } = await deps.mail.receive({
+        via: "smtp",
+        started,
         sessionId: session.id,
         queueId: `${session.id}.${(++queueCounter).toString(36)}`,
         clientIp: session.remoteAddress,
         clientHelo: session.hostNameAppearsAs ?? "unknown",
         mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : "",
-        recipients: transaction.recipients.map((entry) => entry.address),
+        recipients: transaction.recipients,
         secure: session.secure,
         smtpUtf8: Boolean(mailFromArgs && mailFromArgs.SMTPUTF8),
         trusted: deps.trusted(session.remoteAddress),
@@ -255,68 +204,11 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
         spool,
         receivedAt: now(),
       });
-      const reply = await runMessagePipeline(context, { ...deps.pipeline, hostname: options.hostname, srs: deps.srs });
-      const outcome = eventOutcome({ replyCode: reply.responseCode, relayStatus: context.relay?.status ?? null, workerOutcome: context.worker?.outcome ?? null });
-      smtpRepliesTotal.inc({ code: replyCodeLabel(reply.responseCode) });
-      await recordAll(
-        transaction,
-        { session_id: session.id, client_ip: session.remoteAddress, message_id: context.headers.messageId, subject: context.headers.subject, mail_from: context.mailFrom, size: spool.size },
-        started,
-        context.plan.kind,
-        outcome,
-        reply.responseCode,
-        reply.line,
-        {
-          queue: context.queueId,
-          sender: context.upstreamFrom,
-          auth: context.auth?.raw ?? null,
-          authMark: context.authMark,
-          spam: context.spam,
-          signed: context.signed && { dkim: context.signed.dkim, arc: context.signed.arc, skipped: context.signed.skipped },
-          chains: context.relay?.chains ?? [],
-          worker: context.worker,
-        },
-        eventColumns(context),
-      );
-      logger.log(reply.responseCode < 400 ? "info" : "warn", "message_done", {
-        session: session.id,
-        queue: context.queueId,
-        from: context.mailFrom,
-        rcpts: context.recipients,
-        outcome,
-        code: reply.responseCode,
-        enhanced: reply.enhanced,
-        spf: context.auth?.spf,
-        dkim: context.auth?.dkim,
-        dmarc: context.auth?.dmarc,
-        spam: context.spam?.score,
-        destinations: context.relay?.chains.map((chain) => ({ status: chain.status, to: chain.deliveredTo, attempts: chain.attempts.map((a) => ({ to: a.destination, status: a.status, upstream: a.upstream, reply: a.reply, ledger: a.fromLedger === true })) })),
-        ms: Date.now() - started,
-      });
       if (reply.responseCode >= 400) throw reply;
       return reply.message;
     } finally {
       await spool.dispose();
     }
-  }
-
-  async function recordAll(transaction: Transaction, base: Omit<MailEvent, "received_at" | "rcpt_to" | "zone" | "action" | "outcome" | "reply_code" | "reply_text" | "duration_ms" | "detail">, started: number, action: string, outcome: string, code: number, text: string, detail: unknown, columns: Partial<MailEvent> = {}) {
-    const receivedAt = now().toISOString();
-    await deps.events.record(
-      transaction.recipients.map((recipient) => ({
-        ...base,
-        received_at: receivedAt,
-        rcpt_to: recipient.address,
-        zone: recipient.zone,
-        action,
-        outcome,
-        reply_code: code,
-        reply_text: text,
-        duration_ms: Date.now() - started,
-        detail: JSON.stringify(detail),
-        ...columns,
-      })),
-    );
   }
 
   // Sessions counted in the open-sessions gauge (a refused connection is never counted).
@@ -393,38 +285,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     return guard.command(name, session);
   });
 
-  async function runWorkerFor(input: { from: string; to: string; raw: Buffer }): Promise<{ reply: string; worker: WorkerReport | null } | { refused: string }> {
-    const session = { id: `http-${(++queueCounter).toString(36)}`, remoteAddress: "127.0.0.1", envelope: { mailFrom: false, rcptTo: [] } } as unknown as SMTPServerSession;
-    const result = planForRecipient(session, input.to);
-    if (result instanceof SmtpReply) return { refused: result.line };
-    if (result.plan.kind !== "worker") return { refused: `${input.to} is routed by a rule of action "${result.plan.kind}", not to an Email Worker` };
-    const spool = new MessageSpool({ maxSize: options.maxMessageSize, spoolDir: options.spoolDir });
-    try {
-      await spool.write(input.raw);
-      if (spool.exceeded) return { refused: new SmtpReply(replies.MESSAGE_TOO_BIG, { limit: options.maxMessageSize }).line };
-      const context = newMessageContext({
-        sessionId: session.id,
-        queueId: `${session.id}.1`,
-        clientIp: "127.0.0.1",
-        clientHelo: "cdn-cgi.handler",
-        mailFrom: input.from,
-        recipients: [input.to],
-        secure: false,
-        smtpUtf8: false,
-        trusted: true,
-        plan: result.plan,
-        spool,
-        receivedAt: now(),
-      });
-      const reply = await runMessagePipeline(context, { ...deps.pipeline, authenticate: null, hostname: options.hostname, srs: deps.srs });
-      return { reply: reply.line, worker: context.worker };
-    } finally {
-      await spool.dispose();
-    }
-  }
-
   return {
-    runWorkerFor,
     listen(port, host) {
       return new Promise((resolve, reject) => {
         server.server.once("error", reject);

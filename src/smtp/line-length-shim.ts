@@ -19,8 +19,8 @@
  */
 import { SMTPStream } from "smtp-server/lib/smtp-stream.js";
 import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
-import { replies } from "./reply-catalogue.ts";
-import { SmtpReply } from "./smtp-reply.ts";
+import { replies } from "../mail/reply-catalogue.ts";
+import { SmtpReply } from "../mail/smtp-reply.ts";
 
 /** Over-long lines one session may send before it is closed. */
 export const MAX_LONG_LINES = 10;

@@ -17,8 +17,8 @@
  */
 import type { Logger } from "../analytics/structured-log.ts";
 import type { ConnectionView } from "./connection-view.ts";
-import { replies } from "./reply-catalogue.ts";
-import { SmtpReply } from "./smtp-reply.ts";
+import { replies } from "../mail/reply-catalogue.ts";
+import { SmtpReply } from "../mail/smtp-reply.ts";
 
 export interface SessionDeadlineSettings {
   commandMs: number;

@@ -9,9 +9,9 @@
  * --remote`); the SMTP answer shown is the one the server would give, from the reply catalogue.
  */
 import { randomBytes } from "node:crypto";
-import { replies } from "../smtp/reply-catalogue.ts";
-import { SmtpReply } from "../smtp/smtp-reply.ts";
-import { stripReplyCode } from "../smtp/worker-step.ts";
+import { replies } from "../mail/reply-catalogue.ts";
+import { SmtpReply } from "../mail/smtp-reply.ts";
+import { stripReplyCode } from "../mail/worker-step.ts";
 import { WorkerRuntime } from "./worker-runtime.ts";
 import type { HostHandlers, InvocationResult, KvStore, WorkerDefinition } from "./worker-types.ts";
 

@@ -1,3 +1,4 @@
+import { localFailure } from "../../src/delivery/local-attempt.ts";
 import assert from "node:assert/strict";
 import { Resolver } from "node:dns/promises";
 import type { AddressInfo } from "node:net";
@@ -465,10 +466,11 @@ describe("delivering to an MTA-STS enforce domain over real SMTP", () => {
     try {
       await assert.rejects(deliver(policy, "mx2.e2e.test", plain.port), (error: unknown) => {
         assert.ok(error instanceof TlsPolicyError, String(error));
-        assert.equal(error.smtpCode, 451);
+        const attempt = localFailure("tls-policy", { detail: error.message }, error.enhanced);
+        assert.deepEqual([attempt.status, attempt.code], ["temporary", 451]);
         assert.equal(error.enhanced, "4.7.4");
         assert.equal(error.kind, "starttls-unavailable");
-        assert.match(error.reply, /^4\.7\.4 MX mx2\.e2e\.test does not offer STARTTLS: 500 /);
+        assert.match(attempt.reply, /^4\.7\.4 MX mx2\.e2e\.test does not offer STARTTLS: 500 .*\(MTA-STS policy enforce\)$/);
         return true;
       });
       assert.equal(plain.received.length, 0);
@@ -487,8 +489,9 @@ describe("delivering to an MTA-STS enforce domain over real SMTP", () => {
     try {
       await assert.rejects(deliver(policy, "mx2.e2e.test", impostor.port), (error: unknown) => {
         assert.ok(error instanceof TlsPolicyError, String(error));
-        assert.deepEqual([error.smtpCode, error.enhanced, error.kind], [451, "4.7.5", "tls-failed"]);
-        assert.match(error.reply, /mx2\.e2e\.test/);
+        const attempt = localFailure("tls-policy", { detail: error.message }, error.enhanced);
+        assert.deepEqual([attempt.code, error.enhanced, error.kind], [451, "4.7.5", "tls-failed"]);
+        assert.match(attempt.reply, /^4\.7\.5 .*mx2\.e2e\.test/);
         return true;
       });
       assert.equal(impostor.received.length, 0);

@@ -12,7 +12,7 @@ import { sql, type Kysely } from "kysely";
 import { createLogger } from "../../src/analytics/structured-log.ts";
 import { createDeliveryStack, type DeliveryStack } from "../../src/delivery/delivery-stack.ts";
 import { relayMessage, type DeliveryLedger, type RelayOutcome } from "../../src/delivery/relay-message.ts";
-import { replyForRelay } from "../../src/smtp/message-pipeline.ts";
+import { replyForRelay } from "../../src/mail/dispatch-reply.ts";
 import { claimDelivery, ledgerView, storeDeliveryLedger } from "../../src/store/delivery-ledger-store.ts";
 import type { Database } from "../../src/store/schema.ts";
 import { startFlakySink, type FlakySink, type SinkVerdict } from "../support/flaky-sink.ts";
@@ -175,6 +175,29 @@ forEachDatabase((target) => {
           assert.equal((await relay(id, testMessage())).status, "delivered");
         },
         watchSettle,
+        800,
+      );
+    });
+  });
+
+  it("tells the sender, in our words, that our own relay deadline ran out — never as the destination server's answer", { timeout: 30_000 }, async () => {
+    await withSmtpSink(async (sink) => {
+      sink.stallData(3000);
+      await bench(
+        target,
+        sink.port,
+        async ({ relay }) => {
+          const outcome = await relay(fingerprint(), testMessage());
+          assert.equal(outcome.status, "temporary");
+          const attempt = outcome.chains[0]!.attempts.at(-1)!;
+          assert.equal(attempt.local, "timed-out");
+          assert.match(attempt.reply, /^4\.4\.7 delivery to .* timed out$/);
+          const reply = replyForRelay(outcome, "Q1", "mx.mailroute.test");
+          assert.deepEqual([reply.responseCode, reply.enhanced], [451, "4.4.7"]);
+          assert.match(reply.text, /^mx\.mailroute\.test: forwarding timed out before the destination server answered/);
+          assert.doesNotMatch(reply.text, /said|deferred by the destination server|127\.0\.0\.1|dest\.test/);
+        },
+        undefined,
         800,
       );
     });

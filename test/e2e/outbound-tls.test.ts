@@ -16,7 +16,7 @@ import { relayMessage, type DeliveryLedger, type RelayOutcome } from "../../src/
 import { SmtpClientPool } from "../../src/delivery/smtp-client-pool.ts";
 import { verifyingContext } from "../../src/delivery/certificate-trust.ts";
 import { TlsPolicyError } from "../../src/delivery/outbound-tls.ts";
-import { replyForRelay } from "../../src/smtp/message-pipeline.ts";
+import { replyForRelay } from "../../src/mail/dispatch-reply.ts";
 import { startDnsServer, type TestDnsServer } from "../support/dns-server.ts";
 import { startPolicyHost, type PolicyHost } from "../support/mta-sts-policy-host.ts";
 import { createTestCa, type TestCa, type TestLeaf } from "../support/test-ca.ts";

@@ -1,22 +1,23 @@
 /**
  * The verification message for a destination address: composed with nodemailer's
- * MailComposer (headers, encoding, Message-ID done right), DKIM-signed for our host name and
- * relayed through the same delivery path as forwarded mail (MX, MTA-STS, pooled client).
+ * MailComposer (headers, encoding, Message-ID done right), then prepared (DKIM-signed for our
+ * host name) and dispatched by the same stages as forwarded mail (prepare-copy.ts, the
+ * Dispatcher: MX, MTA-STS, pooled client, ledger).
  *
  * Promises: resolves only when the destination accepted the message; rejects with the
  * destination's own reason otherwise, so the request is retried by a later flush.
  */
-import { randomBytes } from "node:crypto";
-import { Readable } from "node:stream";
+import { createHash, randomBytes } from "node:crypto";
 import MailComposer from "nodemailer/lib/mail-composer/index.js";
 import type { VerificationSend } from "../core/addresses/verification-links.ts";
-import type { MessageSigner } from "./message-signer.ts";
-import { relayMessage, type RelayDependencies } from "./relay-message.ts";
+import type { MessageSigner } from "../delivery/message-signer.ts";
+import type { Dispatcher } from "./dispatcher.ts";
+import { bufferBody, prepareCopy } from "./prepare-copy.ts";
 
 export interface VerificationMailOptions {
   hostname: string;
   sign: MessageSigner | null;
-  relay: RelayDependencies;
+  dispatcher: Dispatcher;
 }
 
 function compose(hostname: string, to: string, link: string, expiresAt: string): Promise<Buffer> {
@@ -44,12 +45,22 @@ function compose(hostname: string, to: string, link: string, expiresAt: string):
 export function createVerificationMailer(options: VerificationMailOptions): VerificationSend {
   return async function sendVerification({ email, link, expiresAt }) {
     const message = await compose(options.hostname, email, link, expiresAt);
-    const signed = options.sign === null ? Buffer.alloc(0) : (await options.sign({ message, routingDomain: options.hostname, arc: null, authenticationResults: null })).headers;
-    const outcome = await relayMessage(
-      // Each message is unique (its own Message-ID and link), so its fingerprint is too.
-      { chains: [[email]], mailFrom: `noreply@${options.hostname}`, fingerprint: `verify:${randomBytes(16).toString("hex")}`, size: signed.length + message.length, message: () => Readable.from([signed, message]) },
-      options.relay,
+    const from = `noreply@${options.hostname}`;
+    const prepared = await prepareCopy(
+      {
+        chains: [[email]],
+        envelopeFrom: from,
+        headers: Buffer.alloc(0),
+        body: bufferBody(message),
+        routingDomain: options.hostname,
+        sign: true,
+        seal: null,
+        // Each message is unique (its own Message-ID and link), so its fingerprint is too.
+        identity: { messageId: null, mailFrom: from, recipients: [email], contentSha256: createHash("sha256").update(message).digest("hex") },
+      },
+      options.sign,
     );
+    const outcome = await options.dispatcher.dispatch(prepared.request);
     if (outcome.status !== "delivered") {
       const attempt = outcome.chains[0]?.attempts.at(-1);
       throw new Error(`verification message to ${email} not accepted: ${attempt?.code ?? ""} ${attempt?.reply ?? outcome.status}`.trim());

@@ -58,6 +58,14 @@ export const replies = Object.freeze({
   UPSTREAM_TEMPORARY: reply(451, "4.4.0", "{hop}: forwarding deferred by the destination server: {upstream}"),
   UPSTREAM_PERMANENT: reply(550, "5.0.0", "{hop}: forwarding refused by the destination server: {upstream}"),
   LOCAL_ERROR: reply(451, "4.3.0", "{hop}: local error in processing, please try again later"),
+  // Our own delivery failures, as the sender hears them (issue 13): never dressed up as the
+  // destination server's answer, and never naming the private destination or its servers.
+  FORWARDING_TIMED_OUT: reply(451, "4.4.7", "{hop}: forwarding timed out before the destination server answered, please try again later"),
+  FORWARDING_UNREACHABLE: reply(451, "4.4.1", "{hop}: forwarding deferred: the destination server could not be reached, please try again later"),
+  FORWARDING_DNS_FAILED: reply(451, "4.4.3", "{hop}: forwarding deferred: the destination's mail servers could not be looked up, please try again later"),
+  FORWARDING_TLS_UNMET: reply(451, "4.7.5", "{hop}: forwarding deferred: no destination server met the TLS security its domain's MTA-STS policy requires, please try again later"),
+  FORWARDING_NO_SUCH_DOMAIN: reply(550, "5.1.2", "{hop}: forwarding failed: the destination domain does not exist"),
+  FORWARDING_NULL_MX: reply(550, "5.1.10", "{hop}: forwarding failed: the destination domain accepts no mail"),
   // Email Workers (issue 4): setReject(reason), and a worker that threw or ran out of time.
   WORKER_REJECT: reply(550, "5.7.1", "{reason}"),
   // The worker's own error text stays with the operator (worker tail, activity log): it may
@@ -67,6 +75,24 @@ export const replies = Object.freeze({
   // Its share of worker capacity (slots, message memory) stayed in use for half its deadline.
   WORKER_BUSY: reply(451, "4.3.2", "{hop}: the Email Worker for this address is busy (incident {incident}), please try again later"),
   ACCEPTED_ANSWERED: reply(250, "2.0.0", "Ok: queued as {id}, answered by the Email Worker"),
+
+  // Delivery attempts: our own account of one destination's attempt when no upstream answered
+  // it (activity log, delivery ledger, a worker's forward() error). The sender hears the
+  // FORWARDING_* entry of the same kind instead (mail/dispatch-reply.ts).
+  ATTEMPT_DNS_FAILED: reply(451, "4.4.3", "cannot resolve {domain}: {detail}"),
+  ATTEMPT_NO_SUCH_DOMAIN: reply(550, "5.1.2", "{detail}"),
+  // RFC 7505: a null MX means the domain accepts no mail
+  ATTEMPT_NULL_MX: reply(550, "5.1.10", "{detail}"),
+  ATTEMPT_NO_TARGET: reply(451, "4.4.1", "no delivery target for {domain}"),
+  ATTEMPT_UNREACHABLE: reply(451, "4.4.1", "{detail}"),
+  ATTEMPT_TIMED_OUT: reply(451, "4.4.7", "delivery to {target} timed out"),
+  ATTEMPT_NOT_TRIED: reply(451, "4.4.7", "relay deadline reached before this destination was tried"),
+  ATTEMPT_MTA_STS_UNKNOWN: reply(451, "4.7.0", "cannot determine the MTA-STS policy of {domain}: {detail}"),
+  // RFC 8461 §5.1: temporary whatever the MX answered; 4.7.4 (no STARTTLS, MX not listed) or
+  // 4.7.5 (handshake or certificate), chosen by outbound-tls.ts
+  ATTEMPT_TLS_POLICY: reply(451, "4.7.4", "{detail} (MTA-STS policy enforce)"),
+  ATTEMPT_HELD: reply(451, "4.3.0", "another delivery attempt of this message to this destination may still be running"),
+  ATTEMPT_LEDGER_UNAVAILABLE: reply(451, "4.3.0", "the delivery ledger cannot record this attempt"),
 
   // Session
   SERVICE_SHUTTING_DOWN: reply(421, "4.3.2", "{hop}: Service shutting down, closing transmission channel"),

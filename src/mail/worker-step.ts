@@ -1,7 +1,8 @@
 /**
- * The pipeline step for a recipient routed to an Email Worker: run the account's worker on
- * workerd and wire its forward()/reply()/send_email calls to the same delivery path as a static
- * rule (SRS, DKIM/ARC, delivery ledger, failover-free single destination per call).
+ * The last step of a worker plan: run the zone account's Email Worker on workerd and wire its
+ * forward()/reply()/send_email calls to the same path as a rule's forward — the one
+ * prepare-and-sign stage (prepare-copy.ts: SRS envelope, DKIM/ARC, ledger fingerprint) and the
+ * same Dispatcher — one destination per call, no failover.
  *
  * Promises (issue 4, Cloudflare's runtime API):
  * - forward() refusals use Cloudflare's exact texts, because real workers branch on them:
@@ -25,16 +26,14 @@
  * the details, under the same id, go to the worker's log (`worker tail`) and the activity log.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { Readable } from "node:stream";
-import { messageFingerprint } from "../delivery/message-fingerprint.ts";
-import { relayMessage } from "../delivery/relay-message.ts";
-import type { MessageSigner } from "../delivery/message-signer.ts";
 import { parseDestinationAddress, toAsciiAddress } from "../routing/email-address.ts";
 import { resolveRecipient } from "../routing/resolve-recipient.ts";
 import { verifiedFor, type RoutingTable } from "../routing/routing-table.ts";
 import type { InvocationLease, InvocationTicket } from "../workers/invocation-limiter.ts";
 import { WorkerCallError, type HostHandlers, type InvocationResult, type KvStore, type PlatformHandlers, type WorkerDefinition } from "../workers/worker-types.ts";
-import type { MessageContext, PipelineDependencies } from "./message-pipeline.ts";
+import type { MailDependencies } from "./mail-dependencies.ts";
+import type { MessageContext } from "./message-context.ts";
+import { bufferBody, prepareCopy } from "./prepare-copy.ts";
 import { replies } from "./reply-catalogue.ts";
 import { SmtpReply } from "./smtp-reply.ts";
 
@@ -69,15 +68,6 @@ export interface WorkerReport {
 const HEADER_NAME = /^[!-9;-~]+$/;
 /** Waiting for admission may take at most this share of the deadline; the worker gets the rest. */
 export const MAX_WAIT_SHARE = 0.5;
-// views fed to the signer and the relay: large enough to be cheap, small enough to never copy much
-const PIECE_BYTES = 64 * 1024;
-
-/** `buffers` as one stream of views into them: nothing is copied. */
-function* pieces(...buffers: Buffer[]): Generator<Buffer> {
-  for (const buffer of buffers) {
-    for (let offset = 0; offset < buffer.length; offset += PIECE_BYTES) yield buffer.subarray(offset, offset + PIECE_BYTES);
-  }
-}
 
 /** The message as the worker sees it, our trace headers first, read into one buffer of its exact size. */
 async function materialise(prefix: Buffer, spool: MessageContext["spool"]): Promise<Buffer> {
@@ -91,7 +81,9 @@ function newIncident(): string {
   return randomBytes(6).toString("hex");
 }
 
-export async function runWorker(context: MessageContext, deps: PipelineDependencies & { workers: WorkerGateway; sign: MessageSigner | null }, script: string): Promise<{ reply: SmtpReply; report: WorkerReport }> {
+type WorkerDependencies = MailDependencies & { workers: WorkerGateway };
+
+export async function runWorker(context: MessageContext, deps: WorkerDependencies, script: string): Promise<{ reply: SmtpReply; report: WorkerReport }> {
   const started = performance.now();
   const gateway = deps.workers;
   // The zone's account runs the worker and owns its KV and verified destinations.
@@ -125,7 +117,7 @@ export async function runWorker(context: MessageContext, deps: PipelineDependenc
 
 async function invokeAdmitted(
   context: MessageContext,
-  deps: PipelineDependencies & { workers: WorkerGateway; sign: MessageSigner | null },
+  deps: WorkerDependencies,
   script: string,
   definition: WorkerDefinition,
   raw: Buffer,
@@ -138,20 +130,24 @@ async function invokeAdmitted(
   const routingDomain = context.plan.zone ?? deps.hostname;
 
   async function deliverCopy(to: string, extraHeaders: Buffer, envelopeFrom: string, body: Buffer, kind: string): Promise<{ messageId: string }> {
-    // views, not a concatenation: a forward of a 25 MiB message must not copy it again
-    let signed: Buffer = Buffer.alloc(0);
-    if (deps.sign !== null) {
-      const result = await deps.sign({ message: Readable.from(pieces(extraHeaders, body)), routingDomain, arc: kind === "forward" ? (context.auth?.arcForSealing as never) ?? null : null, authenticationResults: kind === "forward" ? context.auth?.authenticationResults ?? null : null });
-      signed = result.headers;
-    }
-    // A forward is the incoming message (a sender's retry must not duplicate it); a reply or a
-    // send_email message is composed by the worker, so its own bytes identify it.
-    const contentSha256 = kind === "forward" ? context.spool.sha256 : createHash("sha256").update(body).digest("hex");
-    const fingerprint = messageFingerprint({ messageId: `${context.headers.messageId ?? ""}|${kind}`, mailFrom: envelopeFrom, recipients: [to], contentSha256 });
-    const outcome = await relayMessage(
-      { chains: [[to]], mailFrom: envelopeFrom, fingerprint, size: signed.length + extraHeaders.length + body.length, message: () => Readable.from(pieces(signed, extraHeaders, body)) },
-      deps.relay,
+    const forward = kind === "forward";
+    const prepared = await prepareCopy(
+      {
+        chains: [[to]],
+        envelopeFrom,
+        headers: extraHeaders,
+        body: bufferBody(body),
+        routingDomain,
+        sign: context.plan.policy.signOutbound,
+        // only a forward carries the inbound chain on; a reply or send_email message starts its own
+        seal: forward ? { arc: (context.auth?.arcForSealing as never) ?? null, authenticationResults: context.auth?.authenticationResults ?? null } : null,
+        // A forward is the incoming message (a sender's retry must not duplicate it); a reply or a
+        // send_email message is composed by the worker, so its own bytes identify it.
+        identity: { messageId: `${context.headers.messageId ?? ""}|${kind}`, mailFrom: envelopeFrom, recipients: [to], contentSha256: forward ? context.spool.sha256 : createHash("sha256").update(body).digest("hex") },
+      },
+      deps.sign,
     );
+    const outcome = await deps.dispatcher.dispatch(prepared.request);
     const chain = outcome.chains[0];
     if (outcome.status === "delivered") return { messageId: `<${context.queueId}.${forwarded.size}@${deps.hostname}>` };
     const attempt = chain?.attempts.at(-1);

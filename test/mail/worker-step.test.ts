@@ -4,8 +4,10 @@ import { MessageSpool } from "../../src/delivery/message-spool.ts";
 import { SrsRewriter } from "../../src/delivery/srs-rewriter.ts";
 import type { DnsRecordResolver } from "../../src/inbound/dns-txt-resolver.ts";
 import { DEFAULT_ZONE_POLICY, EMPTY_ROUTING_TABLE } from "../../src/routing/routing-table.ts";
-import { newMessageContext, type MessageContext, type PipelineDependencies } from "../../src/smtp/message-pipeline.ts";
-import { runWorker, type WorkerGateway } from "../../src/smtp/worker-step.ts";
+import { createInSessionDispatcher } from "../../src/mail/dispatcher.ts";
+import type { MailDependencies } from "../../src/mail/mail-dependencies.ts";
+import { newMessageContext, type MessageContext } from "../../src/mail/message-context.ts";
+import { runWorker, type WorkerGateway } from "../../src/mail/worker-step.ts";
 import { InvocationLimiter, type InvocationLease } from "../../src/workers/invocation-limiter.ts";
 import { WorkerRuntime } from "../../src/workers/worker-runtime.ts";
 import type { InvocationResult, WorkerDefinition } from "../../src/workers/worker-types.ts";
@@ -47,7 +49,7 @@ function gatewayFor(limiter: InvocationLimiter, deadlineMs: number, observed: Ob
   };
 }
 
-function dependencies(workers: WorkerGateway): PipelineDependencies & { workers: WorkerGateway } {
+function dependencies(workers: WorkerGateway): MailDependencies & { workers: WorkerGateway } {
   const resolver: DnsRecordResolver = async () => {
     throw new Error("these tests resolve nothing");
   };
@@ -59,13 +61,13 @@ function dependencies(workers: WorkerGateway): PipelineDependencies & { workers:
     sign: null,
     srs: new SrsRewriter({ secrets: ["worker-step-test"], domain: "mx.mailroute.test" }),
     // the workers here never forward, reply or send: nothing is delivered
-    relay: {
+    dispatcher: createInSessionDispatcher({
       send: async () => {
         throw new Error("these tests deliver nothing");
       },
       ledger: { view: async () => ({ accepted: new Set(), intents: new Map() }), claim: async () => true, recordAccepted: async () => undefined, settle: async () => undefined },
       deadlineMs: 1000,
-    },
+    }),
     workers,
   };
 }
@@ -87,7 +89,7 @@ async function messageContext(bytes: number, queueId: string): Promise<MessageCo
     secure: false,
     smtpUtf8: false,
     trusted: true,
-    plan: { key: "worker:dropper", kind: "worker", script: "dropper", chains: [], zone: "example.com", policy: DEFAULT_ZONE_POLICY },
+    plan: { key: "worker:dropper", kind: "worker", script: "dropper", zone: "example.com", policy: DEFAULT_ZONE_POLICY },
     spool,
     receivedAt: new Date(),
   });

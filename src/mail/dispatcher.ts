@@ -1,0 +1,47 @@
+/**
+ * The Dispatcher seam: where a prepared, signed copy of a message goes to reach its
+ * destinations. The mail core hands every outbound copy — a rule's forward, an SRS return, each
+ * Email Worker forward, reply and send_email message, a verification mail — to one dispatcher
+ * and turns what it reports into the sender's answer; it never calls the relay itself.
+ *
+ * Implementations:
+ * - in-session (today's default, DESIGN §4): relays while the sender waits, so the sender hears
+ *   the destinations' own answer; nothing is stored at rest;
+ * - queue (per zone or rule, issue 13): stores the copy and its remaining destinations durably,
+ *   answers as accepted, and retries in the background.
+ */
+import type { Readable } from "node:stream";
+import { relayDurationSeconds } from "../analytics/metrics.ts";
+import { relayMessage, type RelayDependencies, type RelayOutcome } from "../delivery/relay-message.ts";
+import type { DestinationChains } from "../routing/destination-expression.ts";
+
+export interface DispatchRequest {
+  /** Primaries in parallel, each with its backups in order. */
+  readonly chains: DestinationChains;
+  /** Envelope sender for the upstream (already SRS-rewritten where that applies). */
+  readonly mailFrom: string;
+  /** Delivery-ledger identity: a retry of the same message to the same destination is not sent twice. */
+  readonly fingerprint: string;
+  readonly size: number;
+  /** The bytes to send, readable again for every attempt (signature headers included). */
+  readonly message: () => Readable;
+}
+
+export interface Dispatcher {
+  readonly mode: "in-session" | "queue";
+  dispatch(request: DispatchRequest): Promise<RelayOutcome>;
+}
+
+export function createInSessionDispatcher(relay: RelayDependencies): Dispatcher {
+  return {
+    mode: "in-session",
+    async dispatch(request) {
+      const endTimer = relayDurationSeconds.startTimer();
+      try {
+        return await relayMessage(request, relay);
+      } finally {
+        endTimer();
+      }
+    },
+  };
+}

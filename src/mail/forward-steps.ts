@@ -1,0 +1,52 @@
+/**
+ * The last steps of the plans that relay the received message itself (a rule's forward, an
+ * SRS return) and of a drop:
+ *
+ *   prepareForward → dispatchForward        (forward, srs-return)
+ *   acceptDropped                            (drop)
+ *
+ * Promises: the only 250 is dispatchForward's, and only once the dispatcher reports every
+ * primary delivered (or the rest refused permanently); the envelope sender is SRS-rewritten for
+ * forwards (DESIGN §4: SPF passes at the destination, bounces come back to us) and is the
+ * original sender for an SRS return.
+ */
+import { toAsciiAddress } from "../routing/email-address.ts";
+import { replyForRelay } from "./dispatch-reply.ts";
+import type { MailDependencies } from "./mail-dependencies.ts";
+import type { MessageContext } from "./message-context.ts";
+import { prepareCopy, spoolBody } from "./prepare-copy.ts";
+import { replies } from "./reply-catalogue.ts";
+import { planChains } from "./routing-plan.ts";
+import { SmtpReply } from "./smtp-reply.ts";
+
+export async function prepareForward(context: MessageContext, deps: MailDependencies): Promise<SmtpReply | null> {
+  const plan = context.plan;
+  context.upstreamFrom = plan.kind === "srs-return" ? toAsciiAddress(context.mailFrom) : deps.srs.forward(toAsciiAddress(context.mailFrom));
+  const prepared = await prepareCopy(
+    {
+      chains: planChains(plan),
+      envelopeFrom: context.upstreamFrom,
+      headers: Buffer.concat(context.prefix),
+      body: spoolBody(context.spool),
+      routingDomain: plan.zone ?? deps.hostname,
+      // the zone opted out (migration 0006): its mail goes to the operator's own server
+      sign: plan.policy.signOutbound,
+      seal: { arc: context.auth === null ? null : (context.auth.arcForSealing as never), authenticationResults: context.auth?.authenticationResults ?? null },
+      identity: { messageId: context.headers.messageId, mailFrom: context.mailFrom, recipients: context.recipients, contentSha256: context.spool.sha256 },
+    },
+    deps.sign,
+  );
+  context.signed = prepared.signed;
+  context.outbound = prepared.request;
+  return null;
+}
+
+export async function dispatchForward(context: MessageContext, deps: MailDependencies): Promise<SmtpReply> {
+  if (context.outbound === null) return new SmtpReply(replies.LOCAL_ERROR, { hop: deps.hostname });
+  context.relay = await deps.dispatcher.dispatch(context.outbound);
+  return replyForRelay(context.relay, context.queueId, deps.hostname);
+}
+
+export async function acceptDropped(context: MessageContext): Promise<SmtpReply> {
+  return new SmtpReply(replies.ACCEPTED_DROPPED, { id: context.queueId });
+}

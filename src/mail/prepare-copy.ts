@@ -1,0 +1,89 @@
+/**
+ * The one prepare-and-sign stage: turns "these header lines over this body, for these
+ * destinations, from this envelope sender" into a DispatchRequest — DKIM-signed for the routing
+ * domain and ARC-sealed where there is an inbound chain, fingerprinted for the delivery ledger.
+ * A rule's forward, an SRS return and every copy an Email Worker makes (forward, reply,
+ * send_email) go through it, so signing, sealing and fingerprinting are done the same way for
+ * all of them, and once per copy.
+ *
+ * Promises:
+ * - the signature covers exactly the bytes dispatched: signed headers, then `headers`, then the
+ *   body; nothing in the body or its existing headers is rewritten (RFC 6376, RFC 8617);
+ * - the body is never copied: a spool is read again from its file or memory, a buffer through
+ *   views of it (a forward of a 25 MiB message must not hold it twice);
+ * - `sign: false` (a zone that opted out, or no signer) dispatches the bytes unsigned.
+ */
+import { Readable } from "node:stream";
+import type { InboundArc, MessageSigner, SignedHeaders } from "../delivery/message-signer.ts";
+import type { MessageSpool } from "../delivery/message-spool.ts";
+import { messageFingerprint } from "../delivery/message-fingerprint.ts";
+import type { DestinationChains } from "../routing/destination-expression.ts";
+import type { DispatchRequest } from "./dispatcher.ts";
+
+/** A body readable any number of times, each time after a given prefix. */
+export interface CopyBody {
+  readonly size: number;
+  read(prefix: Buffer): Readable;
+}
+
+// views fed to the signer and the relay: large enough to be cheap, small enough to never copy much
+const PIECE_BYTES = 64 * 1024;
+
+function* pieces(...buffers: Buffer[]): Generator<Buffer> {
+  for (const buffer of buffers) {
+    for (let offset = 0; offset < buffer.length; offset += PIECE_BYTES) yield buffer.subarray(offset, offset + PIECE_BYTES);
+  }
+}
+
+export function spoolBody(spool: MessageSpool): CopyBody {
+  return { size: spool.size, read: (prefix) => spool.createReadStream(prefix) };
+}
+
+export function bufferBody(body: Buffer): CopyBody {
+  return { size: body.length, read: (prefix) => Readable.from(pieces(prefix, body)) };
+}
+
+export interface CopyRequest {
+  chains: DestinationChains;
+  /** Envelope sender for the upstream, already SRS-rewritten where that applies. */
+  envelopeFrom: string;
+  /** Our header lines, above the body's own and below the signatures. */
+  headers: Buffer;
+  body: CopyBody;
+  /** d= of the signatures and the seal. */
+  routingDomain: string;
+  sign: boolean;
+  /** The inbound chain to seal (forwards of received mail); null for mail composed here. */
+  seal: { arc: InboundArc | false | null; authenticationResults: string | null } | null;
+  /** What makes two copies the same message for the delivery ledger. */
+  identity: { messageId: string | null; mailFrom: string; recipients: readonly string[]; contentSha256: string };
+}
+
+export interface PreparedCopy {
+  request: DispatchRequest;
+  /** What the signer added (null when unsigned), for the activity log. */
+  signed: SignedHeaders | null;
+}
+
+export async function prepareCopy(copy: CopyRequest, signer: MessageSigner | null): Promise<PreparedCopy> {
+  let signed: SignedHeaders | null = null;
+  if (copy.sign && signer !== null) {
+    signed = await signer({
+      message: copy.body.read(copy.headers),
+      routingDomain: copy.routingDomain,
+      arc: copy.seal?.arc ?? null,
+      authenticationResults: copy.seal?.authenticationResults ?? null,
+    });
+  }
+  const top = signed === null || signed.headers.length === 0 ? copy.headers : Buffer.concat([signed.headers, copy.headers]);
+  return {
+    signed,
+    request: {
+      chains: copy.chains,
+      mailFrom: copy.envelopeFrom,
+      fingerprint: messageFingerprint(copy.identity),
+      size: top.length + copy.body.size,
+      message: () => copy.body.read(top),
+    },
+  };
+}
