@@ -6,6 +6,8 @@
  *   rejected         refused with a 5xx (at RCPT TO, by policy, by a reject rule or a worker)
  *   delivery_failed  accepted for relay in-session, but every destination refused it for good (5xx)
  *   deferred         answered with a 4xx: the sender will retry (a 451 is never "rejected")
+ *   queued           accepted (250) in queue delivery mode with some destination deferred: the
+ *                    message is stored and mailroute retries it
  *   worker           handled by an Email Worker; its own outcome (forwarded, replied,
  *                    dropped) is in detail.worker.outcome
  *
@@ -14,7 +16,7 @@
  * before migration 0008 are rewritten by it; `normalizeOutcome` maps any old value on read.
  */
 
-export const OUTCOMES = ["forwarded", "dropped", "rejected", "delivery_failed", "deferred", "worker"] as const;
+export const OUTCOMES = ["forwarded", "dropped", "rejected", "delivery_failed", "deferred", "worker", "queued"] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
 export interface OutcomeFacts {
@@ -23,11 +25,14 @@ export interface OutcomeFacts {
   relayStatus: "delivered" | "partial" | "temporary" | "permanent" | null;
   /** The worker's own outcome when a worker ran. */
   workerOutcome: string | null;
+  /** Some destination was stored for retry (queue delivery mode). */
+  queued?: boolean;
 }
 
 export function eventOutcome(facts: OutcomeFacts): Outcome {
   if (facts.replyCode >= 500) return facts.relayStatus === "permanent" ? "delivery_failed" : "rejected";
   if (facts.replyCode >= 400) return "deferred";
+  if (facts.queued === true) return "queued";
   if (facts.workerOutcome !== null) return "worker";
   if (facts.relayStatus === "delivered" || facts.relayStatus === "partial") return "forwarded";
   return "dropped";

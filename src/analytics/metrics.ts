@@ -66,6 +66,36 @@ export const dnsblErrorsTotal = new Counter({
   registers: [metricsRegistry],
 });
 
+export const queueRetriesTotal = new Counter({
+  name: "mailroute_queue_retries_total",
+  help: "Retry attempts of queued messages (queue delivery mode), by the relay's outcome.",
+  labelNames: ["outcome"] as const,
+  registers: [metricsRegistry],
+});
+
+/** The queue's depth and oldest entry are read from the store; start-service registers how. */
+let queueStatsReader: () => Promise<{ depth: number; oldest: string | null }> = async () => ({ depth: 0, oldest: null });
+export function reportQueueStats(read: () => Promise<{ depth: number; oldest: string | null }>): void {
+  queueStatsReader = read;
+}
+new Gauge({
+  name: "mailroute_queue_messages",
+  help: "Messages waiting in the durable queue (all nodes).",
+  registers: [metricsRegistry],
+  async collect() {
+    this.set((await queueStatsReader()).depth);
+  },
+});
+new Gauge({
+  name: "mailroute_queue_oldest_age_seconds",
+  help: "Age of the oldest message in the durable queue, 0 when empty.",
+  registers: [metricsRegistry],
+  async collect() {
+    const { oldest } = await queueStatsReader();
+    this.set(oldest === null ? 0 : Math.max(0, (Date.now() - new Date(oldest).getTime()) / 1000));
+  },
+});
+
 /** Pool connections are owned by the SMTP client pool; it registers how to read them. */
 let poolConnections: () => number = () => 0;
 export function reportPoolConnections(read: () => number): void {

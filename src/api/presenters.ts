@@ -50,6 +50,7 @@ export function settingsJson(zone: Zone) {
     // mailroute extensions
     dot_insensitive: zone.dotInsensitive,
     sign_outbound: zone.policy.signOutbound,
+    delivery_mode: zone.policy.deliveryMode,
     authentication: {
       enforce_dmarc: zone.policy.enforceDmarc,
       require_auth: zone.policy.requireAuth,

@@ -29,6 +29,10 @@ import { createInboundServer } from "../smtp/inbound-server.ts";
 import { createInSessionDispatcher } from "../mail/dispatcher.ts";
 import { createWorkerHandIn } from "../mail/hand-in.ts";
 import { createMailCore } from "../mail/mail-core.ts";
+import { createQueueDispatcher } from "../mail/queue-dispatcher.ts";
+import { queueRetriesTotal, reportQueueStats } from "../analytics/metrics.ts";
+import { startQueueRunner, type QueueRunner } from "../mail/queue-runner.ts";
+import { queueStats } from "../store/repositories/delivery-queue-repository.ts";
 import type { TlsCredentialsError } from "../smtp/tls-credentials.ts";
 import { setUpCertificates } from "../tls/certificate-setup.ts";
 import { DkimKeyStore } from "../delivery/dkim-keys.ts";
@@ -78,6 +82,8 @@ export interface RunningMailroute {
   readonly generatedAdminToken: string | null;
   readonly routing: RoutingConfigWatcher;
   readonly pool: SmtpClientPool;
+  /** The durable queue's runner (queue delivery mode): `tick()` runs a pass now. */
+  readonly queue: QueueRunner;
   close(): Promise<void>;
 }
 
@@ -183,6 +189,23 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
 
   const events = createEventRecorder(store.db, logger, (zone) => routing.table.zones.get(zone)?.account ?? null);
   const dispatcher = createInSessionDispatcher(relayDeps);
+  // Queue delivery mode (issue 13): zones that ask for it get 250 once a deferred copy is stored
+  reportQueueStats(() => queueStats(store.db));
+  const queueTiming = { minBackoffMs: settings.queueMinBackoffMs, maxBackoffMs: Math.max(settings.queueMinBackoffMs, settings.queueMaxBackoffMs), maxAgeMs: settings.queueMaxAgeMs };
+  const queueDispatcher = createQueueDispatcher({ inSession: dispatcher, store, timing: queueTiming, logger, onQueued: () => queueRunner.wake() });
+  const queueRunner: QueueRunner = startQueueRunner({
+    store,
+    relay: dispatcher,
+    notify: () => queueDispatcher,
+    sign: signer,
+    hostname: settings.hostname,
+    node: settings.hostname,
+    timing: queueTiming,
+    relayDeadlineMs: settings.relayTimeoutMs,
+    pollMs: settings.queuePollMs,
+    logger,
+    onAttempt: (status) => queueRetriesTotal.inc({ outcome: status }),
+  });
   const mail = createMailCore({
     deps: {
       hostname: settings.hostname,
@@ -192,6 +215,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
       sign: signer,
       srs,
       dispatcher,
+      queue: queueDispatcher,
       workers: {
         account: DEFAULT_ACCOUNT,
         deadlineMs: settings.workerDeadlineMs,
@@ -323,6 +347,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     generatedAdminToken,
     routing,
     pool,
+    queue: queueRunner,
     close() {
       closing ??= (async () => {
         routing.stop();
@@ -330,6 +355,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         clearInterval(verificationRetry);
         clearInterval(purge);
         await queues.stop();
+        await queueRunner.stop();
         await httpApp.close();
         await server.close();
         await certificates.close();

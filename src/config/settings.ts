@@ -66,6 +66,11 @@ export interface Settings {
   smtpTransactionTimeoutMs: number;
   /** DATA must arrive at least this fast: its deadline is --smtp-timeout plus bytes / rate, bytes/s. */
   smtpMinDataRate: number;
+  /** Queue delivery mode (issue 13): first retry, backoff ceiling, give-up age and runner poll, ms. */
+  queueMinBackoffMs: number;
+  queueMaxBackoffMs: number;
+  queueMaxAgeMs: number;
+  queuePollMs: number;
   /** Verify SRS returns as postsrsd does (any sender, case-insensitive 4-character hashes). */
   srsPostsrsdCompat: boolean;
   /** Base URL of this server's HTTP port as people reach it (verification links); null: http://<http-host>:<http-port>. */
@@ -132,6 +137,10 @@ export const SETTING_SPECS: Readonly<Record<keyof Settings, SettingSpec>> = Obje
   publicUrl: { flag: "public-url", kind: "string", describe: "base URL people reach the HTTP port at (verification links); default http://<http-host>:<http-port>", default: "" },
   proxyProtocol: { flag: "proxy-protocol", kind: "list", describe: "addresses of load balancers that send a PROXY protocol header (none by default)", default: "" },
   smtpTransactionTimeoutMs: { flag: "smtp-transaction-timeout", kind: "integer", describe: "ms from connect or the last message to the next DATA", default: "600000" },
+  queueMinBackoffMs: { flag: "queue-min-backoff", kind: "integer", describe: "queue mode: ms before the first retry, doubling after each (Postfix: 300 s)", default: "300000" },
+  queueMaxBackoffMs: { flag: "queue-max-backoff", kind: "integer", describe: "queue mode: longest wait between retries in ms (Postfix: 4000 s)", default: "4000000" },
+  queueMaxAgeMs: { flag: "queue-max-age", kind: "integer", describe: "queue mode: give up and send a DSN after this many ms (default 5 days)", default: String(5 * 86_400_000) },
+  queuePollMs: { flag: "queue-poll", kind: "integer", describe: "queue mode: how often the runner looks for due messages, ms", default: "10000" },
   smtpMinDataRate: { flag: "smtp-min-data-rate", kind: "integer", describe: "slowest DATA accepted, bytes/s (deadline: smtp-timeout + size / rate)", default: "500" },
   srsPostsrsdCompat: { flag: "srs-postsrsd-compat", kind: "boolean", describe: "accept SRS returns as postsrsd does: from any sender, hash case-insensitive (true/false)", default: "false" },
   adminTokenFile: { flag: "admin-token-file", kind: "string", describe: "file holding the admin token (preferred: --admin-token shows in the process list)", default: "" },
@@ -244,6 +253,10 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     logLevel: logLevel as Settings["logLevel"],
     smtpTransactionTimeoutMs: integer("smtpTransactionTimeoutMs", 100, 3_600_000),
     smtpMinDataRate: integer("smtpMinDataRate", 1, 1_000_000_000),
+    queueMinBackoffMs: integer("queueMinBackoffMs", 100, 86_400_000),
+    queueMaxBackoffMs: integer("queueMaxBackoffMs", 100, 7 * 86_400_000),
+    queueMaxAgeMs: integer("queueMaxAgeMs", 1000, 30 * 86_400_000),
+    queuePollMs: integer("queuePollMs", 100, 3_600_000),
     srsPostsrsdCompat: flag("srsPostsrsdCompat"),
   });
 }

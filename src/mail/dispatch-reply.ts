@@ -10,7 +10,8 @@
  *   intent) is said in our words (FORWARDING_*), never as "the destination server said".
  */
 import type { LocalFailureKind } from "../delivery/local-attempt.ts";
-import { heldChain, representativeFailure, type RelayOutcome } from "../delivery/relay-message.ts";
+import { heldChain, representativeFailure } from "../delivery/relay-message.ts";
+import type { DispatchOutcome } from "./dispatcher.ts";
 import { replies, type ReplyTemplate } from "./reply-catalogue.ts";
 import { SmtpReply } from "./smtp-reply.ts";
 
@@ -28,8 +29,10 @@ const OUR_FAILURES: Readonly<Record<LocalFailureKind, ReplyTemplate>> = Object.f
   "ledger-unavailable": replies.LOCAL_ERROR,
 });
 
-export function replyForRelay(outcome: RelayOutcome, queueId: string, hostname: string): SmtpReply {
+export function replyForRelay(outcome: DispatchOutcome, queueId: string, hostname: string): SmtpReply {
   const delivered = outcome.chains.filter((chain) => chain.status === "delivered").length;
+  // stored durably before this answer (queue-dispatcher.ts): ours to deliver now
+  if (outcome.queued !== undefined) return new SmtpReply(replies.ACCEPTED_QUEUED, { id: queueId, count: delivered, queued: outcome.queued.chains });
   switch (outcome.status) {
     case "delivered":
       return new SmtpReply(replies.ACCEPTED, { id: queueId, count: delivered });

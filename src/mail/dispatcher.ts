@@ -25,11 +25,34 @@ export interface DispatchRequest {
   readonly size: number;
   /** The bytes to send, readable again for every attempt (signature headers included). */
   readonly message: () => Readable;
+  /** Whose mail this is: what a queue keeps beside the bytes (listing, DSN). */
+  readonly origin?: CopyOrigin;
+}
+
+export interface CopyOrigin {
+  account: string;
+  zone: string | null;
+  /** The addresses the sender used (a DSN names these, never the private destinations). */
+  recipients: readonly string[];
+  /** Who hears about a final failure (a DSN); "" for none (the null sender, mail composed here). */
+  notify: string;
+  messageId: string | null;
+  subject: string | null;
+}
+
+/** What became of a copy: the relay's outcome, and for a queue, what it stored to retry. */
+export interface DispatchOutcome extends RelayOutcome {
+  queued?: { id: string; chains: number };
 }
 
 export interface Dispatcher {
   readonly mode: "in-session" | "queue";
-  dispatch(request: DispatchRequest): Promise<RelayOutcome>;
+  dispatch(request: DispatchRequest): Promise<DispatchOutcome>;
+}
+
+/** The zone's choice (migration 0010): the durable queue where it asked for it and one runs. */
+export function dispatcherFor(mode: "relay" | "queue", dispatchers: { inSession: Dispatcher; queue: Dispatcher | null }): Dispatcher {
+  return mode === "queue" && dispatchers.queue !== null ? dispatchers.queue : dispatchers.inSession;
 }
 
 export function createInSessionDispatcher(relay: RelayDependencies): Dispatcher {

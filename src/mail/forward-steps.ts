@@ -12,6 +12,7 @@
  */
 import { toAsciiAddress } from "../routing/email-address.ts";
 import { replyForRelay } from "./dispatch-reply.ts";
+import { dispatcherFor, type CopyOrigin } from "./dispatcher.ts";
 import type { MailDependencies } from "./mail-dependencies.ts";
 import type { MessageContext } from "./message-context.ts";
 import { prepareCopy, spoolBody } from "./prepare-copy.ts";
@@ -37,14 +38,19 @@ export async function prepareForward(context: MessageContext, deps: MailDependen
     deps.sign,
   );
   context.signed = prepared.signed;
-  context.outbound = prepared.request;
+  context.outbound = { ...prepared.request, origin: copyOrigin(context, context.mailFrom) };
   return null;
 }
 
 export async function dispatchForward(context: MessageContext, deps: MailDependencies): Promise<SmtpReply> {
   if (context.outbound === null) return new SmtpReply(replies.LOCAL_ERROR, { hop: deps.hostname });
-  context.relay = await deps.dispatcher.dispatch(context.outbound);
+  context.relay = await dispatcherFor(context.plan.policy.deliveryMode, { inSession: deps.dispatcher, queue: deps.queue }).dispatch(context.outbound);
   return replyForRelay(context.relay, context.queueId, deps.hostname);
+}
+
+/** Whose copy this is, for a queue to keep beside the bytes; `notify` hears of a final failure. */
+export function copyOrigin(context: MessageContext, notify: string): CopyOrigin {
+  return { account: context.plan.account, zone: context.plan.zone, recipients: context.recipients, notify, messageId: context.headers.messageId, subject: context.headers.subject };
 }
 
 export async function acceptDropped(context: MessageContext): Promise<SmtpReply> {

@@ -100,7 +100,7 @@ export function createMailCore(options: MailCoreOptions): MailCore {
       const context = newMessageContext({ ...facts, recipients: recipients.map((recipient) => recipient.address) });
       const smtp = message.via === "smtp";
       const reply = await processMessage(context, smtp ? deps : { ...deps, authenticate: null });
-      const outcome = eventOutcome({ replyCode: reply.responseCode, relayStatus: context.relay?.status ?? null, workerOutcome: context.worker?.outcome ?? null });
+      const outcome = eventOutcome({ replyCode: reply.responseCode, relayStatus: context.relay?.status ?? null, workerOutcome: context.worker?.outcome ?? null, queued: context.relay?.queued !== undefined });
       if (smtp) {
         smtpRepliesTotal.inc({ code: replyCodeLabel(reply.responseCode) });
         await record(message, context, reply, outcome);

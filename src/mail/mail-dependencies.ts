@@ -22,8 +22,10 @@ export interface MailDependencies {
   /** DKIM signing and ARC sealing; null sends copies unsigned. */
   sign: MessageSigner | null;
   srs: SrsRewriter;
-  /** Where prepared copies go (in-session relay, or the durable queue). */
+  /** Where prepared copies go by default: the in-session relay. */
   dispatcher: Dispatcher;
+  /** The durable queue, for zones in `queue` delivery mode; null when none runs here. */
+  queue: Dispatcher | null;
   /** Email Workers; null when the worker runtime is not available. */
   workers: WorkerGateway | null;
 }

@@ -10,8 +10,7 @@ import type { SpamScore } from "../inbound/spam-score.ts";
 import type { HeaderFields } from "../delivery/header-block.ts";
 import type { MessageSpool } from "../delivery/message-spool.ts";
 import type { SignedHeaders } from "../delivery/message-signer.ts";
-import type { RelayOutcome } from "../delivery/relay-message.ts";
-import type { DispatchRequest } from "./dispatcher.ts";
+import type { DispatchOutcome, DispatchRequest } from "./dispatcher.ts";
 import type { RoutingPlan } from "./routing-plan.ts";
 import type { WorkerReport } from "./worker-step.ts";
 
@@ -42,7 +41,7 @@ export interface MessageContext {
   signed: SignedHeaders | null;
   /** The envelope sender the copies went out with (SRS-rewritten, or the original for returns). */
   upstreamFrom: string;
-  relay: RelayOutcome | null;
+  relay: DispatchOutcome | null;
   worker: WorkerReport | null;
 }
 

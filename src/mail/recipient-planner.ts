@@ -17,7 +17,7 @@ import type { SrsReverseResult } from "../delivery/srs-rewriter.ts";
 import { SrsRewriter } from "../delivery/srs-rewriter.ts";
 import { isAddressProblem, parseAddress } from "../routing/email-address.ts";
 import { planKey, resolveRecipient, type RefusalReason, type RoutingDecision } from "../routing/resolve-recipient.ts";
-import { DEFAULT_ZONE_POLICY, type RoutingTable } from "../routing/routing-table.ts";
+import { DEFAULT_ROUTING_ACCOUNT, DEFAULT_ZONE_POLICY, type RoutingTable } from "../routing/routing-table.ts";
 import { replies, type ReplyTemplate } from "./reply-catalogue.ts";
 import type { RoutingPlan } from "./routing-plan.ts";
 import { SmtpReply } from "./smtp-reply.ts";
@@ -84,7 +84,7 @@ export function planRecipient(rcpt: string, sender: string, view: PlannerView): 
     }
     return {
       ok: true,
-      plan: { key: `srs:${reversed.address.toLowerCase()}`, kind: "srs-return", chains: [[reversed.address]], zone: null, policy: DEFAULT_ZONE_POLICY },
+      plan: { key: `srs:${reversed.address.toLowerCase()}`, kind: "srs-return", chains: [[reversed.address]], zone: null, account: DEFAULT_ROUTING_ACCOUNT, policy: DEFAULT_ZONE_POLICY },
       recipient: { address: rcpt, zone: null, action: "srs-return", ruleId: null },
     };
   }
@@ -93,9 +93,10 @@ export function planRecipient(rcpt: string, sender: string, view: PlannerView): 
   if (decision.kind === "refuse") return { ok: false, reply: refusal!, reason: decision.reason };
   if (refusal !== null) return { ok: false, reply: refusal, reason: `rule-${decision.action.type}` };
   const recipient: PlannedRecipient = { address: rcpt, zone: decision.zone, action: decision.action.type, ruleId: decision.ruleId };
-  const policy = view.routing.zones.get(decision.zone)?.policy ?? DEFAULT_ZONE_POLICY;
+  const zone = view.routing.zones.get(decision.zone);
+  const policy = zone?.policy ?? DEFAULT_ZONE_POLICY;
   // Recipients share a transaction only if the same authentication policy applies to all of them.
-  const base = { key: `${planKey(decision)}|${JSON.stringify(policy)}`, zone: decision.zone, policy };
+  const base = { key: `${planKey(decision)}|${JSON.stringify(policy)}`, zone: decision.zone, account: zone?.account ?? DEFAULT_ROUTING_ACCOUNT, policy };
   const action = decision.action;
   if (action.type === "forward") return { ok: true, plan: { ...base, kind: "forward", chains: action.chains }, recipient };
   if (action.type === "worker") return { ok: true, plan: { ...base, kind: "worker", script: action.script }, recipient };

@@ -54,6 +54,8 @@ export const replies = Object.freeze({
   ACCEPTED: reply(250, "2.0.0", "Ok: queued as {id}, delivered to {count} destination(s)"),
   ACCEPTED_PARTIAL: reply(250, "2.0.0", "Ok: queued as {id}, delivered to {count} destination(s); {failed} destination(s) refused it permanently"),
   ACCEPTED_DROPPED: reply(250, "2.0.0", "Ok: queued as {id}"),
+  // Queue delivery mode (issue 13): the deferred destinations are stored durably and retried.
+  ACCEPTED_QUEUED: reply(250, "2.0.0", "Ok: queued as {id}, delivered to {count} destination(s); {queued} deferred destination(s) will be retried"),
   // The forwarding address is private: the sender hears the upstream's answer, never where it went.
   UPSTREAM_TEMPORARY: reply(451, "4.4.0", "{hop}: forwarding deferred by the destination server: {upstream}"),
   UPSTREAM_PERMANENT: reply(550, "5.0.0", "{hop}: forwarding refused by the destination server: {upstream}"),

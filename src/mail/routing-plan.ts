@@ -14,6 +14,8 @@ interface PlanBase {
   readonly key: string;
   /** The zone the recipients belong to; null for SRS returns (signed for our own hostname). */
   readonly zone: string | null;
+  /** The account that owns the zone: its worker, KV, verified destinations and queue entries. */
+  readonly account: string;
   /** The zone's inbound authentication policy and signing choice. */
   readonly policy: Readonly<ZonePolicy>;
 }

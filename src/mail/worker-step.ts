@@ -34,6 +34,8 @@ import { WorkerCallError, type HostHandlers, type InvocationResult, type KvStore
 import type { MailDependencies } from "./mail-dependencies.ts";
 import type { MessageContext } from "./message-context.ts";
 import { bufferBody, prepareCopy } from "./prepare-copy.ts";
+import { dispatcherFor } from "./dispatcher.ts";
+import { copyOrigin } from "./forward-steps.ts";
 import { replies } from "./reply-catalogue.ts";
 import { SmtpReply } from "./smtp-reply.ts";
 
@@ -147,7 +149,10 @@ async function invokeAdmitted(
       },
       deps.sign,
     );
-    const outcome = await deps.dispatcher.dispatch(prepared.request);
+    // the worker's own forward is the received message: its sender hears of a final failure; a
+    // reply or a send_email message is ours, and a DSN for it would go to our own zone
+    const origin = copyOrigin(context, forward ? context.mailFrom : "");
+    const outcome = await dispatcherFor(context.plan.policy.deliveryMode, { inSession: deps.dispatcher, queue: deps.queue }).dispatch({ ...prepared.request, origin });
     const chain = outcome.chains[0];
     if (outcome.status === "delivered") return { messageId: `<${context.queueId}.${forwarded.size}@${deps.hostname}>` };
     const attempt = chain?.attempts.at(-1);

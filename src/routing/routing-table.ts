@@ -32,9 +32,17 @@ export interface ZonePolicy {
    * to the operator's own server (--transport), where our signature serves no one.
    */
   signOutbound: boolean;
+  /**
+   * "relay": in-session only (DESIGN §4, the default). "queue": when a destination defers,
+   * the message is stored durably and retried, and the sender hears 250 (issue 13).
+   */
+  deliveryMode: DeliveryMode;
 }
 
-export const DEFAULT_ZONE_POLICY: Readonly<ZonePolicy> = Object.freeze({ enforceDmarc: true, requireAuth: true, rejectQuarantine: false, spamThreshold: null, signOutbound: true });
+export type DeliveryMode = "relay" | "queue";
+export const DELIVERY_MODES: readonly DeliveryMode[] = Object.freeze(["relay", "queue"]);
+
+export const DEFAULT_ZONE_POLICY: Readonly<ZonePolicy> = Object.freeze({ enforceDmarc: true, requireAuth: true, rejectQuarantine: false, spamThreshold: null, signOutbound: true, deliveryMode: "relay" });
 
 export interface ZoneInput {
   name: string;

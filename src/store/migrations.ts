@@ -9,6 +9,7 @@
 import { sql, type Kysely } from "kysely";
 import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
 import type { StoreDialect } from "./store.ts";
+import { deliveryQueueUp } from "./migrations/0010-delivery-queue.ts";
 
 // Migrations take Kysely<any>, not Kysely<Database>: each one is a frozen snapshot written
 // against the schema as it was then, and must keep compiling as schema.ts moves on.
@@ -394,6 +395,9 @@ function defineMigrations(dialect: StoreDialect): Record<string, Migration> {
         // Activity pages: newest first within a zone.
         await db.schema.createIndex("events_zone_id_index").on("events").columns(["zone", "account_id", "id"]).execute();
       },
+    },
+    "0010_delivery_queue": {
+      up: (db: MigrationDb) => deliveryQueueUp(db, dialect),
     },
   };
 }

@@ -322,3 +322,46 @@ export interface Database {
   worker_analytics: WorkerAnalyticsTable;
   worker_queue_messages: WorkerQueueMessageTable;
 }
+
+// ── 0010_delivery_queue (issue 13) ──
+
+export interface ZoneTable {
+  /** "relay" (in-session, the default) or "queue" (stored and retried when a destination defers). */
+  delivery_mode: Generated<string>;
+}
+
+export interface QueuedMessageTable {
+  id: string;
+  account_id: string;
+  zone: string | null;
+  created_at: string;
+  next_attempt_at: string;
+  expires_at: string;
+  attempts: Generated<number>;
+  delivered: Generated<number>;
+  envelope_from: string;
+  /** The original sender, who gets the DSN; "" for the null sender (no DSN is ever sent to it). */
+  dsn_to: string;
+  /** JSON string[] */
+  recipients: string;
+  /** JSON string[][] */
+  chains: string;
+  fingerprint: string;
+  size: number;
+  message_id: string | null;
+  subject: string | null;
+  last_reply: string | null;
+  claimed_by: string | null;
+  claim_expires_at: string | null;
+}
+
+export interface QueuedMessageChunkTable {
+  message_id: string;
+  seq: number;
+  data: Uint8Array;
+}
+
+export interface Database {
+  queued_messages: QueuedMessageTable;
+  queued_message_chunks: QueuedMessageChunkTable;
+}

@@ -107,6 +107,7 @@ before(async () => {
       sign: createMessageSigner({ keys, hostname: HOST }),
       srs,
       dispatcher: keepingDispatcher(kept),
+      queue: null,
       workers,
     },
     routing: () => table,

@@ -68,6 +68,7 @@ function dependencies(workers: WorkerGateway): MailDependencies & { workers: Wor
       ledger: { view: async () => ({ accepted: new Set(), intents: new Map() }), claim: async () => true, recordAccepted: async () => undefined, settle: async () => undefined },
       deadlineMs: 1000,
     }),
+    queue: null,
     workers,
   };
 }
@@ -89,7 +90,7 @@ async function messageContext(bytes: number, queueId: string): Promise<MessageCo
     secure: false,
     smtpUtf8: false,
     trusted: true,
-    plan: { key: "worker:dropper", kind: "worker", script: "dropper", zone: "example.com", policy: DEFAULT_ZONE_POLICY },
+    plan: { key: "worker:dropper", kind: "worker", script: "dropper", zone: "example.com", account: "acct", policy: DEFAULT_ZONE_POLICY },
     spool,
     receivedAt: new Date(),
   });

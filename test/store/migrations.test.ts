@@ -18,6 +18,8 @@ const TABLES = [
   "destination_addresses",
   "events",
   "kv_entries",
+  "queued_message_chunks",
+  "queued_messages",
   "rules",
   "settings",
   "worker_analytics",

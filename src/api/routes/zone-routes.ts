@@ -29,6 +29,11 @@ function settingsChanges(body: Record<string, unknown>): ZoneChanges {
   changes.supportSubaddress = flag("support_subaddress");
   changes.dotInsensitive = flag("dot_insensitive");
   changes.signOutbound = flag("sign_outbound");
+  const mode = body["delivery_mode"];
+  if (mode !== undefined) {
+    if (typeof mode !== "string") throw new ApiError("VALIDATION", { message: "delivery_mode: must be \"relay\" or \"queue\"" }, { field: "delivery_mode" });
+    changes.deliveryMode = mode as ZoneChanges["deliveryMode"];
+  }
   const auth = body["authentication"];
   if (auth !== undefined) {
     if (auth === null || typeof auth !== "object" || Array.isArray(auth)) throw new ApiError("VALIDATION", { message: "authentication: must be an object" }, { field: "authentication" });
@@ -50,7 +55,7 @@ function settingsChanges(body: Record<string, unknown>): ZoneChanges {
   return changes;
 }
 
-const SETTINGS_FIELDS = ["enabled", "support_subaddress", "dot_insensitive", "sign_outbound", "authentication", "name", "id", "tag", "skip_wizard", "status", "created", "modified"];
+const SETTINGS_FIELDS = ["enabled", "support_subaddress", "dot_insensitive", "sign_outbound", "delivery_mode", "authentication", "name", "id", "tag", "skip_wizard", "status", "created", "modified"];
 
 export function registerZoneRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { access, hostname } = deps;

@@ -47,7 +47,7 @@ function outcomeFilter(value: string | undefined): Outcome | undefined {
 }
 
 function emptyCounts(): OutcomeCounts {
-  return { received: 0, forwarded: 0, dropped: 0, rejected: 0, delivery_failed: 0, deferred: 0, worker: 0 };
+  return { received: 0, forwarded: 0, dropped: 0, rejected: 0, delivery_failed: 0, deferred: 0, worker: 0, queued: 0 };
 }
 
 /** A stored row with its outcome in today's vocabulary. */

@@ -8,7 +8,7 @@
  */
 import type { Insertable } from "kysely";
 import { normalizeDomain } from "../../routing/email-address.ts";
-import type { ZonePolicy } from "../../routing/routing-table.ts";
+import { DELIVERY_MODES, type ZonePolicy } from "../../routing/routing-table.ts";
 import * as zones from "../../store/repositories/zone-repository.ts";
 import type { ZoneRow } from "../../store/repositories/zone-repository.ts";
 import type { Database, ZoneTable } from "../../store/schema.ts";
@@ -38,8 +38,15 @@ export interface ZoneChanges extends Partial<ZonePolicy> {
   dotInsensitive?: boolean;
 }
 
-export function zonePolicyOf(row: Pick<ZoneRow, "enforce_dmarc" | "require_auth" | "reject_quarantine" | "spam_threshold" | "sign_outbound">): ZonePolicy {
-  return { enforceDmarc: row.enforce_dmarc === 1, requireAuth: row.require_auth === 1, rejectQuarantine: row.reject_quarantine === 1, spamThreshold: row.spam_threshold, signOutbound: row.sign_outbound !== 0 };
+export function zonePolicyOf(row: Pick<ZoneRow, "enforce_dmarc" | "require_auth" | "reject_quarantine" | "spam_threshold" | "sign_outbound" | "delivery_mode">): ZonePolicy {
+  return {
+    enforceDmarc: row.enforce_dmarc === 1,
+    requireAuth: row.require_auth === 1,
+    rejectQuarantine: row.reject_quarantine === 1,
+    spamThreshold: row.spam_threshold,
+    signOutbound: row.sign_outbound !== 0,
+    deliveryMode: row.delivery_mode === "queue" ? "queue" : "relay",
+  };
 }
 
 export function toZone(row: ZoneRow): Zone {
@@ -119,6 +126,7 @@ export class ZoneService {
         reject_quarantine: 0,
         spam_threshold: null,
         sign_outbound: 1,
+        delivery_mode: "relay",
         created_at: now,
         modified_at: now,
       } satisfies Insertable<ZoneTable>;
@@ -136,6 +144,10 @@ export class ZoneService {
       if (changes.requireAuth !== undefined) patch.require_auth = changes.requireAuth ? 1 : 0;
       if (changes.rejectQuarantine !== undefined) patch.reject_quarantine = changes.rejectQuarantine ? 1 : 0;
       if (changes.signOutbound !== undefined) patch.sign_outbound = changes.signOutbound ? 1 : 0;
+      if (changes.deliveryMode !== undefined) {
+        if (!(DELIVERY_MODES as readonly string[]).includes(changes.deliveryMode)) throw new ValidationError("delivery_mode", `"${String(changes.deliveryMode)}" is not one of ${DELIVERY_MODES.join(", ")}`);
+        patch.delivery_mode = changes.deliveryMode;
+      }
       if (changes.spamThreshold !== undefined) {
         const threshold = changes.spamThreshold;
         if (threshold !== null && !(typeof threshold === "number" && Number.isFinite(threshold) && threshold >= 0 && threshold <= 5)) {
