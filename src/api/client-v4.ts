@@ -13,6 +13,7 @@ import { createRequestAuth, send } from "./request-auth.ts";
 import type { ConcurrencyGate, FixedWindowCounter } from "./request-limits.ts";
 import { registerAccountRoutes } from "./routes/account-routes.ts";
 import { registerActivityRoutes } from "./routes/activity-routes.ts";
+import { registerQueueRoutes } from "./routes/queue-routes.ts";
 import { registerAddressRoutes } from "./routes/address-routes.ts";
 import type { ApiDeps } from "./routes/route-deps.ts";
 import { registerRuleRoutes } from "./routes/rule-routes.ts";
@@ -86,4 +87,5 @@ export async function clientApi(app: FastifyInstance, options: ClientApiOptions)
   registerRuleRoutes(app, options);
   registerAddressRoutes(app, options);
   registerActivityRoutes(app, options);
+  registerQueueRoutes(app, options);
 }

@@ -58,7 +58,7 @@ const FAMILIES: Family[] = [
         name: "set",
         args: "<domain>",
         summary: "change a domain's settings and inbound policy",
-        options: [...DOMAIN_SWITCHES.flatMap((flag): [string, string][] => [[`--${flag}`, `turn ${flag} on`], [`--no-${flag}`, `turn ${flag} off`]]), ["--spam-threshold <0-5|off>", "refuse mail scoring above this"]],
+        options: [...DOMAIN_SWITCHES.flatMap((flag): [string, string][] => [[`--${flag}`, `turn ${flag} on`], [`--no-${flag}`, `turn ${flag} off`]]), ["--spam-threshold <0-5|off>", "refuse mail scoring above this"], ["--delivery <relay|queue>", "relay: in-session (default); queue: store deferred mail and retry it"]],
         example: "mailroute domain set example.com --enforce-dmarc --spam-threshold 4",
         store: true,
       },
@@ -122,6 +122,16 @@ const FAMILIES: Family[] = [
       { name: "list", summary: "list accounts", example: "mailroute account list", store: true },
       { name: "rename", args: "<id> <name>", summary: "rename an account", example: 'mailroute account rename family "The Family"', store: true },
       { name: "remove", args: "<id>", summary: "remove an account with everything in it", example: "mailroute account remove family", store: true },
+    ],
+  },
+  {
+    name: "queue",
+    summary: "the durable queue (zones in queue delivery mode)",
+    subcommands: [
+      { name: "list", summary: "messages waiting for a retry", options: [["--limit <n>", "(default 100)"]], example: "mailroute queue list", store: true },
+      { name: "show", args: "<id>", summary: "one queued message: what it waits for, its last reply, its next attempt", example: "mailroute queue show 0b6c…", store: true },
+      { name: "retry", args: "<id>", summary: "make a queued message due now", example: "mailroute queue retry 0b6c…", store: true },
+      { name: "delete", args: "<id>", summary: "drop a queued message (no DSN is sent)", example: "mailroute queue delete 0b6c…", store: true },
     ],
   },
   {

@@ -126,7 +126,7 @@ export function need(positionals: string[], index: number, what: string, usage: 
 // ── domain ──────────────────────────────────────────────────────────────────
 
 const DOMAIN_USAGE =
-  "mailroute domain add <domain> [--subaddressing] [--dot-insensitive] | list | remove <domain> [--yes] | enable <domain> | disable <domain> | set <domain> [--[no-]subaddressing] [--[no-]dot-insensitive] [--[no-]enforce-dmarc] [--[no-]require-auth] [--[no-]reject-quarantine] [--[no-]sign-outbound] [--spam-threshold <0-5|off>]";
+  "mailroute domain add <domain> [--subaddressing] [--dot-insensitive] | list | remove <domain> [--yes] | enable <domain> | disable <domain> | set <domain> [--[no-]subaddressing] [--[no-]dot-insensitive] [--[no-]enforce-dmarc] [--[no-]require-auth] [--[no-]reject-quarantine] [--[no-]sign-outbound] [--spam-threshold <0-5|off>] [--delivery relay|queue]";
 
 const SWITCHES = [
   ["subaddressing", "supportSubaddress"],
@@ -143,6 +143,7 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
     {
       ...Object.fromEntries(SWITCHES.flatMap(([flag]) => [[flag, { type: "boolean" }], [`no-${flag}`, { type: "boolean" }]])),
       "spam-threshold": { type: "string" },
+      delivery: { type: "string" },
     },
     DOMAIN_USAGE,
     YES_OPTION,
@@ -182,7 +183,7 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
         return;
       }
       case "set": {
-        const changes: Record<string, boolean | number | null> = {};
+        const changes: Record<string, boolean | number | string | null> = {};
         for (const [flag, key] of SWITCHES) {
           if (values[flag] && values[`no-${flag}`]) throw usageError(`--${flag} and --no-${flag} contradict each other`, DOMAIN_USAGE);
           if (values[flag]) changes[key] = true;
@@ -194,12 +195,18 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
           if (threshold !== "off" && (threshold.trim() === "" || !Number.isFinite(number))) throw usageError(`--spam-threshold "${threshold}" is not a score from 0 to 5 or "off"`, DOMAIN_USAGE);
           changes.spamThreshold = threshold === "off" ? null : number;
         }
+        const delivery = values.delivery;
+        if (typeof delivery === "string") {
+          if (delivery !== "relay" && delivery !== "queue") throw usageError(`--delivery "${delivery}" is not "relay" (in-session, the default) or "queue" (store and retry deferred mail)`, DOMAIN_USAGE);
+          changes.deliveryMode = delivery;
+        }
         if (Object.keys(changes).length === 0) throw usageError("nothing to set", DOMAIN_USAGE);
         const zone = await service.zones.update(need(positionals, 1, "domain", DOMAIN_USAGE), changes);
         const p = zone.policy;
         emit(output, values, zone, [
           `${zone.name}: sub-addressing ${onOff(zone.supportSubaddress)}, dot-insensitive ${onOff(zone.dotInsensitive)}`,
           `  DMARC p=reject enforced ${onOff(p.enforceDmarc)}, SPF-or-DKIM required ${onOff(p.requireAuth)}, p=quarantine ${p.rejectQuarantine ? "rejected" : "accepted and marked"}, spam threshold ${p.spamThreshold ?? "off"}, DKIM/ARC signing ${onOff(p.signOutbound)}`,
+          `  delivery ${p.deliveryMode === "queue" ? "queue (deferred mail is stored and retried; the sender hears 250)" : "relay (in-session: the sender hears the destination's answer)"}`,
         ]);
         return;
       }

@@ -9,6 +9,7 @@ import { ValidationError } from "../core/validation-error.ts";
 import { CliError } from "./cli-error.ts";
 import { activityCommand, addressCommand, initCommand, catchAllCommand, domainCommand, routeCommand, ruleCommand, type Output } from "./config-commands.ts";
 import { accountCommand, auditCommand, tokenCommand } from "./account-commands.ts";
+import { queueCommand } from "./queue-commands.ts";
 import { doctorCommand } from "./doctor-command.ts";
 import { sendCommand } from "./send-command.ts";
 import { sinkCommand } from "./sink-command.ts";
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, (argv: string[], output: Output) => Promise<void>
   account: accountCommand,
   token: tokenCommand,
   audit: auditCommand,
+  queue: queueCommand,
 };
 
 /** Where commander's help and diagnoses go: help to stdout (our Output), mistakes to stderr. */

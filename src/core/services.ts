@@ -11,6 +11,7 @@ import { ActivityService } from "./activity/activity-service.ts";
 import { AddressService } from "./addresses/address-service.ts";
 import { AuditService } from "./audit/audit-service.ts";
 import { CatchAllService } from "./catch-all/catch-all-service.ts";
+import { QueueService } from "./queue/queue-service.ts";
 import { RuleService } from "./rules/rule-service.ts";
 import { createServiceContext, type AccountScope, type Actor } from "./service-context.ts";
 import { TokenService } from "./tokens/token-service.ts";
@@ -26,6 +27,8 @@ export interface AccountServices {
   readonly tokens: TokenService;
   readonly audit: AuditService;
   readonly activity: ActivityService;
+  /** The durable queue (queue delivery mode). */
+  readonly queue: QueueService;
 }
 
 export interface ServiceOptions {
@@ -57,6 +60,7 @@ export function createServices(store: Store, options: ServiceOptions = {}): Serv
         tokens: new TokenService(ctx),
         audit: new AuditService(ctx),
         activity: new ActivityService(ctx),
+        queue: new QueueService(ctx),
       });
     },
     accounts(actor) {

@@ -174,7 +174,7 @@ describe("activity API and Prometheus metrics end to end", () => {
     const base = `/client/v4/zones/${zoneId}/email/routing/summary`;
     const day = JSON.parse((await get(h, `${base}?range=24h`, reader)).body) as { result: { range: string; totals: Record<string, number>; series: ({ start: string } & Record<string, number>)[] } };
     assert.equal(day.result.range, "24h");
-    assert.deepEqual(day.result.totals, { received: 4, forwarded: 2, dropped: 1, rejected: 0, delivery_failed: 0, deferred: 1, worker: 0 });
+    assert.deepEqual(day.result.totals, { received: 4, forwarded: 2, dropped: 1, rejected: 0, delivery_failed: 0, deferred: 1, worker: 0, queued: 0 });
     assert.equal(day.result.series.length, 24);
     assert.match(day.result.series[23]!.start, /T\d\d:00:00\.000Z$/);
     assert.equal(day.result.series.reduce((sum, bucket) => sum + (bucket.received ?? 0), 0), 4);

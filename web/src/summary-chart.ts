@@ -4,7 +4,7 @@
  * and no inline styles (the CSP forbids them).
  */
 
-export const OUTCOMES = ["received", "forwarded", "dropped", "rejected", "delivery_failed", "deferred", "worker"] as const;
+export const OUTCOMES = ["received", "forwarded", "dropped", "rejected", "delivery_failed", "deferred", "worker", "queued"] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 export type Counts = Record<Outcome, number>;
 export interface Bucket extends Partial<Counts> {

@@ -173,6 +173,14 @@ export async function removeQueued(db: Kysely<Database>, id: string, node?: stri
   });
 }
 
+/** The operator's delete: the entry and its bytes, in the caller's transaction. */
+export async function deleteQueued(db: Kysely<Database>, id: string, account: string): Promise<boolean> {
+  const result = await db.deleteFrom("queued_messages").where("id", "=", id).where("account_id", "=", account).executeTakeFirst();
+  if (result.numDeletedRows !== 1n) return false;
+  await db.deleteFrom("queued_message_chunks").where("message_id", "=", id).execute();
+  return true;
+}
+
 export function listQueued(db: Kysely<Database>, query: { account: string | null; limit: number }): Promise<QueuedMessageRow[]> {
   let q = db.selectFrom("queued_messages").selectAll().orderBy("created_at").orderBy("id").limit(query.limit);
   if (query.account !== null) q = q.where("account_id", "=", query.account);

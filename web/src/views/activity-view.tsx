@@ -11,7 +11,7 @@ import { Empty, Show } from "../states.tsx";
 import { useResource } from "../use-resource.ts";
 import type { ViewProps } from "./view-props.ts";
 
-const OUTCOMES = ["forwarded", "dropped", "rejected", "delivery_failed", "deferred", "worker"];
+const OUTCOMES = ["forwarded", "dropped", "rejected", "delivery_failed", "deferred", "worker", "queued"];
 
 export function ActivityView({ api, zone }: ViewProps) {
   const [filters, setFilters] = useState<ActivityFilters>(NO_FILTERS);

@@ -12,7 +12,7 @@ import type { ViewProps } from "./view-props.ts";
 
 const RANGES = ["24h", "7d", "30d"] as const;
 type Range = (typeof RANGES)[number];
-const LABELS: Record<Outcome, string> = { received: "Received", forwarded: "Forwarded", dropped: "Dropped", rejected: "Rejected", delivery_failed: "Delivery failed", deferred: "Deferred", worker: "Worker-handled" };
+const LABELS: Record<Outcome, string> = { received: "Received", forwarded: "Forwarded", dropped: "Dropped", rejected: "Rejected", delivery_failed: "Delivery failed", deferred: "Deferred", worker: "Worker-handled", queued: "Queued for retry" };
 const CHARTED: Outcome[] = ["received", "forwarded", "rejected", "delivery_failed"];
 
 interface Summary {
