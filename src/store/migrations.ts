@@ -395,6 +395,28 @@ function defineMigrations(dialect: StoreDialect): Record<string, Migration> {
         await db.schema.createIndex("events_zone_id_index").on("events").columns(["zone", "account_id", "id"]).execute();
       },
     },
+    "0009_cluster": {
+      // Cluster mode (issue 13): keys and secrets that were files in each node's data directory
+      // become rows every node shares, sealed with the operator's cluster key (AES-256-GCM, the
+      // key's id beside each value so a wrong key is named, not mistaken for corruption); a lease
+      // row per housekeeping job so one node at a time purges; and the node that wrote each event.
+      async up(db: MigrationDb): Promise<void> {
+        await db.schema
+          .createTable("cluster_secrets")
+          .addColumn("name", "text", (c) => c.primaryKey())
+          .addColumn("key_id", "text", (c) => c.notNull())
+          .addColumn("sealed", "text", (c) => c.notNull())
+          .addColumn("created_at", "text", (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable("leases")
+          .addColumn("name", "text", (c) => c.primaryKey())
+          .addColumn("holder", "text", (c) => c.notNull())
+          .addColumn("expires_at", "text", (c) => c.notNull())
+          .execute();
+        await db.schema.alterTable("events").addColumn("node_id", "text").execute();
+      },
+    },
   };
 }
 
