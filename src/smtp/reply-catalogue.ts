@@ -58,6 +58,9 @@ export const replies = Object.freeze({
   UPSTREAM_TEMPORARY: reply(451, "4.4.0", "{hop}: forwarding deferred by the destination server: {upstream}"),
   UPSTREAM_PERMANENT: reply(550, "5.0.0", "{hop}: forwarding refused by the destination server: {upstream}"),
   LOCAL_ERROR: reply(451, "4.3.0", "{hop}: local error in processing, please try again later"),
+  // Cluster mode (issue 13): the node lost its database; routing on the configuration it last
+  // saw could accept mail for a rule deleted since, so the sender keeps the message and retries.
+  STORE_UNAVAILABLE: reply(451, "4.3.0", "{hop}: configuration store unreachable, please try again later"),
   // Email Workers (issue 4): setReject(reason), and a worker that threw or ran out of time.
   WORKER_REJECT: reply(550, "5.7.1", "{reason}"),
   // The worker's own error text stays with the operator (worker tail, activity log): it may

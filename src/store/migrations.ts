@@ -415,6 +415,18 @@ function defineMigrations(dialect: StoreDialect): Record<string, Migration> {
           .addColumn("expires_at", "text", (c) => c.notNull())
           .execute();
         await db.schema.alterTable("events").addColumn("node_id", "text").execute();
+        if (dialect === "postgres") {
+          // Every config_version bump, from any process and any build, notifies the listening
+          // nodes (store/config-listener.ts). NOTIFY inside the bumping transaction is delivered
+          // only when it commits, so a node never reloads before the change is visible.
+          await sql`CREATE FUNCTION mailroute_config_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              PERFORM pg_notify('mailroute_config', NEW.version::text);
+              RETURN NEW;
+            END $$`.execute(db);
+          await sql`CREATE TRIGGER config_version_notify AFTER UPDATE ON config_version
+            FOR EACH ROW EXECUTE FUNCTION mailroute_config_notify()`.execute(db);
+        }
       },
     },
   };

@@ -1,0 +1,60 @@
+/**
+ * The keys and secrets a starting node works with, from the SecretStore its mode calls for:
+ * files in the data directory on one node (as always), sealed rows in PostgreSQL for a
+ * cluster (DESIGN §2 seams), so every node signs with the same DKIM key, opens SRS addresses
+ * any node minted, and opens worker secrets any node sealed.
+ *
+ * Promises: a PostgreSQL node without a cluster key, or with another key than the one the
+ * shared secrets were sealed with, is refused with a ClusterKeyError that says what to do —
+ * before it signs or routes anything; a single node moving to PostgreSQL brings its key files
+ * along (imported on first start into an empty cluster, and logged by name, never content).
+ */
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import type { Logger } from "../analytics/structured-log.ts";
+import { missingClusterKeyError } from "../config/cluster-key.ts";
+import { loadOrCreateSecrets, type OnTightened } from "../config/data-dir.ts";
+import type { Settings } from "../config/settings.ts";
+import { fileSecretStore } from "../store/file-secret-store.ts";
+import type { Store } from "../store/open-store.ts";
+import { checkClusterKey, createSealedSecretStore } from "../store/sealed-secret-store.ts";
+import { importSecretFiles } from "../store/secret-file-import.ts";
+import { prefixedSecrets, secretLines, type SecretStore } from "../store/secret-store.ts";
+import { lazySecretBox, SECRET_KEY_FILE, secretBoxFromLines, type SecretBox } from "../workers/secret-box.ts";
+
+export const SRS_SECRETS = "srs-secrets";
+
+export interface NodeSecrets {
+  /** Where DKIM keys live (names `<domain>/<selector>.<algorithm>.pem`). */
+  dkim: SecretStore;
+  /** SRS secret lines: the first signs, all verify. */
+  srs: string[];
+  /** Worker secrets' encryption. */
+  secretBox: SecretBox;
+  mode: "files" | "cluster";
+}
+
+/** Throws before the store is opened when a PostgreSQL node has no cluster key. */
+export function requireClusterKey(settings: Readonly<Settings>): void {
+  if (settings.database !== null && settings.clusterKey === null) throw missingClusterKeyError();
+}
+
+export async function loadNodeSecrets(settings: Readonly<Settings>, store: Store, logger: Logger, onTightened?: OnTightened): Promise<NodeSecrets> {
+  if (store.dialect === "sqlite" || settings.clusterKey === null) {
+    return {
+      mode: "files",
+      dkim: fileSecretStore(join(settings.dataDir, "dkim"), onTightened),
+      srs: loadOrCreateSecrets(settings.dataDir, SRS_SECRETS, onTightened),
+      secretBox: lazySecretBox(settings.dataDir),
+    };
+  }
+  const clusterKey = settings.clusterKey;
+  await checkClusterKey(store.db, clusterKey);
+  const sealed = createSealedSecretStore(store.db, clusterKey);
+  const imported = await importSecretFiles(store.db, sealed, settings.dataDir);
+  if (imported.length > 0) logger.log("info", "cluster_secrets_imported", { names: imported, from: settings.dataDir, cluster_key: clusterKey.id });
+  const newLine = () => `${randomBytes(32).toString("base64url")}\n`;
+  const srs = secretLines(await sealed.getOrCreate(SRS_SECRETS, newLine));
+  const boxLines = secretLines(await sealed.getOrCreate(SECRET_KEY_FILE, newLine));
+  return { mode: "cluster", dkim: prefixedSecrets(sealed, "dkim/"), srs, secretBox: secretBoxFromLines(boxLines, sealed.locate(SECRET_KEY_FILE)) };
+}
