@@ -127,7 +127,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     logger,
   });
   const pool = delivery.pool;
-  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined, onPermissionsTightened: onTightened }).catch((error: unknown) => {
+  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined, onPermissionsTightened: onTightened, onPoolError: (error) => logger.log("warn", "store_pool_error", { error }) }).catch((error: unknown) => {
     throw new StartupError("store", settings.database ?? settings.dataDir, error);
   });
   // keys and secrets: files on one node, sealed rows shared by a cluster (refuses a wrong cluster key)
