@@ -12,12 +12,12 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type { Logger } from "../analytics/structured-log.ts";
-import { missingClusterKeyError } from "../config/cluster-key.ts";
+import { missingClusterKeyError, type ClusterKey } from "../config/cluster-key.ts";
 import { loadOrCreateSecrets, type OnTightened } from "../config/data-dir.ts";
 import type { Settings } from "../config/settings.ts";
 import { fileSecretStore } from "../store/file-secret-store.ts";
 import type { Store } from "../store/open-store.ts";
-import { checkClusterKey, createSealedSecretStore } from "../store/sealed-secret-store.ts";
+import { checkClusterKey, createSealedSecretStore, type SealedSecretStore } from "../store/sealed-secret-store.ts";
 import { importSecretFiles } from "../store/secret-file-import.ts";
 import { prefixedSecrets, secretLines, type SecretStore } from "../store/secret-store.ts";
 import { lazySecretBox, SECRET_KEY_FILE, secretBoxFromLines, type SecretBox } from "../workers/secret-box.ts";
@@ -34,12 +34,28 @@ export interface NodeSecrets {
   mode: "files" | "cluster";
 }
 
+/**
+ * Where DKIM keys live for these settings, for tools that only publish them (`mailroute doctor`):
+ * the data directory's files, or, on PostgreSQL, the cluster's sealed rows (a cluster key is required).
+ */
+export async function dkimSecretsFor(settings: Readonly<Settings>, store: Store): Promise<SecretStore> {
+  if (store.dialect === "sqlite") return fileSecretStore(join(settings.dataDir, "dkim"));
+  if (settings.clusterKey === null) throw missingClusterKeyError();
+  return prefixedSecrets(await openSealedSecrets(store, settings.clusterKey), "dkim/");
+}
+
+async function openSealedSecrets(store: Store, clusterKey: ClusterKey): Promise<SealedSecretStore> {
+  await checkClusterKey(store.db, clusterKey);
+  return createSealedSecretStore(store.db, clusterKey);
+}
+
 /** Throws before the store is opened when a PostgreSQL node has no cluster key. */
 export function requireClusterKey(settings: Readonly<Settings>): void {
   if (settings.database !== null && settings.clusterKey === null) throw missingClusterKeyError();
 }
 
 export async function loadNodeSecrets(settings: Readonly<Settings>, store: Store, logger: Logger, onTightened?: OnTightened): Promise<NodeSecrets> {
+  // a PostgreSQL node without a key was refused before the store opened (requireClusterKey)
   if (store.dialect === "sqlite" || settings.clusterKey === null) {
     return {
       mode: "files",
@@ -49,8 +65,7 @@ export async function loadNodeSecrets(settings: Readonly<Settings>, store: Store
     };
   }
   const clusterKey = settings.clusterKey;
-  await checkClusterKey(store.db, clusterKey);
-  const sealed = createSealedSecretStore(store.db, clusterKey);
+  const sealed = await openSealedSecrets(store, clusterKey);
   const imported = await importSecretFiles(store.db, sealed, settings.dataDir);
   if (imported.length > 0) logger.log("info", "cluster_secrets_imported", { names: imported, from: settings.dataDir, cluster_key: clusterKey.id });
   const newLine = () => `${randomBytes(32).toString("base64url")}\n`;

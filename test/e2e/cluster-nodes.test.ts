@@ -12,6 +12,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { dkimVerify } from "mailauth";
 import { silentLogger } from "../../src/analytics/structured-log.ts";
+import { CliError } from "../../src/cli/cli-error.ts";
+import { doctorCommand } from "../../src/cli/doctor-command.ts";
 import { startMailroute, type RunningMailroute } from "../../src/cli/start-service.ts";
 import { clusterKeyId } from "../../src/config/cluster-key.ts";
 import { loadSettings } from "../../src/config/settings.ts";
@@ -162,14 +164,25 @@ describe("three nodes on one PostgreSQL database", () => {
     }
   });
 
-  it("a message relayed and signed by node A verifies with the DKIM record node C publishes", async () => {
+  it("a message relayed and signed by node A verifies with the DKIM record `mailroute doctor` prints on node C", async () => {
     const [a, , c] = nodes;
     destination.reset();
     const reply = await send(a!, "sender@origin.test", "hello@signed.example");
     assert.equal(reply.code, 250, reply.line);
     const [message] = destination.messagesFor("alice@dest.test");
     assert.ok(message, "the destination received the message");
-    const published = await dkimRecords(c!, zoneId);
+    // doctor run with node C's settings: its own data directory, the shared database and key
+    const keyFile = join(dataDirs[2]!, "cluster.key");
+    writeFileSync(keyFile, `${clusterKey}\n`, { mode: 0o600 });
+    const lines: string[] = [];
+    await doctorCommand(["signed.example", "--json", "--data-dir", c!.settings.dataDir, "--database", database.url, "--cluster-key-file", keyFile, "--hostname", "mx.mailroute.test", "--dns-servers", dns.address], { out: (line) => lines.push(line) }).catch((error: unknown) => {
+      // nothing is published in this DNS, so doctor reports records to publish; it printed them first
+      if (!(error instanceof CliError)) throw error;
+    });
+    const printed = (JSON.parse(lines.join("\n")) as { type: string; name: string; value: string }[]).filter((record) => record.name.includes("._domainkey."));
+    assert.equal(printed.length, 1, lines.join("\n"));
+    const published = new Map(printed.map((record) => [record.name, record.value]));
+    assert.deepEqual(published, await dkimRecords(c!, zoneId), "doctor prints what node C's DNS endpoint publishes");
     const resolver = async (name: string) => {
       const value = published.get(name.replace(/\.$/, ""));
       if (value === undefined) throw Object.assign(new Error(`no ${name}`), { code: "ENOTFOUND" });
