@@ -67,9 +67,24 @@ export async function loadNodeSecrets(settings: Readonly<Settings>, store: Store
   const clusterKey = settings.clusterKey;
   const sealed = await openSealedSecrets(store, clusterKey);
   const imported = await importSecretFiles(store.db, sealed, settings.dataDir);
-  if (imported.length > 0) logger.log("info", "cluster_secrets_imported", { names: imported, from: settings.dataDir, cluster_key: clusterKey.id });
-  const newLine = () => `${randomBytes(32).toString("base64url")}\n`;
-  const srs = secretLines(await sealed.getOrCreate(SRS_SECRETS, newLine));
-  const boxLines = secretLines(await sealed.getOrCreate(SECRET_KEY_FILE, newLine));
-  return { mode: "cluster", dkim: prefixedSecrets(sealed, "dkim/"), srs, secretBox: secretBoxFromLines(boxLines, sealed.locate(SECRET_KEY_FILE)) };
+  if (imported.length > 0) logger.log("info", "cluster_secrets_imported", { names: imported, from: settings.dataDir, cluster_key_id: clusterKey.id });
+  const srs = secretLines(await sealed.getOrCreate(SRS_SECRETS, newSecretLine));
+  return { mode: "cluster", dkim: prefixedSecrets(sealed, "dkim/"), srs, secretBox: await sealedSecretBox(sealed) };
+}
+
+/**
+ * The worker secret box of a cluster, for any process that seals or opens worker secrets on
+ * PostgreSQL (the server, and `mailroute worker secret …` run with --database): its key is the
+ * shared sealed row, not `<dataDir>/worker-secrets.key`, which no other node has.
+ */
+export async function clusterSecretBox(store: Store, clusterKey: ClusterKey): Promise<SecretBox> {
+  return sealedSecretBox(await openSealedSecrets(store, clusterKey));
+}
+
+async function sealedSecretBox(sealed: SealedSecretStore): Promise<SecretBox> {
+  return secretBoxFromLines(secretLines(await sealed.getOrCreate(SECRET_KEY_FILE, newSecretLine)), sealed.locate(SECRET_KEY_FILE));
+}
+
+function newSecretLine(): string {
+  return `${randomBytes(32).toString("base64url")}\n`;
 }
