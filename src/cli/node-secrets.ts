@@ -31,6 +31,7 @@ export interface NodeSecrets {
   srs: string[];
   /** Worker secrets' encryption. */
   secretBox: SecretBox;
+  /** files: the data directory (one node); cluster: sealed rows in PostgreSQL. */
   mode: "files" | "cluster";
 }
 

@@ -58,7 +58,7 @@ export function remoteKeys(port: MessagePort): { keysFor(domain: string): Promis
     const parse = (key: PortableDkimKey): DkimKey => ({ ...key, privateKey: createPrivateKey(key.privateKeyPem) });
     pending.resolve({ domain: answer.keys.domain, rsa: parse(answer.keys.rsa), ...(answer.keys.ed25519 ? { ed25519: parse(answer.keys.ed25519) } : {}) });
   });
-  // only a request waiting for its answer keeps the thread's port referenced
+  // the thread lives as long as its parentPort; this port must not hold it up on its own
   port.unref();
   return {
     keysFor(domain: string): Promise<DomainKeys> {
