@@ -15,15 +15,18 @@ export interface EventRecorder {
   record(events: readonly MailEvent[]): Promise<void>;
 }
 
-/** `accountOf` names the account that owns a zone (the live routing table knows), so every event carries it. */
-export function createEventRecorder(db: Kysely<Database>, logger: Logger, accountOf: (zone: string) => string | null = () => null): EventRecorder {
+/**
+ * `accountOf` names the account that owns a zone (the live routing table knows), so every event
+ * carries it; `nodeId` names the node that handled the message (cluster mode: which of the nodes).
+ */
+export function createEventRecorder(db: Kysely<Database>, logger: Logger, accountOf: (zone: string) => string | null = () => null, nodeId: string | null = null): EventRecorder {
   return {
     async record(events) {
       if (events.length === 0) return;
       // Counted before the insert: a failed write loses the row, never the count.
       for (const event of events) messagesTotal.inc({ action: event.action, outcome: normalizeOutcome(event.outcome, event.reply_code ?? null, event.action) });
       try {
-        await db.insertInto("events").values(events.map((event) => ({ ...event, account_id: event.zone === null || event.zone === undefined ? null : accountOf(event.zone) }))).execute();
+        await db.insertInto("events").values(events.map((event) => ({ ...event, node_id: nodeId, account_id: event.zone === null || event.zone === undefined ? null : accountOf(event.zone) }))).execute();
       } catch (error) {
         logger.log("error", "event_record_failed", { error, count: events.length });
       }

@@ -23,7 +23,6 @@
  *   tells an operator to publish something that would make senders refuse their mail.
  */
 import { Resolver } from "node:dns/promises";
-import { join } from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { envName, loadSettings, SettingsError, type Settings } from "../config/settings.ts";
 import { checkRecords, type DnsRecordLookup, type RecordCheck } from "../core/dns-doctor.ts";
@@ -34,6 +33,7 @@ import { ValidationError } from "../core/validation-error.ts";
 import { expectedZoneRecords, zoneFileLine } from "../core/zone-dns-records.ts";
 import { DkimKeyStore, type DkimPublicRecord } from "../delivery/dkim-keys.ts";
 import { openStore, StoreMissingError, type Store } from "../store/open-store.ts";
+import { dkimSecretsFor } from "./node-secrets.ts";
 import { hostnameProblem } from "../config/host-name-check.ts";
 import { checkServedCertificates, type ServedCertificate, type ServedCertificates } from "../tls/served-certificates.ts";
 import { CliError, usageError } from "./cli-error.ts";
@@ -43,7 +43,7 @@ export const DOCTOR_USAGE =
   "mailroute doctor <domain> [--json] [--data-dir <dir>] [--database <url>] [--hostname <mx host>] [--dns-servers <host:port,…>] [--dkim-selector <selector>] [--dkim-ed25519 <true|false>] [--tls-cert <pem> --tls-key <pem>] [--ca-file <pem>] [--acme-directory <url>] [--https-port <port>] [--mta-sts-mode <testing|enforce|auto>]";
 
 // the settings doctor shares with `mailroute start`, each with its MAILROUTE_ twin
-const SETTING_FLAGS = ["data-dir", "database", "hostname", "dns-servers", "dkim-selector", "dkim-ed25519", "tls-cert", "tls-key", "ca-file", "acme-directory", "https-port", "mta-sts-mode"] as const;
+const SETTING_FLAGS = ["data-dir", "database", "cluster-key-file", "hostname", "dns-servers", "dkim-selector", "dkim-ed25519", "tls-cert", "tls-key", "ca-file", "acme-directory", "https-port", "mta-sts-mode"] as const;
 
 const OPTIONS = {
   json: { type: "boolean", default: false },
@@ -82,14 +82,14 @@ export async function doctorCommand(argv: string[], output: Output): Promise<voi
   }
   const dns = createDoctorDns(settings.dnsServers);
 
-  const report = await withStore(settings, domain, async (service) => {
+  const report = await withStore(settings, domain, async (service, store) => {
     const zone = await service.zones.get(domain).catch((error: unknown) => {
       if (error instanceof ValidationError && error.code === "not_found") {
         throw new CliError(`${domain} is not a domain routed here`, { hint: `add it first: mailroute domain add ${domain}   (mailroute domain list shows the domains)` });
       }
       throw error;
     });
-    const dkim = await dkimRecords(settings, zone.name);
+    const dkim = await dkimRecords(settings, store, zone.name);
     const served = await servedCertificates(settings, zone.name);
     const checks = holdMtaSts(
       await checkRecords(expectedZoneRecords({ zone: zone.name, hostname: settings.hostname, dkim, mtaStsMode: served.mode }), dns, { hostname: settings.hostname }),
@@ -138,7 +138,7 @@ function settingsFrom(values: Record<string, string | boolean | undefined>): Rea
   }
 }
 
-async function withStore<T>(settings: Readonly<Settings>, domain: string, work: (service: AccountServices) => Promise<T>): Promise<T> {
+async function withStore<T>(settings: Readonly<Settings>, domain: string, work: (service: AccountServices, store: Store) => Promise<T>): Promise<T> {
   let store: Store;
   try {
     store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined, create: false });
@@ -150,20 +150,25 @@ async function withStore<T>(settings: Readonly<Settings>, domain: string, work: 
     // The operator's doctor checks a domain whichever account routes it.
     const services = createServices(store);
     const account = (await services.accountOfZone(domain)) ?? "default";
-    return await work(services.forAccount({ account, actor: CLI_OPERATOR }));
+    return await work(services.forAccount({ account, actor: CLI_OPERATOR }), store);
   } finally {
     await store.close();
   }
 }
 
-/** The zone's DKIM key records, generated now if no mail was signed yet, from the same directory and selectors as the signer's. */
-async function dkimRecords(settings: Readonly<Settings>, zone: string): Promise<DkimPublicRecord[]> {
+/**
+ * The zone's DKIM key records, generated now if no mail was signed yet, from the same place and
+ * selectors as the signer's: the data directory, or in cluster mode the database every node shares.
+ */
+async function dkimRecords(settings: Readonly<Settings>, store: Store, zone: string): Promise<DkimPublicRecord[]> {
   try {
-    const keys = new DkimKeyStore({ dir: join(settings.dataDir, "dkim"), selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });
+    const keys = new DkimKeyStore({ secrets: await dkimSecretsFor(settings, store), selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });
     return await keys.publicRecords(zone);
   } catch (error) {
     throw new CliError(`cannot read or create the DKIM key for ${zone}: ${(error as Error).message}`, {
-      hint: "run doctor as the user the server runs as, with the same --data-dir (the server signs with the key kept there)",
+      hint: settings.database === null
+        ? "run doctor as the user the server runs as, with the same --data-dir (the server signs with the key kept there)"
+        : "give doctor the same --database and cluster key (--cluster-key-file or MAILROUTE_CLUSTER_KEY) as the nodes",
     });
   }
 }

@@ -14,9 +14,10 @@ import type { FixedWindowCounter } from "../api/request-limits.ts";
 import { expectedZoneRecords } from "../core/zone-dns-records.ts";
 import { createVerificationMailer } from "../mail/verification-mail.ts";
 import { createHttpServer, listenHttp } from "../api/http-server.ts";
-import { createEventRecorder, purgeOldEvents } from "../analytics/event-recorder.ts";
+import { createEventRecorder } from "../analytics/event-recorder.ts";
 import { createLogger, type Logger } from "../analytics/structured-log.ts";
-import { ensureDataDir, loadOrCreateSecrets, octal, type OnTightened } from "../config/data-dir.ts";
+import { ensureDataDir, octal, type OnTightened } from "../config/data-dir.ts";
+import { resolveNodeId } from "../config/node-id.ts";
 import type { Settings } from "../config/settings.ts";
 import { RoutingConfigWatcher } from "../core/routing-snapshot.ts";
 import { createDeliveryStack } from "../delivery/delivery-stack.ts";
@@ -42,23 +43,23 @@ import { ClientLimits } from "../inbound/client-limits.ts";
 import { createDnsblChecker } from "../inbound/dnsbl-checker.ts";
 import { createDnsTxtResolver } from "../inbound/dns-txt-resolver.ts";
 import { createNetworkMatcher } from "../inbound/trusted-networks.ts";
-import { join } from "node:path";
 import { DEFAULT_ACCOUNT_ID as DEFAULT_ACCOUNT } from "../store/open-store.ts";
-import { createStoreKv, purgeExpiredKv } from "../workers/kv-store.ts";
-import { lazySecretBox } from "../workers/secret-box.ts";
+import { createStoreKv } from "../workers/kv-store.ts";
 import { MAX_WAIT_SHARE } from "../mail/worker-step.ts";
 import { InvocationLimiter } from "../workers/invocation-limiter.ts";
 import { WorkerRuntime } from "../workers/worker-runtime.ts";
 import { WorkerStore } from "../workers/worker-store.ts";
-import { purgeOldDataPoints } from "../workers/analytics-store.ts";
 import { admittedInvoker } from "../workers/admitted-invoker.ts";
 import { nonEmailHandlers, storePlatformHandlers } from "../workers/handler-hosts.ts";
 import { QueueDispatcher } from "../workers/queue-dispatcher.ts";
 import type { InvocationResult } from "../workers/worker-types.ts";
-import { purgeExpired, storeDeliveryLedger } from "../store/delivery-ledger-store.ts";
+import { storeDeliveryLedger } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
 import { readConfigVersion } from "../store/config-version.ts";
 import { StartupError } from "./startup-error.ts";
+import { startHousekeeping } from "./housekeeping.ts";
+import { loadNodeSecrets, requireClusterKey } from "./node-secrets.ts";
+import { watchConfiguration } from "./config-watch.ts";
 
 export const LEDGER_TTL_DAYS = 7;
 /** How long the activity log keeps events (Cloudflare shows about a month). */
@@ -84,6 +85,8 @@ export interface RunningMailroute {
   readonly pool: SmtpClientPool;
   /** The durable queue's runner (queue delivery mode): `tick()` runs a pass now. */
   readonly queue: QueueRunner;
+  /** This node's id (--node-id, or the one kept in the data directory). */
+  readonly nodeId: string;
   close(): Promise<void>;
 }
 
@@ -107,15 +110,19 @@ export interface StartOverrides {
 }
 
 export async function startMailroute(settings: Readonly<Settings>, overrides: StartOverrides = {}): Promise<RunningMailroute> {
-  const logger = overrides.logger ?? createLogger({ level: settings.logLevel });
+  const baseLogger = overrides.logger ?? createLogger({ level: settings.logLevel });
   // Private before anything is written into it (issue 8 item 4): keys, secrets, the database.
-  const onTightened: OnTightened = (path, from, to) => logger.log("warn", "data_permissions_tightened", { path, from: octal(from), to: octal(to) });
+  const onTightened: OnTightened = (path, from, to) => baseLogger.log("warn", "data_permissions_tightened", { path, from: octal(from), to: octal(to) });
   try {
     ensureDataDir(settings.dataDir, onTightened);
   } catch (error) {
     // Named as a store failure: "cannot open the data directory …, mailroute must be able to write it".
     throw new StartupError("store", settings.dataDir, error);
   }
+  // every log line says which node wrote it (issue 13); events carry it too
+  const nodeId = resolveNodeId(settings.nodeId, settings.dataDir);
+  const logger = baseLogger.child({ node_id: nodeId });
+  requireClusterKey(settings);
   // Built first: it validates --ca-file, --dns-servers and --transport before anything listens.
   const delivery = createDeliveryStack({
     hostname: settings.hostname,
@@ -129,32 +136,36 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     logger,
   });
   const pool = delivery.pool;
-  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined, onPermissionsTightened: onTightened }).catch((error: unknown) => {
+  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined, onPermissionsTightened: onTightened, onPoolError: (error) => logger.log("warn", "store_pool_error", { error }) }).catch((error: unknown) => {
     throw new StartupError("store", settings.database ?? settings.dataDir, error);
+  });
+  // keys and secrets: files on one node, sealed rows shared by a cluster (refuses a wrong cluster key)
+  const secrets = await loadNodeSecrets(settings, store, logger, onTightened).catch(async (error: unknown) => {
+    await delivery.close();
+    await store.close();
+    throw error;
   });
   const routing = new RoutingConfigWatcher(store.db, {
     intervalMs: overrides.configPollMs ?? 250,
     onReload: (version, table) => logger.log("info", "routing_reloaded", { version, zones: table.zones.size, rules: table.rules.size }),
     onError: (error) => logger.log("error", "routing_reload_failed", { error }),
   });
-  await routing.start();
+  // SQLite polls the version; PostgreSQL pushes changes (LISTEN/NOTIFY) and never polls
+  const configWatch = await watchConfiguration(settings, store, routing, logger).catch(async (error: unknown) => {
+    await delivery.close();
+    await store.close();
+    throw new StartupError("store", settings.database ?? settings.dataDir, error);
+  });
 
-  const srs = new SrsRewriter({ secrets: loadOrCreateSecrets(settings.dataDir, "srs-secrets", onTightened), domain: settings.hostname, postsrsdCompat: settings.srsPostsrsdCompat });
+  const srs = new SrsRewriter({ secrets: secrets.srs, domain: settings.hostname, postsrsdCompat: settings.srsPostsrsdCompat });
   const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS });
-  // Hourly housekeeping: expired ledger entries and KV values, and the activity log's old events.
-  const purge = setInterval(() => {
-    const now = new Date();
-    void purgeExpired(store.db, now).catch((error) => logger.log("warn", "ledger_purge_failed", { error }));
-    void purgeExpiredKv(store.db, now).catch((error) => logger.log("warn", "kv_purge_failed", { error }));
-    void purgeOldDataPoints(store.db, now).catch((error) => logger.log("warn", "analytics_purge_failed", { error }));
-    void purgeOldEvents(store.db, new Date(now.getTime() - EVENT_RETENTION_DAYS * 86_400_000)).catch((error) => logger.log("warn", "events_purge_failed", { error }));
-  }, 3_600_000);
-  purge.unref();
+  // Hourly: expired ledger entries and KV values, the activity log's old events; one node at a time
+  const housekeeping = startHousekeeping({ db: store.db, nodeId, logger, eventRetentionDays: EVENT_RETENTION_DAYS });
 
   const dnsResolver = createDnsTxtResolver({ servers: settings.dnsServers.length > 0 ? settings.dnsServers : undefined, ...overrides.authDns });
   const trusted = createNetworkMatcher(settings.trustedNetworks);
   // refuses a bad --dkim-selector here, naming it, before the signing threads start; also serves the API's DNS records
-  const keys = new DkimKeyStore({ dir: join(settings.dataDir, "dkim"), selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });
+  const keys = new DkimKeyStore({ secrets: secrets.dkim, selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });
   const onTlsError = (error: TlsCredentialsError) => logger.log("error", "tls_reload_failed", { file: error.file, error });
   // STARTTLS credentials, ACME, the HTTPS policy host and the MTA-STS mode they allow
   const certificates = await setUpCertificates(settings, { logger, routing: () => routing.table, onTlsError, ...(overrides.acme ? { acme: overrides.acme } : {}) });
@@ -168,7 +179,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
   const dnsbl = createDnsblChecker({ zones: settings.dnsbl, lookupA: (name, options) => dnsResolver(name, "A", options) as Promise<string[]> });
 
-  const workerStore = new WorkerStore(store.db, lazySecretBox(settings.dataDir), { dataDir: settings.dataDir });
+  const workerStore = new WorkerStore(store.db, secrets.secretBox, { dataDir: settings.dataDir });
   // One workerd process per account, started on first use; never in the SMTP process.
   const workerRuntime = new WorkerRuntime({
     outboundAllow: settings.workerFetchAllow,
@@ -183,11 +194,11 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     maxBytes: WORKER_MESSAGE_BUDGET_BYTES,
   });
   // DKIM signing and ARC sealing on worker threads: the other cores (issue 11)
-  const signing = await createSigningPool({ keyDir: join(settings.dataDir, "dkim"), selector: settings.dkimSelector, ed25519: settings.dkimEd25519, hostname: settings.hostname });
+  const signing = await createSigningPool({ keys, hostname: settings.hostname });
   const signer = signing.sign;
   const relayDeps = { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs, logger };
 
-  const events = createEventRecorder(store.db, logger, (zone) => routing.table.zones.get(zone)?.account ?? null);
+  const events = createEventRecorder(store.db, logger, (zone) => routing.table.zones.get(zone)?.account ?? null, nodeId);
   const dispatcher = createInSessionDispatcher(relayDeps);
   // Queue delivery mode (issue 13): zones that ask for it get 250 once a deferred copy is stored
   reportQueueStats(() => queueStats(store.db));
@@ -199,7 +210,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     notify: () => queueDispatcher,
     sign: signer,
     hostname: settings.hostname,
-    node: settings.hostname,
+    node: nodeId,
     timing: queueTiming,
     relayDeadlineMs: settings.relayTimeoutMs,
     pollMs: settings.queuePollMs,
@@ -246,14 +257,14 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
       transactionTimeoutMs: settings.smtpTransactionTimeoutMs,
       minDataRate: settings.smtpMinDataRate,
     },
-    { mail, limits, dnsbl, trusted, events, logger },
+    { mail, limits, dnsbl, trusted, events, logger, storeAvailable: configWatch.available },
   );
   let smtp: AddressInfo;
   try {
     smtp = await server.listen(settings.smtpPort, settings.smtpHost);
   } catch (error) {
-    routing.stop();
-    clearInterval(purge);
+    await configWatch.stop();
+    await housekeeping.stop();
     await signing.close();
     await store.close();
     throw new StartupError("smtp-listen", `${settings.smtpHost}:${settings.smtpPort}`, error);
@@ -314,8 +325,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   try {
     http = await listenHttp(httpApp, settings.httpPort, settings.httpHost);
   } catch (error) {
-    routing.stop();
-    clearInterval(purge);
+    await configWatch.stop();
+    await housekeeping.stop();
     clearInterval(verificationRetry);
     await server.close();
     await signing.close();
@@ -327,8 +338,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   try {
     https = await certificates.start(httpApp);
   } catch (error) {
-    routing.stop();
-    clearInterval(purge);
+    await configWatch.stop();
+    await housekeeping.stop();
     await httpApp.close();
     await server.close();
     await certificates.close();
@@ -348,12 +359,13 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     routing,
     pool,
     queue: queueRunner,
+    nodeId,
     close() {
       closing ??= (async () => {
-        routing.stop();
+        await configWatch.stop();
         unwatchVerifications();
         clearInterval(verificationRetry);
-        clearInterval(purge);
+        await housekeeping.stop();
         await queues.stop();
         await queueRunner.stop();
         await httpApp.close();

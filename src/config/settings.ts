@@ -7,10 +7,17 @@ import { readFileSync } from "node:fs";
 import { hostname as machineHostname } from "node:os";
 import { resolve } from "node:path";
 import { normalizeDomain } from "../routing/email-address.ts";
+import { ClusterKeyError, loadClusterKey, type ClusterKey } from "./cluster-key.ts";
 
 export interface Settings {
   dataDir: string;
   database: string | null;
+  /** --cluster-key-file; the key itself is `clusterKey` (the file is read once, at load). */
+  clusterKeyFile: string | null;
+  /** From --cluster-key-file or MAILROUTE_CLUSTER_KEY (environment only); null when neither is given. */
+  clusterKey: ClusterKey | null;
+  /** --node-id; null: the id persisted in the data directory (config/node-id.ts). */
+  nodeId: string | null;
   smtpPort: number;
   smtpHost: string;
   httpPort: number;
@@ -104,9 +111,16 @@ export interface SettingSpec {
   default: string;
 }
 
-export const SETTING_SPECS: Readonly<Record<keyof Settings, SettingSpec>> = Object.freeze({
+/** Settings without a flag: the cluster key is secret, so it comes from a file or the environment, never the command line. */
+type FlaglessSetting = "clusterKey";
+type FlaggedSetting = Exclude<keyof Settings, FlaglessSetting>;
+export const CLUSTER_KEY_ENV = "MAILROUTE_CLUSTER_KEY";
+
+export const SETTING_SPECS: Readonly<Record<FlaggedSetting, SettingSpec>> = Object.freeze({
   dataDir: { flag: "data-dir", kind: "string", describe: "SQLite file, keys, secrets", default: "./data" },
   database: { flag: "database", kind: "string", describe: "postgres://… for cluster mode (default: SQLite in the data dir)", default: "" },
+  clusterKeyFile: { flag: "cluster-key-file", kind: "string", describe: `file holding the cluster key (base64, 32 bytes) that seals shared keys on PostgreSQL; or ${CLUSTER_KEY_ENV}`, default: "" },
+  nodeId: { flag: "node-id", kind: "string", describe: "this node's name in events and logs (default: host name + a random suffix kept in the data dir)", default: "" },
   smtpPort: { flag: "smtp-port", kind: "port", describe: "inbound SMTP port (25 in production)", default: "2525" },
   smtpHost: { flag: "smtp-host", kind: "string", describe: "inbound SMTP address (:: in production)", default: "127.0.0.1" },
   httpPort: { flag: "http-port", kind: "port", describe: "API, dashboard, MTA-STS, verify links", default: "8787" },
@@ -152,6 +166,8 @@ export const SETTING_SPECS: Readonly<Record<keyof Settings, SettingSpec>> = Obje
   trustedNetworks: { flag: "trusted-networks", kind: "list", describe: "CIDRs of this installation's own clients (not limited; auth failures marked, not refused); \"none\" for none", default: "127.0.0.0/8,::1/128" },
 });
 
+export const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 export class SettingsError extends Error {
   readonly setting: string;
   constructor(setting: string, message: string) {
@@ -166,11 +182,11 @@ export function envName(flag: string): string {
 }
 
 export function loadSettings(flags: Readonly<Record<string, string | undefined>>, env: NodeJS.ProcessEnv = process.env): Readonly<Settings> {
-  const raw = (key: keyof Settings): string => {
+  const raw = (key: FlaggedSetting): string => {
     const spec = SETTING_SPECS[key];
     return flags[spec.flag] ?? env[envName(spec.flag)] ?? spec.default;
   };
-  const integer = (key: keyof Settings, min: number, max: number): number => {
+  const integer = (key: FlaggedSetting, min: number, max: number): number => {
     const text = raw(key).trim();
     const value = Number(text);
     if (!/^\d+$/.test(text) || value < min || value > max) throw new SettingsError(SETTING_SPECS[key].flag, `"${text}" is not a whole number between ${min} and ${max}`);
@@ -183,19 +199,19 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
   if (!["debug", "info", "warn", "error"].includes(logLevel)) throw new SettingsError("log-level", `"${logLevel}" is not one of debug, info, warn, error`);
   const database = raw("database").trim();
   if (database !== "" && !/^postgres(ql)?:\/\//.test(database)) throw new SettingsError("database", `"${database}" is not a postgres:// URL (leave it unset for SQLite)`);
-  const flag = (key: keyof Settings): boolean => {
+  const flag = (key: FlaggedSetting): boolean => {
     const text = raw(key).trim().toLowerCase();
     if (["true", "1", "yes", "on"].includes(text)) return true;
     if (["false", "0", "no", "off", ""].includes(text)) return false;
     throw new SettingsError(SETTING_SPECS[key].flag, `"${text}" is not true or false`);
   };
-  const path = (key: keyof Settings): string | null => (raw(key).trim() === "" ? null : resolve(raw(key).trim()));
+  const path = (key: FlaggedSetting): string | null => (raw(key).trim() === "" ? null : resolve(raw(key).trim()));
   const tlsCert = path("tlsCert");
   const tlsKey = path("tlsKey");
   if ((tlsCert === null) !== (tlsKey === null)) throw new SettingsError(tlsCert === null ? "tls-cert" : "tls-key", "--tls-cert and --tls-key go together");
   const dkimSelector = raw("dkimSelector").trim();
   if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(dkimSelector)) throw new SettingsError("dkim-selector", `"${dkimSelector}" is not a DNS label`);
-  const list = (key: keyof Settings): string[] => raw(key).split(",").map((item) => item.trim()).filter(Boolean);
+  const list = (key: FlaggedSetting): string[] => raw(key).split(",").map((item) => item.trim()).filter(Boolean);
   const adminTokenFile = path("adminTokenFile");
   const mtaStsMode = raw("mtaStsMode").trim().toLowerCase();
   if (!["testing", "enforce", "auto"].includes(mtaStsMode)) throw new SettingsError("mta-sts-mode", `"${mtaStsMode}" is not one of testing, enforce, auto`);
@@ -205,7 +221,20 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
   const acmeEmail = raw("acmeEmail").trim();
   if (acmeEmail !== "" && !/^[^\s@]+@[^\s@]+$/.test(acmeEmail)) throw new SettingsError("acme-email", `"${acmeEmail}" is not an email address`);
   const httpsPort = raw("httpsPort").trim() === "" ? null : integer("httpsPort", 0, 65535);
+  const clusterKeyFile = path("clusterKeyFile");
+  let clusterKey: ClusterKey | null;
+  try {
+    clusterKey = loadClusterKey({ file: clusterKeyFile, inline: env[CLUSTER_KEY_ENV]?.trim() || null });
+  } catch (error) {
+    if (error instanceof ClusterKeyError) throw new SettingsError("cluster-key-file", error.message);
+    throw error;
+  }
+  const nodeId = raw("nodeId").trim();
+  if (nodeId !== "" && !NODE_ID.test(nodeId)) throw new SettingsError("node-id", `"${nodeId}" is not a node id: 1 to 64 letters, digits, ".", "_" or "-"`);
   return Object.freeze({
+    clusterKeyFile,
+    clusterKey,
+    nodeId: nodeId === "" ? null : nodeId,
     adminTokenFile,
     allowShortHostname: flag("allowShortHostname"),
     mtaStsMode: mtaStsMode as MtaStsModeSetting,

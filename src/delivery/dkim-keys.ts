@@ -1,15 +1,15 @@
 /**
  * DkimKeyStore: the DKIM keys mailroute signs and seals with, one set per routing domain, kept
- * under `<dataDir>/dkim/` (DESIGN §4: "keys are generated per domain and published via
- * `mailroute doctor`").
+ * in a SecretStore (store/secret-store.ts): files under `<dataDir>/dkim/` on one node, sealed
+ * rows shared by every node of a PostgreSQL cluster (DESIGN §4: "keys are generated per domain
+ * and published via `mailroute doctor`").
  *
  * Promises:
  * - a domain's RSA-2048 key (and its Ed25519 key when `ed25519` is on) is generated on first
  *   use and reused ever after, by this process and every other one sharing the directory;
- * - concurrent first use — two calls here, two stores, two processes — ends with one key: a
- *   key is written to a private temp file and then hard-linked into place, which fails with
- *   EEXIST for everyone but the first; the losers read the winner's key. A key file is never
- *   seen half-written, because link publishes a file that is already complete;
+ * - concurrent first use — two calls here, two stores, two processes, two nodes — ends with
+ *   one key: the SecretStore keeps the first value stored and hands it to every loser (files:
+ *   hard-link exclusive create; cluster: insert-if-absent, then read back);
  * - key files are mode 0600 in directories of mode 0700; a key is never logged;
  * - keys are cached in memory after the first load, parsed (KeyObject) as well as PEM, so
  *   signing never parses a key again; a failed load is not cached;
@@ -18,15 +18,15 @@
  * - the published record is RFC 6376 §3.6.1 (`v=DKIM1; k=rsa; p=<SPKI DER, base64>`) and, for
  *   Ed25519, RFC 8463 §4 (`k=ed25519; p=<the raw 32-byte public key, base64>`).
  *
- * Layout: `<dir>/<domain>/<selector>.<rsa|ed25519>.pem` (PKCS#8). The selector is part of the
+ * Layout: `<domain>/<selector>.<rsa|ed25519>.pem` (PKCS#8) in the store, under `<dir>` as files. The selector is part of the
  * name so that changing the configured selector is a key rotation: the new selector gets a new
  * key and the old record keeps verifying mail already in flight.
  */
-import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, type KeyObject } from "node:crypto";
-import { link, mkdir, open, readFile, unlink } from "node:fs/promises";
-import { join } from "node:path";
+import { createPrivateKey, createPublicKey, generateKeyPair, type KeyObject } from "node:crypto";
 import { promisify } from "node:util";
 import { normalizeDomain } from "../routing/email-address.ts";
+import { fileSecretStore } from "../store/file-secret-store.ts";
+import type { SecretStore } from "../store/secret-store.ts";
 
 export type DkimKeyAlgorithm = "rsa" | "ed25519";
 
@@ -57,8 +57,10 @@ export interface DkimPublicRecord {
 }
 
 export interface DkimKeyStoreOptions {
-  /** Usually `<dataDir>/dkim`; created (mode 0700) on first use. */
-  dir: string;
+  /** Files: usually `<dataDir>/dkim`; created (mode 0700) on first use. Ignored when `secrets` is given. */
+  dir?: string;
+  /** Where keys live instead of `dir` (cluster mode: the sealed store, prefixed "dkim/"). */
+  secrets?: SecretStore;
   selector?: string;
   ed25519Selector?: string;
   /** Also keep an Ed25519 key, for a second signature (RFC 8463). */
@@ -74,7 +76,7 @@ const SELECTOR = /^(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))*$/
 const generateKeyPairAsync = promisify(generateKeyPair);
 
 export class DkimKeyStore {
-  readonly #dir: string;
+  readonly #secrets: SecretStore;
   readonly #selector: string;
   readonly #ed25519Selector: string;
   readonly #ed25519: boolean;
@@ -82,7 +84,8 @@ export class DkimKeyStore {
   readonly #cache = new Map<string, Promise<DomainKeys>>();
 
   constructor(options: DkimKeyStoreOptions) {
-    this.#dir = options.dir;
+    if (options.secrets === undefined && options.dir === undefined) throw new Error("dkim keys: give a directory or a secret store");
+    this.#secrets = options.secrets ?? fileSecretStore(options.dir!);
     this.#selector = checkSelector(options.selector ?? "mailroute", "selector");
     this.#ed25519Selector = checkSelector(options.ed25519Selector ?? "mailroute-ed", "ed25519Selector");
     this.#ed25519 = options.ed25519 ?? false;
@@ -113,18 +116,16 @@ export class DkimKeyStore {
   }
 
   async #load(domain: string): Promise<DomainKeys> {
-    const domainDir = join(this.#dir, domain);
-    await mkdir(domainDir, { recursive: true, mode: 0o700 });
-    const rsa = await this.#loadKey(domain, domainDir, "rsa", this.#selector);
+    const rsa = await this.#loadKey(domain, "rsa", this.#selector);
     if (!this.#ed25519) return { domain, rsa };
-    const ed25519 = await this.#loadKey(domain, domainDir, "ed25519", this.#ed25519Selector);
+    const ed25519 = await this.#loadKey(domain, "ed25519", this.#ed25519Selector);
     return { domain, rsa, ed25519 };
   }
 
-  async #loadKey(domain: string, domainDir: string, algorithm: DkimKeyAlgorithm, selector: string): Promise<DkimKey> {
-    const path = join(domainDir, `${selector}.${algorithm}.pem`);
-    const pem = (await readIfExists(path)) ?? (await createExclusively(path, await generatePem(algorithm)));
-    const privateKey = parsePrivateKey(pem, path, algorithm);
+  async #loadKey(domain: string, algorithm: DkimKeyAlgorithm, selector: string): Promise<DkimKey> {
+    const name = `${domain}/${selector}.${algorithm}.pem`;
+    const pem = await this.#secrets.getOrCreate(name, () => generatePem(algorithm));
+    const privateKey = parsePrivateKey(pem, this.#secrets.locate(name), algorithm);
     return {
       algorithm,
       selector,
@@ -159,43 +160,6 @@ async function generatePem(algorithm: DkimKeyAlgorithm): Promise<string> {
     return (await generateKeyPairAsync("rsa", { modulusLength: RSA_BITS, privateKeyEncoding, publicKeyEncoding })).privateKey;
   }
   return (await generateKeyPairAsync("ed25519", { privateKeyEncoding, publicKeyEncoding })).privateKey;
-}
-
-async function readIfExists(path: string): Promise<string | null> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw new Error(`dkim key ${path}: ${(error as Error).message}`);
-  }
-}
-
-/**
- * Publish `pem` at `path` unless someone else already did; returns the key that is there now.
- * link(2) is the exclusive create: it fails with EEXIST rather than replace (rename would
- * silently overwrite the other process's key, and the two would each sign with a different one).
- */
-async function createExclusively(path: string, pem: string): Promise<string> {
-  const temp = `${path}.tmp-${process.pid}-${randomBytes(6).toString("hex")}`;
-  const file = await open(temp, "wx", 0o600);
-  try {
-    await file.writeFile(pem);
-    // on disk before it has a name: a crash must not leave an empty key that later looks valid
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  try {
-    await link(temp, path);
-    return pem;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw new Error(`dkim key ${path}: ${(error as Error).message}`);
-    const theirs = await readIfExists(path);
-    if (theirs === null) throw new Error(`dkim key ${path}: vanished while being created`);
-    return theirs;
-  } finally {
-    await unlink(temp).catch(() => undefined);
-  }
 }
 
 function parsePrivateKey(pem: string, path: string, algorithm: DkimKeyAlgorithm): KeyObject {

@@ -81,7 +81,8 @@ export interface SignedHeaders {
 }
 
 export interface MessageSignerOptions {
-  keys: DkimKeyStore;
+  /** A DkimKeyStore, or a signing thread's view of the main thread's (signing-keys-remote.ts). */
+  keys: Pick<DkimKeyStore, "keysFor">;
   /**
    * Our authserv-id (RFC 8601 §2.5), only used when an ARC-Authentication-Results has to be
    * written without inbound results to carry. The seal itself is made for the routing domain.

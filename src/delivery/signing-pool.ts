@@ -14,13 +14,23 @@
  * - with `threads: 0` it signs on the calling thread instead (same signer, no pool).
  */
 import { availableParallelism } from "node:os";
-import type { Readable } from "node:stream";
 import { MessageChannel, Worker } from "node:worker_threads";
+import { DkimKeyStore } from "./dkim-keys.ts";
 import type { MessageSigner, SignedHeaders } from "./message-signer.ts";
 import { sendOverPort } from "./port-stream.ts";
+import { serveKeys } from "./signing-keys-remote.ts";
 import type { SigningJob, SigningWorkerData } from "./signing-worker.ts";
 
-export interface SigningPoolOptions extends SigningWorkerData {
+export interface SigningPoolOptions {
+  /**
+   * The keys to sign with (cluster mode: over the sealed store). Threads ask this thread for
+   * them, so they load and generate in one place. Default: files under `keyDir`.
+   */
+  keys?: DkimKeyStore;
+  keyDir?: string;
+  selector?: string;
+  ed25519?: boolean;
+  hostname: string;
   /** Signing threads; default: one fewer than the cores (at least one, at most four). */
   threads?: number;
 }
@@ -46,12 +56,18 @@ export function defaultSigningThreads(): number {
 
 export async function createSigningPool(options: SigningPoolOptions): Promise<SigningPool> {
   const size = options.threads ?? defaultSigningThreads();
-  const data: SigningWorkerData = { keyDir: options.keyDir, selector: options.selector, ed25519: options.ed25519, hostname: options.hostname };
+  const keys = options.keys ?? new DkimKeyStore({ dir: options.keyDir, selector: options.selector, ed25519: options.ed25519 });
   let closed = false;
   const threads: Thread[] = [];
 
   function start(index: number): Thread {
-    const worker = new Worker(WORKER_URL, { workerData: data, name: `mailroute-signing-${index}` });
+    const { port1: keyPort, port2: threadKeyPort } = new MessageChannel();
+    serveKeys(keyPort, (domain) => keys.keysFor(domain));
+    // an idle key port must not keep the process alive
+    keyPort.unref();
+    const data: SigningWorkerData = { keyPort: threadKeyPort, hostname: options.hostname };
+    const worker = new Worker(WORKER_URL, { workerData: data, transferList: [threadKeyPort], name: `mailroute-signing-${index}` });
+    worker.once("exit", () => keyPort.close());
     const thread: Thread = {
       worker,
       started: false,
@@ -114,7 +130,7 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
 
   return {
     threads: size,
-    sign: size === 0 ? inProcessSigner(data) : signOnThread,
+    sign: size === 0 ? inProcessSigner(keys, options.hostname) : signOnThread,
     async close() {
       closed = true;
       const error = new Error("signing pool is closed");
@@ -127,14 +143,11 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
   };
 }
 
-function inProcessSigner(data: SigningWorkerData): MessageSigner {
+function inProcessSigner(keys: DkimKeyStore, hostname: string): MessageSigner {
   let signer: Promise<MessageSigner> | null = null;
-  return async function signHere(request: { message: Readable | Buffer } & Omit<Parameters<MessageSigner>[0], "message">) {
-    signer ??= (async () => {
-      const { DkimKeyStore } = await import("./dkim-keys.ts");
-      const { createMessageSigner } = await import("./message-signer.ts");
-      return createMessageSigner({ keys: new DkimKeyStore({ dir: data.keyDir, selector: data.selector, ed25519: data.ed25519 }), hostname: data.hostname });
-    })();
+  return async function signHere(request) {
+    // loaded on first use, as the threads load it (mailauth-key-objects.ts must come first)
+    signer ??= import("./message-signer.ts").then(({ createMessageSigner }) => createMessageSigner({ keys, hostname }));
     return (await signer)(request);
   };
 }

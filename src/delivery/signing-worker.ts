@@ -6,20 +6,19 @@
  * Promises: each request arrives with its own MessagePort carrying the message
  * (port-stream.ts) and gets exactly one answer on that port — the SignedHeaders, or
  * `{ error }` — after which the port is closed. It signs with the same code as the SMTP
- * thread would (createMessageSigner over a DkimKeyStore on the same key directory: keys are
- * shared through the files, each parsed once per thread).
+ * thread would (createMessageSigner), with the keys the main thread's DkimKeyStore holds,
+ * asked for over `keyPort` (signing-keys-remote.ts) and parsed once per thread.
  */
 // first: mailauth's signer must load after the KeyObject wrap (mailauth-key-objects.ts)
 import { keyObjectsAccepted } from "./mailauth-key-objects.ts";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
-import { DkimKeyStore } from "./dkim-keys.ts";
+import { remoteKeys } from "./signing-keys-remote.ts";
 import { createMessageSigner, type SignRequest } from "./message-signer.ts";
 import { receiveFromPort } from "./port-stream.ts";
 
 export interface SigningWorkerData {
-  keyDir: string;
-  selector: string;
-  ed25519: boolean;
+  /** Key requests to the main thread (transferred with the workerData). */
+  keyPort: MessagePort;
   hostname: string;
 }
 
@@ -33,7 +32,7 @@ export interface SigningJob {
 if (parentPort === null) throw new Error("signing-worker.ts runs as a worker thread (signing-pool.ts starts it)");
 const settings = workerData as SigningWorkerData;
 const sign = createMessageSigner({
-  keys: new DkimKeyStore({ dir: settings.keyDir, selector: settings.selector, ed25519: settings.ed25519 }),
+  keys: remoteKeys(settings.keyPort),
   hostname: settings.hostname,
 });
 // decided once, before the first job

@@ -68,6 +68,9 @@ export const replies = Object.freeze({
   FORWARDING_TLS_UNMET: reply(451, "4.7.5", "{hop}: forwarding deferred: no destination server met the TLS security its domain's MTA-STS policy requires, please try again later"),
   FORWARDING_NO_SUCH_DOMAIN: reply(550, "5.1.2", "{hop}: forwarding failed: the destination domain does not exist"),
   FORWARDING_NULL_MX: reply(550, "5.1.10", "{hop}: forwarding failed: the destination domain accepts no mail"),
+  // Cluster mode (issue 13): the node lost its database; routing on the configuration it last
+  // saw could accept mail for a rule deleted since, so the sender keeps the message and retries.
+  STORE_UNAVAILABLE: reply(451, "4.3.0", "{hop}: configuration store unreachable, please try again later"),
   // Email Workers (issue 4): setReject(reason), and a worker that threw or ran out of time.
   WORKER_REJECT: reply(550, "5.7.1", "{reason}"),
   // The worker's own error text stays with the operator (worker tail, activity log): it may

@@ -69,6 +69,8 @@ export interface InboundDependencies {
   dnsbl: DnsblChecker | null;
   trusted: NetworkMatcher;
   now?: () => Date;
+  /** false while the node cannot reach its shared database (cluster mode): RCPT answers 451, never routes on stale state. */
+  storeAvailable?: () => boolean;
 }
 
 interface Transaction {
@@ -159,6 +161,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     if (!duplicate && transaction.recipients.length >= options.maxRecipients) {
       return callback(refuse(session, rcpt, replies.TOO_MANY_RECIPIENTS, { limit: options.maxRecipients }, "too-many-recipients"));
     }
+    if (deps.storeAvailable?.() === false) return callback(refuse(session, rcpt, replies.STORE_UNAVAILABLE, { hop: options.hostname }, "store-unavailable"));
     const result = planForRecipient(session, rcpt);
     if (result instanceof SmtpReply) return callback(result);
     if (transaction.plan !== null && transaction.plan.key !== result.plan.key) {

@@ -365,3 +365,34 @@ export interface Database {
   queued_messages: QueuedMessageTable;
   queued_message_chunks: QueuedMessageChunkTable;
 }
+
+// ── 0009_cluster (issue 13) ──
+
+/** A key or secret shared by every node, sealed with the cluster key (store/sealed-secret-store.ts). */
+export interface ClusterSecretTable {
+  /** The name it had as a file in the data directory, e.g. `srs-secrets`, `dkim/<domain>/<selector>.rsa.pem`. */
+  name: string;
+  /** Which cluster key sealed it (config/cluster-key.ts): a wrong key is named, not guessed at. */
+  key_id: string;
+  /** base64url(iv ‖ tag ‖ ciphertext), AES-256-GCM with the name as associated data. */
+  sealed: string;
+  created_at: string;
+}
+
+/** Who runs a housekeeping job until when (store/repositories/lease-repository.ts). */
+export interface LeaseTable {
+  name: string;
+  holder: string;
+  /** ISO-8601 UTC */
+  expires_at: string;
+}
+
+export interface EventTable {
+  /** The node that handled the message (--node-id); null for events from before migration 0009. */
+  node_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export interface Database {
+  cluster_secrets: ClusterSecretTable;
+  leases: LeaseTable;
+}

@@ -6,7 +6,8 @@
  * and the same `context` (account, worker and secret name), so a ciphertext copied to
  * another row fails to open instead of leaking into the wrong worker. The key file may hold
  * several keys, one per line: the first seals, all open (rotation keeps old rows readable).
- * Every node of a PostgreSQL cluster needs the same key file, as with the SRS secret.
+ * In a PostgreSQL cluster the same lines are a sealed row every node shares (start-service
+ * builds the box with `secretBoxFromLines` over store/sealed-secret-store.ts), not a file.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { join } from "node:path";
@@ -28,11 +29,15 @@ export interface SecretBox {
 
 /** The box for a data directory: reads the key file, creating it on first use. */
 export function openSecretBox(dataDir: string): SecretBox {
-  const path = join(dataDir, SECRET_KEY_FILE);
-  const keys = loadOrCreateSecrets(dataDir, SECRET_KEY_FILE).map((line, index) => {
+  return secretBoxFromLines(loadOrCreateSecrets(dataDir, SECRET_KEY_FILE), join(dataDir, SECRET_KEY_FILE));
+}
+
+/** The box over key lines (base64url, 32 bytes each; the first seals); `origin` names where they came from in errors. */
+export function secretBoxFromLines(lines: readonly string[], origin: string): SecretBox {
+  const keys = lines.map((line, index) => {
     const key = Buffer.from(line, "base64url");
     // Name the file and line, never the content.
-    if (key.length !== 32) throw new Error(`worker secret key ${path} line ${index + 1}: expected 32 bytes in base64url, got ${key.length}`);
+    if (key.length !== 32) throw new Error(`worker secret key ${origin} line ${index + 1}: expected 32 bytes in base64url, got ${key.length}`);
     return key;
   });
   return createSecretBox(keys);

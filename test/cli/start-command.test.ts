@@ -194,7 +194,8 @@ describe("mailroute start", () => {
     });
 
     it("a database that does not answer, without printing its password", async () => {
-      const run = await start(["--data-dir", dataDir(), "--hostname", "mx.example.com", "--database", "postgres://mailroute:sekrit@127.0.0.1:1/mailroute"]);
+      // with its cluster key, so that the database is what fails
+      const run = await start(["--data-dir", dataDir(), "--hostname", "mx.example.com", "--database", "postgres://mailroute:sekrit@127.0.0.1:1/mailroute"], { env: { MAILROUTE_CLUSTER_KEY: Buffer.alloc(32, 7).toString("base64") } });
       assert.equal(run.code, 1);
       assert.match(run.stderr, /cannot open the database: .*ECONNREFUSED 127\.0\.0\.1:1\nis PostgreSQL running/);
       assert.doesNotMatch(run.stderr + run.stdout, /sekrit/);

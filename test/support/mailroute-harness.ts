@@ -18,6 +18,9 @@ import { openStore, type Store } from "../../src/store/open-store.ts";
 import { startDnsServer, type TestDnsServer } from "./dns-server.ts";
 import { startSmtpSink, type SmtpSink } from "./smtp-sink.ts";
 
+/** The cluster key every harness node shares (fixed: tests on one database must agree). */
+export const TEST_CLUSTER_KEY = Buffer.alloc(32, 0x5a).toString("base64");
+
 export interface Harness {
   mailroute: RunningMailroute;
   port: number;
@@ -91,7 +94,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
           .join(","),
         ...options.settings,
       },
-      {},
+      // a PostgreSQL node needs a cluster key (issue 13); a SQLite one ignores it
+      { MAILROUTE_CLUSTER_KEY: TEST_CLUSTER_KEY },
     );
     mailroute = await startMailroute(settings, {
       logger: silentLogger,
