@@ -59,9 +59,18 @@ export interface ServiceContext {
   change<T>(spec: ChangeSpec, work: (trx: Transaction<Database>) => Promise<ChangeOutcome<T>>): Promise<T>;
 }
 
-/** Sortable unique ids for audit entries: time first, so (at, id) orders as inserted. */
+// Within one process, entries written in the same millisecond keep their order through a
+// sequence number (random bytes alone sorted them at random: the audit log then showed a
+// change before the one that preceded it).
+let lastAuditMs = -1;
+let auditSequence = 0;
+
+/** Sortable unique ids for audit entries: time, then a per-process sequence, so (at, id) orders as inserted. */
 function auditId(now: Date): string {
-  return `${now.getTime().toString(36).padStart(9, "0")}${randomBytes(8).toString("hex")}`;
+  const ms = Math.max(now.getTime(), lastAuditMs);
+  auditSequence = ms === lastAuditMs ? auditSequence + 1 : 0;
+  lastAuditMs = ms;
+  return `${ms.toString(36).padStart(9, "0")}${auditSequence.toString(36).padStart(4, "0")}${randomBytes(6).toString("hex")}`;
 }
 
 export function newId(): string {
