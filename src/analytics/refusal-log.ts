@@ -28,6 +28,8 @@ export interface RefusalNote {
   reason: string;
   code: number;
   line: string;
+  /** Our zone the address belongs to (its account sees the refusal), or null. */
+  zone?: string | null;
 }
 
 export interface RefusalLogOptions {
@@ -173,7 +175,7 @@ export class RefusalLog {
       subject: null,
       mail_from: first.from,
       rcpt_to: first.rcpt.slice(0, MAX_RCPT_LENGTH),
-      zone: null,
+      zone: first.zone ?? null,
       action: "refused",
       outcome: first.code >= 500 ? "rejected" : "deferred",
       reply_code: first.code,

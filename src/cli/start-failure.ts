@@ -18,6 +18,7 @@ const LISTENERS = {
   "smtp-listen": { what: "SMTP", portFlag: "--smtp-port", hostFlag: "--smtp-host" },
   "http-listen": { what: "HTTP", portFlag: "--http-port", hostFlag: "--http-host" },
   "https-listen": { what: "HTTPS", portFlag: "--https-port", hostFlag: "--http-host" },
+  "metrics-listen": { what: "metrics", portFlag: "--metrics-port", hostFlag: "--metrics-host" },
 } as const;
 
 export function explainStartFailure(error: unknown, settings: Readonly<Settings>): CliError {

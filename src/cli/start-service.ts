@@ -31,7 +31,8 @@ import { createInSessionDispatcher } from "../mail/dispatcher.ts";
 import { createWorkerHandIn } from "../mail/hand-in.ts";
 import { createMailCore } from "../mail/mail-core.ts";
 import { createQueueDispatcher } from "../mail/queue-dispatcher.ts";
-import { queueRetriesTotal, reportQueueStats } from "../analytics/metrics.ts";
+import { queueRetriesTotal, reportPoolConnections, reportQueueStats } from "../analytics/metrics.ts";
+import { createMetricsServer } from "../api/metrics-routes.ts";
 import { startQueueRunner, type QueueRunner } from "../mail/queue-runner.ts";
 import { queueStats } from "../store/repositories/delivery-queue-repository.ts";
 import type { TlsCredentialsError } from "../smtp/tls-credentials.ts";
@@ -79,6 +80,8 @@ export interface RunningMailroute {
   readonly http: AddressInfo;
   /** The HTTPS listener for MTA-STS policy hosts (--https-port), or null. */
   readonly https: AddressInfo | null;
+  /** The token-less metrics listener (--metrics-port), or null. */
+  readonly metrics: AddressInfo | null;
   /** Set when this start generated the admin token: print it once, it is stored only hashed. */
   readonly generatedAdminToken: string | null;
   readonly routing: RoutingConfigWatcher;
@@ -136,6 +139,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     logger,
   });
   const pool = delivery.pool;
+  reportPoolConnections(() => pool.openConnections);
   const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined, onPermissionsTightened: onTightened, onPoolError: (error) => logger.log("warn", "store_pool_error", { error }) }).catch((error: unknown) => {
     throw new StartupError("store", settings.database ?? settings.dataDir, error);
   });
@@ -347,6 +351,23 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     throw new StartupError("https-listen", `${settings.httpHost}:${settings.httpsPort}`, error);
   }
   if (https !== null) logger.log("info", "https_listening", { host: https.address, port: https.port });
+  // --metrics-port: /metrics without a token, for a scraper on a private network (issue 10)
+  const metricsApp = settings.metricsPort === null ? null : createMetricsServer();
+  let metrics: AddressInfo | null = null;
+  if (metricsApp !== null) {
+    try {
+      metrics = await listenHttp(metricsApp, settings.metricsPort!, settings.metricsHost);
+    } catch (error) {
+      await configWatch.stop();
+      await housekeeping.stop();
+      await httpApp.close();
+      await server.close();
+      await certificates.close();
+      await store.close();
+      throw new StartupError("metrics-listen", `${settings.metricsHost}:${settings.metricsPort}`, error);
+    }
+    logger.log("info", "metrics_listening", { host: metrics.address, port: metrics.port });
+  }
   queues.start();
 
   return {
@@ -355,6 +376,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     smtp,
     http,
     https,
+    metrics,
     generatedAdminToken,
     routing,
     pool,
@@ -368,6 +390,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         await housekeeping.stop();
         await queues.stop();
         await queueRunner.stop();
+        await metricsApp?.close();
         await httpApp.close();
         await server.close();
         await certificates.close();

@@ -3,7 +3,7 @@
  * HTTP or HTTPS), with the underlying error as `cause`, so `mailroute start` can say what
  * actually went wrong instead of guessing (a missing certificate is not a busy port).
  */
-export type StartupStage = "store" | "smtp-listen" | "http-listen" | "https-listen";
+export type StartupStage = "store" | "smtp-listen" | "http-listen" | "https-listen" | "metrics-listen";
 
 export class StartupError extends Error {
   override readonly name = "StartupError";

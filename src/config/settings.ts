@@ -69,6 +69,9 @@ export interface Settings {
   acmeEmail: string | null;
   /** HTTPS listener for the MTA-STS policy hosts (certificates from ACME); null: off. */
   httpsPort: number | null;
+  /** A separate, token-less listener for GET /metrics (off when null); bind it to a private address. */
+  metricsPort: number | null;
+  metricsHost: string;
   /** Time a client has from connect, or from its last message, to its next DATA command, ms. */
   smtpTransactionTimeoutMs: number;
   /** DATA must arrive at least this fast: its deadline is --smtp-timeout plus bytes / rate, bytes/s. */
@@ -162,6 +165,8 @@ export const SETTING_SPECS: Readonly<Record<FlaggedSetting, SettingSpec>> = Obje
   mtaStsMode: { flag: "mta-sts-mode", kind: "string", describe: "MTA-STS policy mode: testing, enforce, or auto (testing until the MX certificate validates)", default: "auto" },
   acmeDirectory: { flag: "acme-directory", kind: "string", describe: "ACME directory URL (or letsencrypt, letsencrypt-staging) for automatic certificates (off when absent)", default: "" },
   acmeEmail: { flag: "acme-email", kind: "string", describe: "contact address for the ACME account", default: "" },
+  metricsPort: { flag: "metrics-port", kind: "string", describe: "serve GET /metrics without a token on its own port (off when absent; the main port's /metrics needs the operator token)", default: "" },
+  metricsHost: { flag: "metrics-host", kind: "string", describe: "address of the --metrics-port listener (keep it private: the scraper's network only)", default: "127.0.0.1" },
   httpsPort: { flag: "https-port", kind: "string", describe: "HTTPS port for the MTA-STS policy hosts, with ACME certificates (443 in production; off when absent)", default: "" },
   trustedNetworks: { flag: "trusted-networks", kind: "list", describe: "CIDRs of this installation's own clients (not limited; auth failures marked, not refused); \"none\" for none", default: "127.0.0.0/8,::1/128" },
 });
@@ -221,6 +226,7 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
   const acmeEmail = raw("acmeEmail").trim();
   if (acmeEmail !== "" && !/^[^\s@]+@[^\s@]+$/.test(acmeEmail)) throw new SettingsError("acme-email", `"${acmeEmail}" is not an email address`);
   const httpsPort = raw("httpsPort").trim() === "" ? null : integer("httpsPort", 0, 65535);
+  const metricsPort = raw("metricsPort").trim() === "" ? null : integer("metricsPort", 0, 65535);
   const clusterKeyFile = path("clusterKeyFile");
   let clusterKey: ClusterKey | null;
   try {
@@ -241,6 +247,8 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     acmeDirectory,
     acmeEmail: acmeEmail === "" ? null : acmeEmail,
     httpsPort,
+    metricsPort,
+    metricsHost: raw("metricsHost").trim(),
     dnsbl: list("dnsbl").map((zone) => {
       const normalized = normalizeDomain(zone);
       if (normalized === null) throw new SettingsError("dnsbl", `"${zone}" is not a DNS zone`);

@@ -32,8 +32,12 @@ export interface PlannedRecipient {
 
 export type RecipientPlanning =
   | { ok: true; plan: RoutingPlan; recipient: PlannedRecipient }
-  /** `reason` is the activity log's and the structured log's word for the refusal. */
-  | { ok: false; reply: SmtpReply; reason: string };
+  /**
+   * `reason` is the activity log's and the structured log's word for the refusal; `zone` is our
+   * zone the address belongs to (so its owner sees the refusal in its activity log), null when
+   * the domain is not routed here.
+   */
+  | { ok: false; reply: SmtpReply; reason: string; zone: string | null };
 
 export interface PlannerView {
   routing: RoutingTable;
@@ -90,8 +94,11 @@ export function planRecipient(rcpt: string, sender: string, view: PlannerView): 
   }
   const decision = resolveRecipient(rcpt, view.routing);
   const refusal = rcptReplyFor(rcpt, decision, { workers: view.workers });
-  if (decision.kind === "refuse") return { ok: false, reply: refusal!, reason: decision.reason };
-  if (refusal !== null) return { ok: false, reply: refusal, reason: `rule-${decision.action.type}` };
+  if (decision.kind === "refuse") {
+    const zone = decision.domain !== null && view.routing.zones.has(decision.domain) ? decision.domain : null;
+    return { ok: false, reply: refusal!, reason: decision.reason, zone };
+  }
+  if (refusal !== null) return { ok: false, reply: refusal, reason: `rule-${decision.action.type}`, zone: decision.zone };
   const recipient: PlannedRecipient = { address: rcpt, zone: decision.zone, action: decision.action.type, ruleId: decision.ruleId };
   const zone = view.routing.zones.get(decision.zone);
   const policy = zone?.policy ?? DEFAULT_ZONE_POLICY;
@@ -105,5 +112,6 @@ export function planRecipient(rcpt: string, sender: string, view: PlannerView): 
 }
 
 function refused(template: ReplyTemplate, address: string, reason: string): RecipientPlanning {
-  return { ok: false, reply: new SmtpReply(template, { address }), reason };
+  // SRS addresses are our hostname's, not a zone's: the operator's log, not an account's
+  return { ok: false, reply: new SmtpReply(template, { address }), reason, zone: null };
 }

@@ -108,18 +108,18 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     return logRefusal(session, rcpt, new SmtpReply(template, { address: rcpt, ...values }), reason);
   }
 
-  function logRefusal(session: SMTPServerSession, rcpt: string, reply: SmtpReply, reason: string): SmtpReply {
+  function logRefusal(session: SMTPServerSession, rcpt: string, reply: SmtpReply, reason: string, zone: string | null = null): SmtpReply {
     const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
     logger.log("info", "rcpt_refused", { session: session.id, client: session.remoteAddress, from, rcpt, reason, code: reply.responseCode, enhanced: reply.enhanced });
     // The activity log shows refusals too (as Cloudflare's does): "why did my mail not arrive?" —
     // summarised per session and rate-limited per client, written in batches off this path.
-    refusalLog.note({ session: session.id, client: session.remoteAddress, from, rcpt, reason, code: reply.responseCode, line: reply.line });
+    refusalLog.note({ session: session.id, client: session.remoteAddress, from, rcpt, reason, code: reply.responseCode, line: reply.line, zone });
     return reply;
   }
 
   function planForRecipient(session: SMTPServerSession, rcpt: string): { plan: RoutingPlan; recipient: PlannedRecipient } | SmtpReply {
     const planned = deps.mail.plan(rcpt, session.envelope.mailFrom ? session.envelope.mailFrom.address : "");
-    if (!planned.ok) return logRefusal(session, rcpt, planned.reply, planned.reason);
+    if (!planned.ok) return logRefusal(session, rcpt, planned.reply, planned.reason, planned.zone);
     return planned;
   }
 

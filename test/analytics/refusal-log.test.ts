@@ -43,6 +43,22 @@ describe("refusal log", () => {
       await log.close();
     });
 
+    it("files a refusal under our zone, so the zone's account sees it, and one for a domain not ours under none", async () => {
+      const { db } = await target.open();
+      const log = new RefusalLog(createEventRecorder(db, silentLogger, (zone) => (zone === "example.com" ? "family" : null)), silentLogger, { flushMs: 60_000 });
+      log.note({ ...refusal("s1", "nobody@example.com"), zone: "example.com" });
+      log.note({ ...refusal("s2", "someone@elsewhere.test", "203.0.113.10", "relay-denied"), zone: null });
+      log.sessionClosed("s1");
+      log.sessionClosed("s2");
+      await log.flush();
+      const rows = await db.selectFrom("events").select(["rcpt_to", "zone", "account_id"]).orderBy("rcpt_to").execute();
+      assert.deepEqual(rows, [
+        { rcpt_to: "nobody@example.com", zone: "example.com", account_id: "family" },
+        { rcpt_to: "someone@elsewhere.test", zone: null, account_id: null },
+      ]);
+      await log.close();
+    });
+
     it("records at most perClientPerMinute summaries per client and carries the count of the rest into its next one", async () => {
       const { db } = await target.open();
       const clock = { now: 1_000_000 };

@@ -70,7 +70,7 @@ describe("activity API and Prometheus metrics end to end", () => {
   let foreign = "";
 
   before(async () => {
-    h = await startHarness({ destinations: ["dest.test"] });
+    h = await startHarness({ destinations: ["dest.test"], settings: { "metrics-port": "0" } });
     const zone = await h.config.zones.create("example.com");
     zoneId = zone.id;
     for (const address of ["alice@dest.test", "bob@dest.test"]) await h.config.addresses.create(address, { verified: true });
@@ -120,6 +120,25 @@ describe("activity API and Prometheus metrics end to end", () => {
     assert.ok(a.has("mailroute_worker_duration_seconds_count"));
     assert.ok(!afterText.body.includes("@"), "no address anywhere in the exposition");
     assert.ok(!afterText.body.includes("hello"), "no subject or local part anywhere in the exposition");
+    // the pool keeps the connection that delivered to dest.test for the next message
+    assert.ok(metric(a, "mailroute_pool_connections") >= 1, "the pool gauge reads the pool");
+    // the refusal at RCPT reaches the zone's activity log (summarised per session, off the SMTP path)
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const listed = JSON.parse((await get(h, `/client/v4/zones/${zoneId}/email/routing/activity?to=gone@example.com`, reader)).body) as { result: unknown[] };
+      if (listed.result.length === 1) break;
+      assert.ok(Date.now() < deadline, "the refusal of gone@example.com never reached the zone's activity");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  });
+
+  it("serves /metrics without a token on --metrics-port, and nothing else there", async () => {
+    const port = h.mailroute.metrics!.port;
+    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(await metrics.text(), /^# HELP mailroute_/m);
+    const api = await fetch(`http://127.0.0.1:${port}/client/v4/accounts`);
+    assert.equal(api.status, 404);
   });
 
   it("serves /metrics only to the operator's token", async () => {
@@ -134,18 +153,20 @@ describe("activity API and Prometheus metrics end to end", () => {
     const base = `/client/v4/zones/${zoneId}/email/routing/activity`;
     const all = JSON.parse((await get(h, base, reader)).body) as { success: boolean; result: Record<string, unknown>[]; result_info: { total_count: number } };
     assert.equal(all.success, true);
-    assert.equal(all.result_info.total_count, 4);
+    assert.equal(all.result_info.total_count, 5);
     assert.deepEqual(all.result.map((item) => [item["to"], item["outcome"]]), [
+      ["gone@example.com", "rejected"],
       ["later@example.com", "deferred"],
       ["quiet@example.com", "dropped"],
       ["hello@example.com", "forwarded"],
       ["hello@example.com", "forwarded"],
     ]);
-    const first = all.result[0]!;
+    const first = all.result[1]!;
     assert.deepEqual(Object.keys(first).sort(), ["action", "arc", "dkim", "dmarc", "duration_ms", "from", "id", "message_id", "outcome", "received_at", "reply_code", "reply_text", "size", "spam_score", "spf", "subject", "to", "upstream"].sort());
     assert.equal(first["reply_code"], 451);
     assert.match(String(first["upstream"]), /try later/);
-    for (const item of all.result) assert.equal(typeof item["spf"], "string", "SPF was evaluated and stored");
+    // a refusal at RCPT never reached DATA: nothing to authenticate
+    for (const item of all.result.filter((entry) => entry["action"] !== "refused")) assert.equal(typeof item["spf"], "string", "SPF was evaluated and stored");
 
     const forwarded = JSON.parse((await get(h, `${base}?outcome=forwarded`, reader)).body) as { result: { to: string }[] };
     assert.deepEqual(forwarded.result.map((item) => item.to), ["hello@example.com", "hello@example.com"]);
@@ -156,15 +177,15 @@ describe("activity API and Prometheus metrics end to end", () => {
     const future = JSON.parse((await get(h, `${base}?since=2999-01-01T00:00:00Z`, reader)).body) as { result: unknown[] };
     assert.equal(future.result.length, 0);
     const page = JSON.parse((await get(h, `${base}?per_page=1&page=2`, reader)).body) as { result: { to: string }[]; result_info: { total_count: number; total_pages: number } };
-    assert.deepEqual(page.result.map((item) => item.to), ["quiet@example.com"]);
-    assert.equal(page.result_info.total_pages, 4);
+    assert.deepEqual(page.result.map((item) => item.to), ["later@example.com"]);
+    assert.equal(page.result_info.total_pages, 5);
     assert.equal((await get(h, `${base}?outcome=bounced`, reader)).status, 400);
     assert.equal((await get(h, `${base}?since=yesterday`, reader)).status, 400);
 
     const detail = JSON.parse((await get(h, `${base}/${String(first["id"])}`, reader)).body) as { result: { outcome: string; detail: { chains: unknown[] }; destinations: string[] } };
     assert.equal(detail.result.outcome, "deferred");
     assert.equal(detail.result.detail.chains.length, 1);
-    const delivered = all.result[3]!;
+    const delivered = all.result[4]!;
     const deliveredDetail = JSON.parse((await get(h, `${base}/${String(delivered["id"])}`, reader)).body) as { result: { destinations: string[] } };
     assert.deepEqual(deliveredDetail.result.destinations, ["alice@dest.test"]);
     assert.equal((await get(h, `${base}/999999`, reader)).status, 404);
@@ -174,10 +195,10 @@ describe("activity API and Prometheus metrics end to end", () => {
     const base = `/client/v4/zones/${zoneId}/email/routing/summary`;
     const day = JSON.parse((await get(h, `${base}?range=24h`, reader)).body) as { result: { range: string; totals: Record<string, number>; series: ({ start: string } & Record<string, number>)[] } };
     assert.equal(day.result.range, "24h");
-    assert.deepEqual(day.result.totals, { received: 4, forwarded: 2, dropped: 1, rejected: 0, delivery_failed: 0, deferred: 1, worker: 0, queued: 0 });
+    assert.deepEqual(day.result.totals, { received: 5, forwarded: 2, dropped: 1, rejected: 1, delivery_failed: 0, deferred: 1, worker: 0, queued: 0 });
     assert.equal(day.result.series.length, 24);
     assert.match(day.result.series[23]!.start, /T\d\d:00:00\.000Z$/);
-    assert.equal(day.result.series.reduce((sum, bucket) => sum + (bucket.received ?? 0), 0), 4);
+    assert.equal(day.result.series.reduce((sum, bucket) => sum + (bucket.received ?? 0), 0), 5);
     const month = JSON.parse((await get(h, `${base}?range=30d`, reader)).body) as { result: { series: { start: string; forwarded: number }[] } };
     assert.equal(month.result.series.length, 30);
     assert.match(month.result.series[29]!.start, /T00:00:00\.000Z$/);

@@ -209,6 +209,15 @@ describe("mail core", () => {
     assert.match(forged.reply.line, /^550 5\.7\.1 /);
   });
 
+  it("names our zone on a refusal at RCPT (the zone's owner sees it), and none for a domain that is not ours", () => {
+    const unknown = core.plan("nobody@example.com", "a@b.example");
+    assert.ok(!unknown.ok);
+    assert.deepEqual([unknown.reason, unknown.zone, unknown.reply.responseCode], ["unknown-recipient", "example.com", 550]);
+    const relay = core.plan("someone@elsewhere.example", "a@b.example");
+    assert.ok(!relay.ok);
+    assert.deepEqual([relay.reason, relay.zone], ["relay-denied", null]);
+  });
+
   it("gives recipients of the same rule one plan key and different rules different keys", () => {
     const a = core.plan("fwd@example.com", "a@b.example");
     const b = core.plan("FWD@example.com", "a@b.example");
