@@ -15,6 +15,7 @@ import pg from "pg";
 import { CLI_OPERATOR } from "../src/core/service-context.ts";
 import { createServices } from "../src/core/services.ts";
 import { openStore, type Store } from "../src/store/open-store.ts";
+import { insertEvents } from "../src/store/repositories/event-repository.ts";
 
 const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 1_000_000);
 const RUNS = 7;
@@ -48,7 +49,7 @@ async function fill(store: Store, zone: string, account: string, count: number):
         spf: "pass",
       };
     });
-    await store.db.insertInto("events").values(rows).execute();
+    await insertEvents(store.db, rows);
   }
 }
 

@@ -7,6 +7,7 @@ import type { Database, EventTable } from "../store/schema.ts";
 import { normalizeOutcome } from "./event-outcome.ts";
 import { messagesTotal } from "./metrics.ts";
 import type { Logger } from "./structured-log.ts";
+import { deleteEventsBefore, insertEvents } from "../store/repositories/event-repository.ts";
 
 /** An event as the SMTP side knows it; the account is derived from its zone when recorded. */
 export type MailEvent = Omit<Insertable<EventTable>, "id" | "account_id">;
@@ -26,7 +27,7 @@ export function createEventRecorder(db: Kysely<Database>, logger: Logger, accoun
       // Counted before the insert: a failed write loses the row, never the count.
       for (const event of events) messagesTotal.inc({ action: event.action, outcome: normalizeOutcome(event.outcome, event.reply_code ?? null, event.action) });
       try {
-        await db.insertInto("events").values(events.map((event) => ({ ...event, node_id: nodeId, account_id: event.zone === null || event.zone === undefined ? null : accountOf(event.zone) }))).execute();
+        await insertEvents(db, events.map((event) => ({ ...event, node_id: nodeId, account_id: event.zone === null || event.zone === undefined ? null : accountOf(event.zone) })));
       } catch (error) {
         logger.log("error", "event_record_failed", { error, count: events.length });
       }
@@ -34,10 +35,9 @@ export function createEventRecorder(db: Kysely<Database>, logger: Logger, accoun
   };
 }
 
-/** Deletes events received before `before`; returns how many. */
+/** Deletes events received before `before` (and their hourly counts); returns how many. */
 export async function purgeOldEvents(db: Kysely<Database>, before: Date): Promise<number> {
-  const result = await db.deleteFrom("events").where("received_at", "<", before.toISOString()).executeTakeFirst();
-  return Number(result.numDeletedRows);
+  return deleteEventsBefore(db, before);
 }
 
 export async function recentEvents(db: Kysely<Database>, limit = 20): Promise<Selectable<EventTable>[]> {

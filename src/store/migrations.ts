@@ -10,6 +10,7 @@ import { sql, type Kysely } from "kysely";
 import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
 import type { StoreDialect } from "./store.ts";
 import { deliveryQueueUp } from "./migrations/0010-delivery-queue.ts";
+import { eventRollupsUp } from "./migrations/0011-event-rollups.ts";
 
 // Migrations take Kysely<any>, not Kysely<Database>: each one is a frozen snapshot written
 // against the schema as it was then, and must keep compiling as schema.ts moves on.
@@ -432,6 +433,9 @@ function defineMigrations(dialect: StoreDialect): Record<string, Migration> {
     },
     "0010_delivery_queue": {
       up: (db: MigrationDb) => deliveryQueueUp(db, dialect),
+    },
+    "0011_event_rollups": {
+      up: (db: MigrationDb) => eventRollupsUp(db),
     },
   };
 }

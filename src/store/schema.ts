@@ -396,3 +396,18 @@ export interface Database {
   cluster_secrets: ClusterSecretTable;
   leases: LeaseTable;
 }
+
+// ── 0011_event_rollups (issue 10) ──
+
+/** Events counted per zone, account, hour ("YYYY-MM-DDTHH") and outcome, for summaries. */
+export interface EventHourlyTable {
+  zone: string;
+  account_id: string;
+  hour: string;
+  outcome: string;
+  count: number;
+}
+
+export interface Database {
+  event_hourly: EventHourlyTable;
+}

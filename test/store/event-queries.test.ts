@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createEventRecorder, type MailEvent } from "../../src/analytics/event-recorder.ts";
+import { createEventRecorder, purgeOldEvents, type MailEvent } from "../../src/analytics/event-recorder.ts";
 import { silentLogger } from "../../src/analytics/structured-log.ts";
 import { countZoneOutcomes, findZoneEvent, listZoneEvents } from "../../src/store/repositories/event-repository.ts";
 import { forEachDatabase } from "../support/store-fixtures.ts";
@@ -50,8 +50,12 @@ describe("event queries", () => {
       const hourly = await countZoneOutcomes(db, "acct-a", "a.example", "2026-12-01T00:00:00.000Z", 13);
       const key = (rows: { bucket: string; outcome: string; count: number }[]) => rows.map((row) => `${row.bucket} ${row.outcome} ${row.count}`).sort();
       assert.deepEqual(key(hourly), ["2026-12-01T10 dropped 1", "2026-12-01T10 forwarded 1", "2026-12-01T11 deferred 1", "2026-12-02T09 forwarded 1"]);
-      const daily = await countZoneOutcomes(db, "acct-a", "a.example", "2026-12-01T10:30:00.000Z", 10);
-      assert.deepEqual(key(daily), ["2026-12-01 deferred 1", "2026-12-01 dropped 1", "2026-12-02 forwarded 1"]);
+      // counts come from hourly rollups: `since` is taken at its hour (summaries start on one)
+      const daily = await countZoneOutcomes(db, "acct-a", "a.example", "2026-12-01T11:00:00.000Z", 10);
+      assert.deepEqual(key(daily), ["2026-12-01 deferred 1", "2026-12-02 forwarded 1"]);
+      // purging old events takes their counts with them: a summary never counts what the log no longer has
+      assert.equal(await purgeOldEvents(db, new Date("2026-12-02T00:00:00.000Z")), 4);
+      assert.deepEqual(key(await countZoneOutcomes(db, "acct-a", "a.example", "2026-12-01T00:00:00.000Z", 13)), ["2026-12-02T09 forwarded 1"]);
     });
   });
 });

@@ -17,6 +17,7 @@ const TABLES = [
   "delivery_intents",
   "delivery_ledger",
   "destination_addresses",
+  "event_hourly",
   "events",
   "kv_entries",
   "leases",

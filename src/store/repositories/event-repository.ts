@@ -4,7 +4,7 @@
  * pages and (zone, account_id, received_at, outcome) for summaries, which SQLite and PostgreSQL answer from the
  * index alone.
  */
-import { sql, type Kysely, type Selectable } from "kysely";
+import { sql, type Insertable, type Kysely, type Selectable } from "kysely";
 import type { Database, EventTable } from "../schema.ts";
 
 export type EventRow = Selectable<EventTable>;
@@ -83,15 +83,54 @@ export interface OutcomeCount {
 }
 
 /** Events per time bucket and outcome since `since`; buckets are prefixes of the ISO timestamp. */
+/**
+ * Counts per bucket (hour: 13 characters of the time, day: 10) and outcome since `since`, from
+ * the hourly rollups (migration 0011): at most one row per hour and outcome, whatever the
+ * number of events. `since` is taken at its hour.
+ */
 export async function countZoneOutcomes(db: Kysely<Database>, account: string, zone: string, since: string, bucketChars: 10 | 13): Promise<OutcomeCount[]> {
-  const bucket = sql<string>`substr(received_at, 1, ${sql.lit(bucketChars)})`;
+  const bucket = sql<string>`substr(hour, 1, ${sql.lit(bucketChars)})`;
   const rows = await db
-    .selectFrom("events")
-    .select([bucket.as("bucket"), "outcome", (eb) => eb.fn.countAll<string | number>().as("n")])
+    .selectFrom("event_hourly")
+    .select([bucket.as("bucket"), "outcome", (eb) => eb.fn.sum<string | number>("count").as("n")])
     .where("zone", "=", zone)
-    .where("received_at", ">=", since)
     .where("account_id", "=", account)
+    .where("hour", ">=", since.slice(0, 13))
     .groupBy([bucket, "outcome"])
     .execute();
   return rows.map((row) => ({ bucket: row.bucket, outcome: row.outcome, count: Number(row.n) }));
+}
+
+/**
+ * Records events and counts them into the hourly rollups in one transaction, so a summary
+ * never disagrees with the activity log it summarises.
+ */
+export async function insertEvents(db: Kysely<Database>, rows: readonly Insertable<EventTable>[]): Promise<void> {
+  if (rows.length === 0) return;
+  const counts = new Map<string, { zone: string; account_id: string; hour: string; outcome: string; count: number }>();
+  for (const row of rows) {
+    if (row.zone === null || row.zone === undefined) continue;
+    const entry = { zone: row.zone, account_id: row.account_id ?? "", hour: row.received_at.slice(0, 13), outcome: row.outcome };
+    const key = JSON.stringify(entry);
+    const existing = counts.get(key);
+    if (existing !== undefined) existing.count += 1;
+    else counts.set(key, { ...entry, count: 1 });
+  }
+  await db.transaction().execute(async (trx) => {
+    await trx.insertInto("events").values([...rows]).execute();
+    if (counts.size === 0) return;
+    await trx
+      .insertInto("event_hourly")
+      .values([...counts.values()])
+      .onConflict((oc) => oc.columns(["zone", "account_id", "hour", "outcome"]).doUpdateSet((eb) => ({ count: eb("event_hourly.count", "+", eb.ref("excluded.count")) })))
+      .execute();
+  });
+}
+
+/** Deletes events, and their hourly counts, from before `before`; returns how many events. */
+export async function deleteEventsBefore(db: Kysely<Database>, before: Date): Promise<number> {
+  const at = before.toISOString();
+  const result = await db.deleteFrom("events").where("received_at", "<", at).executeTakeFirst();
+  await db.deleteFrom("event_hourly").where("hour", "<", at.slice(0, 13)).execute();
+  return Number(result.numDeletedRows);
 }
