@@ -23,4 +23,6 @@ export async function eventRollupsUp(db: Kysely<any>): Promise<void> {
     SELECT zone, COALESCE(account_id, ''), substr(received_at, 1, 13), outcome, COUNT(*)
     FROM events WHERE zone IS NOT NULL
     GROUP BY zone, COALESCE(account_id, ''), substr(received_at, 1, 13), outcome`.execute(db);
+  // activity pages filtered by outcome, newest first, without walking the zone's other events
+  await db.schema.createIndex("events_zone_outcome_id_index").on("events").columns(["zone", "account_id", "outcome", "id"]).execute();
 }

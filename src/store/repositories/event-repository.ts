@@ -65,9 +65,30 @@ function filtered(db: Kysely<Database>, filter: ZoneEventFilter) {
   return q;
 }
 
-export async function listZoneEvents(db: Kysely<Database>, filter: ZoneEventFilter, page: { limit: number; offset: number }): Promise<{ rows: EventRow[]; total: number }> {
-  const rows = await filtered(db, filter).selectAll().orderBy("id", "desc").limit(page.limit).offset(page.offset).execute();
-  const counted = await filtered(db, filter).select((eb) => eb.fn.countAll<string | number>().as("n")).executeTakeFirst();
+/** Past this many matches a text-filtered total is reported as this many (counting a million rows per page is not paging). */
+export const MAX_COUNTED = 10_000;
+
+function onTheHour(time: string | undefined): boolean {
+  return time === undefined || time.endsWith(":00:00.000Z");
+}
+
+/**
+ * One page, newest first (or oldest first), and the total. The total comes from the hourly
+ * rollups whenever the filter is one they answer exactly (zone, outcome, whole hours), else from
+ * counting at most MAX_COUNTED matching rows.
+ */
+export async function listZoneEvents(db: Kysely<Database>, filter: ZoneEventFilter, page: { limit: number; offset: number; oldestFirst?: boolean }): Promise<{ rows: EventRow[]; total: number }> {
+  const rows = await filtered(db, filter).selectAll().orderBy("id", page.oldestFirst === true ? "asc" : "desc").limit(page.limit).offset(page.offset).execute();
+  const textual = filter.to !== undefined || filter.from !== undefined || (filter.q !== undefined && filter.q !== "");
+  if (!textual && onTheHour(filter.since) && onTheHour(filter.until)) {
+    let q = db.selectFrom("event_hourly").select((eb) => eb.fn.sum<string | number>("count").as("n")).where("zone", "=", filter.zone).where("account_id", "=", filter.account);
+    if (filter.outcome !== undefined) q = q.where("outcome", "=", filter.outcome);
+    if (filter.since !== undefined) q = q.where("hour", ">=", filter.since.slice(0, 13));
+    if (filter.until !== undefined) q = q.where("hour", "<", filter.until.slice(0, 13));
+    return { rows, total: Number((await q.executeTakeFirst())?.n ?? 0) };
+  }
+  const capped = filtered(db, filter).select("id").limit(MAX_COUNTED).as("capped");
+  const counted = await db.selectFrom(capped).select((eb) => eb.fn.countAll<string | number>().as("n")).executeTakeFirst();
   return { rows, total: Number(counted?.n ?? 0) };
 }
 
@@ -82,7 +103,6 @@ export interface OutcomeCount {
   count: number;
 }
 
-/** Events per time bucket and outcome since `since`; buckets are prefixes of the ISO timestamp. */
 /**
  * Counts per bucket (hour: 13 characters of the time, day: 10) and outcome since `since`, from
  * the hourly rollups (migration 0011): at most one row per hour and outcome, whatever the
