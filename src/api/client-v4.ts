@@ -14,6 +14,7 @@ import type { ConcurrencyGate, FixedWindowCounter } from "./request-limits.ts";
 import { registerAccountRoutes } from "./routes/account-routes.ts";
 import { registerActivityRoutes } from "./routes/activity-routes.ts";
 import { registerQueueRoutes } from "./routes/queue-routes.ts";
+import { registerGraphqlAnalytics } from "./graphql-analytics.ts";
 import { registerAddressRoutes } from "./routes/address-routes.ts";
 import type { ApiDeps } from "./routes/route-deps.ts";
 import { registerRuleRoutes } from "./routes/rule-routes.ts";
@@ -88,4 +89,5 @@ export async function clientApi(app: FastifyInstance, options: ClientApiOptions)
   registerAddressRoutes(app, options);
   registerActivityRoutes(app, options);
   registerQueueRoutes(app, options);
+  registerGraphqlAnalytics(app, options);
 }

@@ -72,7 +72,11 @@ describe("API authorisation across accounts", () => {
   after(async () => h?.stop());
 
   // Routes that list "what the caller may see" rather than address one account's resource.
-  const SELF_SCOPED = new Set(["GET /client/v4/accounts", "GET /client/v4/memberships", "GET /client/v4/user/tokens/verify", "GET /client/v4/accounts/:account_id/tokens/verify", "GET /client/v4/zones"]);
+  // Routes that answer each principal about its own things; they must leak nothing of A's.
+  // GraphQL is one: it lists only the zones the token may see (asked here for A's zone).
+  const SELF_SCOPED = new Set(["GET /client/v4/accounts", "GET /client/v4/memberships", "GET /client/v4/user/tokens/verify", "GET /client/v4/accounts/:account_id/tokens/verify", "GET /client/v4/zones", "POST /client/v4/graphql"]);
+  const graphqlBody = () =>
+    JSON.stringify({ query: "query ($z: string) { viewer { zones(filter: { zoneTag: $z }) { zoneTag emailRoutingAdaptive(limit: 100) { to from subject } } } }", variables: { z: ids["zone_id"] } });
 
   function routes(): { method: string; path: string; key: string }[] {
     const all = apiRoutes();
@@ -87,7 +91,7 @@ describe("API authorisation across accounts", () => {
     it(`refuses every route of account A to ${who === "none" ? "a request without a token" : who === "malformed" ? "a malformed token" : `the token "${who}"`}, leaking nothing`, async () => {
       const token = who === "none" ? undefined : who === "malformed" ? "mrt_not-a-real-token" : tokens[who];
       for (const route of routes()) {
-        const body = route.key === "POST /client/v4/zones" ? JSON.stringify({ name: "evil.example", account: { id: "acct-a" } }) : ["POST", "PUT", "PATCH"].includes(route.method) ? "{}" : undefined;
+        const body = route.key === "POST /client/v4/zones" ? JSON.stringify({ name: "evil.example", account: { id: "acct-a" } }) : route.key === "POST /client/v4/graphql" ? graphqlBody() : ["POST", "PUT", "PATCH"].includes(route.method) ? "{}" : undefined;
         const response = await call(h, route.method, route.path, { token, body });
         const allowed = who === "none" || who === "malformed" || who === "a-expired" ? [401] : SELF_SCOPED.has(route.key) ? [200, 403, 404] : [403, 404];
         assert.ok(allowed.includes(response.status), `${who}: ${route.key} answered ${response.status}: ${response.body.slice(0, 200)}`);

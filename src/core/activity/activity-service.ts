@@ -5,7 +5,7 @@
  * words are mapped on read, so callers only ever see that vocabulary).
  */
 import { normalizeOutcome, OUTCOMES, type Outcome } from "../../analytics/event-outcome.ts";
-import { countZoneOutcomes, findZoneEvent, listEvents, listZoneEvents, type EventRow } from "../../store/repositories/event-repository.ts";
+import { countZoneOutcomes, findZoneEvent, groupZoneEvents, listEvents, listZoneEvents, type EventRow, type GroupDimension } from "../../store/repositories/event-repository.ts";
 import { pageWindow, type Page, type PageRequest } from "../paging.ts";
 import type { ServiceContext } from "../service-context.ts";
 import { ValidationError } from "../validation-error.ts";
@@ -46,6 +46,11 @@ function outcomeFilter(value: string | undefined): Outcome | undefined {
   return value as Outcome;
 }
 
+function rowLimit(limit: number): number {
+  if (!(Number.isInteger(limit) && limit >= 1 && limit <= 10_000)) throw new ValidationError("limit", "must be a whole number from 1 to 10000");
+  return limit;
+}
+
 function emptyCounts(): OutcomeCounts {
   return { received: 0, forwarded: 0, dropped: 0, rejected: 0, delivery_failed: 0, deferred: 0, worker: 0, queued: 0 };
 }
@@ -83,21 +88,35 @@ export class ActivityService {
   async list(zoneRef: string, filter: ActivityFilter = {}, paging?: PageRequest): Promise<Page<EventRow>> {
     const zone = await findZone(this.#ctx.db, this.#ctx.scope.account, zoneRef, "zone_id");
     const window = pageWindow(paging, { perPage: 20, maxPerPage: 100 });
-    const { rows, total } = await listZoneEvents(
-      this.#ctx.db,
-      {
-        account: this.#ctx.scope.account,
-        zone: zone.name,
-        since: isoTime("since", filter.since),
-        until: isoTime("until", filter.until),
-        outcome: outcomeFilter(filter.outcome),
-        to: filter.to === "" ? undefined : filter.to,
-        from: filter.from === "" ? undefined : filter.from,
-        q: filter.q,
-      },
-      window,
-    );
+    const { rows, total } = await listZoneEvents(this.#ctx.db, this.#zoneFilter(zone.name, filter), window);
     return { items: rows.map(withCurrentOutcome), page: window.page, perPage: window.perPage, totalCount: total };
+  }
+
+  /** Up to `limit` (1–10,000) events of the zone, newest or oldest first: the GraphQL dataset's rows. */
+  async rows(zoneRef: string, filter: ActivityFilter, options: { limit: number; oldestFirst: boolean }): Promise<EventRow[]> {
+    const zone = await findZone(this.#ctx.db, this.#ctx.scope.account, zoneRef, "zone_id");
+    const limit = rowLimit(options.limit);
+    const { rows } = await listZoneEvents(this.#ctx.db, this.#zoneFilter(zone.name, filter), { limit, offset: 0, oldestFirst: options.oldestFirst });
+    return rows.map(withCurrentOutcome);
+  }
+
+  /** Event counts grouped by `dimensions`, largest first: the GraphQL groups dataset. */
+  async groups(zoneRef: string, filter: ActivityFilter, dimensions: readonly GroupDimension[], limit: number) {
+    const zone = await findZone(this.#ctx.db, this.#ctx.scope.account, zoneRef, "zone_id");
+    return groupZoneEvents(this.#ctx.db, this.#zoneFilter(zone.name, filter), dimensions, rowLimit(limit));
+  }
+
+  #zoneFilter(zone: string, filter: ActivityFilter) {
+    return {
+      account: this.#ctx.scope.account,
+      zone,
+      since: isoTime("since", filter.since),
+      until: isoTime("until", filter.until),
+      outcome: outcomeFilter(filter.outcome),
+      to: filter.to === "" ? undefined : filter.to,
+      from: filter.from === "" ? undefined : filter.from,
+      q: filter.q,
+    };
   }
 
   async get(zoneRef: string, id: string): Promise<EventRow> {

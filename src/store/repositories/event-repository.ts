@@ -92,6 +92,36 @@ export async function listZoneEvents(db: Kysely<Database>, filter: ZoneEventFilt
   return { rows, total: Number(counted?.n ?? 0) };
 }
 
+/** What events can be grouped by (GraphQL emailRoutingAdaptiveGroups dimensions). */
+export const GROUP_DIMENSIONS = ["action", "status", "date", "datetimeHour", "spf", "dkim", "dmarc", "arc"] as const;
+export type GroupDimension = (typeof GROUP_DIMENSIONS)[number];
+
+const DIMENSION_SQL: Readonly<Record<GroupDimension, string>> = Object.freeze({
+  action: "action",
+  status: "outcome",
+  date: "substr(received_at, 1, 10)",
+  datetimeHour: "substr(received_at, 1, 13)",
+  spf: "spf",
+  dkim: "dkim",
+  dmarc: "dmarc",
+  arc: "arc",
+});
+
+/** Counts of the zone's events grouped by `dimensions` (each a fixed expression: no input reaches the SQL). */
+export async function groupZoneEvents(db: Kysely<Database>, filter: ZoneEventFilter, dimensions: readonly GroupDimension[], limit: number): Promise<({ count: number } & Partial<Record<GroupDimension, string | null>>)[]> {
+  let q = filtered(db, filter).select((eb) => eb.fn.countAll<string | number>().as("count"));
+  for (const dimension of dimensions) {
+    const expression = sql<string | null>`${sql.raw(DIMENSION_SQL[dimension])}`;
+    q = q.select(expression.as(dimension)).groupBy(expression) as typeof q;
+  }
+  const rows = (await q.orderBy(sql`count(*)`, "desc").limit(limit).execute()) as unknown as Record<string, unknown>[];
+  return rows.map((row) => {
+    const out: { count: number } & Partial<Record<GroupDimension, string | null>> = { count: Number(row["count"]) };
+    for (const dimension of dimensions) out[dimension] = (row[dimension] as string | null) ?? null;
+    return out;
+  });
+}
+
 export function findZoneEvent(db: Kysely<Database>, account: string, zone: string, id: number): Promise<EventRow | undefined> {
   return db.selectFrom("events").selectAll().where("id", "=", id).where("zone", "=", zone).where("account_id", "=", account).executeTakeFirst();
 }
