@@ -12,7 +12,7 @@ import { accountCommand, auditCommand, tokenCommand } from "./account-commands.t
 import { doctorCommand } from "./doctor-command.ts";
 import { sendCommand } from "./send-command.ts";
 import { sinkCommand } from "./sink-command.ts";
-import { workerCommand } from "./worker-command.ts";
+import { workerCommand } from "./worker/worker-command.ts";
 import { startCommand } from "./start-command.ts";
 import { commandTree, explain } from "./command-tree.ts";
 

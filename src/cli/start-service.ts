@@ -37,13 +37,12 @@ import { createDnsTxtResolver } from "../inbound/dns-txt-resolver.ts";
 import { createNetworkMatcher } from "../inbound/trusted-networks.ts";
 import { join } from "node:path";
 import { DEFAULT_ACCOUNT_ID as DEFAULT_ACCOUNT } from "../store/open-store.ts";
-import { createStoreKv, purgeExpiredKv } from "../workers/kv-store.ts";
+import { createKvNamespaces, purgeExpiredKv } from "../core/kv/kv-namespaces.ts";
 import { lazySecretBox } from "../workers/secret-box.ts";
 import { MAX_WAIT_SHARE } from "../smtp/worker-step.ts";
 import { InvocationLimiter } from "../workers/invocation-limiter.ts";
 import { WorkerRuntime } from "../workers/worker-runtime.ts";
-import { WorkerStore } from "../workers/worker-store.ts";
-import { purgeOldDataPoints } from "../workers/analytics-store.ts";
+import { purgeOldDataPoints } from "../core/workers/worker-analytics.ts";
 import { admittedInvoker } from "../workers/admitted-invoker.ts";
 import { nonEmailHandlers, storePlatformHandlers } from "../workers/handler-hosts.ts";
 import { QueueDispatcher } from "../workers/queue-dispatcher.ts";
@@ -159,7 +158,10 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
   const dnsbl = createDnsblChecker({ zones: settings.dnsbl, lookupA: (name, options) => dnsResolver(name, "A", options) as Promise<string[]> });
 
-  const workerStore = new WorkerStore(store.db, lazySecretBox(settings.dataDir), { dataDir: settings.dataDir });
+  // the key lives beside the SQLite file (and on every node with PostgreSQL), like the SRS secret
+  const services = createServices(store, { secretBox: lazySecretBox(settings.dataDir), dataDir: settings.dataDir });
+  // bundle loading and console lines on the hot path: the runtime's narrow view, not an actor's change
+  const runtimeWorkers = services.runtimeWorkers;
   // One workerd process per account, started on first use; never in the SMTP process.
   const workerRuntime = new WorkerRuntime({
     outboundAllow: settings.workerFetchAllow,
@@ -204,12 +206,12 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         workers: {
           account: DEFAULT_ACCOUNT,
           deadlineMs: settings.workerDeadlineMs,
-          load: (account, script) => workerStore.load(account, script),
+          load: (account, script) => runtimeWorkers.load(account, script),
           admit: (ticket, waitMs) => workerLimiter.acquire(ticket, waitMs),
           invoke: (definition, invocation, handlers, options) => workerRuntime.invoke(definition, invocation, handlers, options),
-          kv: (account) => createStoreKv(store.db, account),
+          kv: (account) => createKvNamespaces(store.db, account),
           platform: (account) => storePlatformHandlers(store.db, account),
-          recordLogs: (account, script, logs) => workerStore.appendLogs(account, script, logs),
+          recordLogs: (account, script, logs) => runtimeWorkers.appendLogs(account, script, logs),
           routing: () => routing.table,
         },
       },
@@ -239,14 +241,11 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     deadlineMs: settings.workerDeadlineMs,
     maxWaitShare: MAX_WAIT_SHARE,
   });
-  const handlersFor = (account: string) => nonEmailHandlers(createStoreKv(store.db, account), storePlatformHandlers(store.db, account));
-  const recordWorkerLogs = (account: string, script: string, logs: InvocationResult["logs"]) => workerStore.appendLogs(account, script, logs);
-  const queues = new QueueDispatcher({ db: store.db, workers: workerStore, invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, onEvent: (event) => logger.log("info", "worker_queue", event) });
+  const handlersFor = (account: string) => nonEmailHandlers(createKvNamespaces(store.db, account), storePlatformHandlers(store.db, account));
+  const recordWorkerLogs = (account: string, script: string, logs: InvocationResult["logs"]) => runtimeWorkers.appendLogs(account, script, logs);
+  const queues = new QueueDispatcher({ db: store.db, workers: runtimeWorkers, invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, onEvent: (event) => logger.log("info", "worker_queue", event) });
 
   const generatedAdminToken = await ensureAdminToken(store.db, settings.adminToken);
-  const services = createServices(store, {
-    deployedWorkers: async (account) => new Set((await workerStore.versions(account)).map((worker) => worker.name.toLowerCase())),
-  });
   const verification = new VerificationLinks(store, { publicUrl: settings.publicUrl ?? `http://${settings.httpHost.includes(":") ? `[${settings.httpHost}]` : settings.httpHost}:${settings.httpPort}` });
   const sendVerification = createVerificationMailer({ hostname: settings.hostname, sign: signer, relay: relayDeps });
   // Verification requests are written by any front end (the CLI has no delivery stack): the
@@ -280,7 +279,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     mtaStsMode: certificates.mtaStsMode,
     acmeChallenges: certificates.acmeChallenges,
     health: { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntimes: () => workerRuntime.processes(), accepting: () => closing === null },
-    workerFetch: { account: DEFAULT_ACCOUNT, routes: (account) => workerStore.fetchRoutes(account), load: (account, name) => workerStore.load(account, name), invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, maxBodyBytes: settings.maxMessageSize },
+    workerFetch: { account: DEFAULT_ACCOUNT, routes: (account) => runtimeWorkers.fetchRoutes(account), load: (account, name) => runtimeWorkers.load(account, name), invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, maxBodyBytes: settings.maxMessageSize },
   });
   let http: AddressInfo;
   try {
