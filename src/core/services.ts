@@ -6,6 +6,8 @@
  * services (accounts) take the operator as actor. `runtimeWorkers` is the running side's narrow
  * view of deployed workers (loading bundles for invocations), which is not an actor's change.
  */
+import type { Kysely } from "kysely";
+import type { Database } from "../store/schema.ts";
 import type { Store } from "../store/store.ts";
 import { AccountService } from "./accounts/account-service.ts";
 import { ActivityService } from "./activity/activity-service.ts";
@@ -42,11 +44,6 @@ export interface AccountServices {
 
 export interface ServiceOptions {
   now?: () => Date;
-  /**
-   * Names (lower-case) of an account's deployed Email Workers, to flag and refuse rules naming a
-   * missing one. Default: the workers in this store.
-   */
-  deployedWorkers?: (account: string) => Promise<ReadonlySet<string>>;
   /** Seals and opens worker secrets (the data directory's key); without it, secret changes fail. */
   secretBox?: SecretBox;
   /** The data directory: loaded worker definitions get their account's D1/R2 folder under it. */
@@ -65,12 +62,12 @@ export interface Services {
 export function createServices(store: Store, options: ServiceOptions = {}): Services {
   const now = options.now ?? (() => new Date());
   const runtimeWorkers = new RuntimeWorkers(store.db, options.secretBox ?? missingSecretBox, { now, ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }) });
-  const deployed = options.deployedWorkers ?? (async (account: string) => new Set(await listWorkerNames(store.db, account)));
   return {
     runtimeWorkers,
     forAccount(scope) {
       const ctx = createServiceContext(store, scope, now);
-      const workersDeployed = () => deployed(scope.account);
+      // rules naming a worker this account has not deployed are flagged inactive, and refused when saved
+      const workersDeployed = async (db: Kysely<Database>) => new Set(await listWorkerNames(db, scope.account));
       const rules = new RuleService(ctx, workersDeployed);
       return Object.freeze({
         scope,

@@ -8,7 +8,7 @@ import * as zones from "../../store/repositories/zone-repository.ts";
 import { fromRuleAction, toRuleAction, type CloudflareAction } from "../rule-actions.ts";
 import type { ServiceContext } from "../service-context.ts";
 import { ValidationError } from "../validation-error.ts";
-import { refuseUndeployedWorker, type UndeployedWorkerOption } from "../workers/deployed-worker-check.ts";
+import { refuseUndeployedWorker, type DeployedWorkers, type UndeployedWorkerOption } from "../workers/deployed-worker-check.ts";
 import { findZone, toZone } from "../zones/zone-service.ts";
 
 export interface CatchAll {
@@ -38,9 +38,9 @@ const DEFAULT_ACTIONS: CloudflareAction[] = [{ type: "drop" }];
 
 export class CatchAllService {
   readonly #ctx: ServiceContext;
-  readonly #deployedWorkers: (() => Promise<ReadonlySet<string>>) | null;
+  readonly #deployedWorkers: DeployedWorkers;
 
-  constructor(ctx: ServiceContext, deployedWorkers: (() => Promise<ReadonlySet<string>>) | null = null) {
+  constructor(ctx: ServiceContext, deployedWorkers: DeployedWorkers) {
     this.#ctx = ctx;
     this.#deployedWorkers = deployedWorkers;
   }
@@ -78,7 +78,7 @@ export class CatchAllService {
       if (input.actions !== undefined) {
         if (!Array.isArray(input.actions)) throw new ValidationError("actions", "must be a list with one action", "required");
         const action = toRuleAction(input.actions as CloudflareAction[]);
-        await refuseUndeployedWorker(action, this.#deployedWorkers, options);
+        await refuseUndeployedWorker(trx, action, this.#deployedWorkers, options);
         actionsJson = JSON.stringify(fromRuleAction(action));
       }
       const enabled = input.enabled === undefined ? (input.actions !== undefined ? true : current?.enabled === 1) : input.enabled;

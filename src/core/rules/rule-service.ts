@@ -19,7 +19,7 @@ import { pageWindow, type Page, type PageRequest } from "../paging.ts";
 import { fromRuleAction, toRuleAction, type CloudflareAction, type CloudflareMatcher } from "../rule-actions.ts";
 import { newId, type ServiceContext } from "../service-context.ts";
 import { ValidationError } from "../validation-error.ts";
-import { refuseUndeployedWorker, type UndeployedWorkerOption } from "../workers/deployed-worker-check.ts";
+import { refuseUndeployedWorker, type DeployedWorkers, type UndeployedWorkerOption } from "../workers/deployed-worker-check.ts";
 import { findZone, type Zone, toZone } from "../zones/zone-service.ts";
 
 export interface Rule {
@@ -153,9 +153,9 @@ function actionsOf(value: unknown): CloudflareAction[] {
 
 export class RuleService {
   readonly #ctx: ServiceContext;
-  readonly #deployedWorkers: (() => Promise<ReadonlySet<string>>) | null;
+  readonly #deployedWorkers: DeployedWorkers;
 
-  constructor(ctx: ServiceContext, deployedWorkers: (() => Promise<ReadonlySet<string>>) | null) {
+  constructor(ctx: ServiceContext, deployedWorkers: DeployedWorkers) {
     this.#ctx = ctx;
     this.#deployedWorkers = deployedWorkers;
   }
@@ -165,7 +165,7 @@ export class RuleService {
     return {
       verified: new Set(rows.filter((row) => row.verified_at !== null).map((row) => row.email_key)),
       known: new Set(rows.map((row) => row.email_key)),
-      workers: this.#deployedWorkers === null ? null : await this.#deployedWorkers(),
+      workers: await this.#deployedWorkers(db),
     };
   }
 
@@ -218,7 +218,7 @@ export class RuleService {
     const rule = await this.#ctx.change({ action: "rule.create", resourceType: "rule" }, async (trx) => {
       const target = await this.#target(trx, matchedAddress(input.matchers), "matchers[0].value", zoneRef);
       const action = toRuleAction(actionsOf(input.actions));
-      await refuseUndeployedWorker(action, this.#deployedWorkers, options);
+      await refuseUndeployedWorker(trx, action, this.#deployedWorkers, options);
       if ((await rules.findRuleByMatchKey(trx, target.zone.id, target.matchKey)) !== undefined) {
         throw new ValidationError("matchers[0].value", `a rule for ${target.address} already exists; edit it instead`, "conflict");
       }
@@ -262,7 +262,7 @@ export class RuleService {
       }
       if (input.actions !== undefined) {
         const action = toRuleAction(actionsOf(input.actions));
-        await refuseUndeployedWorker(action, this.#deployedWorkers, options);
+        await refuseUndeployedWorker(trx, action, this.#deployedWorkers, options);
         patch.actions = JSON.stringify(fromRuleAction(action));
       }
       if (input.name !== undefined) patch.name = nameOf(input.name, current.name);
