@@ -154,7 +154,7 @@ describe("Email Workers over real SMTP", () => {
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "private@example.com" }], actions: [{ type: "worker", value: ["allow"] }] });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "broken@example.com" }], actions: [{ type: "worker", value: ["throws"] }] });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "parse@example.com" }], actions: [{ type: "worker", value: ["parser"] }] });
-    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "ghost@example.com" }], actions: [{ type: "worker", value: ["not-deployed"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "ghost@example.com" }], actions: [{ type: "worker", value: ["not-deployed"] }] }, undefined, { allowUndeployedWorker: true });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "spin@example.com" }], actions: [{ type: "worker", value: ["spin"] }] });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "probe@example.com" }], actions: [{ type: "worker", value: ["probe"] }] });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "desk@example.com" }], actions: [{ type: "worker", value: ["answer"] }] });
