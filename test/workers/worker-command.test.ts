@@ -75,6 +75,8 @@ forEachDatabase((target) => {
 
   beforeEach(async () => {
     keyDir = await mkdtemp(join(tmpdir(), "mailroute-worker-keys-"));
+    // the store exists, as after `mailroute init`: worker commands never create one
+    await target.open();
   });
   afterEach(async () => {
     await rm(keyDir, { recursive: true, force: true });
