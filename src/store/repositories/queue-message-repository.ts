@@ -96,8 +96,3 @@ export async function requeueMessage(db: Kysely<Database>, id: string, change: {
     .where("id", "=", id)
     .execute();
 }
-
-/** Every message of the account still waiting, by queue (diagnostics and tests). */
-export function listQueueMessages(db: Kysely<Database>, account: string): Promise<{ queue: string; attempts: number }[]> {
-  return db.selectFrom("worker_queue_messages").select(["queue", "attempts"]).where("account_id", "=", account).orderBy("queue").orderBy("created_at").execute();
-}
