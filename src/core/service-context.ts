@@ -61,9 +61,19 @@ export interface ServiceContext {
   change<T>(spec: ChangeSpec, work: (trx: Transaction<Database>) => Promise<ChangeOutcome<T>>): Promise<T>;
 }
 
-/** Sortable unique ids for audit entries: time first, so (at, id) orders as inserted. */
+let lastAuditMs = -1;
+let auditSequence = 0;
+
+/**
+ * Sortable unique ids for audit entries: time first, then a per-process sequence within the
+ * millisecond, so (at, id) orders as inserted even when two changes share a millisecond (on
+ * SQLite they often do; a random tie-break listed them out of order).
+ */
 function auditId(now: Date): string {
-  return `${now.getTime().toString(36).padStart(9, "0")}${randomBytes(8).toString("hex")}`;
+  const ms = now.getTime();
+  auditSequence = ms === lastAuditMs ? auditSequence + 1 : 0;
+  lastAuditMs = ms;
+  return `${ms.toString(36).padStart(9, "0")}${auditSequence.toString(36).padStart(4, "0")}${randomBytes(6).toString("hex")}`;
 }
 
 export function newId(): string {
