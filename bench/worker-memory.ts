@@ -15,7 +15,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { workerCommand } from "../src/cli/worker-command.ts";
+import { workerCommand } from "../src/cli/worker/worker-command.ts";
 import { CLI_OPERATOR } from "../src/core/service-context.ts";
 import { createServices } from "../src/core/services.ts";
 import { openStore } from "../src/store/open-store.ts";

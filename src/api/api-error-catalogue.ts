@@ -28,6 +28,8 @@ export const apiErrors = Object.freeze({
   BODY_TOO_LARGE: entry(1006, 413, "Request body is larger than {limit} bytes"),
   RATE_LIMITED: entry(971, 429, "Please wait and consider throttling your request speed (limit: {limit} requests per {window} seconds)"),
   WORKER_REFUSED: entry(1002, 422, "{message}"),
+  /** A rule or catch-all whose worker action names a worker the account has not deployed. */
+  WORKER_NOT_DEPLOYED: entry(1008, 400, "{message}"),
   BUSY: entry(1007, 503, "Too many uploads in progress; retry shortly"),
   INTERNAL: entry(1000, 500, "Internal error (incident {incident}); the operator's log has the details"),
 });

@@ -50,6 +50,7 @@ export class ApiError extends Error {
   static fromValidation(error: ValidationError, path: string): ApiError {
     if (error.code === "not_found") return new ApiError("NOT_FOUND", { path }, { field: error.field });
     if (error.code === "conflict") return new ApiError("CONFLICT", { message: error.message }, { field: error.field });
+    if (error.code === "not_deployed") return new ApiError("WORKER_NOT_DEPLOYED", { message: error.message }, { field: error.field });
     return new ApiError("VALIDATION", { message: error.message }, { field: error.field });
   }
 

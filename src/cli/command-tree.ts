@@ -112,6 +112,10 @@ const FAMILIES: Family[] = [
       { name: "secret", args: "put|delete|list <worker> [key]", summary: "a worker's secrets (value read from stdin)", example: "echo s3cret | mailroute worker secret put triage API_KEY", store: true },
       { name: "kv", args: "put|get|list|delete <namespace> [key] [value]", summary: "KV namespaces", options: [["--ttl <seconds>", ""], ["--expiration <epoch>", ""], ["--metadata <json>", ""], ["--prefix <prefix>", ""], ["--limit <n>", ""], ["--cursor <cursor>", ""]], example: "mailroute worker kv list allowlist", store: true },
       { name: "tail", args: "<name>", summary: "follow a worker's log", options: [["--lines <n>", ""], ["--interval <ms>", ""], ["--once", "print and exit"]], example: "mailroute worker tail triage --once", store: true },
+      // test, d1 and analytics were missing here, so main refused them as unknown subcommands
+      { name: "test", args: "<name>", summary: "run a worker on a message and print what it did (delivers nothing)", options: [["--eml <file>", "the message (RFC 5322)"], ["--from <address>", "envelope sender"], ["--to <address>", "envelope recipient"]], example: "mailroute worker test triage --eml message.eml", store: true },
+      { name: "d1", args: "execute <database>", summary: "run SQL against a worker's D1 database", options: [["--command <sql>", ""], ["--file <file>", ""]], example: "mailroute worker d1 execute DB --command 'SELECT 1'", store: true },
+      { name: "analytics", args: "<dataset>", summary: "Analytics Engine data points, newest first", options: [["--since <date>", ""], ["--index <index>", ""], ["--limit <n>", ""]], example: "mailroute worker analytics mail_stats", store: true },
     ],
   },
   {

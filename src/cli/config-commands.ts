@@ -17,8 +17,10 @@ import { rcptReplyFor } from "../mail/recipient-planner.ts";
 import { replies } from "../mail/reply-catalogue.ts";
 import { SmtpReply } from "../mail/smtp-reply.ts";
 import { DEFAULT_ACCOUNT_ID, openStore, SQLITE_FILE_NAME, StoreMissingError, type Store } from "../store/open-store.ts";
-import { lazySecretBox } from "../workers/secret-box.ts";
-import { WorkerStore } from "../workers/worker-store.ts";
+import { lazySecretBox, type SecretBox } from "../workers/secret-box.ts";
+import { loadClusterKey } from "../config/cluster-key.ts";
+import { clusterSecretBox } from "./node-secrets.ts";
+import { ValidationError } from "../core/validation-error.ts";
 import { CliError, usageError } from "./cli-error.ts";
 import { confirmRemoval } from "./confirm-removal.ts";
 
@@ -78,18 +80,26 @@ export function missingStore(error: StoreMissingError, dataDir: string): CliErro
   });
 }
 
-/** Names (lower-case) of an account's deployed Email Workers, as the server sees them. */
-function deployedWorkersOf(store: Store, dataDir: string): (account: string) => Promise<ReadonlySet<string>> {
-  // listing versions never opens the secret box; lazy so a read does not create its key file
-  const workers = new WorkerStore(store.db, lazySecretBox(dataDir));
-  return async (account) => new Set((await workers.versions(account)).map((worker) => worker.name.toLowerCase()));
-}
-
 /** The services of --account (default: the built-in account), acting as the operator at the CLI. */
 export async function withService<T>(values: Values, work: (services: AccountServices, store: Store) => Promise<T>): Promise<T> {
-  return withStore(values, (store) =>
-    work(createServices(store, { deployedWorkers: deployedWorkersOf(store, dataDirOf(values)) }).forAccount({ account: (values.account as string | undefined) ?? DEFAULT_ACCOUNT_ID, actor: CLI_OPERATOR }), store),
+  return withStore(values, async (store) =>
+    work(createServices(store, { secretBox: await secretBoxFor(store, dataDirOf(values)), dataDir: dataDirOf(values) }).forAccount({ account: (values.account as string | undefined) ?? DEFAULT_ACCOUNT_ID, actor: CLI_OPERATOR }), store),
   );
+}
+
+/**
+ * Where worker secrets are sealed: beside the SQLite file (lazily, so a command that seals
+ * nothing creates no key file), or — for a cluster's PostgreSQL store — the box every node
+ * shares, sealed with the cluster key (a local key file would seal secrets no node can open).
+ */
+async function secretBoxFor(store: Store, dataDir: string): Promise<SecretBox> {
+  if (store.dialect !== "postgres") return lazySecretBox(dataDir);
+  const key = loadClusterKey({ file: process.env["MAILROUTE_CLUSTER_KEY_FILE"] || null, inline: process.env["MAILROUTE_CLUSTER_KEY"] || null });
+  if (key !== null) return clusterSecretBox(store, key);
+  const refuse = (): never => {
+    throw new CliError("this store is a cluster's (PostgreSQL): worker secrets are sealed with the cluster key", { hint: "set MAILROUTE_CLUSTER_KEY_FILE to the file every node starts with (or MAILROUTE_CLUSTER_KEY to its content), then run the command again" });
+  };
+  return Object.freeze({ seal: refuse, open: refuse });
 }
 
 /** `mailroute init`: the one configuration command that may create a store. */
@@ -305,18 +315,21 @@ const RULE_USAGE =
 
 /**
  * A rule (or catch-all) naming a worker that was never deployed would answer 451 to every
- * sender: refuse it at the command unless the operator says they deploy it next.
+ * sender: core/rules refuses it (unless --allow-undeployed); the CLI says it in its own words.
  */
-async function refuseUndeployedWorker(service: AccountServices, store: Store, actions: CloudflareAction[], values: Values): Promise<void> {
-  const worker = actions.find((action) => action.type === "worker");
-  if (worker === undefined || values["allow-undeployed"] === true) return;
-  const script = String(worker.value?.[0] ?? "");
-  const deployed = await deployedWorkersOf(store, dataDirOf(values))(service.scope.account);
-  if (deployed.has(script.toLowerCase())) return;
-  throw new CliError(`worker "${script}" is not deployed in account ${service.scope.account}: senders would get "451 4.3.2 … is not deployed" for this address; nothing was changed`, {
-    hint: `deploy it first (mailroute worker deploy <script.js> --name ${script}; mailroute worker list shows what is deployed), or pass --allow-undeployed if you deploy it next`,
-  });
+async function refusingUndeployedWorker<T>(service: AccountServices, actions: CloudflareAction[] | undefined, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (!(error instanceof ValidationError && error.code === "not_deployed")) throw error;
+    const script = String(actions?.find((action) => action.type === "worker")?.value?.[0] ?? "");
+    throw new CliError(`worker "${script}" is not deployed in account ${service.scope.account}: senders would get "451 4.3.2 … is not deployed" for this address; nothing was changed`, {
+      hint: `deploy it first (mailroute worker deploy <script.js> --name ${script}; mailroute worker list shows what is deployed), or pass --allow-undeployed if you deploy it next`,
+    });
+  }
 }
+
+const allowUndeployed = (values: Values) => ({ allowUndeployedWorker: values["allow-undeployed"] === true });
 
 export async function ruleCommand(argv: string[], output: Output): Promise<void> {
   const { values, positionals } = parse(
@@ -330,8 +343,9 @@ export async function ruleCommand(argv: string[], output: Output): Promise<void>
       case "add": {
         const address = need(positionals, 1, "custom address", RULE_USAGE);
         const actions = actionFrom(values, RULE_USAGE);
-        await refuseUndeployedWorker(service, store, actions, values);
-        const rule = await service.rules.create({ matchers: [{ type: "literal", field: "to", value: address }], actions, name: values.name as string | undefined, enabled: values.disabled !== true });
+        const rule = await refusingUndeployedWorker(service, actions, () =>
+          service.rules.create({ matchers: [{ type: "literal", field: "to", value: address }], actions, name: values.name as string | undefined, enabled: values.disabled !== true }, undefined, allowUndeployed(values)),
+        );
         emit(output, values, rule, [
           `added rule for ${rule.matchers[0]?.value}: ${describeAction(rule.action)}${rule.enabled ? "" : " (disabled)"}`,
           ...(rule.inactiveReasons.length > 0 ? [`warning: inactive until fixed: ${rule.inactiveReasons.join("; ")}${rule.action.type === "forward" ? " (mailroute address add <email> --verified, or address verify <email>)" : ""}`] : []),
@@ -352,12 +366,18 @@ export async function ruleCommand(argv: string[], output: Output): Promise<void>
         if (actions === undefined && values.name === undefined && values.enable === undefined && values.disable === undefined) {
           throw usageError("nothing to change: give a new action (--forward, --drop, --reject or --worker), --name, --enable or --disable", RULE_USAGE);
         }
-        if (actions !== undefined) await refuseUndeployedWorker(service, store, actions, values);
-        const rule = await service.rules.update(address, {
-          actions,
-          name: values.name as string | undefined,
-          enabled: values.enable === true ? true : values.disable === true ? false : undefined,
-        });
+        const rule = await refusingUndeployedWorker(service, actions, () =>
+          service.rules.update(
+            address,
+            {
+              actions,
+              name: values.name as string | undefined,
+              enabled: values.enable === true ? true : values.disable === true ? false : undefined,
+            },
+            undefined,
+            allowUndeployed(values),
+          ),
+        );
         emit(output, values, rule, [
           `updated rule for ${rule.matchers[0]?.value}: ${describeAction(rule.action)}${rule.enabled ? "" : " (disabled)"}`,
           ...(rule.inactiveReasons.length > 0 ? [`warning: inactive until fixed: ${rule.inactiveReasons.join("; ")}`] : []),
@@ -393,8 +413,7 @@ export async function catchAllCommand(argv: string[], output: Output): Promise<v
         const hasAction = [values.forward, values.drop, values.reject, values.worker].some((v) => v !== undefined && v !== false);
         if (values.disable === true && hasAction) throw usageError("--disable cannot be combined with an action", CATCH_ALL_USAGE);
         const actions = values.disable === true ? [] : actionFrom(values, CATCH_ALL_USAGE);
-        await refuseUndeployedWorker(service, store, actions, values);
-        const catchAll = values.disable === true ? await service.catchAll.set(domain, { enabled: false }) : await service.catchAll.set(domain, { actions, enabled: true });
+        const catchAll = values.disable === true ? await service.catchAll.set(domain, { enabled: false }) : await refusingUndeployedWorker(service, actions, () => service.catchAll.set(domain, { actions, enabled: true }, allowUndeployed(values)));
         const { action, ...json } = catchAll;
         emit(output, values, json, [catchAll.enabled ? `catch-all for ${catchAll.zone}: ${describeAction(action)}` : `catch-all for ${catchAll.zone} disabled: unknown addresses are refused at RCPT TO`]);
         return;
@@ -429,7 +448,7 @@ export async function routeCommand(argv: string[], output: Output): Promise<void
     if (decision.kind === "route" && decision.action.type === "worker") {
       const script = decision.action.script;
       const account = table.zones.get(decision.zone)?.account ?? DEFAULT_ACCOUNT_ID;
-      const deployed = await deployedWorkersOf(store, dataDirOf(values))(account);
+      const deployed = await createServices(store).forAccount({ account, actor: CLI_OPERATOR }).workers.deployedNames();
       afterData = deployed.has(script.toLowerCase())
         ? `accepted at RCPT TO; after DATA the message is handed to Email Worker "${script}", and the sender gets its answer (forwarded, replied to or rejected by the worker)`
         : `accepted at RCPT TO, then refused after DATA with "${new SmtpReply(replies.WORKER_NOT_DEPLOYED, { address, script }).line}" (mailroute worker deploy … --name ${script})`;

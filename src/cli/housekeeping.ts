@@ -16,8 +16,8 @@ import type { Logger } from "../analytics/structured-log.ts";
 import { purgeExpired } from "../store/delivery-ledger-store.ts";
 import { acquireLease, releaseLease } from "../store/repositories/lease-repository.ts";
 import type { Database } from "../store/schema.ts";
-import { purgeOldDataPoints } from "../workers/analytics-store.ts";
-import { purgeExpiredKv } from "../workers/kv-store.ts";
+import { purgeOldDataPoints } from "../core/workers/worker-analytics.ts";
+import { purgeExpiredKv } from "../core/kv/kv-namespaces.ts";
 
 export const HOUSEKEEPING_LEASE = "housekeeping";
 

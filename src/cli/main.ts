@@ -13,7 +13,7 @@ import { queueCommand } from "./queue-commands.ts";
 import { doctorCommand } from "./doctor-command.ts";
 import { sendCommand } from "./send-command.ts";
 import { sinkCommand } from "./sink-command.ts";
-import { workerCommand } from "./worker-command.ts";
+import { workerCommand } from "./worker/worker-command.ts";
 import { startCommand } from "./start-command.ts";
 import { commandTree, explain } from "./command-tree.ts";
 

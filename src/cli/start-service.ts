@@ -45,11 +45,10 @@ import { createDnsblChecker } from "../inbound/dnsbl-checker.ts";
 import { createDnsTxtResolver } from "../inbound/dns-txt-resolver.ts";
 import { createNetworkMatcher } from "../inbound/trusted-networks.ts";
 import { DEFAULT_ACCOUNT_ID as DEFAULT_ACCOUNT } from "../store/open-store.ts";
-import { createStoreKv } from "../workers/kv-store.ts";
+import { createKvNamespaces } from "../core/kv/kv-namespaces.ts";
 import { MAX_WAIT_SHARE } from "../mail/worker-step.ts";
 import { InvocationLimiter } from "../workers/invocation-limiter.ts";
 import { WorkerRuntime } from "../workers/worker-runtime.ts";
-import { WorkerStore } from "../workers/worker-store.ts";
 import { admittedInvoker } from "../workers/admitted-invoker.ts";
 import { nonEmailHandlers, storePlatformHandlers } from "../workers/handler-hosts.ts";
 import { QueueDispatcher } from "../workers/queue-dispatcher.ts";
@@ -183,7 +182,9 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
   const dnsbl = createDnsblChecker({ zones: settings.dnsbl, lookupA: (name, options) => dnsResolver(name, "A", options) as Promise<string[]> });
 
-  const workerStore = new WorkerStore(store.db, secrets.secretBox, { dataDir: settings.dataDir });
+  const services = createServices(store, { secretBox: secrets.secretBox, dataDir: settings.dataDir });
+  // bundle loading and console lines on the hot path: the runtime's narrow view, not an actor's change
+  const runtimeWorkers = services.runtimeWorkers;
   // One workerd process per account, started on first use; never in the SMTP process.
   const workerRuntime = new WorkerRuntime({
     outboundAllow: settings.workerFetchAllow,
@@ -234,12 +235,12 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
       workers: {
         account: DEFAULT_ACCOUNT,
         deadlineMs: settings.workerDeadlineMs,
-        load: (account, script) => workerStore.load(account, script),
+        load: (account, script) => runtimeWorkers.load(account, script),
         admit: (ticket, waitMs) => workerLimiter.acquire(ticket, waitMs),
         invoke: (definition, invocation, handlers, options) => workerRuntime.invoke(definition, invocation, handlers, options),
-        kv: (account) => createStoreKv(store.db, account),
+        kv: (account) => createKvNamespaces(store.db, account),
         platform: (account) => storePlatformHandlers(store.db, account),
-        recordLogs: (account, script, logs) => workerStore.appendLogs(account, script, logs),
+        recordLogs: (account, script, logs) => runtimeWorkers.appendLogs(account, script, logs),
         routing: () => routing.table,
       },
     },
@@ -282,14 +283,11 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     deadlineMs: settings.workerDeadlineMs,
     maxWaitShare: MAX_WAIT_SHARE,
   });
-  const handlersFor = (account: string) => nonEmailHandlers(createStoreKv(store.db, account), storePlatformHandlers(store.db, account));
-  const recordWorkerLogs = (account: string, script: string, logs: InvocationResult["logs"]) => workerStore.appendLogs(account, script, logs);
-  const queues = new QueueDispatcher({ db: store.db, workers: workerStore, invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, onEvent: (event) => logger.log("info", "worker_queue", event) });
+  const handlersFor = (account: string) => nonEmailHandlers(createKvNamespaces(store.db, account), storePlatformHandlers(store.db, account));
+  const recordWorkerLogs = (account: string, script: string, logs: InvocationResult["logs"]) => runtimeWorkers.appendLogs(account, script, logs);
+  const queues = new QueueDispatcher({ db: store.db, workers: runtimeWorkers, invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, onEvent: (event) => logger.log("info", "worker_queue", event) });
 
   const generatedAdminToken = await ensureAdminToken(store.db, settings.adminToken);
-  const services = createServices(store, {
-    deployedWorkers: async (account) => new Set((await workerStore.versions(account)).map((worker) => worker.name.toLowerCase())),
-  });
   const verification = new VerificationLinks(store, { publicUrl: settings.publicUrl ?? `http://${settings.httpHost.includes(":") ? `[${settings.httpHost}]` : settings.httpHost}:${settings.httpPort}` });
   const sendVerification = createVerificationMailer({ hostname: settings.hostname, sign: signer, dispatcher });
   // Verification requests are written by any front end (the CLI has no delivery stack): the
@@ -323,7 +321,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     mtaStsMode: certificates.mtaStsMode,
     acmeChallenges: certificates.acmeChallenges,
     health: { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntimes: () => workerRuntime.processes(), accepting: () => closing === null },
-    workerFetch: { account: DEFAULT_ACCOUNT, routes: (account) => workerStore.fetchRoutes(account), load: (account, name) => workerStore.load(account, name), invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, maxBodyBytes: settings.maxMessageSize },
+    workerFetch: { account: DEFAULT_ACCOUNT, routes: (account) => runtimeWorkers.fetchRoutes(account), load: (account, name) => runtimeWorkers.load(account, name), invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, maxBodyBytes: settings.maxMessageSize },
   });
   let http: AddressInfo;
   try {

@@ -48,6 +48,8 @@ export interface ChangeOutcome<T> {
   zoneId?: string | null;
   before?: unknown;
   after?: unknown;
+  /** Overrides the spec's `routing` once the work knows (a redeploy that changed nothing bumps nothing). */
+  routing?: boolean;
 }
 
 export interface ServiceContext {
@@ -109,7 +111,7 @@ export function createServiceContext(store: Store, scope: AccountScope, now: () 
       try {
         return await db.transaction().execute(async (trx) => {
           const outcome = await work(trx);
-          if (spec.routing !== false) await bumpConfigVersion(trx);
+          if ((outcome.routing ?? spec.routing) !== false) await bumpConfigVersion(trx);
           await insertAudit(trx, auditRow(spec, now(), { ...outcome, result: "success" }));
           return outcome.value;
         });

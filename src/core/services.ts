@@ -3,8 +3,11 @@
  * zones, addresses, rules, catch-all, tokens, audit log and activity of that account, acting
  * as that actor. The CLI, the REST API and the dashboard all come through here, so a change
  * from any of them is validated, versioned and audited the same way. The operator-level
- * services (accounts) take the operator as actor.
+ * services (accounts) take the operator as actor. `runtimeWorkers` is the running side's narrow
+ * view of deployed workers (loading bundles for invocations), which is not an actor's change.
  */
+import type { Kysely } from "kysely";
+import type { Database } from "../store/schema.ts";
 import type { Store } from "../store/store.ts";
 import { AccountService } from "./accounts/account-service.ts";
 import { ActivityService } from "./activity/activity-service.ts";
@@ -16,7 +19,14 @@ import { RuleService } from "./rules/rule-service.ts";
 import { createServiceContext, type AccountScope, type Actor } from "./service-context.ts";
 import { TokenService } from "./tokens/token-service.ts";
 import { ZoneService } from "./zones/zone-service.ts";
+import { KvService } from "./kv/kv-service.ts";
+import { createKvNamespaces } from "./kv/kv-namespaces.ts";
+import type { KvStore } from "../workers/worker-types.ts";
+import { RuntimeWorkers } from "./workers/runtime-workers.ts";
+import { WorkerService } from "./workers/worker-service.ts";
 import { findZoneOwner } from "../store/repositories/zone-repository.ts";
+import { listWorkerNames } from "../store/repositories/worker-repository.ts";
+import type { SecretBox } from "../workers/secret-box.ts";
 
 export interface AccountServices {
   readonly scope: AccountScope;
@@ -29,12 +39,18 @@ export interface AccountServices {
   readonly activity: ActivityService;
   /** The durable queue (queue delivery mode). */
   readonly queue: QueueService;
+  readonly workers: WorkerService;
+  readonly kv: KvService;
+  /** The account's KV as a running worker sees it (unaudited: a worker's own data, e.g. `worker test`). */
+  readonly runtimeKv: KvStore;
 }
 
 export interface ServiceOptions {
   now?: () => Date;
-  /** Names (lower-case) of an account's deployed Email Workers, to flag rules naming a missing one. */
-  deployedWorkers?: (account: string) => Promise<ReadonlySet<string>>;
+  /** Seals and opens worker secrets (the data directory's key); without it, secret changes fail. */
+  secretBox?: SecretBox;
+  /** The data directory: loaded worker definitions get their account's D1/R2 folder under it. */
+  dataDir?: string;
 }
 
 export interface Services {
@@ -42,25 +58,33 @@ export interface Services {
   accounts(actor: Actor): AccountService;
   /** The account that routes a domain (operator tools such as doctor), or null. */
   accountOfZone(name: string): Promise<string | null>;
+  /** Deployed workers as the runtime loads them (hot path; changes nothing an actor audits). */
+  readonly runtimeWorkers: RuntimeWorkers;
 }
 
 export function createServices(store: Store, options: ServiceOptions = {}): Services {
   const now = options.now ?? (() => new Date());
+  const runtimeWorkers = new RuntimeWorkers(store.db, options.secretBox ?? missingSecretBox, { now, ...(options.dataDir === undefined ? {} : { dataDir: options.dataDir }) });
   return {
+    runtimeWorkers,
     forAccount(scope) {
       const ctx = createServiceContext(store, scope, now);
-      const deployed = options.deployedWorkers;
-      const rules = new RuleService(ctx, deployed === undefined ? null : () => deployed(scope.account));
+      // rules naming a worker this account has not deployed are flagged inactive, and refused when saved
+      const workersDeployed = async (db: Kysely<Database>) => new Set(await listWorkerNames(db, scope.account));
+      const rules = new RuleService(ctx, workersDeployed);
       return Object.freeze({
         scope,
         zones: new ZoneService(ctx),
         addresses: new AddressService(ctx, (email) => rules.usingDestination(email)),
         rules,
-        catchAll: new CatchAllService(ctx),
+        catchAll: new CatchAllService(ctx, workersDeployed),
         tokens: new TokenService(ctx),
         audit: new AuditService(ctx),
         activity: new ActivityService(ctx),
         queue: new QueueService(ctx),
+        workers: new WorkerService(ctx, options.secretBox ?? null, runtimeWorkers),
+        kv: new KvService(ctx),
+        runtimeKv: createKvNamespaces(store.db, scope.account),
       });
     },
     accounts(actor) {
@@ -71,3 +95,13 @@ export function createServices(store: Store, options: ServiceOptions = {}): Serv
     },
   };
 }
+
+/** Stands in when no key was given: opening a secret then fails loudly instead of returning nothing. */
+const missingSecretBox: SecretBox = {
+  seal() {
+    throw new Error("worker secrets need the secret key: createServices(store, { secretBox })");
+  },
+  open() {
+    throw new Error("worker secrets need the secret key: createServices(store, { secretBox })");
+  },
+};

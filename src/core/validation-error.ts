@@ -2,7 +2,8 @@
  * ValidationError: bad operator input, naming the field and saying why, so every front end
  * (CLI, API, dashboard) can present it without guessing. `code` is stable for scripts.
  */
-export type ValidationCode = "invalid" | "not_found" | "conflict" | "required";
+/** `not_deployed`: the change names an Email Worker the account has not deployed. */
+export type ValidationCode = "invalid" | "not_found" | "conflict" | "required" | "not_deployed";
 
 export class ValidationError extends Error {
   readonly field: string;

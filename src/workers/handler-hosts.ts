@@ -10,8 +10,8 @@
  */
 import type { Kysely } from "kysely";
 import type { Database } from "../store/schema.ts";
-import { writeDataPoint } from "./analytics-store.ts";
-import { enqueueMessages } from "./queue-store.ts";
+import { writeDataPoint } from "../core/workers/worker-analytics.ts";
+import { enqueueMessages } from "../store/repositories/queue-message-repository.ts";
 import { WorkerCallError, type HostHandlers, type KvStore, type PlatformHandlers } from "./worker-types.ts";
 
 export function storePlatformHandlers(db: Kysely<Database>, account: string): PlatformHandlers {

@@ -11,13 +11,14 @@
  */
 import type { Kysely } from "kysely";
 import type { Database } from "../store/schema.ts";
-import { acknowledgeMessages, claimMessages, readyQueues, retryMessage, type QueuedMessage } from "./queue-store.ts";
-import type { WorkerStore } from "./worker-store.ts";
+import { acknowledgeMessages, claimMessages, readyQueues, requeueMessage, type QueuedMessage } from "../store/repositories/queue-message-repository.ts";
+import type { QueueConsumer } from "./platform-bindings.ts";
 import type { EmailInvocation, HostHandlers, InvocationResult, WorkerDefinition } from "./worker-types.ts";
 
 export interface QueueDispatcherOptions {
   db: Kysely<Database>;
-  workers: WorkerStore;
+  /** The worker consuming a queue of the account (core/workers' runtime reader). */
+  workers: { queueConsumer(account: string, queue: string): Promise<{ definition: WorkerDefinition; consumer: QueueConsumer } | null> };
   invoke(definition: WorkerDefinition, invocation: EmailInvocation, handlers: HostHandlers): Promise<InvocationResult>;
   handlers(account: string): HostHandlers;
   recordLogs(account: string, worker: string, logs: InvocationResult["logs"]): Promise<void>;
@@ -109,4 +110,22 @@ export class QueueDispatcher {
     counts.acked = toAck.length;
     return counts;
   }
+}
+
+/**
+ * Back to the queue after `delaySeconds`, or past `maxRetries` to the dead-letter queue (attempts
+ * start again there), or gone when there is none: Cloudflare's behaviour.
+ */
+async function retryMessage(db: Kysely<Database>, message: QueuedMessage, options: { delaySeconds: number; maxRetries: number; deadLetterQueue: string | null }, now = new Date()): Promise<"retried" | "dead-lettered" | "dropped"> {
+  const attempts = message.attempts + 1;
+  if (attempts > options.maxRetries) {
+    if (options.deadLetterQueue === null) {
+      await acknowledgeMessages(db, [message.id]);
+      return "dropped";
+    }
+    await requeueMessage(db, message.id, { queue: options.deadLetterQueue, attempts: 0, visibleAt: now });
+    return "dead-lettered";
+  }
+  await requeueMessage(db, message.id, { attempts, visibleAt: new Date(now.getTime() + options.delaySeconds * 1000) });
+  return "retried";
 }

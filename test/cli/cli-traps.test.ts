@@ -99,6 +99,27 @@ describe("mailroute CLI traps (issue 12)", () => {
     assert.equal(existsSync(join(root, "dtaa")), false);
   });
 
+  it("refuses a missing store in every worker command too, naming the path, creating nothing (not even the secret key)", async () => {
+    const typo = join(root, "wrokers", "nested");
+    const listed = await cli(["worker", "list", "--data-dir", typo]);
+    assert.notEqual(listed.code, 0);
+    assert.match(listed.stderr, /no mailroute store at ".*wrokers\/nested\/mailroute\.sqlite"/);
+    assert.match(listed.stderr, /mailroute init --data-dir/);
+    for (const args of [
+      ["kv", "put", "routes", "k", "v"],
+      ["kv", "list", "routes"],
+      ["secret", "list", "router"],
+      ["tail", "router", "--once"],
+      ["analytics", "mail_stats"],
+      ["remove", "router"],
+    ]) {
+      const result = await cli(["worker", ...args, "--data-dir", typo]);
+      assert.equal(result.code, 1, `worker ${args.join(" ")}: ${result.stderr}`);
+      assert.match(result.stderr, /no mailroute store at ".*wrokers\/nested\/mailroute\.sqlite"/, `worker ${args.join(" ")}`);
+    }
+    assert.equal(existsSync(join(root, "wrokers")), false, "a mistyped --data-dir is not created");
+  });
+
   it("mailroute init creates a store once and then says it exists", async () => {
     const again = await cli(["init", ...store()]);
     assert.equal(again.code, 0, again.stderr);

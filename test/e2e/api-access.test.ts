@@ -205,6 +205,8 @@ describe("wrangler's email routing plan", () => {
     };
     assert.deepEqual(await plan(["new@example.com", "taken@example.com"], ["*@example.com"]), ["added *@example.com", "added new@example.com", "conflict taken@example.com"]);
     // Apply as wrangler does: rules owned by the Worker.
+    // (wrangler uploads the Worker before it applies the plan)
+    await services.workers.deploy({ name: "router", bundle: "export default { async email() {} };", compatibilityDate: "2024-09-23", compatibilityFlags: [], vars: {}, kv: [], sendEmail: [] });
     await services.rules.create({ ...worker("new@example.com"), source: "wrangler", owner_worker_tag: "tag-router" });
     await services.catchAll.set("example.com", { matchers: [{ type: "all" }], actions: [{ type: "worker", value: ["router"] }], enabled: true, source: "wrangler", owner_worker_tag: "tag-router" });
     assert.deepEqual(await plan(["new@example.com"], ["*@example.com"]), []);
@@ -212,5 +214,35 @@ describe("wrangler's email routing plan", () => {
     const bad = await call(h, "POST", "/client/v4/accounts/default/email/routing/rules/plan", { token: "test-admin-token", body: JSON.stringify({ owner_worker_tag: "t", rules: [worker("x@elsewhere.test")] }) });
     assert.equal(bad.status, 400);
     assert.match(bad.body, /"pointer":"\/rules\/0\/matchers\/0\/value"/);
+  });
+});
+
+describe("rules naming an Email Worker that is not deployed", () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ destinations: [] });
+  });
+  after(async () => h?.stop());
+
+  it("refuses them through the REST API with a catalogue error naming actions[0].value, and accepts them once the worker is deployed", async () => {
+    const zone = await h.config.zones.create("bots.example");
+    const rule = JSON.stringify({ matchers: [{ type: "literal", field: "to", value: "bot@bots.example" }], actions: [{ type: "worker", value: ["triage"] }] });
+    const refused = await call(h, "POST", `/client/v4/zones/${zone.id}/email/routing/rules`, { token: "test-admin-token", body: rule });
+    assert.equal(refused.status, 400, refused.body);
+    const envelope = JSON.parse(refused.body) as { success: boolean; errors: { code: number; message: string; source?: { pointer: string } }[] };
+    assert.equal(envelope.success, false);
+    assert.equal(envelope.errors[0]!.code, 1008);
+    assert.deepEqual(envelope.errors[0]!.source, { pointer: "/actions/0/value" });
+    assert.match(envelope.errors[0]!.message, /^actions\[0\]\.value: Email Worker "triage" is not deployed/);
+    assert.deepEqual((await h.config.rules.all()).map((r) => r.matchers[0]?.value), [], "nothing was stored");
+    const catchAll = await call(h, "PUT", `/client/v4/zones/${zone.id}/email/routing/rules/catch_all`, { token: "test-admin-token", body: JSON.stringify({ matchers: [{ type: "all" }], actions: [{ type: "worker", value: ["triage"] }], enabled: true }) });
+    assert.equal(catchAll.status, 400, catchAll.body);
+    assert.match(catchAll.body, /"pointer":"\/actions\/0\/value"/);
+
+    await h.config.workers.deploy({ name: "triage", bundle: "export default { async email() {} };", compatibilityDate: "2024-09-23", compatibilityFlags: [], vars: {}, kv: [], sendEmail: [] });
+    const accepted = await call(h, "POST", `/client/v4/zones/${zone.id}/email/routing/rules`, { token: "test-admin-token", body: rule });
+    assert.equal(accepted.status, 200, accepted.body);
+    const caught = await call(h, "PUT", `/client/v4/zones/${zone.id}/email/routing/rules/catch_all`, { token: "test-admin-token", body: JSON.stringify({ matchers: [{ type: "all" }], actions: [{ type: "worker", value: ["triage"] }], enabled: true }) });
+    assert.equal(caught.status, 200, caught.body);
   });
 });

@@ -170,7 +170,7 @@ describe("inbound SMTP policy", () => {
   });
 
   it("answers a Worker rule whose worker is not deployed with 451 4.3.2 after DATA", async () => {
-    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "bot@example.com" }], actions: [{ type: "worker", value: ["my-worker"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "bot@example.com" }], actions: [{ type: "worker", value: ["my-worker"] }] }, undefined, { allowUndeployedWorker: true });
     await h.reload();
     const { client } = await SmtpTestClient.connect(h.port);
     const { rcpts } = await client.envelope("sender@origin.test", ["bot@example.com"]);

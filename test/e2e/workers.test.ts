@@ -3,9 +3,9 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
-import { workerCommand } from "../../src/cli/worker-command.ts";
+import { workerCommand } from "../../src/cli/worker/worker-command.ts";
 import { DEFAULT_ACCOUNT_ID as DEFAULT_ACCOUNT } from "../../src/store/open-store.ts";
-import { createStoreKv } from "../../src/workers/kv-store.ts";
+import { createKvNamespaces } from "../../src/core/kv/kv-namespaces.ts";
 import { startHarness, type Harness } from "../support/mailroute-harness.ts";
 import { SmtpTestClient, testMessage } from "../support/smtp-test-client.ts";
 
@@ -154,7 +154,7 @@ describe("Email Workers over real SMTP", () => {
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "private@example.com" }], actions: [{ type: "worker", value: ["allow"] }] });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "broken@example.com" }], actions: [{ type: "worker", value: ["throws"] }] });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "parse@example.com" }], actions: [{ type: "worker", value: ["parser"] }] });
-    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "ghost@example.com" }], actions: [{ type: "worker", value: ["not-deployed"] }] });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "ghost@example.com" }], actions: [{ type: "worker", value: ["not-deployed"] }] }, undefined, { allowUndeployedWorker: true });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "spin@example.com" }], actions: [{ type: "worker", value: ["spin"] }] });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "probe@example.com" }], actions: [{ type: "worker", value: ["probe"] }] });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "desk@example.com" }], actions: [{ type: "worker", value: ["answer"] }] });
@@ -240,7 +240,7 @@ describe("Email Workers over real SMTP", () => {
   });
 
   it("lets another worker's mail through at once while a slow worker saturates its share of invocation slots", async () => {
-    const marks = createStoreKv(h.configStore.db, DEFAULT_ACCOUNT);
+    const marks = createKvNamespaces(h.configStore.db, DEFAULT_ACCOUNT);
     const started = async () => (await marks.list("marks", { limit: 1000 })).keys.length;
     // warm: the account's runtime already runs the slow worker, so the burst below is about slots
     assert.equal((await send(h, "friend@origin.test", "slow@example.com", "warm-up")).code, 250);

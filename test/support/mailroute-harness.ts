@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { silentLogger } from "../../src/analytics/structured-log.ts";
 import { loadSettings, type Settings } from "../../src/config/settings.ts";
 import { CLI_OPERATOR } from "../../src/core/service-context.ts";
+import { lazySecretBox } from "../../src/workers/secret-box.ts";
 import { createServices, type AccountServices } from "../../src/core/services.ts";
 import { startMailroute, type RunningMailroute, type StartOverrides } from "../../src/cli/start-service.ts";
 import { openStore, type Store } from "../../src/store/open-store.ts";
@@ -111,7 +112,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     throw error;
   }
   const configStore = await openStore({ dataDir });
-  const config = createServices(configStore).forAccount({ account: "default", actor: CLI_OPERATOR });
+  const config = createServices(configStore, { secretBox: lazySecretBox(dataDir), dataDir }).forAccount({ account: "default", actor: CLI_OPERATOR });
   return {
     mailroute,
     port: mailroute.smtp.port,

@@ -6,13 +6,14 @@ import { join } from "node:path";
 import Fastify from "fastify";
 import { after, describe, it } from "node:test";
 import { workerFetchRoutes } from "../../src/api/worker-fetch-routes.ts";
-import { readDataPoints } from "../../src/workers/analytics-store.ts";
+import { readDataPoints } from "../../src/core/workers/worker-analytics.ts";
 import { nonEmailHandlers, storePlatformHandlers } from "../../src/workers/handler-hosts.ts";
 import { DEFAULT_TRIGGERS, NO_PLATFORM_BINDINGS, type PlatformBindings } from "../../src/workers/platform-bindings.ts";
 import { QueueDispatcher } from "../../src/workers/queue-dispatcher.ts";
 import { openSecretBox } from "../../src/workers/secret-box.ts";
 import { WorkerRuntime } from "../../src/workers/worker-runtime.ts";
-import { WorkerStore } from "../../src/workers/worker-store.ts";
+import { createServices } from "../../src/core/services.ts";
+import { CLI_OPERATOR } from "../../src/core/service-context.ts";
 import type { InvocationResult, WorkerDefinition } from "../../src/workers/worker-types.ts";
 import { forEachDatabase } from "../support/store-fixtures.ts";
 import { fakeHost, MapKvStore, SAMPLE_MESSAGE, workerDefinition } from "./fake-host.ts";
@@ -153,11 +154,12 @@ forEachDatabase((target) => {
   });
 
   it("delivers queue messages from a producer worker to the consumer worker's queue(), retrying and then dead-lettering", async () => {
-    const { db } = await target.open();
-    const workers = new WorkerStore(db, openSecretBox(await mkdtemp(join(tmpdir(), "mailroute-queue-keys-"))));
+    const store = await target.open();
+    const { db } = store;
+    const services = createServices(store, { secretBox: openSecretBox(await mkdtemp(join(tmpdir(), "mailroute-queue-keys-"))) });
+    const workers = services.runtimeWorkers;
     const account = "default";
-    await workers.deploy({
-      account,
+    await services.forAccount({ account, actor: CLI_OPERATOR }).workers.deploy({
       name: "consumer",
       bundle: `export default { async email() {}, async queue(batch, env) {
         for (const message of batch.messages) {

@@ -5,11 +5,11 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, afterEach, before, beforeEach, it } from "node:test";
 import { CliError } from "../../src/cli/cli-error.ts";
-import { workerCommand, type WorkerCommandIo } from "../../src/cli/worker-command.ts";
+import { workerCommand, type WorkerCommandIo } from "../../src/cli/worker/worker-command.ts";
 import { ValidationError } from "../../src/core/validation-error.ts";
 import { readConfigVersion } from "../../src/store/config-version.ts";
 import { openSecretBox } from "../../src/workers/secret-box.ts";
-import { WorkerStore } from "../../src/workers/worker-store.ts";
+import { RuntimeWorkers } from "../../src/core/workers/runtime-workers.ts";
 import { forEachDatabase } from "../support/store-fixtures.ts";
 
 const REPO_NODE_MODULES = join(import.meta.dirname, "..", "..", "node_modules");
@@ -75,6 +75,8 @@ forEachDatabase((target) => {
 
   beforeEach(async () => {
     keyDir = await mkdtemp(join(tmpdir(), "mailroute-worker-keys-"));
+    // the store exists, as after `mailroute init`: worker commands never create one
+    await target.open();
   });
   afterEach(async () => {
     await rm(keyDir, { recursive: true, force: true });
@@ -104,9 +106,9 @@ forEachDatabase((target) => {
     }
   }
 
-  async function workers(): Promise<{ store: WorkerStore; db: Awaited<ReturnType<typeof target.open>>["db"] }> {
+  async function workers(): Promise<{ store: RuntimeWorkers; db: Awaited<ReturnType<typeof target.open>>["db"] }> {
     const opened = await target.open();
-    return { store: new WorkerStore(opened.db, openSecretBox(secretDir())), db: opened.db };
+    return { store: new RuntimeWorkers(opened.db, openSecretBox(secretDir())), db: opened.db };
   }
 
   const stdin = (text: string): WorkerCommandIo => ({ stdin: Readable.from([Buffer.from(text)]) });

@@ -4,11 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CliError } from "../../src/cli/cli-error.ts";
-import { workerCommand } from "../../src/cli/worker-command.ts";
+import { workerCommand } from "../../src/cli/worker/worker-command.ts";
 import { openStore } from "../../src/store/open-store.ts";
-import { writeDataPoint } from "../../src/workers/analytics-store.ts";
+import { writeDataPoint } from "../../src/core/workers/worker-analytics.ts";
 import { openSecretBox } from "../../src/workers/secret-box.ts";
-import { WorkerStore } from "../../src/workers/worker-store.ts";
+import { RuntimeWorkers } from "../../src/core/workers/runtime-workers.ts";
 
 const REPO_NODE_MODULES = join(import.meta.dirname, "..", "..", "node_modules");
 
@@ -56,7 +56,7 @@ describe("mailroute worker: deploy checks, D1, worker test, analytics", () => {
   async function deployed(name: string): Promise<boolean> {
     const store = await openStore({ dataDir });
     try {
-      return (await new WorkerStore(store.db, openSecretBox(dataDir)).load("default", name)) !== null;
+      return (await new RuntimeWorkers(store.db, openSecretBox(dataDir)).load("default", name)) !== null;
     } finally {
       await store.close();
     }

@@ -8,6 +8,7 @@ import * as zones from "../../store/repositories/zone-repository.ts";
 import { fromRuleAction, toRuleAction, type CloudflareAction } from "../rule-actions.ts";
 import type { ServiceContext } from "../service-context.ts";
 import { ValidationError } from "../validation-error.ts";
+import { refuseUndeployedWorker, type DeployedWorkers, type UndeployedWorkerOption } from "../workers/deployed-worker-check.ts";
 import { findZone, toZone } from "../zones/zone-service.ts";
 
 export interface CatchAll {
@@ -37,9 +38,11 @@ const DEFAULT_ACTIONS: CloudflareAction[] = [{ type: "drop" }];
 
 export class CatchAllService {
   readonly #ctx: ServiceContext;
+  readonly #deployedWorkers: DeployedWorkers;
 
-  constructor(ctx: ServiceContext) {
+  constructor(ctx: ServiceContext, deployedWorkers: DeployedWorkers) {
     this.#ctx = ctx;
+    this.#deployedWorkers = deployedWorkers;
   }
 
   async get(zoneRef: string): Promise<CatchAll> {
@@ -61,7 +64,7 @@ export class CatchAllService {
   }
 
   /** Sets the catch-all; `actions` omitted keeps the current action (e.g. only disabling it). */
-  async set(zoneRef: string, input: CatchAllInput): Promise<CatchAll> {
+  async set(zoneRef: string, input: CatchAllInput, options: UndeployedWorkerOption = {}): Promise<CatchAll> {
     await this.#ctx.change({ action: "catch_all.update", resourceType: "catch_all" }, async (trx) => {
       const zone = toZone(await findZone(trx, this.#ctx.scope.account, zoneRef));
       const current = await zones.findCatchAll(trx, zone.id);
@@ -74,7 +77,9 @@ export class CatchAllService {
       let actionsJson = current?.actions ?? JSON.stringify(DEFAULT_ACTIONS);
       if (input.actions !== undefined) {
         if (!Array.isArray(input.actions)) throw new ValidationError("actions", "must be a list with one action", "required");
-        actionsJson = JSON.stringify(fromRuleAction(toRuleAction(input.actions as CloudflareAction[])));
+        const action = toRuleAction(input.actions as CloudflareAction[]);
+        await refuseUndeployedWorker(trx, action, this.#deployedWorkers, options);
+        actionsJson = JSON.stringify(fromRuleAction(action));
       }
       const enabled = input.enabled === undefined ? (input.actions !== undefined ? true : current?.enabled === 1) : input.enabled;
       if (input.source !== undefined && input.source !== "api" && input.source !== "wrangler") throw new ValidationError("source", `"${String(input.source)}" is not api or wrangler`);

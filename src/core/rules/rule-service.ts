@@ -19,6 +19,7 @@ import { pageWindow, type Page, type PageRequest } from "../paging.ts";
 import { fromRuleAction, toRuleAction, type CloudflareAction, type CloudflareMatcher } from "../rule-actions.ts";
 import { newId, type ServiceContext } from "../service-context.ts";
 import { ValidationError } from "../validation-error.ts";
+import { refuseUndeployedWorker, type DeployedWorkers, type UndeployedWorkerOption } from "../workers/deployed-worker-check.ts";
 import { findZone, type Zone, toZone } from "../zones/zone-service.ts";
 
 export interface Rule {
@@ -152,9 +153,9 @@ function actionsOf(value: unknown): CloudflareAction[] {
 
 export class RuleService {
   readonly #ctx: ServiceContext;
-  readonly #deployedWorkers: (() => Promise<ReadonlySet<string>>) | null;
+  readonly #deployedWorkers: DeployedWorkers;
 
-  constructor(ctx: ServiceContext, deployedWorkers: (() => Promise<ReadonlySet<string>>) | null) {
+  constructor(ctx: ServiceContext, deployedWorkers: DeployedWorkers) {
     this.#ctx = ctx;
     this.#deployedWorkers = deployedWorkers;
   }
@@ -164,7 +165,7 @@ export class RuleService {
     return {
       verified: new Set(rows.filter((row) => row.verified_at !== null).map((row) => row.email_key)),
       known: new Set(rows.map((row) => row.email_key)),
-      workers: this.#deployedWorkers === null ? null : await this.#deployedWorkers(),
+      workers: await this.#deployedWorkers(db),
     };
   }
 
@@ -213,10 +214,11 @@ export class RuleService {
   }
 
   /** Creates a rule from Cloudflare's body (`matchers`, `actions`, `name`, `enabled`, `priority`). */
-  async create(input: RuleInput, zoneRef?: string): Promise<Rule> {
+  async create(input: RuleInput, zoneRef?: string, options: UndeployedWorkerOption = {}): Promise<Rule> {
     const rule = await this.#ctx.change({ action: "rule.create", resourceType: "rule" }, async (trx) => {
       const target = await this.#target(trx, matchedAddress(input.matchers), "matchers[0].value", zoneRef);
       const action = toRuleAction(actionsOf(input.actions));
+      await refuseUndeployedWorker(trx, action, this.#deployedWorkers, options);
       if ((await rules.findRuleByMatchKey(trx, target.zone.id, target.matchKey)) !== undefined) {
         throw new ValidationError("matchers[0].value", `a rule for ${target.address} already exists; edit it instead`, "conflict");
       }
@@ -243,7 +245,7 @@ export class RuleService {
   }
 
   /** Replaces a rule (Cloudflare's PUT): fields not given keep their value, except matchers/actions which are required. */
-  async update(ref: string, input: RuleInput, zoneRef?: string): Promise<Rule> {
+  async update(ref: string, input: RuleInput, zoneRef?: string, options: UndeployedWorkerOption = {}): Promise<Rule> {
     const updated = await this.#ctx.change({ action: "rule.update", resourceType: "rule" }, async (trx) => {
       const current = await this.#find(trx, ref);
       const before = toRule(current, null);
@@ -258,7 +260,11 @@ export class RuleService {
         patch.match_key = target.matchKey;
         patch.matchers = JSON.stringify([{ type: "literal", field: "to", value: target.address }]);
       }
-      if (input.actions !== undefined) patch.actions = JSON.stringify(fromRuleAction(toRuleAction(actionsOf(input.actions))));
+      if (input.actions !== undefined) {
+        const action = toRuleAction(actionsOf(input.actions));
+        await refuseUndeployedWorker(trx, action, this.#deployedWorkers, options);
+        patch.actions = JSON.stringify(fromRuleAction(action));
+      }
       if (input.name !== undefined) patch.name = nameOf(input.name, current.name);
       if (input.enabled !== undefined) patch.enabled = bool(input.enabled, "enabled", true) ? 1 : 0;
       if (input.priority !== undefined) patch.priority = priorityOf(input.priority, current.priority);

@@ -1,20 +1,17 @@
 /**
- * Queues in our store: what a worker's producer binding sends waits in `worker_queue_messages`
+ * Queue messages (`worker_queue_messages`): what a worker's producer binding sends waits here
  * until the queue's consumer worker acknowledges it, so a restart loses nothing and several
- * nodes (PostgreSQL) share one queue.
+ * nodes (PostgreSQL) share one queue. SQL only; the dispatcher (workers/queue-dispatcher.ts)
+ * decides retries and dead-lettering.
  *
- * Promises:
- * - a message is handed to one batch at a time: claiming is a conditional update per message
- *   (free, or its claim expired), so two nodes never run the same message at once; a node that
- *   dies mid-batch loses its claim after the lease, and the messages run again (at least once,
- *   as on Cloudflare);
- * - a message is not visible before its delay; a retried one comes back after its retry delay
- *   with attempts counted; past max_retries it moves to the dead-letter queue, or is dropped
- *   when there is none (Cloudflare's behaviour).
+ * Promises: a message is handed to one batch at a time: claiming is a conditional update per
+ * message (free, or its claim expired), so two nodes never run the same message at once; a node
+ * that dies mid-batch loses its claim after the lease, and the messages run again (at least
+ * once, as on Cloudflare); a message is not visible before its delay.
  */
 import { randomUUID } from "node:crypto";
 import type { Kysely } from "kysely";
-import type { Database } from "../store/schema.ts";
+import type { Database } from "../schema.ts";
 
 export interface QueuedMessage {
   id: string;
@@ -91,21 +88,11 @@ export async function acknowledgeMessages(db: Kysely<Database>, ids: readonly st
   await db.deleteFrom("worker_queue_messages").where("id", "in", [...ids]).execute();
 }
 
-/** Back to the queue after `delaySeconds`, or to the dead-letter queue (or gone) past `maxRetries`. */
-export async function retryMessage(db: Kysely<Database>, message: QueuedMessage, options: { delaySeconds: number; maxRetries: number; deadLetterQueue: string | null }, now = new Date()): Promise<"retried" | "dead-lettered" | "dropped"> {
-  const attempts = message.attempts + 1;
-  if (attempts > options.maxRetries) {
-    if (options.deadLetterQueue === null) {
-      await acknowledgeMessages(db, [message.id]);
-      return "dropped";
-    }
-    await db.updateTable("worker_queue_messages").set({ queue: options.deadLetterQueue, attempts: 0, claimed_until: null, visible_at: now.toISOString() }).where("id", "=", message.id).execute();
-    return "dead-lettered";
-  }
+/** Back to `queue` (the same one after a retry delay, or a dead-letter queue), unclaimed, visible at `visibleAt`. */
+export async function requeueMessage(db: Kysely<Database>, id: string, change: { queue?: string; attempts: number; visibleAt: Date }): Promise<void> {
   await db
     .updateTable("worker_queue_messages")
-    .set({ attempts, claimed_until: null, visible_at: new Date(now.getTime() + options.delaySeconds * 1000).toISOString() })
-    .where("id", "=", message.id)
+    .set({ ...(change.queue === undefined ? {} : { queue: change.queue }), attempts: change.attempts, claimed_until: null, visible_at: change.visibleAt.toISOString() })
+    .where("id", "=", id)
     .execute();
-  return "retried";
 }

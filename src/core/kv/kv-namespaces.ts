@@ -1,6 +1,9 @@
 /**
- * Workers KV on mailroute's store: the `KvStore` the worker runtime binds `env.<KV>` to,
- * identical on SQLite and PostgreSQL. A namespace is named by its id (the `id` in the
+ * Workers KV's semantics over the kv repository: the `KvStore` the worker runtime binds
+ * `env.<KV>` to, and the one KvService (kv-service.ts) checks and writes through, identical on
+ * SQLite and PostgreSQL. A running worker's reads and writes come here directly, not through
+ * `ctx.change()`: they are the worker's own data on the mail hot path, not configuration, and
+ * auditing each would flood the audit log; an operator's writes go through KvService. A namespace is named by its id (the `id` in the
  * wrangler file, or `--kv BINDING=id`) and exists as soon as a key is written to it.
  *
  * Promises, as Cloudflare KV documents them:
@@ -16,8 +19,9 @@
  *    a worker's calls first; these checks keep every other caller (CLI, API) to the same limits.
  */
 import type { Kysely } from "kysely";
-import type { Database } from "../store/schema.ts";
-import { WorkerCallError, type KvStore } from "./worker-types.ts";
+import * as kvEntries from "../../store/repositories/kv-repository.ts";
+import type { Database } from "../../store/schema.ts";
+import { WorkerCallError, type KvStore } from "../../workers/worker-types.ts";
 
 export const KV_LIMITS = Object.freeze({
   maxKeyBytes: 512,
@@ -52,7 +56,7 @@ export interface StoreKvOptions {
 }
 
 /** KV for one account's namespaces, backed by the `kv_entries` table. */
-export function createStoreKv(db: Kysely<Database>, account: string, options: StoreKvOptions = {}): KvStore {
+export function createKvNamespaces(db: Kysely<Database>, account: string, options: StoreKvOptions = {}): KvStore {
   const now = options.now ?? Date.now;
   // Alive iff expiration * 1000 > now: for whole seconds that is expiration > floor(now / 1000).
   const nowSeconds = (): number => Math.floor(now() / 1000);
@@ -61,14 +65,7 @@ export function createStoreKv(db: Kysely<Database>, account: string, options: St
     get: async function kvGet(namespace: string, key: string) {
       checkNamespace(namespace);
       checkKey("GET", key);
-      const row = await db
-        .selectFrom("kv_entries")
-        .select(["value", "metadata"])
-        .where("account_id", "=", account)
-        .where("namespace", "=", namespace)
-        .where("key", "=", key)
-        .where((eb) => eb.or([eb("expiration", "is", null), eb("expiration", ">", nowSeconds())]))
-        .executeTakeFirst();
+      const row = await kvEntries.readKvEntry(db, account, namespace, key, nowSeconds());
       if (row === undefined) return null;
       return { value: ownBytes(row.value), metadata: row.metadata === null ? null : (JSON.parse(row.metadata) as unknown) };
     },
@@ -81,22 +78,13 @@ export function createStoreKv(db: Kysely<Database>, account: string, options: St
         throw new KvError("PUT", 413, `Value length of ${value.byteLength} exceeds limit of ${KV_LIMITS.maxValueBytes}.`);
       }
       const metadata = serializeMetadata(putOptions.metadata);
-      await db
-        .insertInto("kv_entries")
-        .values({ account_id: account, namespace, key, value, metadata, expiration })
-        .onConflict((oc) => oc.columns(["account_id", "namespace", "key"]).doUpdateSet({ value, metadata, expiration }))
-        .execute();
+      await kvEntries.writeKvEntry(db, { account, namespace, key, value, metadata, expiration });
     },
 
     delete: async function kvDelete(namespace: string, key: string) {
       checkNamespace(namespace);
       checkKey("DELETE", key);
-      await db
-        .deleteFrom("kv_entries")
-        .where("account_id", "=", account)
-        .where("namespace", "=", namespace)
-        .where("key", "=", key)
-        .execute();
+      await kvEntries.deleteKvEntry(db, account, namespace, key);
     },
 
     list: async function kvList(namespace: string, listOptions: { prefix?: string; limit?: number; cursor?: string }) {
@@ -109,24 +97,9 @@ export function createStoreKv(db: Kysely<Database>, account: string, options: St
       checkKeyLength("GET", prefix);
       const after = listOptions.cursor === undefined || listOptions.cursor === "" ? null : decodeCursor(listOptions.cursor);
 
-      let query = db
-        .selectFrom("kv_entries")
-        .select(["key", "metadata", "expiration"])
-        .where("account_id", "=", account)
-        .where("namespace", "=", namespace)
-        .where((eb) => eb.or([eb("expiration", "is", null), eb("expiration", ">", nowSeconds())]));
-      if (prefix !== "") {
-        // A key range, so the primary key's index does the work: every key starting with
-        // the prefix is ≥ it and < its successor, and nothing else is.
-        query = query.where("key", ">=", prefix);
-        const end = prefixSuccessor(prefix);
-        if (end !== null) query = query.where("key", "<", end);
-      }
-      if (after !== null) query = query.where("key", ">", after);
-      const rows = await query
-        .orderBy("key")
-        .limit(Math.trunc(limit) + 1)
-        .execute();
+      // A key range, so the primary key's index does the work: every key starting with the
+      // prefix is ≥ it and < its successor, and nothing else is.
+      const rows = await kvEntries.listKvKeys(db, account, namespace, { from: prefix, to: prefix === "" ? null : prefixSuccessor(prefix), after, limit: Math.trunc(limit) + 1, nowSeconds: nowSeconds() });
 
       const page = rows.slice(0, Math.trunc(limit));
       const keys = page.map((row) => ({
@@ -170,12 +143,8 @@ export function kvPutExpiration(options: { expiration?: number | string; expirat
 }
 
 /** Deletes entries expired at `now` (all accounts); returns how many. For a periodic sweep. */
-export async function purgeExpiredKv(db: Kysely<Database>, now: Date): Promise<number> {
-  const { numDeletedRows } = await db
-    .deleteFrom("kv_entries")
-    .where("expiration", "<=", Math.floor(now.getTime() / 1000))
-    .executeTakeFirst();
-  return Number(numDeletedRows);
+export function purgeExpiredKv(db: Kysely<Database>, now: Date): Promise<number> {
+  return kvEntries.purgeExpiredKvEntries(db, Math.floor(now.getTime() / 1000));
 }
 
 function checkNamespace(namespace: string): void {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
 import { sql } from "kysely";
-import { createStoreKv, KV_LIMITS, KvError, kvPutExpiration, prefixSuccessor, purgeExpiredKv } from "../../src/workers/kv-store.ts";
-import { WorkerCallError } from "../../src/workers/worker-types.ts";
-import { forEachDatabase } from "../support/store-fixtures.ts";
+import { createKvNamespaces, KV_LIMITS, KvError, kvPutExpiration, prefixSuccessor, purgeExpiredKv } from "../../../src/core/kv/kv-namespaces.ts";
+import { WorkerCallError } from "../../../src/workers/worker-types.ts";
+import { forEachDatabase } from "../../support/store-fixtures.ts";
 
 const text = (value: string): Uint8Array => new TextEncoder().encode(value);
 const decode = (value: Uint8Array): string => new TextDecoder().decode(value);
@@ -14,7 +14,7 @@ const NOW_MS = 1_800_000_000_000;
 forEachDatabase((target) => {
   async function setup(now = () => NOW_MS) {
     const store = await target.open();
-    return { db: store.db, kv: createStoreKv(store.db, "default", { now }) };
+    return { db: store.db, kv: createKvNamespaces(store.db, "default", { now }) };
   }
 
   it("stores arbitrary bytes and metadata, and answers null for a missing key", async () => {
@@ -165,7 +165,7 @@ forEachDatabase((target) => {
   it("keeps namespaces and accounts apart", async () => {
     const { db, kv } = await setup();
     await db.insertInto("accounts").values({ id: "other", name: "other", created_at: new Date().toISOString() }).execute();
-    const other = createStoreKv(db, "other", { now: () => NOW_MS });
+    const other = createKvNamespaces(db, "other", { now: () => NOW_MS });
     await kv.put("ns", "k", text("default/ns"), {});
     await kv.put("ns2", "k", text("default/ns2"), {});
     await other.put("ns", "k", text("other/ns"), {});
