@@ -10,6 +10,9 @@ import { ValidationError } from "../../src/core/validation-error.ts";
 import { readConfigVersion } from "../../src/store/config-version.ts";
 import { openSecretBox } from "../../src/workers/secret-box.ts";
 import { RuntimeWorkers } from "../../src/core/workers/runtime-workers.ts";
+import { parseClusterKey } from "../../src/config/cluster-key.ts";
+import { clusterSecretBox } from "../../src/cli/node-secrets.ts";
+import { TEST_CLUSTER_KEY } from "../support/mailroute-harness.ts";
 import { forEachDatabase } from "../support/store-fixtures.ts";
 
 const REPO_NODE_MODULES = join(import.meta.dirname, "..", "..", "node_modules");
@@ -77,8 +80,11 @@ forEachDatabase((target) => {
     keyDir = await mkdtemp(join(tmpdir(), "mailroute-worker-keys-"));
     // the store exists, as after `mailroute init`: worker commands never create one
     await target.open();
+    // a cluster's store seals secrets with the key every node has, as the operator's shell would
+    if (target.label === "postgres") process.env["MAILROUTE_CLUSTER_KEY"] = TEST_CLUSTER_KEY;
   });
   afterEach(async () => {
+    delete process.env["MAILROUTE_CLUSTER_KEY"];
     await rm(keyDir, { recursive: true, force: true });
   });
 
@@ -108,7 +114,9 @@ forEachDatabase((target) => {
 
   async function workers(): Promise<{ store: RuntimeWorkers; db: Awaited<ReturnType<typeof target.open>>["db"] }> {
     const opened = await target.open();
-    return { store: new RuntimeWorkers(opened.db, openSecretBox(secretDir())), db: opened.db };
+    // what a node opens them with: the data directory's key, or the cluster's shared sealed box
+    const box = target.label === "postgres" ? await clusterSecretBox(opened, parseClusterKey(TEST_CLUSTER_KEY, "test")) : openSecretBox(secretDir());
+    return { store: new RuntimeWorkers(opened.db, box), db: opened.db };
   }
 
   const stdin = (text: string): WorkerCommandIo => ({ stdin: Readable.from([Buffer.from(text)]) });
