@@ -21,7 +21,7 @@ import type { Settings } from "../config/settings.ts";
 import { RoutingConfigWatcher } from "../core/routing-snapshot.ts";
 import { createDeliveryStack } from "../delivery/delivery-stack.ts";
 import type { PolicyFetcher } from "../delivery/mta-sts-fetch.ts";
-import type { DnsLookup } from "../delivery/mx-resolver.ts";
+import { dnsLookupFrom, type DnsLookup } from "../delivery/mx-resolver.ts";
 import type { DeliveryLedger } from "../delivery/relay-message.ts";
 import { SmtpClientPool, type SmtpClientPoolOptions } from "../delivery/smtp-client-pool.ts";
 import { SrsRewriter } from "../delivery/srs-rewriter.ts";
@@ -107,14 +107,17 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     // Named as a store failure: "cannot open the data directory …, mailroute must be able to write it".
     throw new StartupError("store", settings.dataDir, error);
   }
-  // Built first: it validates --ca-file, --dns-servers and --transport before anything listens.
+  // The one shared, caching resolver (DESIGN §2): authentication, block lists, reverse DNS and
+  // delivery all ask through it. Built first: it refuses a bad --dns-servers entry by name.
+  const dnsResolver = createDnsTxtResolver({ servers: settings.dnsServers.length > 0 ? settings.dnsServers : undefined, ...overrides.authDns });
+  // Then delivery: it validates --ca-file and --transport before anything listens.
   const delivery = createDeliveryStack({
     hostname: settings.hostname,
     outboundPort: settings.outboundPort,
     transport: settings.transport,
     dnsServers: settings.dnsServers,
     caFile: settings.caFile,
-    dns: overrides.dns,
+    dns: overrides.dns ?? dnsLookupFrom(dnsResolver),
     client: overrides.client,
     mtaStsFetch: overrides.mtaStsFetch,
     logger,
@@ -142,7 +145,6 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   }, 3_600_000);
   purge.unref();
 
-  const dnsResolver = createDnsTxtResolver({ servers: settings.dnsServers.length > 0 ? settings.dnsServers : undefined, ...overrides.authDns });
   const trusted = createNetworkMatcher(settings.trustedNetworks);
   // refuses a bad --dkim-selector here, naming it, before the signing threads start; also serves the API's DNS records
   const keys = new DkimKeyStore({ dir: join(settings.dataDir, "dkim"), selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });

@@ -11,7 +11,7 @@
 import type { InboundAuthResult } from "../inbound/authenticate-message.ts";
 import { decideAuthPolicy } from "../inbound/auth-policy.ts";
 import type { DnsRecordResolver } from "../inbound/dns-txt-resolver.ts";
-import { checkReverseDns } from "../inbound/reverse-dns.ts";
+import { checkReverseDns, type ReverseDnsResult } from "../inbound/reverse-dns.ts";
 import { scoreMessage, spamHeaders, type SpamScore } from "../inbound/spam-score.ts";
 import type { AuthenticateMessageInput } from "../inbound/authenticate-message.ts";
 import { readHeaderFields, type HeaderFields } from "../delivery/header-block.ts";
@@ -60,6 +60,8 @@ export interface MessageContext {
   spam: SpamScore | null;
   /** The client's forward-confirmed reverse DNS name, for the Received header. */
   reverseName: string | null;
+  /** Reverse DNS, started with the pipeline so its DNS waits overlap authentication's (issue 11). */
+  reverseLookup: Promise<ReverseDnsResult> | null;
   /** Header lines to prepend, top first. */
   prefix: Buffer[];
   signed: SignedHeaders | null;
@@ -82,6 +84,7 @@ export function newMessageContext(facts: MessageFacts): MessageContext {
     authMark: null,
     spam: null,
     reverseName: null,
+    reverseLookup: null,
     prefix: [],
     signed: null,
     upstreamFrom: "",
@@ -138,7 +141,7 @@ async function enforcePolicy(context: MessageContext, deps: PipelineDependencies
 }
 
 async function score(context: MessageContext, deps: PipelineDependencies): Promise<SmtpReply | null> {
-  const reverse = await checkReverseDns(context.clientIp, deps.resolver);
+  const reverse = await (context.reverseLookup ?? checkReverseDns(context.clientIp, deps.resolver));
   if (reverse.verdict === "confirmed") context.reverseName = reverse.name;
   context.spam = scoreMessage({
     auth: context.auth,
@@ -213,6 +216,10 @@ export const MESSAGE_PIPELINE: readonly PipelineStep[] = Object.freeze([authenti
 
 export async function runMessagePipeline(context: MessageContext, deps: PipelineDependencies): Promise<SmtpReply> {
   context.headers = readHeaderFields(context.spool.head());
+  // independent of authentication and both wait on DNS: started now, awaited by score().
+  // checkReverseDns never rejects; the catch only keeps an early policy refusal from
+  // leaving a rejection nobody handles
+  context.reverseLookup ??= checkReverseDns(context.clientIp, deps.resolver).catch((): ReverseDnsResult => ({ verdict: "unknown", name: null }));
   for (const step of MESSAGE_PIPELINE) {
     const reply = await step(context, deps);
     if (reply !== null) return reply;
