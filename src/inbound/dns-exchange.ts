@@ -120,7 +120,19 @@ function sameHost(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase() || a === `::ffff:${b}`;
 }
 
+/**
+ * A node:dns-style error ("queryTxt ENOTFOUND example.com", with code, syscall and hostname).
+ * Without a stack trace: a cached "no such record" is thrown for every message that asks, the
+ * stack would only show the resolver's own frames, and capturing it was a visible share of
+ * the main thread's time (issue 11 profile).
+ */
 export function failure(code: string, request: Pick<ExchangeRequest, "name" | "type">, cause?: unknown): Error {
   const syscall = `query${request.type === "TXT" ? "Txt" : request.type === "MX" ? "Mx" : request.type === "CNAME" ? "Cname" : request.type === "PTR" ? "Ptr" : request.type}`;
-  return Object.assign(new Error(`${syscall} ${code} ${request.name}`, cause === undefined ? undefined : { cause }), { code, syscall, hostname: request.name });
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return Object.assign(new Error(`${syscall} ${code} ${request.name}`, cause === undefined ? undefined : { cause }), { code, syscall, hostname: request.name });
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
