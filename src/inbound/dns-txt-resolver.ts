@@ -28,7 +28,7 @@ import { getServers } from "node:dns";
 import { isIP } from "node:net";
 import { DnsAnswerCache, type CachedOutcome, type DnsAnswerCacheOptions } from "./dns-answer-cache.ts";
 import { exchange, failure, type DnsServerAddress } from "./dns-exchange.ts";
-import { isDnsRecordType, type DnsRecordType, type DnsResponse, type RecordData } from "./dns-message.ts";
+import { DnsFormatError, isDnsRecordType, type DnsRecordType, type DnsResponse, type RecordData } from "./dns-message.ts";
 
 /** What one lookup yields: the union `dns.promises.resolve` resolves with. */
 export type DnsAnswer = string[] | string[][] | { exchange: string; priority: number }[];
@@ -80,6 +80,8 @@ export function createDnsTxtResolver(options: DnsTxtResolverOptions = {}): DnsRe
         try {
           response = await exchange(server, { id: randomInt(0, 65_536), name, type, timeoutMs: roundTimeout, signal });
         } catch (error) {
+          // a name that cannot be asked (a label over 63 bytes…): c-ares' EBADNAME, at once
+          if (error instanceof DnsFormatError) throw failure("EBADNAME", { name, type }, error);
           lastError = error as Error;
           if (signal.aborted) throw lastError;
           continue;

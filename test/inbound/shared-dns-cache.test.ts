@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { createDnsTxtResolver } from "../../src/inbound/dns-txt-resolver.ts";
 import { decodeResponse, DnsFormatError } from "../../src/inbound/dns-message.ts";
+import { createTargetResolver, dnsLookupFrom } from "../../src/delivery/mx-resolver.ts";
 import { startDnsServer, type TestDnsServer } from "../support/dns-server.ts";
 
 // a zone as real ones are: answers for 5 minutes, "no such name" for 5 minutes (SOA minimum)
@@ -139,6 +140,34 @@ describe("the shared DNS resolver's cache", () => {
     const resolve = createDnsTxtResolver({ servers: [zone.address], timeoutMs: 1_000, tries: 1 });
     assert.deepEqual(await resolve("sel._domainkey.origin.example", "TXT"), [["v=DKIM1; p=abc"]]);
     assert.deepEqual(await resolve("sel._domainkey.origin.example", "CNAME"), ["sel.keys.example"]);
+  });
+});
+
+describe("delivery on the shared resolver", () => {
+  it("resolves MX targets through it, sharing its cache with authentication's lookups", async () => {
+    zone.setRecords("dest.example", "MX", [{ exchange: "mx.dest.example", priority: 10 }]);
+    zone.setRecords("mx.dest.example", "A", ["192.0.2.25"]);
+    zone.setRecords("mx.dest.example", "AAAA", ["2001:db8::25"]);
+    const resolve = createDnsTxtResolver({ servers: [zone.address], timeoutMs: 1_000, tries: 1 });
+    await resolve("dest.example", "MX"); // as mailauth might have, for the same domain
+    const targets = await createTargetResolver({ dns: dnsLookupFrom(resolve), outboundPort: 2525 })("dest.example");
+    assert.deepEqual(targets.map((t) => `${t.exchange} ${t.address}`), ["mx.dest.example 2001:db8::25", "mx.dest.example 192.0.2.25"]);
+    assert.equal(asked(zone, "dest.example", "MX"), 1);
+  });
+
+  it("reads a null MX as RFC 7505 asks: the domain accepts no mail", async () => {
+    zone.setRecords("nomail.example", "MX", [{ exchange: ".", priority: 0 }]);
+    const resolve = createDnsTxtResolver({ servers: [zone.address], timeoutMs: 1_000, tries: 1 });
+    await assert.rejects(createTargetResolver({ dns: dnsLookupFrom(resolve), outboundPort: 2525 })("nomail.example"), { code: "NULL_MX" });
+  });
+});
+
+describe("DNS names that cannot be asked", () => {
+  it("refuses a label over 63 bytes with EBADNAME, sending nothing", async () => {
+    const resolve = createDnsTxtResolver({ servers: [zone.address], timeoutMs: 1_000, tries: 1 });
+    const name = `${"a".repeat(64)}.example`;
+    assert.equal(await failureCode(resolve(name, "TXT")), "EBADNAME");
+    assert.equal(zone.queries.length, 0);
   });
 });
 
