@@ -41,7 +41,7 @@ import { createStoreKv, purgeExpiredKv } from "../workers/kv-store.ts";
 import { lazySecretBox } from "../workers/secret-box.ts";
 import { MAX_WAIT_SHARE } from "../smtp/worker-step.ts";
 import { InvocationLimiter } from "../workers/invocation-limiter.ts";
-import { WorkerRuntime } from "../workers/worker-runtime.ts";
+import type { WorkerRuntime, WorkerRuntimeOptions } from "../workers/worker-runtime.ts";
 import { WorkerStore } from "../workers/worker-store.ts";
 import { purgeOldDataPoints } from "../workers/analytics-store.ts";
 import { admittedInvoker } from "../workers/admitted-invoker.ts";
@@ -163,7 +163,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
 
   const workerStore = new WorkerStore(store.db, lazySecretBox(settings.dataDir), { dataDir: settings.dataDir });
   // One workerd process per account, started on first use; never in the SMTP process.
-  const workerRuntime = new WorkerRuntime({
+  const workerRuntime = lazyWorkerRuntime({
     outboundAllow: settings.workerFetchAllow,
     memoryLimitMb: settings.workerMemoryMb,
     onEvent: (event) => logger.log("info", "worker_runtime", { ...event }),
@@ -338,6 +338,32 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         logger.log("info", "stopped");
       })();
       return closing;
+    },
+  };
+}
+
+/**
+ * The Email Worker runtime, loaded on the first invocation rather than at start: it brings in
+ * miniflare, ~86 MiB of RSS that a service without Email Workers never needs (issue 11, RSS).
+ * Until then there is no runtime process to list and nothing to dispose.
+ */
+function lazyWorkerRuntime(options: WorkerRuntimeOptions): Pick<WorkerRuntime, "invoke" | "processes" | "dispose"> {
+  let loading: Promise<WorkerRuntime> | null = null;
+  let loaded: WorkerRuntime | null = null;
+  let disposed = false;
+  const runtime = (): Promise<WorkerRuntime> =>
+    (loading ??= import("../workers/worker-runtime.ts").then(({ WorkerRuntime: Runtime }) => {
+      loaded = new Runtime(options);
+      // disposed while loading: the new runtime is disposed too, so it starts nothing
+      if (disposed) void loaded.dispose();
+      return loaded;
+    }));
+  return {
+    invoke: async (definition, invocation, handlers, invokeOptions) => (await runtime()).invoke(definition, invocation, handlers, invokeOptions),
+    processes: () => loaded?.processes() ?? [],
+    async dispose() {
+      disposed = true;
+      if (loading !== null) await (await loading).dispose();
     },
   };
 }
