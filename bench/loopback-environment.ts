@@ -29,7 +29,8 @@ export interface LoopbackEnvironment {
 }
 
 export async function startLoopbackEnvironment(): Promise<LoopbackEnvironment> {
-  const dns = await startDnsServer();
+  // TTL 300 s, as real zones publish (most use 300–3600): a resolver that caches may use it
+  const dns = await startDnsServer({ ttl: 300 });
   const sink = await startFastSink();
   dns.setRecords("sink.test", "MX", [{ exchange: "mx.sink.test", priority: 10 }]);
   dns.setRecords("mx.sink.test", "A", ["127.0.0.1"]);

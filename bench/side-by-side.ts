@@ -187,7 +187,8 @@ async function measureLatency(ports: Record<string, number>): Promise<Map<string
 export async function runSideBySide(): Promise<void> {
   const started = new Date();
   ensurePostfixInstalled(progress);
-  const dns = await startDnsServer();
+  // TTL 300 s, as real zones publish (most use 300–3600): a resolver that caches may use it
+  const dns = await startDnsServer({ ttl: 300 });
   publishRecords(dns);
   const sink = await startPostfixSink(await freePort());
   const { mkdtempSync, rmSync } = await import("node:fs");

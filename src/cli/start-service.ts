@@ -22,7 +22,7 @@ import type { Settings } from "../config/settings.ts";
 import { RoutingConfigWatcher } from "../core/routing-snapshot.ts";
 import { createDeliveryStack } from "../delivery/delivery-stack.ts";
 import type { PolicyFetcher } from "../delivery/mta-sts-fetch.ts";
-import type { DnsLookup } from "../delivery/mx-resolver.ts";
+import { dnsLookupFrom, type DnsLookup } from "../delivery/mx-resolver.ts";
 import type { DeliveryLedger } from "../delivery/relay-message.ts";
 import { SmtpClientPool, type SmtpClientPoolOptions } from "../delivery/smtp-client-pool.ts";
 import { SrsRewriter } from "../delivery/srs-rewriter.ts";
@@ -48,7 +48,7 @@ import { DEFAULT_ACCOUNT_ID as DEFAULT_ACCOUNT } from "../store/open-store.ts";
 import { createKvNamespaces } from "../core/kv/kv-namespaces.ts";
 import { MAX_WAIT_SHARE } from "../mail/worker-step.ts";
 import { InvocationLimiter } from "../workers/invocation-limiter.ts";
-import { WorkerRuntime } from "../workers/worker-runtime.ts";
+import type { WorkerRuntime, WorkerRuntimeOptions } from "../workers/worker-runtime.ts";
 import { admittedInvoker } from "../workers/admitted-invoker.ts";
 import { nonEmailHandlers, storePlatformHandlers } from "../workers/handler-hosts.ts";
 import { QueueDispatcher } from "../workers/queue-dispatcher.ts";
@@ -125,14 +125,17 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   const nodeId = resolveNodeId(settings.nodeId, settings.dataDir);
   const logger = baseLogger.child({ node_id: nodeId });
   requireClusterKey(settings);
-  // Built first: it validates --ca-file, --dns-servers and --transport before anything listens.
+  // The one shared, caching resolver (DESIGN §2): authentication, block lists, reverse DNS and
+  // delivery all ask through it. Built first: it refuses a bad --dns-servers entry by name.
+  const dnsResolver = createDnsTxtResolver({ servers: settings.dnsServers.length > 0 ? settings.dnsServers : undefined, ...overrides.authDns });
+  // Then delivery: it validates --ca-file and --transport before anything listens.
   const delivery = createDeliveryStack({
     hostname: settings.hostname,
     outboundPort: settings.outboundPort,
     transport: settings.transport,
     dnsServers: settings.dnsServers,
     caFile: settings.caFile,
-    dns: overrides.dns,
+    dns: overrides.dns ?? dnsLookupFrom(dnsResolver),
     client: overrides.client,
     mtaStsFetch: overrides.mtaStsFetch,
     logger,
@@ -165,7 +168,6 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   // Hourly: expired ledger entries and KV values, the activity log's old events; one node at a time
   const housekeeping = startHousekeeping({ db: store.db, nodeId, logger, eventRetentionDays: EVENT_RETENTION_DAYS });
 
-  const dnsResolver = createDnsTxtResolver({ servers: settings.dnsServers.length > 0 ? settings.dnsServers : undefined, ...overrides.authDns });
   const trusted = createNetworkMatcher(settings.trustedNetworks);
   // refuses a bad --dkim-selector here, naming it, before the signing threads start; also serves the API's DNS records
   const keys = new DkimKeyStore({ secrets: secrets.dkim, selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });
@@ -186,7 +188,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   // bundle loading and console lines on the hot path: the runtime's narrow view, not an actor's change
   const runtimeWorkers = services.runtimeWorkers;
   // One workerd process per account, started on first use; never in the SMTP process.
-  const workerRuntime = new WorkerRuntime({
+  const workerRuntime = lazyWorkerRuntime({
     outboundAllow: settings.workerFetchAllow,
     memoryLimitMb: settings.workerMemoryMb,
     onEvent: (event) => logger.log("info", "worker_runtime", { ...event }),
@@ -399,6 +401,32 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         logger.log("info", "stopped");
       })();
       return closing;
+    },
+  };
+}
+
+/**
+ * The Email Worker runtime, loaded on the first invocation rather than at start: it brings in
+ * miniflare, ~86 MiB of RSS that a service without Email Workers never needs (issue 11, RSS).
+ * Until then there is no runtime process to list and nothing to dispose.
+ */
+function lazyWorkerRuntime(options: WorkerRuntimeOptions): Pick<WorkerRuntime, "invoke" | "processes" | "dispose"> {
+  let loading: Promise<WorkerRuntime> | null = null;
+  let loaded: WorkerRuntime | null = null;
+  let disposed = false;
+  const runtime = (): Promise<WorkerRuntime> =>
+    (loading ??= import("../workers/worker-runtime.ts").then(({ WorkerRuntime: Runtime }) => {
+      loaded = new Runtime(options);
+      // disposed while loading: the new runtime is disposed too, so it starts nothing
+      if (disposed) void loaded.dispose();
+      return loaded;
+    }));
+  return {
+    invoke: async (definition, invocation, handlers, invokeOptions) => (await runtime()).invoke(definition, invocation, handlers, invokeOptions),
+    processes: () => loaded?.processes() ?? [],
+    async dispose() {
+      disposed = true;
+      if (loading !== null) await (await loading).dispose();
     },
   };
 }

@@ -324,6 +324,22 @@ export function createSystemDns(servers?: readonly string[], options: SystemDnsO
   };
 }
 
+/** A `(name, rrtype) => answer` resolver: the shared one (inbound/dns-txt-resolver.ts) has this shape. */
+export type RecordQuery = (name: string, rrtype: string, options?: DnsQueryOptions) => Promise<unknown>;
+
+/**
+ * Delivery's DnsLookup on the service's one shared, caching resolver (DESIGN §2), so MX,
+ * address and MTA-STS lookups share the cache and the bounds of every other lookup.
+ */
+export function dnsLookupFrom(query: RecordQuery): DnsLookup {
+  return {
+    resolveMx: async (name, options) => (await query(name, "MX", options)) as { exchange: string; priority: number }[],
+    resolve4: async (name, options) => (await query(name, "A", options)) as string[],
+    resolve6: async (name, options) => (await query(name, "AAAA", options)) as string[],
+    resolveTxt: async (name, options) => (await query(name, "TXT", options)) as string[][],
+  };
+}
+
 /**
  * Parses `--transport`: "example.com=127.0.0.1:2526,other.org=[::1]:25,third.net=relay.local:587".
  * Every entry needs a port; an IPv6 host is bracketed (RFC 3986 §3.2.2) so its colons are not the port's.

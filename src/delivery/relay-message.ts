@@ -81,7 +81,15 @@ export async function relayMessage(request: RelayRequest, deps: RelayDependencie
   const now = deps.now ?? Date.now;
   const { fingerprint } = request;
   const view = await deps.ledger.view(fingerprint);
-  const signal = AbortSignal.timeout(deps.deadlineMs);
+  // Not AbortSignal.timeout: Node keeps a timeout signal (and an AbortSignal.any built on it)
+  // alive, with everything its listeners reach, until it fires — 240 s after every message, the
+  // RSS growth of issue 11. A plain controller whose timer is cleared when the relay ends is
+  // garbage as soon as the relay is.
+  const deadline = new AbortController();
+  const deadlineTimer = setTimeout(() => deadline.abort(new DOMException(`relay deadline of ${deps.deadlineMs} ms reached`, "TimeoutError")), deps.deadlineMs);
+  // unref, as AbortSignal.timeout's was: a relay in progress does not by itself keep the process up
+  deadlineTimer.unref();
+  const signal = deadline.signal;
   // an attempt started now is over, for certain, by then: no one waits on its intent longer
   const settlesAt = new Date(now() + deps.deadlineMs + SETTLE_MARGIN_MS);
 
@@ -122,16 +130,30 @@ export async function relayMessage(request: RelayRequest, deps: RelayDependencie
       dotReleased = true;
     });
     const started = now();
-    const sent = await deps.send(member, { from: request.mailFrom, size: request.size }, message, AbortSignal.any([signal, stop.signal]));
+    // the relay's deadline stops this attempt too; linked by hand and unlinked when the send
+    // returns (an AbortSignal.any would stay alive with its listeners until the deadline)
+    const onDeadline = (): void => stop.abort(signal.reason);
+    if (signal.aborted) onDeadline();
+    else signal.addEventListener("abort", onDeadline, { once: true });
+    let sent: AttemptOutcome;
+    try {
+      sent = await deps.send(member, { from: request.mailFrom, size: request.size }, message, stop.signal);
+    } finally {
+      signal.removeEventListener("abort", onDeadline);
+    }
     const outcome = { ...sent, durationMs: sent.durationMs || now() - started };
     if (claim !== null && !claimed && claimFailure === null) {
       // the attempt ended (refused, no connection, our deadline) before the claim was answered:
       // wait for the claim, but never past the relay's deadline
       const pending = claim as Promise<void>;
       await new Promise<void>((resolve) => {
-        pending.then(resolve, () => resolve());
-        if (signal.aborted) resolve();
-        else signal.addEventListener("abort", () => resolve(), { once: true });
+        const done = (): void => {
+          signal.removeEventListener("abort", done);
+          resolve();
+        };
+        pending.then(done, done);
+        if (signal.aborted) done();
+        else signal.addEventListener("abort", done, { once: true });
       });
       if (!claimed && claimFailure === null) {
         // the deadline came first, so the gate is still shut and no dot left: whenever the claim
@@ -201,8 +223,12 @@ export async function relayMessage(request: RelayRequest, deps: RelayDependencie
     return { chain, status: temporary ? "temporary" : "permanent", deliveredTo: null, attempts };
   }
 
-  const chains = await Promise.all(request.chains.map((chain) => runChain(chain)));
-  return { status: summarize(chains), chains };
+  try {
+    const chains = await Promise.all(request.chains.map((chain) => runChain(chain)));
+    return { status: summarize(chains), chains };
+  } finally {
+    clearTimeout(deadlineTimer);
+  }
 }
 
 /**

@@ -11,10 +11,15 @@ import { parseIpAddress, reversedLabels } from "./ip-address.ts";
 
 export type ReverseDnsVerdict = "confirmed" | "missing" | "mismatch" | "unknown";
 
+export interface ReverseDnsResult {
+  verdict: ReverseDnsVerdict;
+  name: string | null;
+}
+
 const ABSENT = new Set(["ENOTFOUND", "ENODATA", "NXDOMAIN"]);
 const NOT_PUBLIC = [/^127\./, /^10\./, /^192\.168\./, /^172\.(1[6-9]|2\d|3[01])\./, /^169\.254\./, /^::1$/, /^f[cd]/i, /^fe80:/i];
 
-export async function checkReverseDns(ip: string, resolver: DnsRecordResolver): Promise<{ verdict: ReverseDnsVerdict; name: string | null }> {
+export async function checkReverseDns(ip: string, resolver: DnsRecordResolver): Promise<ReverseDnsResult> {
   const plain = ip.startsWith("::ffff:") && isIPv4(ip.slice(7)) ? ip.slice(7) : ip;
   const parsed = parseIpAddress(plain);
   if (parsed === null || NOT_PUBLIC.some((pattern) => pattern.test(plain))) return { verdict: "unknown", name: null };

@@ -46,7 +46,7 @@ export async function enforcePolicy(context: MessageContext, deps: MailDependenc
 }
 
 export async function score(context: MessageContext, deps: MailDependencies): Promise<SmtpReply | null> {
-  const reverse = await checkReverseDns(context.clientIp, deps.resolver);
+  const reverse = await (context.reverseLookup ?? checkReverseDns(context.clientIp, deps.resolver));
   if (reverse.verdict === "confirmed") context.reverseName = reverse.name;
   context.spam = scoreMessage({
     auth: context.auth,

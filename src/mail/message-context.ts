@@ -6,6 +6,7 @@
  * Transport-neutral: the SMTP front end and the HTTP email handler build the same facts.
  */
 import type { InboundAuthResult } from "../inbound/authenticate-message.ts";
+import type { ReverseDnsResult } from "../inbound/reverse-dns.ts";
 import type { SpamScore } from "../inbound/spam-score.ts";
 import type { HeaderFields } from "../delivery/header-block.ts";
 import type { MessageSpool } from "../delivery/message-spool.ts";
@@ -34,6 +35,8 @@ export interface MessageContext {
   spam: SpamScore | null;
   /** The client's forward-confirmed reverse DNS name, for the Received header. */
   reverseName: string | null;
+  /** Reverse DNS, started with the steps so its DNS waits overlap authentication's (issue 11). */
+  reverseLookup: Promise<ReverseDnsResult> | null;
   /** Header lines to prepend, top first (trace fields, Authentication-Results, spam score). */
   prefix: Buffer[];
   /** The copy prepared for dispatch (forward and SRS-return plans). */
@@ -59,6 +62,7 @@ export function newMessageContext(facts: MessageFacts): MessageContext {
     authMark: null,
     spam: null,
     reverseName: null,
+    reverseLookup: null,
     prefix: [],
     outbound: null,
     signed: null,

@@ -14,6 +14,7 @@
  */
 import { workerDurationSeconds, workerInvocationsTotal } from "../analytics/metrics.ts";
 import { readHeaderFields } from "../delivery/header-block.ts";
+import { checkReverseDns, type ReverseDnsResult } from "../inbound/reverse-dns.ts";
 import { acceptDropped, dispatchForward, prepareForward } from "./forward-steps.ts";
 import { addTraceHeaders, authenticate, enforcePolicy, score } from "./inbound-steps.ts";
 import type { MailDependencies, MessageStep } from "./mail-dependencies.ts";
@@ -46,6 +47,10 @@ export const MESSAGE_STEPS: Readonly<Record<PlanKind, readonly MessageStep[]>> =
 
 export async function processMessage(context: MessageContext, deps: MailDependencies): Promise<SmtpReply> {
   context.headers = readHeaderFields(context.spool.head());
+  // independent of authentication and both wait on DNS: started now, awaited by score().
+  // checkReverseDns never rejects; the catch only keeps an early policy refusal from leaving
+  // a rejection nobody handles
+  context.reverseLookup ??= checkReverseDns(context.clientIp, deps.resolver).catch((): ReverseDnsResult => ({ verdict: "unknown", name: null }));
   for (const step of MESSAGE_STEPS[context.plan.kind]) {
     const reply = await step(context, deps);
     if (reply !== null) return reply;

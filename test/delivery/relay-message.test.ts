@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Readable, Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
+import { queryObjects, setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { it } from "node:test";
 import { sql, type Kysely } from "kysely";
 import { createLogger } from "../../src/analytics/structured-log.ts";
@@ -117,7 +119,38 @@ async function refuseWrites(db: Kysely<Database>, dialect: "sqlite" | "postgres"
 
 const fingerprint = () => `fp-${randomBytes(6).toString("hex")}`;
 
+/** Live AbortSignals after a full collection: what the process still holds, not what it made. */
+async function liveAbortSignals(): Promise<number> {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as () => void;
+  // two rounds with a turn between them: FinalizationRegistry callbacks run in between
+  gc();
+  await sleep(10);
+  gc();
+  return queryObjects(AbortSignal, { format: "count" });
+}
+
 forEachDatabase((target) => {
+  it("leaves nothing alive behind a finished relay: no deadline signal or timer waits out the 240 s (issue 11, RSS)", async () => {
+    const RELAYS = 60;
+    await withSmtpSink(async (sink) => {
+      await bench(
+        target,
+        sink.port,
+        async ({ relay }) => {
+          await relay(fingerprint(), testMessage({}));
+          const before = await liveAbortSignals();
+          for (let index = 0; index < RELAYS; index++) assert.equal((await relay(fingerprint(), testMessage({}))).status, "delivered");
+          const grown = (await liveAbortSignals()) - before;
+          // a handful may belong to pooled connections or the database driver; one per relay is the leak
+          assert.ok(grown < RELAYS / 4, `${grown} AbortSignals still alive after ${RELAYS} finished relays`);
+        },
+        undefined,
+        240_000,
+      );
+    });
+  });
+
   it("streams the message while the intent is being written, but sends the final dot only once it is durable", async () => {
     const claims = delayedClaims();
     await withFlakySink(() => "accept", async (sink) => {

@@ -7,7 +7,9 @@
  *   name is NXDOMAIN, a known name without the asked type is NOERROR with no answers (NODATA);
  * - names compare case-insensitively, with or without the trailing dot;
  * - every record carries TTL 0 and negative answers carry no SOA (RFC 2308 §5), so no resolver
- *   (c-ares keeps a query cache) serves a stale answer after `setRecords` changes a name;
+ *   (c-ares keeps a query cache) serves a stale answer after `setRecords` changes a name —
+ *   unless the test asks for caching: `ttl` (seconds) goes on every record, and with it a
+ *   negative answer carries an SOA whose minimum is `ttl` (RFC 2308 §5), as a real zone's does;
  * - an answer too large for UDP comes back truncated (TC) with no records, so the client
  *   retries over TCP as a real server would make it (RFC 7766 §5).
  */
@@ -67,8 +69,15 @@ const MAX_CNAME_HOPS = 8;
 // RFC 1035 §3.3: a character-string is one length byte plus at most 255 bytes
 const MAX_CHARACTER_STRING = 255;
 
-export async function startDnsServer(options: { host?: string } = {}): Promise<TestDnsServer> {
+export interface DnsServerOptions {
+  host?: string;
+  /** TTL in seconds on every answer (and the SOA minimum of negative answers); 0 (default) caches nothing. */
+  ttl?: number;
+}
+
+export async function startDnsServer(options: DnsServerOptions = {}): Promise<TestDnsServer> {
   const host = options.host ?? "127.0.0.1";
+  const ttl = options.ttl ?? 0;
   // UDP and TCP must share the port (resolvers retry a truncated answer over TCP on the same
   // one); the ephemeral port UDP gets may be taken for TCP, so try again on a fresh one
   for (let attempt = 1; ; attempt++) {
@@ -95,7 +104,7 @@ export async function startDnsServer(options: { host?: string } = {}): Promise<T
       if ((error as NodeJS.ErrnoException).code === "EADDRINUSE" && attempt < 10) continue;
       throw error;
     }
-    return new LoopbackDnsServer(host, port, udp, tcp);
+    return new LoopbackDnsServer(host, port, udp, tcp, ttl);
   }
 }
 
@@ -114,9 +123,11 @@ class LoopbackDnsServer implements TestDnsServer {
   readonly #queries: { name: string; type: string }[] = [];
   // delayed answers still waiting; stop() releases them so nothing outlives the server
   readonly #waiting = new Set<{ timer: NodeJS.Timeout; release: () => void }>();
+  readonly #ttl: number;
   #stopped = false;
 
-  constructor(host: string, port: number, udp: UdpSocket, tcp: Server) {
+  constructor(host: string, port: number, udp: UdpSocket, tcp: Server, ttl: number) {
+    this.#ttl = ttl;
     this.host = host;
     this.port = port;
     this.address = isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
@@ -140,7 +151,7 @@ class LoopbackDnsServer implements TestDnsServer {
     const key = normalise(name);
     const rrsets = this.#names.get(key) ?? new Map<TestRecordType, Answer[]>();
     if (values.length === 0) rrsets.delete(type);
-    else rrsets.set(type, toAnswers(key, type, values));
+    else rrsets.set(type, toAnswers(key, type, values, this.#ttl));
     if (rrsets.size === 0) this.#names.delete(key);
     else this.#names.set(key, rrsets);
   }
@@ -213,6 +224,10 @@ class LoopbackDnsServer implements TestDnsServer {
     const optIn = query.additionals?.find((record) => record.type === "OPT");
     const reply = (rcode: number, answers: Answer[] = [], extraFlags = 0): Buffer =>
       encode({
+        // RFC 2308 §3: a negative answer is cacheable for the SOA's minimum, and only with an SOA
+        ...(this.#ttl > 0 && extraFlags === 0 && answers.length === 0 && (rcode === RCODE.NOERROR || rcode === RCODE.NXDOMAIN) && question
+          ? { authorities: [soaFor(question.name, this.#ttl)] }
+          : {}),
         type: "response",
         id: query.id ?? 0,
         flags: FLAG_AUTHORITATIVE | ((query.flags ?? 0) & FLAG_RECURSION_DESIRED) | extraFlags | rcode,
@@ -282,8 +297,20 @@ function normalise(name: string): string {
   return name.toLowerCase().replace(/\.$/, "");
 }
 
-function toAnswers(name: string, type: TestRecordType, values: TestRecordValues[TestRecordType]): Answer[] {
-  const base = { name, ttl: 0, class: "IN" as const };
+function soaFor(name: string, ttl: number): Answer {
+  // the zone apex is the asked name's parent: close enough for a resolver's negative cache
+  const zone = normalise(name).split(".").slice(1).join(".") || ".";
+  return {
+    name: zone,
+    type: "SOA",
+    ttl,
+    class: "IN",
+    data: { mname: `ns.${zone}`, rname: `hostmaster.${zone}`, serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: ttl },
+  };
+}
+
+function toAnswers(name: string, type: TestRecordType, values: TestRecordValues[TestRecordType], ttl: number): Answer[] {
+  const base = { name, ttl, class: "IN" as const };
   switch (type) {
     case "PTR":
       return (values as readonly string[]).map((data) => ({ ...base, type: "PTR" as const, data: normalise(data) }));
