@@ -2,7 +2,7 @@
  * EventRecorder: one event per (message, recipient), the raw material of the activity log and
  * analytics. Recording never decides the fate of mail: a failed insert is logged, not thrown.
  */
-import type { Insertable, Kysely, Selectable } from "kysely";
+import type { Insertable, Kysely } from "kysely";
 import type { Database, EventTable } from "../store/schema.ts";
 import { normalizeOutcome } from "./event-outcome.ts";
 import { messagesTotal } from "./metrics.ts";
@@ -40,6 +40,3 @@ export async function purgeOldEvents(db: Kysely<Database>, before: Date): Promis
   return deleteEventsBefore(db, before);
 }
 
-export async function recentEvents(db: Kysely<Database>, limit = 20): Promise<Selectable<EventTable>[]> {
-  return db.selectFrom("events").selectAll().orderBy("id", "desc").limit(limit).execute();
-}

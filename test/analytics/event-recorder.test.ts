@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { silentLogger } from "../../src/analytics/structured-log.ts";
-import { createEventRecorder, purgeOldEvents, recentEvents, type MailEvent } from "../../src/analytics/event-recorder.ts";
+import { createEventRecorder, purgeOldEvents, type MailEvent } from "../../src/analytics/event-recorder.ts";
+import { recentEvents } from "../../src/store/repositories/event-repository.ts";
 import { forEachDatabase } from "../support/store-fixtures.ts";
 
 function event(receivedAt: string, rcpt: string): MailEvent {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createEventRecorder, recentEvents } from "../../src/analytics/event-recorder.ts";
+import { createEventRecorder } from "../../src/analytics/event-recorder.ts";
+import { recentEvents } from "../../src/store/repositories/event-repository.ts";
 import { RefusalLog, type RefusalNote } from "../../src/analytics/refusal-log.ts";
 import { silentLogger } from "../../src/analytics/structured-log.ts";
 import { forEachDatabase } from "../support/store-fixtures.ts";

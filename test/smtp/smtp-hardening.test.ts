@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { Writable } from "node:stream";
 import { after, before, beforeEach, describe, it } from "node:test";
-import { recentEvents } from "../../src/analytics/event-recorder.ts";
+import { recentEvents } from "../../src/store/repositories/event-repository.ts";
 import { createLogger } from "../../src/analytics/structured-log.ts";
 import { JUNK_COMMAND_LIMIT } from "../../src/smtp/connection-guard.ts";
 import { MAX_LONG_LINES } from "../../src/smtp/line-length-shim.ts";

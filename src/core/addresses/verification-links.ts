@@ -77,7 +77,7 @@ export class VerificationLinks {
 
   async #releaseStaleClaims(): Promise<void> {
     const cutoff = new Date(this.#now().getTime() - STALE_CLAIM_MS).toISOString();
-    await this.#store.db.updateTable("address_verifications").set({ claimed_at: null }).where("sent_at", "is", null).where("claimed_at", "<", cutoff).execute();
+    await addresses.releaseStaleVerificationClaims(this.#store.db, cutoff);
   }
 
   async describe(secret: string): Promise<LinkState> {

@@ -80,6 +80,11 @@ export async function releaseVerification(db: Kysely<Database>, id: string, erro
   await db.updateTable("address_verifications").set({ claimed_at: null, last_error: error }).where("id", "=", id).execute();
 }
 
+/** Unsent claims older than `cutoff` go back to pending: the process that claimed them died. */
+export async function releaseStaleVerificationClaims(db: Kysely<Database>, cutoff: string): Promise<void> {
+  await db.updateTable("address_verifications").set({ claimed_at: null }).where("sent_at", "is", null).where("claimed_at", "<", cutoff).execute();
+}
+
 export function findVerificationByToken(db: Kysely<Database>, tokenHash: string): Promise<VerificationRow | undefined> {
   return db.selectFrom("address_verifications").selectAll().where("token_hash", "=", tokenHash).executeTakeFirst();
 }

@@ -31,6 +31,11 @@ export function listEvents(db: Kysely<Database>, query: EventQuery): Promise<Eve
   return q.orderBy("id", "desc").limit(query.limit).execute();
 }
 
+/** The newest events of every zone (tests and operator tools). */
+export function recentEvents(db: Kysely<Database>, limit = 20): Promise<EventRow[]> {
+  return db.selectFrom("events").selectAll().orderBy("id", "desc").limit(limit).execute();
+}
+
 export interface ZoneEventFilter {
   account: string;
   zone: string;
