@@ -18,6 +18,10 @@ if (runtime === null) {
   process.exit(1);
 }
 const flags = runtime === process.execPath && major === 22 ? ["--experimental-strip-types", "--no-warnings"] : [];
+// A 4 MiB young generation (V8's default grows it to 16–32 MiB per semi-space under load): the
+// per-message garbage is short-lived, so scavenging it sooner costs no measurable CPU and kept
+// peak RSS at 50 SMTP sessions near 380 MiB instead of about 600 (issue 11, measured side by side).
+flags.push("--max-semi-space-size=4");
 // Files mailroute creates (database, -wal/-shm, keys, secrets) are private to its user; the
 // child inherits the umask.
 process.umask(0o077);
