@@ -279,7 +279,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     },
     mtaStsMode: certificates.mtaStsMode,
     acmeChallenges: certificates.acmeChallenges,
-    health: { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntimes: () => workerRuntime.processes(), accepting: () => closing === null },
+    health: { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntime: () => workerRuntime.health(), accepting: () => closing === null },
     workerFetch: { account: DEFAULT_ACCOUNT, routes: (account) => workerStore.fetchRoutes(account), load: (account, name) => workerStore.load(account, name), invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, maxBodyBytes: settings.maxMessageSize },
   });
   let http: AddressInfo;
