@@ -6,7 +6,6 @@
  */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import { describeAction, type CloudflareAction } from "../core/rule-actions.ts";
 import { loadRoutingTable } from "../core/routing-snapshot.ts";
 import { CLI_OPERATOR } from "../core/service-context.ts";
@@ -20,34 +19,15 @@ import { DEFAULT_ACCOUNT_ID, openStore, SQLITE_FILE_NAME, StoreMissingError, typ
 import { lazySecretBox } from "../workers/secret-box.ts";
 import { WorkerStore } from "../workers/worker-store.ts";
 import { CliError, usageError } from "./cli-error.ts";
+import { parseCommand, type FamilySpec, type FlagSpec, type LeafSpec, type StoreFlags } from "./command-spec.ts";
 import { confirmRemoval } from "./confirm-removal.ts";
 
 export interface Output {
   out(line: string): void;
 }
 
-export const STORE_OPTIONS = {
-  "data-dir": { type: "string" },
-  database: { type: "string" },
-  account: { type: "string" },
-  json: { type: "boolean", default: false },
-} as const satisfies ParseArgsConfig["options"];
-
-type Values = Record<string, string | boolean | undefined>;
-
-const YES_OPTION = { yes: { type: "boolean", short: "y", default: false } } as const satisfies ParseArgsConfig["options"];
-
-export function parse(argv: string[], options: ParseArgsConfig["options"], usage: string, extra: ParseArgsConfig["options"] = {}): { values: Values; positionals: string[] } {
-  try {
-    const { values, positionals } = parseArgs({ args: argv, options: { ...STORE_OPTIONS, ...options, ...extra }, allowPositionals: true, strict: true });
-    return { values: values as Values, positionals };
-  } catch (error) {
-    throw usageError((error as Error).message, usage);
-  }
-}
-
-export function dataDirOf(values: Values): string {
-  return (values["data-dir"] as string | undefined) ?? (process.env[envName("data-dir")] || undefined) ?? "./data";
+export function dataDirOf(values: StoreFlags): string {
+  return values.dataDir ?? (process.env[envName("data-dir")] || undefined) ?? "./data";
 }
 
 /**
@@ -55,9 +35,9 @@ export function dataDirOf(values: Values): string {
  * `create: true` (mailroute init) may make a new one: anything else refuses a missing store,
  * naming the path it looked at, instead of answering success against a new empty one.
  */
-export async function withStore<T>(values: Values, work: (store: Store) => Promise<T>, options: { create?: boolean } = {}): Promise<T> {
+export async function withStore<T>(values: StoreFlags, work: (store: Store) => Promise<T>, options: { create?: boolean } = {}): Promise<T> {
   const dataDir = dataDirOf(values);
-  const database = (values.database as string | undefined) ?? process.env[envName("database")] ?? undefined;
+  const database = values.database ?? process.env[envName("database")] ?? undefined;
   let store: Store;
   try {
     store = await openStore({ dataDir, databaseUrl: database || undefined, create: options.create === true });
@@ -86,17 +66,28 @@ function deployedWorkersOf(store: Store, dataDir: string): (account: string) => 
 }
 
 /** The services of --account (default: the built-in account), acting as the operator at the CLI. */
-export async function withService<T>(values: Values, work: (services: AccountServices, store: Store) => Promise<T>): Promise<T> {
+export async function withService<T>(values: StoreFlags, work: (services: AccountServices, store: Store) => Promise<T>): Promise<T> {
   return withStore(values, (store) =>
-    work(createServices(store, { deployedWorkers: deployedWorkersOf(store, dataDirOf(values)) }).forAccount({ account: (values.account as string | undefined) ?? DEFAULT_ACCOUNT_ID, actor: CLI_OPERATOR }), store),
+    work(createServices(store, { deployedWorkers: deployedWorkersOf(store, dataDirOf(values)) }).forAccount({ account: values.account ?? DEFAULT_ACCOUNT_ID, actor: CLI_OPERATOR }), store),
   );
 }
 
+export const INIT_SPEC: LeafSpec = {
+  name: "init",
+  summary: "create a new, empty store (the only command besides start that may)",
+  example: "mailroute init --data-dir /var/lib/mailroute",
+  options: [
+    ["--data-dir <dir>", "where to create it (default ./data, or MAILROUTE_DATA_DIR)"],
+    ["--database <url>", "postgres:// URL instead (or MAILROUTE_DATABASE)"],
+    ["--json", "print the result as JSON"],
+  ],
+};
+
 /** `mailroute init`: the one configuration command that may create a store. */
 export async function initCommand(argv: string[], output: Output): Promise<void> {
-  const { values } = parse(argv, {}, INIT_USAGE);
+  const { values } = parseCommand<StoreFlags>(INIT_SPEC, argv);
   const dataDir = dataDirOf(values);
-  const database = (values.database as string | undefined) ?? process.env[envName("database")] ?? "";
+  const database = values.database ?? process.env[envName("database")] ?? "";
   const path = resolve(dataDir, SQLITE_FILE_NAME);
   const existed = database !== "" || existsSync(path);
   await withStore(values, async () => undefined, { create: true });
@@ -104,9 +95,7 @@ export async function initCommand(argv: string[], output: Output): Promise<void>
   emit(output, values, { store: where, created: !existed }, [existed ? `a mailroute store already exists at ${where} (schema up to date)` : `created a new mailroute store at ${where}`, `next: mailroute start --data-dir ${dataDir}, or mailroute domain add example.com --data-dir ${dataDir}`]);
 }
 
-const INIT_USAGE = "mailroute init [--data-dir <dir>] [--database <url>] [--json]";
-
-export function emit(output: Output, values: Values, json: unknown, human: string[]): void {
+export function emit(output: Output, values: { json?: boolean }, json: unknown, human: string[]): void {
   if (values.json) output.out(JSON.stringify(json, null, 2));
   else for (const line of human) output.out(line);
 }
@@ -117,7 +106,7 @@ export function table(rows: string[][]): string[] {
   return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join("  ").trimEnd());
 }
 
-export function need(positionals: string[], index: number, what: string, usage: string): string {
+export function need(positionals: readonly (string | undefined)[], index: number, what: string, usage: string): string {
   const value = positionals[index];
   if (value === undefined || value === "") throw usageError(`missing ${what}`, usage);
   return value;
@@ -125,35 +114,59 @@ export function need(positionals: string[], index: number, what: string, usage: 
 
 // ── domain ──────────────────────────────────────────────────────────────────
 
-const DOMAIN_USAGE =
-  "mailroute domain add <domain> [--subaddressing] [--dot-insensitive] | list | remove <domain> [--yes] | enable <domain> | disable <domain> | set <domain> [--[no-]subaddressing] [--[no-]dot-insensitive] [--[no-]enforce-dmarc] [--[no-]require-auth] [--[no-]reject-quarantine] [--[no-]sign-outbound] [--spam-threshold <0-5|off>]";
-
+// each switch: its flag, commander's value name (--no-<flag> sets the same one false), the field
 const SWITCHES = [
-  ["subaddressing", "supportSubaddress"],
-  ["dot-insensitive", "dotInsensitive"],
-  ["enforce-dmarc", "enforceDmarc"],
-  ["require-auth", "requireAuth"],
-  ["reject-quarantine", "rejectQuarantine"],
-  ["sign-outbound", "signOutbound"],
+  ["subaddressing", "subaddressing", "supportSubaddress"],
+  ["dot-insensitive", "dotInsensitive", "dotInsensitive"],
+  ["enforce-dmarc", "enforceDmarc", "enforceDmarc"],
+  ["require-auth", "requireAuth", "requireAuth"],
+  ["reject-quarantine", "rejectQuarantine", "rejectQuarantine"],
+  ["sign-outbound", "signOutbound", "signOutbound"],
 ] as const;
 
-export async function domainCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(
-    argv,
+const YES: FlagSpec = ["-y, --yes", "do not ask (required when not on a terminal)"];
+
+export const DOMAIN_SPEC: FamilySpec = {
+  name: "domain",
+  summary: "the domains routed here",
+  subcommands: [
+    { name: "add", args: "<domain>", summary: "route a domain here", options: [["--subaddressing", "route user+tag@ to user@"], ["--dot-insensitive", "ignore dots in the local part"]], example: "mailroute domain add example.com --subaddressing", store: true },
+    { name: "list", summary: "list domains", example: "mailroute domain list", store: true },
+    { name: "remove", args: "<domain>", summary: "stop routing a domain, deleting its rules and catch-all (asks first)", options: [YES], example: "mailroute domain remove example.com --yes", store: true },
+    { name: "enable", args: "<domain>", summary: "turn routing for a domain on", example: "mailroute domain enable example.com", store: true },
+    { name: "disable", args: "<domain>", summary: "turn routing for a domain off (mail is refused)", example: "mailroute domain disable example.com", store: true },
     {
-      ...Object.fromEntries(SWITCHES.flatMap(([flag]) => [[flag, { type: "boolean" }], [`no-${flag}`, { type: "boolean" }]])),
-      "spam-threshold": { type: "string" },
+      name: "set",
+      args: "<domain>",
+      summary: "change a domain's settings and inbound policy",
+      options: [...SWITCHES.flatMap(([flag]): FlagSpec[] => [[`--${flag}`, `turn ${flag} on`], [`--no-${flag}`, `turn ${flag} off`]]), ["--spam-threshold <0-5|off>", "refuse mail scoring above this"]],
+      example: "mailroute domain set example.com --enforce-dmarc --spam-threshold 4",
+      store: true,
     },
-    DOMAIN_USAGE,
-    YES_OPTION,
-  );
-  const [verb] = positionals;
+  ],
+};
+
+interface DomainFlags extends StoreFlags {
+  subaddressing?: boolean;
+  dotInsensitive?: boolean;
+  enforceDmarc?: boolean;
+  requireAuth?: boolean;
+  rejectQuarantine?: boolean;
+  signOutbound?: boolean;
+  spamThreshold?: string;
+  yes?: boolean;
+}
+
+export async function domainCommand(argv: string[], output: Output): Promise<void> {
+  const { verb, operands, values, usage } = parseCommand<DomainFlags>(DOMAIN_SPEC, argv);
+  const positionals = [verb, ...operands];
+  const DOMAIN_USAGE = usage;
   await withService(values, async (service) => {
     switch (verb) {
       case "add": {
         const zone = await service.zones.create(need(positionals, 1, "domain", DOMAIN_USAGE), {
           supportSubaddress: values.subaddressing === true,
-          dotInsensitive: values["dot-insensitive"] === true,
+          dotInsensitive: values.dotInsensitive === true,
         });
         emit(output, values, zone, [`added domain ${zone.name} (sub-addressing ${zone.supportSubaddress ? "on" : "off"})`, `next: point its MX record at this server, then add a destination and a rule`]);
         return;
@@ -183,12 +196,13 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
       }
       case "set": {
         const changes: Record<string, boolean | number | null> = {};
-        for (const [flag, key] of SWITCHES) {
-          if (values[flag] && values[`no-${flag}`]) throw usageError(`--${flag} and --no-${flag} contradict each other`, DOMAIN_USAGE);
-          if (values[flag]) changes[key] = true;
-          if (values[`no-${flag}`]) changes[key] = false;
+        for (const [flag, name, key] of SWITCHES) {
+          // commander keeps the last of --x and --no-x: both given is a mistake to name, not to guess
+          if (argv.includes(`--${flag}`) && argv.includes(`--no-${flag}`)) throw usageError(`--${flag} and --no-${flag} contradict each other`, DOMAIN_USAGE);
+          const value = values[name];
+          if (value !== undefined) changes[key] = value;
         }
-        const threshold = values["spam-threshold"];
+        const threshold = values.spamThreshold;
         if (typeof threshold === "string") {
           const number = Number(threshold);
           if (threshold !== "off" && (threshold.trim() === "" || !Number.isFinite(number))) throw usageError(`--spam-threshold "${threshold}" is not a score from 0 to 5 or "off"`, DOMAIN_USAGE);
@@ -204,7 +218,7 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
         return;
       }
       default:
-        throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, DOMAIN_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, DOMAIN_USAGE);
     }
   });
 }
@@ -219,11 +233,21 @@ function onOff(value: boolean): string {
 
 // ── address ─────────────────────────────────────────────────────────────────
 
-const ADDRESS_USAGE = "mailroute address add <email> [--verified] | list | verify <email> | resend <email> | remove <email> [--yes]";
+export const ADDRESS_SPEC: FamilySpec = {
+  name: "address",
+  summary: "destination addresses (must be verified)",
+  subcommands: [
+    { name: "add", args: "<email>", summary: "add a destination (the server mails it a verification link)", options: [["--verified", "vouch for it yourself"]], example: "mailroute address add you@example.net --verified", store: true },
+    { name: "list", summary: "list destinations", example: "mailroute address list", store: true },
+    { name: "verify", args: "<email>", summary: "mark a destination verified", example: "mailroute address verify you@example.net", store: true },
+    { name: "resend", args: "<email>", summary: "send a new verification link", example: "mailroute address resend you@example.net", store: true },
+    { name: "remove", args: "<email>", summary: "remove a destination (asks first when rules use it)", options: [YES], example: "mailroute address remove you@example.net --yes", store: true },
+  ],
+};
 
 export async function addressCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(argv, { verified: { type: "boolean", default: false }, ...YES_OPTION }, ADDRESS_USAGE);
-  const [verb] = positionals;
+  const { verb, operands, values, usage: ADDRESS_USAGE } = parseCommand<StoreFlags & { verified?: boolean; yes?: boolean }>(ADDRESS_SPEC, argv);
+  const positionals = [verb, ...operands];
   await withService(values, async (service) => {
     switch (verb) {
       case "add": {
@@ -269,21 +293,30 @@ export async function addressCommand(argv: string[], output: Output): Promise<vo
         return;
       }
       default:
-        throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, ADDRESS_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, ADDRESS_USAGE);
     }
   });
 }
 
 // ── rule and catch-all ──────────────────────────────────────────────────────
 
-const ACTION_OPTIONS = {
-  forward: { type: "string" },
-  drop: { type: "boolean" },
-  reject: { type: "string" },
-  worker: { type: "string" },
-} as const satisfies ParseArgsConfig["options"];
+const ACTION: readonly FlagSpec[] = [
+  ["--forward <expression>", 'forward to verified destinations ("a@x.net : b@y.net" is failover, "a , b" is both)'],
+  ["--drop", "accept and discard"],
+  ["--reject <reason>", "refuse at RCPT TO with this reason"],
+  ["--worker <name>", "hand the message to this deployed Email Worker"],
+  ["--allow-undeployed", "accept --worker naming a worker that is not deployed yet"],
+];
 
-function actionFrom(values: Values, usage: string): CloudflareAction[] {
+interface ActionFlags extends StoreFlags {
+  forward?: string;
+  drop?: boolean;
+  reject?: string;
+  worker?: string;
+  allowUndeployed?: boolean;
+}
+
+function actionFrom(values: ActionFlags, usage: string): CloudflareAction[] {
   const chosen: CloudflareAction[] = [];
   if (values.forward !== undefined) chosen.push({ type: "forward", value: [String(values.forward)] });
   if (values.drop === true) chosen.push({ type: "drop" });
@@ -293,16 +326,40 @@ function actionFrom(values: Values, usage: string): CloudflareAction[] {
   return chosen;
 }
 
-const RULE_USAGE =
-  "mailroute rule add <address> (--forward <expression> | --drop | --reject <reason> | --worker <name> [--allow-undeployed]) [--name <name>] [--disabled] | edit <address> [--forward <expression> | --drop | --reject <reason> | --worker <name> [--allow-undeployed]] [--name <name>] [--enable | --disable] | list [<domain>] | remove <address> | enable <address> | disable <address>";
+export const RULE_SPEC: FamilySpec = {
+  name: "rule",
+  summary: "custom address rules",
+  subcommands: [
+    { name: "add", args: "<address>", summary: "add a rule: exactly one action", options: [...ACTION, ["--name <name>", "a name for the rule"], ["--disabled", "add it switched off"]], example: "mailroute rule add hello@example.com --forward you@example.net", store: true },
+    {
+      name: "edit",
+      args: "<address>",
+      summary: "change a rule's action, name or state",
+      options: [...ACTION, ["--name <name>", "rename the rule"], ["--enable", "switch it on"], ["--disable", "switch it off"]],
+      example: "mailroute rule edit hello@example.com --forward other@example.net --enable",
+      store: true,
+    },
+    { name: "list", args: "[domain]", summary: "list rules, with why an enabled one is inactive", example: "mailroute rule list example.com", store: true },
+    { name: "remove", args: "<address>", summary: "delete a rule", example: "mailroute rule remove hello@example.com", store: true },
+    { name: "enable", args: "<address>", summary: "switch a rule on", example: "mailroute rule enable hello@example.com", store: true },
+    { name: "disable", args: "<address>", summary: "switch a rule off", example: "mailroute rule disable hello@example.com", store: true },
+  ],
+};
+
+interface RuleFlags extends ActionFlags {
+  name?: string;
+  disabled?: boolean;
+  enable?: boolean;
+  disable?: boolean;
+}
 
 /**
  * A rule (or catch-all) naming a worker that was never deployed would answer 451 to every
  * sender: refuse it at the command unless the operator says they deploy it next.
  */
-async function refuseUndeployedWorker(service: AccountServices, store: Store, actions: CloudflareAction[], values: Values): Promise<void> {
+async function refuseUndeployedWorker(service: AccountServices, store: Store, actions: CloudflareAction[], values: ActionFlags): Promise<void> {
   const worker = actions.find((action) => action.type === "worker");
-  if (worker === undefined || values["allow-undeployed"] === true) return;
+  if (worker === undefined || values.allowUndeployed === true) return;
   const script = String(worker.value?.[0] ?? "");
   const deployed = await deployedWorkersOf(store, dataDirOf(values))(service.scope.account);
   if (deployed.has(script.toLowerCase())) return;
@@ -312,19 +369,15 @@ async function refuseUndeployedWorker(service: AccountServices, store: Store, ac
 }
 
 export async function ruleCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(
-    argv,
-    { ...ACTION_OPTIONS, name: { type: "string" }, disabled: { type: "boolean", default: false }, enable: { type: "boolean" }, disable: { type: "boolean" }, "allow-undeployed": { type: "boolean", default: false } },
-    RULE_USAGE,
-  );
-  const [verb] = positionals;
+  const { verb, operands, values, usage: RULE_USAGE } = parseCommand<RuleFlags>(RULE_SPEC, argv);
+  const positionals = [verb, ...operands];
   await withService(values, async (service, store) => {
     switch (verb) {
       case "add": {
         const address = need(positionals, 1, "custom address", RULE_USAGE);
         const actions = actionFrom(values, RULE_USAGE);
         await refuseUndeployedWorker(service, store, actions, values);
-        const rule = await service.rules.create({ matchers: [{ type: "literal", field: "to", value: address }], actions, name: values.name as string | undefined, enabled: values.disabled !== true });
+        const rule = await service.rules.create({ matchers: [{ type: "literal", field: "to", value: address }], actions, name: values.name, enabled: values.disabled !== true });
         emit(output, values, rule, [
           `added rule for ${rule.matchers[0]?.value}: ${describeAction(rule.action)}${rule.enabled ? "" : " (disabled)"}`,
           ...(rule.inactiveReasons.length > 0 ? [`warning: inactive until fixed: ${rule.inactiveReasons.join("; ")}${rule.action.type === "forward" ? " (mailroute address add <email> --verified, or address verify <email>)" : ""}`] : []),
@@ -348,7 +401,7 @@ export async function ruleCommand(argv: string[], output: Output): Promise<void>
         if (actions !== undefined) await refuseUndeployedWorker(service, store, actions, values);
         const rule = await service.rules.update(address, {
           actions,
-          name: values.name as string | undefined,
+          name: values.name,
           enabled: values.enable === true ? true : values.disable === true ? false : undefined,
         });
         emit(output, values, rule, [
@@ -369,16 +422,23 @@ export async function ruleCommand(argv: string[], output: Output): Promise<void>
         return;
       }
       default:
-        throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, RULE_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, RULE_USAGE);
     }
   });
 }
 
-const CATCH_ALL_USAGE = "mailroute catch-all set <domain> (--forward <expression> | --drop | --reject <reason> | --worker <name> [--allow-undeployed] | --disable) | show <domain>";
+export const CATCH_ALL_SPEC: FamilySpec = {
+  name: "catch-all",
+  summary: "what happens to unknown addresses",
+  subcommands: [
+    { name: "set", args: "<domain>", summary: "set the catch-all action, or --disable it", options: [...ACTION, ["--disable", "refuse unknown addresses"]], example: "mailroute catch-all set example.com --forward you@example.net", store: true },
+    { name: "show", args: "<domain>", summary: "show the catch-all", example: "mailroute catch-all show example.com", store: true },
+  ],
+};
 
 export async function catchAllCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(argv, { ...ACTION_OPTIONS, disable: { type: "boolean", default: false }, "allow-undeployed": { type: "boolean", default: false } }, CATCH_ALL_USAGE);
-  const [verb] = positionals;
+  const { verb, operands, values, usage: CATCH_ALL_USAGE } = parseCommand<ActionFlags & { disable?: boolean }>(CATCH_ALL_SPEC, argv);
+  const positionals = [verb, ...operands];
   await withService(values, async (service, store) => {
     switch (verb) {
       case "set": {
@@ -400,18 +460,18 @@ export async function catchAllCommand(argv: string[], output: Output): Promise<v
         return;
       }
       default:
-        throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, CATCH_ALL_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, CATCH_ALL_USAGE);
     }
   });
 }
 
 // ── route: explain without sending ──────────────────────────────────────────
 
-const ROUTE_USAGE = "mailroute route <address>";
+export const ROUTE_SPEC: LeafSpec = { name: "route", args: "<address>", summary: "explain where mail for an address would go, without sending", example: "mailroute route hello+news@example.com", store: true };
 
 export async function routeCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(argv, {}, ROUTE_USAGE);
-  const address = need(positionals, 0, "address", ROUTE_USAGE);
+  const { operands, values, usage } = parseCommand<StoreFlags>(ROUTE_SPEC, argv);
+  const address = need(operands, 0, "address", usage);
   await withService(values, async (_service, store) => {
     const table = await loadRoutingTable(store.db);
     const decision = resolveRecipient(address, table);
@@ -448,20 +508,35 @@ export async function routeCommand(argv: string[], output: Output): Promise<void
 
 // ── activity: where did it go ───────────────────────────────────────────────
 
-const ACTIVITY_USAGE = "mailroute activity [--account <id>] [--limit N] [--since <ISO time>] [--outcome forwarded|dropped|rejected|delivery_failed|deferred|worker] [--to <address>] [--from <address>]";
+export const ACTIVITY_SPEC: LeafSpec = {
+  name: "activity",
+  summary: "recent messages and what happened to them (every account's without --account)",
+  options: [
+    ["--limit <n>", "how many, 1 to 10000", { default: "20" }],
+    ["--since <ISO time>", "only messages received since then"],
+    ["--outcome <outcome>", "forwarded, dropped, rejected, delivery_failed, deferred or worker"],
+    ["--to <address>", "only messages to this recipient"],
+    ["--from <address>", "only messages from this sender"],
+  ],
+  example: "mailroute activity --limit 50",
+  store: true,
+};
 
-/** A string option's value (parse types every option as string | boolean). */
-function text(value: string | boolean | undefined): string | undefined {
-  return typeof value === "string" ? value : undefined;
+interface ActivityFlags extends StoreFlags {
+  limit: string;
+  since?: string;
+  outcome?: string;
+  to?: string;
+  from?: string;
 }
 
 export async function activityCommand(argv: string[], output: Output): Promise<void> {
-  const { values } = parse(argv, { limit: { type: "string", default: "20" }, since: { type: "string" }, outcome: { type: "string" }, to: { type: "string" }, from: { type: "string" } }, ACTIVITY_USAGE);
+  const { values, usage: ACTIVITY_USAGE } = parseCommand<ActivityFlags>(ACTIVITY_SPEC, argv);
   const limit = Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw usageError(`--limit "${values.limit}" is not a number from 1 to 10000`, ACTIVITY_USAGE);
   await withService(values, async (service) => {
     // Without --account the operator sees every account's mail.
-    const events = await service.activity.recent({ limit, since: text(values.since), outcome: text(values.outcome), to: text(values.to), from: text(values.from), allAccounts: values.account === undefined });
+    const events = await service.activity.recent({ limit, since: values.since, outcome: values.outcome, to: values.to, from: values.from, allAccounts: values.account === undefined });
     emit(
       output,
       values,
