@@ -27,6 +27,7 @@ IMAGE="localhost/mailroute:dev"
 NAME="mailroute-image-check-$$"
 MIRROR="${MAILROUTE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 if [ -n "${MAILROUTE_OCI_RUNTIME:-}" ]; then RUNTIME="$MAILROUTE_OCI_RUNTIME"; elif command -v runc >/dev/null; then RUNTIME=runc; else RUNTIME=crun; fi
+mkdir -p "$WORK"
 podman() { command podman --storage-driver "$STORAGE" "$@"; }
 say() { printf '%s\n' "$*"; }
 
@@ -57,9 +58,10 @@ if [ "${MAILROUTE_IMAGE_REBUILD_BASE:-0}" = 1 ] || ! podman image exists "$BASE"
 fi
 say "base: $BASE node $(podman run --rm --runtime "$RUNTIME" --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$BASE" node --version 2>/dev/null || echo '(cannot run containers)')"
 
-# 2. the repository's Dockerfile, unchanged, on that base
+# 2. the repository's Dockerfile, unchanged, on that base (docker format: the OCI format has no
+#    HEALTHCHECK, and podman drops it with only a warning)
 say "step: podman build (isolation chroot, storage $STORAGE)"
-podman build --isolation chroot --build-arg BASE_IMAGE="$BASE" -t "$IMAGE" . >"$WORK/build.log" 2>&1 || { say "failed: podman build (see $WORK/build.log)"; tail -20 "$WORK/build.log"; exit 1; }
+podman build --format docker --isolation chroot --build-arg BASE_IMAGE="$BASE" -t "$IMAGE" . >"$WORK/build.log" 2>&1 || { say "failed: podman build (see $WORK/build.log)"; tail -20 "$WORK/build.log"; exit 1; }
 say "built: $IMAGE $(podman image inspect --format '{{.Size}}' "$IMAGE") bytes"
 
 # 3. run it: SMTP published on a free loopback port
