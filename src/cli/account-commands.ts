@@ -23,13 +23,13 @@ export const ACCOUNT_SPEC: FamilySpec = {
 };
 
 export async function accountCommand(argv: string[], output: Output): Promise<void> {
-  const { verb, operands, values, usage: ACCOUNT_USAGE } = parseCommand<StoreFlags & { id?: string }>(ACCOUNT_SPEC, argv);
+  const { verb, operands, values, usage } = parseCommand<StoreFlags & { id?: string }>(ACCOUNT_SPEC, argv);
   const positionals = [verb, ...operands];
   await withStore(values, async (store) => {
     const accounts = createServices(store).accounts(CLI_OPERATOR);
     switch (verb) {
       case "add": {
-        const account = await accounts.create({ name: need(positionals, 1, "account name", ACCOUNT_USAGE), id: values.id });
+        const account = await accounts.create({ name: need(positionals, 1, "account name", usage), id: values.id });
         emit(output, values, account, [`added account "${account.name}" with id ${account.id}`, `next: mailroute token create --account ${account.id} --permission "Email Routing Rules Write" …`]);
         return;
       }
@@ -44,17 +44,17 @@ export async function accountCommand(argv: string[], output: Output): Promise<vo
         return;
       }
       case "rename": {
-        const account = await accounts.rename(need(positionals, 1, "account id", ACCOUNT_USAGE), { name: need(positionals, 2, "new name", ACCOUNT_USAGE) });
+        const account = await accounts.rename(need(positionals, 1, "account id", usage), { name: need(positionals, 2, "new name", usage) });
         emit(output, values, account, [`renamed account ${account.id} to "${account.name}"`]);
         return;
       }
       case "remove": {
-        const removed = await accounts.remove(need(positionals, 1, "account id", ACCOUNT_USAGE));
+        const removed = await accounts.remove(need(positionals, 1, "account id", usage));
         emit(output, values, removed, [`removed account ${removed.id} with its zones, rules, addresses, tokens, workers and KV`]);
         return;
       }
       default:
-        throw usageError(`unknown subcommand "${verb}"`, ACCOUNT_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, usage);
     }
   });
 }
@@ -91,20 +91,20 @@ interface TokenFlags extends StoreFlags {
 }
 
 export async function tokenCommand(argv: string[], output: Output): Promise<void> {
-  const { verb, operands, values, usage: TOKEN_USAGE } = parseCommand<TokenFlags>(TOKEN_SPEC, argv);
+  const { verb, operands, values, usage } = parseCommand<TokenFlags>(TOKEN_SPEC, argv);
   const positionals = [verb, ...operands];
   if (verb === "permissions") {
     emit(output, values, PERMISSION_GROUPS, table([["ID", "NAME"], ...PERMISSION_GROUPS.map((g) => [g.id, g.name])]));
     return;
   }
-  if (verb !== undefined && ["create", "list", "revoke"].includes(verb) && values.account === undefined) throw usageError("--account is required (mailroute account list shows them)", TOKEN_USAGE);
+  if (verb !== undefined && ["create", "list", "revoke"].includes(verb) && values.account === undefined) throw usageError("--account is required (mailroute account list shows them)", usage);
   await withService(values, async (services) => {
     const account = services.scope.account;
     switch (verb) {
       case "create": {
         const permissions = values.permission ?? [];
-        if (permissions.length === 0) throw usageError('at least one --permission is required (mailroute token permissions lists them), e.g. --permission "Email Routing Rules Write"', TOKEN_USAGE);
-        for (const permission of permissions) if (findPermissionGroup(permission) === undefined) throw usageError(`"${permission}" is not a permission group (mailroute token permissions lists them)`, TOKEN_USAGE);
+        if (permissions.length === 0) throw usageError('at least one --permission is required (mailroute token permissions lists them), e.g. --permission "Email Routing Rules Write"', usage);
+        for (const permission of permissions) if (findPermissionGroup(permission) === undefined) throw usageError(`"${permission}" is not a permission group (mailroute token permissions lists them)`, usage);
         const zones = values.zone ?? [];
         const zoneIds = await Promise.all(zones.map(async (zone) => (await services.zones.get(zone)).id));
         const resources = zoneIds.length === 0 ? { [`com.cloudflare.api.account.${account}`]: "*" } : Object.fromEntries(zoneIds.map((id) => [`com.cloudflare.api.account.zone.${id}`, "*"]));
@@ -124,12 +124,12 @@ export async function tokenCommand(argv: string[], output: Output): Promise<void
         return;
       }
       case "revoke": {
-        const removed = await services.tokens.remove(need(positionals, 1, "token id", TOKEN_USAGE));
+        const removed = await services.tokens.remove(need(positionals, 1, "token id", usage));
         emit(output, values, removed, [`revoked token ${removed.id}: it stops working at once`]);
         return;
       }
       default:
-        throw usageError(`unknown subcommand "${verb}"`, TOKEN_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, usage);
     }
   });
 }
@@ -147,9 +147,9 @@ export const AUDIT_SPEC: LeafSpec = {
 };
 
 export async function auditCommand(argv: string[], output: Output): Promise<void> {
-  const { values, usage: AUDIT_USAGE } = parseCommand<StoreFlags & { since?: string; before?: string; limit: string }>(AUDIT_SPEC, argv);
+  const { values, usage } = parseCommand<StoreFlags & { since?: string; before?: string; limit: string }>(AUDIT_SPEC, argv);
   const limit = Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw usageError(`--limit "${values.limit}" is not a number from 1 to 1000`, AUDIT_USAGE);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw usageError(`--limit "${values.limit}" is not a number from 1 to 1000`, usage);
   await withService(values, async (services) => {
     const page = await services.audit.list({ since: values.since, before: values.before, limit });
     emit(

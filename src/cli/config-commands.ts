@@ -160,11 +160,10 @@ interface DomainFlags extends StoreFlags {
 export async function domainCommand(argv: string[], output: Output): Promise<void> {
   const { verb, operands, values, usage } = parseCommand<DomainFlags>(DOMAIN_SPEC, argv);
   const positionals = [verb, ...operands];
-  const DOMAIN_USAGE = usage;
   await withService(values, async (service) => {
     switch (verb) {
       case "add": {
-        const zone = await service.zones.create(need(positionals, 1, "domain", DOMAIN_USAGE), {
+        const zone = await service.zones.create(need(positionals, 1, "domain", usage), {
           supportSubaddress: values.subaddressing === true,
           dotInsensitive: values.dotInsensitive === true,
         });
@@ -177,7 +176,7 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
         return;
       }
       case "remove": {
-        const name = need(positionals, 1, "domain", DOMAIN_USAGE);
+        const name = need(positionals, 1, "domain", usage);
         const [rules, catchAll] = await Promise.all([service.rules.all({ zone: name }), service.catchAll.get(name)]);
         const affected = [
           ...rules.map((r) => `rule for ${r.matchers[0]?.value ?? r.name}: ${describeAction(r.action)} (deleted)`),
@@ -190,7 +189,7 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
       }
       case "enable":
       case "disable": {
-        const zone = await service.zones.update(need(positionals, 1, "domain", DOMAIN_USAGE), { enabled: verb === "enable" });
+        const zone = await service.zones.update(need(positionals, 1, "domain", usage), { enabled: verb === "enable" });
         emit(output, values, zone, [`${verb}d email routing for ${zone.name}`]);
         return;
       }
@@ -198,18 +197,18 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
         const changes: Record<string, boolean | number | null> = {};
         for (const [flag, name, key] of SWITCHES) {
           // commander keeps the last of --x and --no-x: both given is a mistake to name, not to guess
-          if (argv.includes(`--${flag}`) && argv.includes(`--no-${flag}`)) throw usageError(`--${flag} and --no-${flag} contradict each other`, DOMAIN_USAGE);
+          if (argv.includes(`--${flag}`) && argv.includes(`--no-${flag}`)) throw usageError(`--${flag} and --no-${flag} contradict each other`, usage);
           const value = values[name];
           if (value !== undefined) changes[key] = value;
         }
         const threshold = values.spamThreshold;
         if (typeof threshold === "string") {
           const number = Number(threshold);
-          if (threshold !== "off" && (threshold.trim() === "" || !Number.isFinite(number))) throw usageError(`--spam-threshold "${threshold}" is not a score from 0 to 5 or "off"`, DOMAIN_USAGE);
+          if (threshold !== "off" && (threshold.trim() === "" || !Number.isFinite(number))) throw usageError(`--spam-threshold "${threshold}" is not a score from 0 to 5 or "off"`, usage);
           changes.spamThreshold = threshold === "off" ? null : number;
         }
-        if (Object.keys(changes).length === 0) throw usageError("nothing to set", DOMAIN_USAGE);
-        const zone = await service.zones.update(need(positionals, 1, "domain", DOMAIN_USAGE), changes);
+        if (Object.keys(changes).length === 0) throw usageError("nothing to set", usage);
+        const zone = await service.zones.update(need(positionals, 1, "domain", usage), changes);
         const p = zone.policy;
         emit(output, values, zone, [
           `${zone.name}: sub-addressing ${onOff(zone.supportSubaddress)}, dot-insensitive ${onOff(zone.dotInsensitive)}`,
@@ -218,7 +217,7 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
         return;
       }
       default:
-        throw usageError(`unknown subcommand "${verb}"`, DOMAIN_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, usage);
     }
   });
 }
@@ -246,12 +245,12 @@ export const ADDRESS_SPEC: FamilySpec = {
 };
 
 export async function addressCommand(argv: string[], output: Output): Promise<void> {
-  const { verb, operands, values, usage: ADDRESS_USAGE } = parseCommand<StoreFlags & { verified?: boolean; yes?: boolean }>(ADDRESS_SPEC, argv);
+  const { verb, operands, values, usage } = parseCommand<StoreFlags & { verified?: boolean; yes?: boolean }>(ADDRESS_SPEC, argv);
   const positionals = [verb, ...operands];
   await withService(values, async (service) => {
     switch (verb) {
       case "add": {
-        const address = await service.addresses.create(need(positionals, 1, "email address", ADDRESS_USAGE), { verified: values.verified === true });
+        const address = await service.addresses.create(need(positionals, 1, "email address", usage), { verified: values.verified === true });
         emit(output, values, address, [
           `added destination ${address.email} (${address.verified ? "verified" : "not verified"})`,
           ...(address.verified
@@ -269,17 +268,17 @@ export async function addressCommand(argv: string[], output: Output): Promise<vo
         return;
       }
       case "verify": {
-        const address = await service.addresses.markVerified(need(positionals, 1, "email address", ADDRESS_USAGE));
+        const address = await service.addresses.markVerified(need(positionals, 1, "email address", usage));
         emit(output, values, address, [`${address.email} is verified; rules using it are now active`]);
         return;
       }
       case "resend": {
-        const address = await service.addresses.resendVerification(need(positionals, 1, "email address", ADDRESS_USAGE));
+        const address = await service.addresses.resendVerification(need(positionals, 1, "email address", usage));
         emit(output, values, address, [`the running server sends ${address.email} a new verification link`]);
         return;
       }
       case "remove": {
-        const email = need(positionals, 1, "email address", ADDRESS_USAGE);
+        const email = need(positionals, 1, "email address", usage);
         const using = await service.rules.usingDestination(email);
         if (using.length > 0) {
           const affected = using.map((r) => `rule "${r.name}" forwards to ${email}: it becomes inactive and its mail is refused`);
@@ -293,7 +292,7 @@ export async function addressCommand(argv: string[], output: Output): Promise<vo
         return;
       }
       default:
-        throw usageError(`unknown subcommand "${verb}"`, ADDRESS_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, usage);
     }
   });
 }
@@ -369,13 +368,13 @@ async function refuseUndeployedWorker(service: AccountServices, store: Store, ac
 }
 
 export async function ruleCommand(argv: string[], output: Output): Promise<void> {
-  const { verb, operands, values, usage: RULE_USAGE } = parseCommand<RuleFlags>(RULE_SPEC, argv);
+  const { verb, operands, values, usage } = parseCommand<RuleFlags>(RULE_SPEC, argv);
   const positionals = [verb, ...operands];
   await withService(values, async (service, store) => {
     switch (verb) {
       case "add": {
-        const address = need(positionals, 1, "custom address", RULE_USAGE);
-        const actions = actionFrom(values, RULE_USAGE);
+        const address = need(positionals, 1, "custom address", usage);
+        const actions = actionFrom(values, usage);
         await refuseUndeployedWorker(service, store, actions, values);
         const rule = await service.rules.create({ matchers: [{ type: "literal", field: "to", value: address }], actions, name: values.name, enabled: values.disabled !== true });
         emit(output, values, rule, [
@@ -391,12 +390,12 @@ export async function ruleCommand(argv: string[], output: Output): Promise<void>
         return;
       }
       case "edit": {
-        const address = need(positionals, 1, "custom address", RULE_USAGE);
-        if (values.enable === true && values.disable === true) throw usageError("--enable and --disable contradict each other", RULE_USAGE);
+        const address = need(positionals, 1, "custom address", usage);
+        if (values.enable === true && values.disable === true) throw usageError("--enable and --disable contradict each other", usage);
         const hasAction = [values.forward, values.drop, values.reject, values.worker].some((v) => v !== undefined && v !== false);
-        const actions = hasAction ? actionFrom(values, RULE_USAGE) : undefined;
+        const actions = hasAction ? actionFrom(values, usage) : undefined;
         if (actions === undefined && values.name === undefined && values.enable === undefined && values.disable === undefined) {
-          throw usageError("nothing to change: give a new action (--forward, --drop, --reject or --worker), --name, --enable or --disable", RULE_USAGE);
+          throw usageError("nothing to change: give a new action (--forward, --drop, --reject or --worker), --name, --enable or --disable", usage);
         }
         if (actions !== undefined) await refuseUndeployedWorker(service, store, actions, values);
         const rule = await service.rules.update(address, {
@@ -411,18 +410,18 @@ export async function ruleCommand(argv: string[], output: Output): Promise<void>
         return;
       }
       case "remove": {
-        const rule = await service.rules.remove(need(positionals, 1, "custom address", RULE_USAGE));
+        const rule = await service.rules.remove(need(positionals, 1, "custom address", usage));
         emit(output, values, { id: rule.id }, [`removed rule for ${rule.matchers[0]?.value}`]);
         return;
       }
       case "enable":
       case "disable": {
-        const rule = await service.rules.setEnabled(need(positionals, 1, "custom address", RULE_USAGE), verb === "enable");
+        const rule = await service.rules.setEnabled(need(positionals, 1, "custom address", usage), verb === "enable");
         emit(output, values, { id: rule.id, enabled: rule.enabled }, [`${verb}d rule for ${rule.matchers[0]?.value}`]);
         return;
       }
       default:
-        throw usageError(`unknown subcommand "${verb}"`, RULE_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, usage);
     }
   });
 }
@@ -437,15 +436,15 @@ export const CATCH_ALL_SPEC: FamilySpec = {
 };
 
 export async function catchAllCommand(argv: string[], output: Output): Promise<void> {
-  const { verb, operands, values, usage: CATCH_ALL_USAGE } = parseCommand<ActionFlags & { disable?: boolean }>(CATCH_ALL_SPEC, argv);
+  const { verb, operands, values, usage } = parseCommand<ActionFlags & { disable?: boolean }>(CATCH_ALL_SPEC, argv);
   const positionals = [verb, ...operands];
   await withService(values, async (service, store) => {
     switch (verb) {
       case "set": {
-        const domain = need(positionals, 1, "domain", CATCH_ALL_USAGE);
+        const domain = need(positionals, 1, "domain", usage);
         const hasAction = [values.forward, values.drop, values.reject, values.worker].some((v) => v !== undefined && v !== false);
-        if (values.disable === true && hasAction) throw usageError("--disable cannot be combined with an action", CATCH_ALL_USAGE);
-        const actions = values.disable === true ? [] : actionFrom(values, CATCH_ALL_USAGE);
+        if (values.disable === true && hasAction) throw usageError("--disable cannot be combined with an action", usage);
+        const actions = values.disable === true ? [] : actionFrom(values, usage);
         await refuseUndeployedWorker(service, store, actions, values);
         const catchAll = values.disable === true ? await service.catchAll.set(domain, { enabled: false }) : await service.catchAll.set(domain, { actions, enabled: true });
         const { action, ...json } = catchAll;
@@ -453,14 +452,14 @@ export async function catchAllCommand(argv: string[], output: Output): Promise<v
         return;
       }
       case "show": {
-        const catchAll = await service.catchAll.get(need(positionals, 1, "domain", CATCH_ALL_USAGE));
+        const catchAll = await service.catchAll.get(need(positionals, 1, "domain", usage));
         if (catchAll.modified === null) return emit(output, values, null, ["no catch-all: unknown addresses are refused"]);
         const { action, ...json } = catchAll;
         emit(output, values, json, [`${catchAll.enabled ? "enabled" : "disabled"}: ${describeAction(action)}`]);
         return;
       }
       default:
-        throw usageError(`unknown subcommand "${verb}"`, CATCH_ALL_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, usage);
     }
   });
 }
@@ -531,9 +530,9 @@ interface ActivityFlags extends StoreFlags {
 }
 
 export async function activityCommand(argv: string[], output: Output): Promise<void> {
-  const { values, usage: ACTIVITY_USAGE } = parseCommand<ActivityFlags>(ACTIVITY_SPEC, argv);
+  const { values, usage } = parseCommand<ActivityFlags>(ACTIVITY_SPEC, argv);
   const limit = Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw usageError(`--limit "${values.limit}" is not a number from 1 to 10000`, ACTIVITY_USAGE);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw usageError(`--limit "${values.limit}" is not a number from 1 to 10000`, usage);
   await withService(values, async (service) => {
     // Without --account the operator sees every account's mail.
     const events = await service.activity.recent({ limit, since: values.since, outcome: values.outcome, to: values.to, from: values.from, allAccounts: values.account === undefined });

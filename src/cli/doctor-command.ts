@@ -57,14 +57,14 @@ const DNS_TRIES = 2;
 const DNS_MAX_TIMEOUT_MS = 4_000;
 
 export async function doctorCommand(argv: string[], output: Output): Promise<void> {
-  const { values, operands: positionals, usage: DOCTOR_USAGE } = parseCommand<{ json?: boolean } & Record<string, unknown>>(DOCTOR_SPEC, argv);
-  if (positionals.length === 0) throw usageError("missing domain", DOCTOR_USAGE);
-  if (positionals.length > 1) throw usageError(`one domain at a time (got ${positionals.join(", ")})`, DOCTOR_USAGE);
+  const { values, operands: positionals, usage } = parseCommand<{ json?: boolean } & Record<string, unknown>>(DOCTOR_SPEC, argv);
+  if (positionals.length === 0) throw usageError("missing domain", usage);
+  if (positionals.length > 1) throw usageError(`one domain at a time (got ${positionals.join(", ")})`, usage);
   let domain: string;
   try {
     domain = zoneName(positionals[0]!, "domain");
   } catch (error) {
-    throw usageError((error as Error).message, DOCTOR_USAGE);
+    throw usageError((error as Error).message, usage);
   }
   const settings = settingsFrom(values);
   const hostProblem = hostnameProblem(settings.hostname);

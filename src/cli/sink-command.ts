@@ -24,9 +24,9 @@ export const SINK_SPEC: LeafSpec = {
 };
 
 export async function sinkCommand(argv: string[], output: Output): Promise<void> {
-  const { values, usage: USAGE } = parseCommand<{ port: string; host: string; saveDir?: string }>(SINK_SPEC, argv);
+  const { values, usage } = parseCommand<{ port: string; host: string; saveDir?: string }>(SINK_SPEC, argv);
   const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw usageError(`--port "${values.port}" is not a port number`, USAGE);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw usageError(`--port "${values.port}" is not a port number`, usage);
   const saveDir = values.saveDir;
   if (saveDir !== undefined) mkdirSync(saveDir, { recursive: true });
   let count = 0;
