@@ -119,11 +119,32 @@ function messageOf(error: CommanderError): string {
 }
 
 /**
+ * `mailroute rule --data-dir d add …` worked when each module parsed its own flags: commander
+ * reads a subcommand's flags only after its name, so the subcommand is moved first (the first
+ * word that is neither a flag nor the value of one).
+ */
+function verbFirst(family: Command, argv: readonly string[]): readonly string[] {
+  if (family.commands.length === 0 || !argv[0]?.startsWith("-")) return argv;
+  const takesValue = new Set(family.commands.flatMap((leaf) => leaf.options.filter((option) => option.required || option.optional).flatMap((option) => [option.long, option.short])));
+  for (let index = 0; index < argv.length; index++) {
+    const word = argv[index]!;
+    if (word === "--") break;
+    if (word.startsWith("-")) {
+      if (!word.includes("=") && takesValue.has(word)) index++;
+      continue;
+    }
+    return [word, ...argv.slice(0, index), ...argv.slice(index + 1)];
+  }
+  return argv;
+}
+
+/**
  * Parses `argv` (what follows the command's name) against `spec`, exactly as `--help` describes
  * it. V is the shape of the command's flags, camelCased as commander stores them.
  */
 export function parseCommand<V>(spec: CommandSpec, argv: readonly string[]): Parsed<V> {
   const top = defineCommand(quietRoot(), spec);
+  argv = verbFirst(top, argv);
   let matched: { command: Command; operands: string[] } | undefined;
   const leaves = top.commands.length > 0 ? top.commands : [top];
   for (const leaf of leaves) {
