@@ -151,6 +151,8 @@ export class AccountRuntime {
   }
 
   #noteProblem(reason: RuntimeProblem, generation: RuntimeGeneration): void {
+    // seen twice (by health() and by the next message): keep when it was first seen
+    if (this.#problem?.generation === generation && this.#problem.reason === reason) return;
     this.#problem = { reason, at: Date.now(), generation };
   }
 
@@ -225,8 +227,7 @@ export class AccountRuntime {
       if (current !== undefined && !current.alive()) {
         this.#noteProblem("crashed", current);
         this.#discard(current, CRASHED);
-      }
-      else if (current?.serves(definition.name, fingerprint)) return current;
+      } else if (current?.serves(definition.name, fingerprint)) return current;
       const start = this.#startChain.then(() => this.#replace(definition, fingerprint));
       this.#startChain = start.catch(() => undefined);
       await start;
