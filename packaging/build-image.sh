@@ -17,12 +17,14 @@
 #   MAILROUTE_OCI_RUNTIME    OCI runtime for `podman run` (default runc when installed: crun
 #                            refuses a cgroup v2 hierarchy that holds controllers in hybrid mode)
 #   MAILROUTE_IMAGE_REBUILD_BASE=1  make the base root filesystem again
+#   MAILROUTE_BASE_IMAGE     the base image's name (default localhost/mailroute-base:bookworm)
+# With --base-only it stops once the base image exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WORK="${MAILROUTE_IMAGE_WORK:-/var/tmp/mailroute-image}"
 STORAGE="${MAILROUTE_IMAGE_STORAGE:-vfs}"
-BASE="localhost/mailroute-base:bookworm"
+BASE="${MAILROUTE_BASE_IMAGE:-localhost/mailroute-base:bookworm}"
 IMAGE="localhost/mailroute:dev"
 NAME="mailroute-image-check-$$"
 MIRROR="${MAILROUTE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -57,6 +59,7 @@ if [ "${MAILROUTE_IMAGE_REBUILD_BASE:-0}" = 1 ] || ! podman image exists "$BASE"
   tar -C "$rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' - "$BASE" >/dev/null
 fi
 say "base: $BASE node $(podman run --rm --runtime "$RUNTIME" --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$BASE" node --version 2>/dev/null || echo '(cannot run containers)')"
+[ "${1:-}" = --base-only ] && exit 0
 
 # 2. the repository's Dockerfile, unchanged, on that base (docker format: the OCI format has no
 #    HEALTHCHECK, and podman drops it with only a warning)
