@@ -34,7 +34,7 @@ podman() { command podman --storage-driver "$STORAGE" "$@"; }
 say() { printf '%s\n' "$*"; }
 
 for tool in podman debootstrap; do
-  command -v "$tool" >/dev/null || { say "not applicable: $tool is not installed (apt-get install podman buildah debootstrap runc)"; exit 3; }
+  type -P "$tool" >/dev/null || { say "not applicable: $tool is not installed (apt-get install podman buildah debootstrap runc)"; exit 3; }
 done
 [ "$(id -u)" = 0 ] || { say "not applicable: needs root (debootstrap and rootful podman)"; exit 3; }
 
