@@ -10,8 +10,20 @@ FROM ${BASE_IMAGE} AS build
 WORKDIR /opt/mailroute
 COPY package.json package-lock.json .npmrc ./
 COPY scripts ./scripts
-# production dependencies only; the pinned runtime (node_modules/node) comes with them
-RUN npm ci --omit=dev --no-audit --no-fund
+# npm must run on a Node.js that meets every package's engines, or it silently skips optional
+# native packages (vite's rolldown binding wants >= 20.19; Debian bookworm's nodejs is 18, and
+# the build then fails with "Cannot find module '@rolldown/binding-linux-x64-gnu'"). So fetch
+# the pinned Node.js 24 first (the `node` package's install script) and run npm on it.
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm rebuild node \
+ && mkdir -p /opt/build-node && cp node_modules/node/bin/node /opt/build-node/node
+ENV PATH=/opt/build-node:$PATH
+COPY web ./web
+# every dependency: npm's `prepare` builds the dashboard (web/dist) with vite, a devDependency
+# (so `npm ci --omit=dev` alone fails with "vite: not found")
+RUN npm ci --no-audit --no-fund
+# then only what runs: production dependencies (the pinned runtime, node_modules/node, is one)
+# and the built dashboard
+RUN npm prune --omit=dev --no-audit --no-fund && rm -rf web/src web/test
 COPY bin ./bin
 COPY packaging/healthcheck.js ./packaging/healthcheck.js
 COPY src ./src

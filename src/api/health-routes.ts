@@ -14,14 +14,30 @@
  *   error message may quote its URL; only the error code is reported).
  *
  * Worker runtimes start on the first message for an account and stop when idle, so "no
- * runtime running" is healthy.
+ * runtime running" is healthy. The workers check reports the runtime's own state, read without
+ * starting or pinging a process: "ok" and "starting" pass; "degraded" (an account's process
+ * crashed, ran past a deadline or failed a ping, and the next message restarts it) passes with
+ * the reason, so one account's worker cannot take the instance out of service; "failed" (an
+ * account's process cannot start) fails both endpoints.
  */
 import type { FastifyInstance } from "fastify";
+
+export type WorkerRuntimeHealthState = "ok" | "starting" | "degraded" | "failed";
 
 export interface WorkerRuntimeState {
   account: string;
   pid: number | null;
   inFlight: number;
+  state: WorkerRuntimeHealthState;
+  /** A stable keyword for what went wrong ("crashed", "deadline", "unresponsive", "start-failed"). */
+  reason?: string;
+  detail?: string;
+  since?: number;
+}
+
+export interface WorkerRuntimeHealth {
+  state: WorkerRuntimeHealthState;
+  accounts: readonly WorkerRuntimeState[];
 }
 
 export interface HealthChecks {
@@ -29,8 +45,8 @@ export interface HealthChecks {
   smtpListening(): boolean;
   /** A real round trip to the store (resolves when it answered). */
   pingStore(): Promise<unknown>;
-  /** The worker runtime processes running now (one per account, started on first use). */
-  workerRuntimes(): readonly WorkerRuntimeState[];
+  /** The worker runtime's state and its accounts' (one process each, started on first use). */
+  workerRuntime(): WorkerRuntimeHealth;
   /** False while starting up or shutting down. */
   accepting(): boolean;
   /** Bound on the store check; default 2 s. */
@@ -38,7 +54,8 @@ export interface HealthChecks {
 }
 
 interface CheckResult {
-  status: "ok" | "failing";
+  /** "degraded" is reported but does not fail the endpoint. */
+  status: "ok" | "degraded" | "failing";
   [detail: string]: unknown;
 }
 
@@ -49,36 +66,49 @@ export async function healthRoutes(app: FastifyInstance, checks: HealthChecks): 
 
   async function runChecks(): Promise<Record<string, CheckResult>> {
     const listening = checks.smtpListening();
-    const runtimes = checks.workerRuntimes();
     return {
       smtp: { status: listening ? "ok" : "failing", listening },
       store: await storeCheck(checks.pingStore, timeoutMs),
-      workers: {
-        status: "ok",
-        state: runtimes.some((runtime) => runtime.pid !== null) ? "running" : "idle",
-        runtimes: runtimes.map((runtime) => ({ account: runtime.account, pid: runtime.pid, in_flight: runtime.inFlight })),
-      },
+      workers: workersCheck(checks.workerRuntime()),
     };
   }
 
   app.get("/healthz", async (_request, reply) => {
     const results = await runChecks();
-    const failing = Object.keys(results).filter((name) => results[name]!.status !== "ok");
+    const failing = Object.keys(results).filter((name) => results[name]!.status === "failing");
+    const degraded = Object.keys(results).filter((name) => results[name]!.status === "degraded");
+    const status = failing.length > 0 ? "failing" : degraded.length > 0 ? "degraded" : "ok";
     return reply
       .code(failing.length === 0 ? 200 : 503)
       .header("cache-control", "no-store")
-      .send({ success: failing.length === 0, result: { status: failing.length === 0 ? "ok" : "failing", failing, checks: results } });
+      .send({ success: failing.length === 0, result: { status, failing, degraded, checks: results } });
   });
 
   app.get("/readyz", async (_request, reply) => {
     const accepting = checks.accepting();
     const results = await runChecks();
-    const failing = [...(accepting ? [] : ["accepting"]), ...Object.keys(results).filter((name) => results[name]!.status !== "ok")];
+    const failing = [...(accepting ? [] : ["accepting"]), ...Object.keys(results).filter((name) => results[name]!.status === "failing")];
+    const degraded = Object.keys(results).filter((name) => results[name]!.status === "degraded");
     return reply
       .code(failing.length === 0 ? 200 : 503)
       .header("cache-control", "no-store")
-      .send({ success: failing.length === 0, result: { status: failing.length === 0 ? "ready" : "not_ready", failing } });
+      .send({ success: failing.length === 0, result: { status: failing.length === 0 ? "ready" : "not_ready", failing, degraded, workers: results["workers"]!["state"] } });
   });
+}
+
+function workersCheck(runtime: WorkerRuntimeHealth): CheckResult {
+  return {
+    status: runtime.state === "failed" ? "failing" : runtime.state === "degraded" ? "degraded" : "ok",
+    state: runtime.state,
+    running: runtime.accounts.some((account) => account.pid !== null),
+    runtimes: runtime.accounts.map((account) => ({
+      account: account.account,
+      pid: account.pid,
+      in_flight: account.inFlight,
+      state: account.state,
+      ...(account.reason === undefined ? {} : { reason: account.reason, detail: account.detail, since: account.since === undefined ? undefined : new Date(account.since).toISOString() }),
+    })),
+  };
 }
 
 async function storeCheck(ping: () => Promise<unknown>, timeoutMs: number): Promise<CheckResult> {

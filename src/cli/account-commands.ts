@@ -8,18 +8,28 @@ import { CLI_OPERATOR } from "../core/service-context.ts";
 import { createServices } from "../core/services.ts";
 import { PERMISSION_GROUPS, findPermissionGroup } from "../core/tokens/permission-groups.ts";
 import { usageError } from "./cli-error.ts";
-import { emit, need, parse, table, withService, withStore, type Output } from "./config-commands.ts";
+import { parseCommand, type FamilySpec, type LeafSpec, type StoreFlags } from "./command-spec.ts";
+import { emit, need, table, withService, withStore, type Output } from "./config-commands.ts";
 
-const ACCOUNT_USAGE = "mailroute account add <name> [--id <id>] | list | rename <id> <name> | remove <id>";
+export const ACCOUNT_SPEC: FamilySpec = {
+  name: "account",
+  summary: "accounts (tenants) of this installation",
+  subcommands: [
+    { name: "add", args: "<name>", summary: "add an account", options: [["--id <id>", "choose its id"]], example: "mailroute account add Family --id family", store: true },
+    { name: "list", summary: "list accounts", example: "mailroute account list", store: true },
+    { name: "rename", args: "<id> <name>", summary: "rename an account", example: 'mailroute account rename family "The Family"', store: true },
+    { name: "remove", args: "<id>", summary: "remove an account with everything in it", example: "mailroute account remove family", store: true },
+  ],
+};
 
 export async function accountCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(argv, { id: { type: "string" } }, ACCOUNT_USAGE);
-  const [verb] = positionals;
+  const { verb, operands, values, usage } = parseCommand<StoreFlags & { id?: string }>(ACCOUNT_SPEC, argv);
+  const positionals = [verb, ...operands];
   await withStore(values, async (store) => {
     const accounts = createServices(store).accounts(CLI_OPERATOR);
     switch (verb) {
       case "add": {
-        const account = await accounts.create({ name: need(positionals, 1, "account name", ACCOUNT_USAGE), id: values.id as string | undefined });
+        const account = await accounts.create({ name: need(positionals, 1, "account name", usage), id: values.id });
         emit(output, values, account, [`added account "${account.name}" with id ${account.id}`, `next: mailroute token create --account ${account.id} --permission "Email Routing Rules Write" …`]);
         return;
       }
@@ -34,47 +44,71 @@ export async function accountCommand(argv: string[], output: Output): Promise<vo
         return;
       }
       case "rename": {
-        const account = await accounts.rename(need(positionals, 1, "account id", ACCOUNT_USAGE), { name: need(positionals, 2, "new name", ACCOUNT_USAGE) });
+        const account = await accounts.rename(need(positionals, 1, "account id", usage), { name: need(positionals, 2, "new name", usage) });
         emit(output, values, account, [`renamed account ${account.id} to "${account.name}"`]);
         return;
       }
       case "remove": {
-        const removed = await accounts.remove(need(positionals, 1, "account id", ACCOUNT_USAGE));
+        const removed = await accounts.remove(need(positionals, 1, "account id", usage));
         emit(output, values, removed, [`removed account ${removed.id} with its zones, rules, addresses, tokens, workers and KV`]);
         return;
       }
       default:
-        throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, ACCOUNT_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, usage);
     }
   });
 }
 
-const TOKEN_USAGE =
-  'mailroute token create --account <id> --name <name> --permission "<group>" [--permission …] [--zone <zone>]… [--expires <date>] [--allow-ip <cidr>]… | list --account <id> | revoke <token id> --account <id> | permissions';
+export const TOKEN_SPEC: FamilySpec = {
+  name: "token",
+  summary: "API tokens of an account (value shown once)",
+  subcommands: [
+    {
+      name: "create",
+      summary: "create a token (--account required)",
+      options: [
+        ["--name <name>", "what it is for"],
+        ["--permission <group>", "a permission group (repeatable; see token permissions)", { repeatable: true }],
+        ["--zone <zone>", "limit to a zone (repeatable)", { repeatable: true }],
+        ["--expires <date>", "ISO date"],
+        ["--allow-ip <cidr>", "only from these addresses (repeatable)", { repeatable: true }],
+      ],
+      example: 'mailroute token create --account family --name laptop --permission "Email Routing Rules Write"',
+      store: true,
+    },
+    { name: "list", summary: "list an account's tokens (--account required)", example: "mailroute token list --account family", store: true },
+    { name: "revoke", args: "<token-id>", summary: "revoke a token at once (--account required)", example: "mailroute token revoke 3f2a… --account family", store: true },
+    { name: "permissions", summary: "list permission groups", example: "mailroute token permissions", store: true },
+  ],
+};
+
+interface TokenFlags extends StoreFlags {
+  name?: string;
+  permission?: string[];
+  zone?: string[];
+  expires?: string;
+  allowIp?: string[];
+}
 
 export async function tokenCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(
-    argv,
-    { name: { type: "string" }, permission: { type: "string", multiple: true }, zone: { type: "string", multiple: true }, expires: { type: "string" }, "allow-ip": { type: "string", multiple: true } },
-    TOKEN_USAGE,
-  );
-  const [verb] = positionals;
+  const { verb, operands, values, usage } = parseCommand<TokenFlags>(TOKEN_SPEC, argv);
+  const positionals = [verb, ...operands];
   if (verb === "permissions") {
     emit(output, values, PERMISSION_GROUPS, table([["ID", "NAME"], ...PERMISSION_GROUPS.map((g) => [g.id, g.name])]));
     return;
   }
-  if (verb !== undefined && ["create", "list", "revoke"].includes(verb) && values.account === undefined) throw usageError("--account is required (mailroute account list shows them)", TOKEN_USAGE);
+  if (verb !== undefined && ["create", "list", "revoke"].includes(verb) && values.account === undefined) throw usageError("--account is required (mailroute account list shows them)", usage);
   await withService(values, async (services) => {
     const account = services.scope.account;
     switch (verb) {
       case "create": {
-        const permissions = (values.permission as unknown as string[] | undefined) ?? [];
-        if (permissions.length === 0) throw usageError('at least one --permission is required (mailroute token permissions lists them), e.g. --permission "Email Routing Rules Write"', TOKEN_USAGE);
-        for (const permission of permissions) if (findPermissionGroup(permission) === undefined) throw usageError(`"${permission}" is not a permission group (mailroute token permissions lists them)`, TOKEN_USAGE);
-        const zones = (values.zone as unknown as string[] | undefined) ?? [];
+        const permissions = values.permission ?? [];
+        if (permissions.length === 0) throw usageError('at least one --permission is required (mailroute token permissions lists them), e.g. --permission "Email Routing Rules Write"', usage);
+        for (const permission of permissions) if (findPermissionGroup(permission) === undefined) throw usageError(`"${permission}" is not a permission group (mailroute token permissions lists them)`, usage);
+        const zones = values.zone ?? [];
         const zoneIds = await Promise.all(zones.map(async (zone) => (await services.zones.get(zone)).id));
         const resources = zoneIds.length === 0 ? { [`com.cloudflare.api.account.${account}`]: "*" } : Object.fromEntries(zoneIds.map((id) => [`com.cloudflare.api.account.zone.${id}`, "*"]));
-        const allowIp = (values["allow-ip"] as unknown as string[] | undefined) ?? [];
+        const allowIp = values.allowIp ?? [];
         const created = await services.tokens.create({
           name: values.name ?? "mailroute CLI token",
           policies: [{ effect: "allow", permission_groups: permissions.map((id) => ({ id })), resources }],
@@ -90,24 +124,34 @@ export async function tokenCommand(argv: string[], output: Output): Promise<void
         return;
       }
       case "revoke": {
-        const removed = await services.tokens.remove(need(positionals, 1, "token id", TOKEN_USAGE));
+        const removed = await services.tokens.remove(need(positionals, 1, "token id", usage));
         emit(output, values, removed, [`revoked token ${removed.id}: it stops working at once`]);
         return;
       }
       default:
-        throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, TOKEN_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, usage);
     }
   });
 }
 
-const AUDIT_USAGE = "mailroute audit [--account <id>] [--since <date>] [--before <date>] [--limit N]";
+export const AUDIT_SPEC: LeafSpec = {
+  name: "audit",
+  summary: "who changed what, when (per account)",
+  options: [
+    ["--since <date>", "changes at or after this ISO date"],
+    ["--before <date>", "changes before this ISO date"],
+    ["--limit <n>", "how many, 1 to 1000", { default: "50" }],
+  ],
+  example: "mailroute audit --account family --since 2026-01-01",
+  store: true,
+};
 
 export async function auditCommand(argv: string[], output: Output): Promise<void> {
-  const { values } = parse(argv, { since: { type: "string" }, before: { type: "string" }, limit: { type: "string", default: "50" } }, AUDIT_USAGE);
+  const { values, usage } = parseCommand<StoreFlags & { since?: string; before?: string; limit: string }>(AUDIT_SPEC, argv);
   const limit = Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw usageError(`--limit "${values.limit}" is not a number from 1 to 1000`, AUDIT_USAGE);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw usageError(`--limit "${values.limit}" is not a number from 1 to 1000`, usage);
   await withService(values, async (services) => {
-    const page = await services.audit.list({ since: values.since as string | undefined, before: values.before as string | undefined, limit });
+    const page = await services.audit.list({ since: values.since, before: values.before, limit });
     emit(
       output,
       values,

@@ -6,7 +6,6 @@
  */
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import { describeAction, type CloudflareAction } from "../core/rule-actions.ts";
 import { loadRoutingTable } from "../core/routing-snapshot.ts";
 import { CLI_OPERATOR } from "../core/service-context.ts";
@@ -22,34 +21,15 @@ import { loadClusterKey } from "../config/cluster-key.ts";
 import { clusterSecretBox } from "./node-secrets.ts";
 import { ValidationError } from "../core/validation-error.ts";
 import { CliError, usageError } from "./cli-error.ts";
+import { parseCommand, type FamilySpec, type FlagSpec, type LeafSpec, type StoreFlags } from "./command-spec.ts";
 import { confirmRemoval } from "./confirm-removal.ts";
 
 export interface Output {
   out(line: string): void;
 }
 
-export const STORE_OPTIONS = {
-  "data-dir": { type: "string" },
-  database: { type: "string" },
-  account: { type: "string" },
-  json: { type: "boolean", default: false },
-} as const satisfies ParseArgsConfig["options"];
-
-type Values = Record<string, string | boolean | undefined>;
-
-const YES_OPTION = { yes: { type: "boolean", short: "y", default: false } } as const satisfies ParseArgsConfig["options"];
-
-export function parse(argv: string[], options: ParseArgsConfig["options"], usage: string, extra: ParseArgsConfig["options"] = {}): { values: Values; positionals: string[] } {
-  try {
-    const { values, positionals } = parseArgs({ args: argv, options: { ...STORE_OPTIONS, ...options, ...extra }, allowPositionals: true, strict: true });
-    return { values: values as Values, positionals };
-  } catch (error) {
-    throw usageError((error as Error).message, usage);
-  }
-}
-
-export function dataDirOf(values: Values): string {
-  return (values["data-dir"] as string | undefined) ?? (process.env[envName("data-dir")] || undefined) ?? "./data";
+export function dataDirOf(values: StoreFlags): string {
+  return values.dataDir ?? (process.env[envName("data-dir")] || undefined) ?? "./data";
 }
 
 /**
@@ -57,9 +37,9 @@ export function dataDirOf(values: Values): string {
  * `create: true` (mailroute init) may make a new one: anything else refuses a missing store,
  * naming the path it looked at, instead of answering success against a new empty one.
  */
-export async function withStore<T>(values: Values, work: (store: Store) => Promise<T>, options: { create?: boolean } = {}): Promise<T> {
+export async function withStore<T>(values: StoreFlags, work: (store: Store) => Promise<T>, options: { create?: boolean } = {}): Promise<T> {
   const dataDir = dataDirOf(values);
-  const database = (values.database as string | undefined) ?? process.env[envName("database")] ?? undefined;
+  const database = values.database ?? process.env[envName("database")] ?? undefined;
   let store: Store;
   try {
     store = await openStore({ dataDir, databaseUrl: database || undefined, create: options.create === true });
@@ -81,9 +61,9 @@ export function missingStore(error: StoreMissingError, dataDir: string): CliErro
 }
 
 /** The services of --account (default: the built-in account), acting as the operator at the CLI. */
-export async function withService<T>(values: Values, work: (services: AccountServices, store: Store) => Promise<T>): Promise<T> {
+export async function withService<T>(values: StoreFlags, work: (services: AccountServices, store: Store) => Promise<T>): Promise<T> {
   return withStore(values, async (store) =>
-    work(createServices(store, { secretBox: await secretBoxFor(store, dataDirOf(values)), dataDir: dataDirOf(values) }).forAccount({ account: (values.account as string | undefined) ?? DEFAULT_ACCOUNT_ID, actor: CLI_OPERATOR }), store),
+    work(createServices(store, { secretBox: await secretBoxFor(store, dataDirOf(values)), dataDir: dataDirOf(values) }).forAccount({ account: values.account ?? DEFAULT_ACCOUNT_ID, actor: CLI_OPERATOR }), store),
   );
 }
 
@@ -102,11 +82,22 @@ async function secretBoxFor(store: Store, dataDir: string): Promise<SecretBox> {
   return Object.freeze({ seal: refuse, open: refuse });
 }
 
+export const INIT_SPEC: LeafSpec = {
+  name: "init",
+  summary: "create a new, empty store (the only command besides start that may)",
+  example: "mailroute init --data-dir /var/lib/mailroute",
+  options: [
+    ["--data-dir <dir>", "where to create it (default ./data, or MAILROUTE_DATA_DIR)"],
+    ["--database <url>", "postgres:// URL instead (or MAILROUTE_DATABASE)"],
+    ["--json", "print the result as JSON"],
+  ],
+};
+
 /** `mailroute init`: the one configuration command that may create a store. */
 export async function initCommand(argv: string[], output: Output): Promise<void> {
-  const { values } = parse(argv, {}, INIT_USAGE);
+  const { values } = parseCommand<StoreFlags>(INIT_SPEC, argv);
   const dataDir = dataDirOf(values);
-  const database = (values.database as string | undefined) ?? process.env[envName("database")] ?? "";
+  const database = values.database ?? process.env[envName("database")] ?? "";
   const path = resolve(dataDir, SQLITE_FILE_NAME);
   const existed = database !== "" || existsSync(path);
   await withStore(values, async () => undefined, { create: true });
@@ -114,9 +105,7 @@ export async function initCommand(argv: string[], output: Output): Promise<void>
   emit(output, values, { store: where, created: !existed }, [existed ? `a mailroute store already exists at ${where} (schema up to date)` : `created a new mailroute store at ${where}`, `next: mailroute start --data-dir ${dataDir}, or mailroute domain add example.com --data-dir ${dataDir}`]);
 }
 
-const INIT_USAGE = "mailroute init [--data-dir <dir>] [--database <url>] [--json]";
-
-export function emit(output: Output, values: Values, json: unknown, human: string[]): void {
+export function emit(output: Output, values: { json?: boolean }, json: unknown, human: string[]): void {
   if (values.json) output.out(JSON.stringify(json, null, 2));
   else for (const line of human) output.out(line);
 }
@@ -127,7 +116,7 @@ export function table(rows: string[][]): string[] {
   return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join("  ").trimEnd());
 }
 
-export function need(positionals: string[], index: number, what: string, usage: string): string {
+export function need(positionals: readonly (string | undefined)[], index: number, what: string, usage: string): string {
   const value = positionals[index];
   if (value === undefined || value === "") throw usageError(`missing ${what}`, usage);
   return value;
@@ -135,36 +124,58 @@ export function need(positionals: string[], index: number, what: string, usage: 
 
 // ── domain ──────────────────────────────────────────────────────────────────
 
-const DOMAIN_USAGE =
-  "mailroute domain add <domain> [--subaddressing] [--dot-insensitive] | list | remove <domain> [--yes] | enable <domain> | disable <domain> | set <domain> [--[no-]subaddressing] [--[no-]dot-insensitive] [--[no-]enforce-dmarc] [--[no-]require-auth] [--[no-]reject-quarantine] [--[no-]sign-outbound] [--spam-threshold <0-5|off>] [--delivery relay|queue]";
-
+// each switch: its flag, commander's value name (--no-<flag> sets the same one false), the field
 const SWITCHES = [
-  ["subaddressing", "supportSubaddress"],
-  ["dot-insensitive", "dotInsensitive"],
-  ["enforce-dmarc", "enforceDmarc"],
-  ["require-auth", "requireAuth"],
-  ["reject-quarantine", "rejectQuarantine"],
-  ["sign-outbound", "signOutbound"],
+  ["subaddressing", "subaddressing", "supportSubaddress"],
+  ["dot-insensitive", "dotInsensitive", "dotInsensitive"],
+  ["enforce-dmarc", "enforceDmarc", "enforceDmarc"],
+  ["require-auth", "requireAuth", "requireAuth"],
+  ["reject-quarantine", "rejectQuarantine", "rejectQuarantine"],
+  ["sign-outbound", "signOutbound", "signOutbound"],
 ] as const;
 
-export async function domainCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(
-    argv,
+const YES: FlagSpec = ["-y, --yes", "do not ask (required when not on a terminal)"];
+
+export const DOMAIN_SPEC: FamilySpec = {
+  name: "domain",
+  summary: "the domains routed here",
+  subcommands: [
+    { name: "add", args: "<domain>", summary: "route a domain here", options: [["--subaddressing", "route user+tag@ to user@"], ["--dot-insensitive", "ignore dots in the local part"]], example: "mailroute domain add example.com --subaddressing", store: true },
+    { name: "list", summary: "list domains", example: "mailroute domain list", store: true },
+    { name: "remove", args: "<domain>", summary: "stop routing a domain, deleting its rules and catch-all (asks first)", options: [YES], example: "mailroute domain remove example.com --yes", store: true },
+    { name: "enable", args: "<domain>", summary: "turn routing for a domain on", example: "mailroute domain enable example.com", store: true },
+    { name: "disable", args: "<domain>", summary: "turn routing for a domain off (mail is refused)", example: "mailroute domain disable example.com", store: true },
     {
-      ...Object.fromEntries(SWITCHES.flatMap(([flag]) => [[flag, { type: "boolean" }], [`no-${flag}`, { type: "boolean" }]])),
-      "spam-threshold": { type: "string" },
-      delivery: { type: "string" },
+      name: "set",
+      args: "<domain>",
+      summary: "change a domain's settings and inbound policy",
+      options: [...SWITCHES.flatMap(([flag]): FlagSpec[] => [[`--${flag}`, `turn ${flag} on`], [`--no-${flag}`, `turn ${flag} off`]]), ["--spam-threshold <0-5|off>", "refuse mail scoring above this"], ["--delivery <relay|queue>", "relay: in-session, the sender hears the destination (default); queue: deferred mail is stored and retried"]],
+      example: "mailroute domain set example.com --enforce-dmarc --spam-threshold 4",
+      store: true,
     },
-    DOMAIN_USAGE,
-    YES_OPTION,
-  );
-  const [verb] = positionals;
+  ],
+};
+
+interface DomainFlags extends StoreFlags {
+  subaddressing?: boolean;
+  dotInsensitive?: boolean;
+  enforceDmarc?: boolean;
+  requireAuth?: boolean;
+  rejectQuarantine?: boolean;
+  signOutbound?: boolean;
+  spamThreshold?: string;
+  yes?: boolean;
+}
+
+export async function domainCommand(argv: string[], output: Output): Promise<void> {
+  const { verb, operands, values, usage } = parseCommand<DomainFlags>(DOMAIN_SPEC, argv);
+  const positionals = [verb, ...operands];
   await withService(values, async (service) => {
     switch (verb) {
       case "add": {
-        const zone = await service.zones.create(need(positionals, 1, "domain", DOMAIN_USAGE), {
+        const zone = await service.zones.create(need(positionals, 1, "domain", usage), {
           supportSubaddress: values.subaddressing === true,
-          dotInsensitive: values["dot-insensitive"] === true,
+          dotInsensitive: values.dotInsensitive === true,
         });
         emit(output, values, zone, [`added domain ${zone.name} (sub-addressing ${zone.supportSubaddress ? "on" : "off"})`, `next: point its MX record at this server, then add a destination and a rule`]);
         return;
@@ -175,7 +186,7 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
         return;
       }
       case "remove": {
-        const name = need(positionals, 1, "domain", DOMAIN_USAGE);
+        const name = need(positionals, 1, "domain", usage);
         const [rules, catchAll] = await Promise.all([service.rules.all({ zone: name }), service.catchAll.get(name)]);
         const affected = [
           ...rules.map((r) => `rule for ${r.matchers[0]?.value ?? r.name}: ${describeAction(r.action)} (deleted)`),
@@ -188,30 +199,31 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
       }
       case "enable":
       case "disable": {
-        const zone = await service.zones.update(need(positionals, 1, "domain", DOMAIN_USAGE), { enabled: verb === "enable" });
+        const zone = await service.zones.update(need(positionals, 1, "domain", usage), { enabled: verb === "enable" });
         emit(output, values, zone, [`${verb}d email routing for ${zone.name}`]);
         return;
       }
       case "set": {
         const changes: Record<string, boolean | number | string | null> = {};
-        for (const [flag, key] of SWITCHES) {
-          if (values[flag] && values[`no-${flag}`]) throw usageError(`--${flag} and --no-${flag} contradict each other`, DOMAIN_USAGE);
-          if (values[flag]) changes[key] = true;
-          if (values[`no-${flag}`]) changes[key] = false;
+        for (const [flag, name, key] of SWITCHES) {
+          // commander keeps the last of --x and --no-x: both given is a mistake to name, not to guess
+          if (argv.includes(`--${flag}`) && argv.includes(`--no-${flag}`)) throw usageError(`--${flag} and --no-${flag} contradict each other`, usage);
+          const value = values[name];
+          if (value !== undefined) changes[key] = value;
         }
-        const threshold = values["spam-threshold"];
+        const threshold = values.spamThreshold;
         if (typeof threshold === "string") {
           const number = Number(threshold);
-          if (threshold !== "off" && (threshold.trim() === "" || !Number.isFinite(number))) throw usageError(`--spam-threshold "${threshold}" is not a score from 0 to 5 or "off"`, DOMAIN_USAGE);
+          if (threshold !== "off" && (threshold.trim() === "" || !Number.isFinite(number))) throw usageError(`--spam-threshold "${threshold}" is not a score from 0 to 5 or "off"`, usage);
           changes.spamThreshold = threshold === "off" ? null : number;
         }
-        const delivery = values.delivery;
+        const delivery = (values as Record<string, unknown>)["delivery"];
         if (typeof delivery === "string") {
-          if (delivery !== "relay" && delivery !== "queue") throw usageError(`--delivery "${delivery}" is not "relay" (in-session, the default) or "queue" (store and retry deferred mail)`, DOMAIN_USAGE);
-          changes.deliveryMode = delivery;
+          if (delivery !== "relay" && delivery !== "queue") throw usageError(`--delivery "${delivery}" is not "relay" (in-session, the default) or "queue" (store and retry deferred mail)`, usage);
+          changes["deliveryMode"] = delivery;
         }
-        if (Object.keys(changes).length === 0) throw usageError("nothing to set", DOMAIN_USAGE);
-        const zone = await service.zones.update(need(positionals, 1, "domain", DOMAIN_USAGE), changes);
+        if (Object.keys(changes).length === 0) throw usageError("nothing to set", usage);
+        const zone = await service.zones.update(need(positionals, 1, "domain", usage), changes);
         const p = zone.policy;
         emit(output, values, zone, [
           `${zone.name}: sub-addressing ${onOff(zone.supportSubaddress)}, dot-insensitive ${onOff(zone.dotInsensitive)}`,
@@ -221,7 +233,7 @@ export async function domainCommand(argv: string[], output: Output): Promise<voi
         return;
       }
       default:
-        throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, DOMAIN_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, usage);
     }
   });
 }
@@ -236,15 +248,25 @@ function onOff(value: boolean): string {
 
 // ── address ─────────────────────────────────────────────────────────────────
 
-const ADDRESS_USAGE = "mailroute address add <email> [--verified] | list | verify <email> | resend <email> | remove <email> [--yes]";
+export const ADDRESS_SPEC: FamilySpec = {
+  name: "address",
+  summary: "destination addresses (must be verified)",
+  subcommands: [
+    { name: "add", args: "<email>", summary: "add a destination (the server mails it a verification link)", options: [["--verified", "vouch for it yourself"]], example: "mailroute address add you@example.net --verified", store: true },
+    { name: "list", summary: "list destinations", example: "mailroute address list", store: true },
+    { name: "verify", args: "<email>", summary: "mark a destination verified", example: "mailroute address verify you@example.net", store: true },
+    { name: "resend", args: "<email>", summary: "send a new verification link", example: "mailroute address resend you@example.net", store: true },
+    { name: "remove", args: "<email>", summary: "remove a destination (asks first when rules use it)", options: [YES], example: "mailroute address remove you@example.net --yes", store: true },
+  ],
+};
 
 export async function addressCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(argv, { verified: { type: "boolean", default: false }, ...YES_OPTION }, ADDRESS_USAGE);
-  const [verb] = positionals;
+  const { verb, operands, values, usage } = parseCommand<StoreFlags & { verified?: boolean; yes?: boolean }>(ADDRESS_SPEC, argv);
+  const positionals = [verb, ...operands];
   await withService(values, async (service) => {
     switch (verb) {
       case "add": {
-        const address = await service.addresses.create(need(positionals, 1, "email address", ADDRESS_USAGE), { verified: values.verified === true });
+        const address = await service.addresses.create(need(positionals, 1, "email address", usage), { verified: values.verified === true });
         emit(output, values, address, [
           `added destination ${address.email} (${address.verified ? "verified" : "not verified"})`,
           ...(address.verified
@@ -262,17 +284,17 @@ export async function addressCommand(argv: string[], output: Output): Promise<vo
         return;
       }
       case "verify": {
-        const address = await service.addresses.markVerified(need(positionals, 1, "email address", ADDRESS_USAGE));
+        const address = await service.addresses.markVerified(need(positionals, 1, "email address", usage));
         emit(output, values, address, [`${address.email} is verified; rules using it are now active`]);
         return;
       }
       case "resend": {
-        const address = await service.addresses.resendVerification(need(positionals, 1, "email address", ADDRESS_USAGE));
+        const address = await service.addresses.resendVerification(need(positionals, 1, "email address", usage));
         emit(output, values, address, [`the running server sends ${address.email} a new verification link`]);
         return;
       }
       case "remove": {
-        const email = need(positionals, 1, "email address", ADDRESS_USAGE);
+        const email = need(positionals, 1, "email address", usage);
         const using = await service.rules.usingDestination(email);
         if (using.length > 0) {
           const affected = using.map((r) => `rule "${r.name}" forwards to ${email}: it becomes inactive and its mail is refused`);
@@ -286,21 +308,30 @@ export async function addressCommand(argv: string[], output: Output): Promise<vo
         return;
       }
       default:
-        throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, ADDRESS_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, usage);
     }
   });
 }
 
 // ── rule and catch-all ──────────────────────────────────────────────────────
 
-const ACTION_OPTIONS = {
-  forward: { type: "string" },
-  drop: { type: "boolean" },
-  reject: { type: "string" },
-  worker: { type: "string" },
-} as const satisfies ParseArgsConfig["options"];
+const ACTION: readonly FlagSpec[] = [
+  ["--forward <expression>", 'forward to verified destinations ("a@x.net : b@y.net" is failover, "a , b" is both)'],
+  ["--drop", "accept and discard"],
+  ["--reject <reason>", "refuse at RCPT TO with this reason"],
+  ["--worker <name>", "hand the message to this deployed Email Worker"],
+  ["--allow-undeployed", "accept --worker naming a worker that is not deployed yet"],
+];
 
-function actionFrom(values: Values, usage: string): CloudflareAction[] {
+interface ActionFlags extends StoreFlags {
+  forward?: string;
+  drop?: boolean;
+  reject?: string;
+  worker?: string;
+  allowUndeployed?: boolean;
+}
+
+function actionFrom(values: ActionFlags, usage: string): CloudflareAction[] {
   const chosen: CloudflareAction[] = [];
   if (values.forward !== undefined) chosen.push({ type: "forward", value: [String(values.forward)] });
   if (values.drop === true) chosen.push({ type: "drop" });
@@ -310,8 +341,32 @@ function actionFrom(values: Values, usage: string): CloudflareAction[] {
   return chosen;
 }
 
-const RULE_USAGE =
-  "mailroute rule add <address> (--forward <expression> | --drop | --reject <reason> | --worker <name> [--allow-undeployed]) [--name <name>] [--disabled] | edit <address> [--forward <expression> | --drop | --reject <reason> | --worker <name> [--allow-undeployed]] [--name <name>] [--enable | --disable] | list [<domain>] | remove <address> | enable <address> | disable <address>";
+export const RULE_SPEC: FamilySpec = {
+  name: "rule",
+  summary: "custom address rules",
+  subcommands: [
+    { name: "add", args: "<address>", summary: "add a rule: exactly one action", options: [...ACTION, ["--name <name>", "a name for the rule"], ["--disabled", "add it switched off"]], example: "mailroute rule add hello@example.com --forward you@example.net", store: true },
+    {
+      name: "edit",
+      args: "<address>",
+      summary: "change a rule's action, name or state",
+      options: [...ACTION, ["--name <name>", "rename the rule"], ["--enable", "switch it on"], ["--disable", "switch it off"]],
+      example: "mailroute rule edit hello@example.com --forward other@example.net --enable",
+      store: true,
+    },
+    { name: "list", args: "[domain]", summary: "list rules, with why an enabled one is inactive", example: "mailroute rule list example.com", store: true },
+    { name: "remove", args: "<address>", summary: "delete a rule", example: "mailroute rule remove hello@example.com", store: true },
+    { name: "enable", args: "<address>", summary: "switch a rule on", example: "mailroute rule enable hello@example.com", store: true },
+    { name: "disable", args: "<address>", summary: "switch a rule off", example: "mailroute rule disable hello@example.com", store: true },
+  ],
+};
+
+interface RuleFlags extends ActionFlags {
+  name?: string;
+  disabled?: boolean;
+  enable?: boolean;
+  disable?: boolean;
+}
 
 /**
  * A rule (or catch-all) naming a worker that was never deployed would answer 451 to every
@@ -329,22 +384,18 @@ async function refusingUndeployedWorker<T>(service: AccountServices, actions: Cl
   }
 }
 
-const allowUndeployed = (values: Values) => ({ allowUndeployedWorker: values["allow-undeployed"] === true });
+const allowUndeployed = (values: ActionFlags) => ({ allowUndeployedWorker: values.allowUndeployed === true });
 
 export async function ruleCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(
-    argv,
-    { ...ACTION_OPTIONS, name: { type: "string" }, disabled: { type: "boolean", default: false }, enable: { type: "boolean" }, disable: { type: "boolean" }, "allow-undeployed": { type: "boolean", default: false } },
-    RULE_USAGE,
-  );
-  const [verb] = positionals;
+  const { verb, operands, values, usage } = parseCommand<RuleFlags>(RULE_SPEC, argv);
+  const positionals = [verb, ...operands];
   await withService(values, async (service, store) => {
     switch (verb) {
       case "add": {
-        const address = need(positionals, 1, "custom address", RULE_USAGE);
-        const actions = actionFrom(values, RULE_USAGE);
+        const address = need(positionals, 1, "custom address", usage);
+        const actions = actionFrom(values, usage);
         const rule = await refusingUndeployedWorker(service, actions, () =>
-          service.rules.create({ matchers: [{ type: "literal", field: "to", value: address }], actions, name: values.name as string | undefined, enabled: values.disabled !== true }, undefined, allowUndeployed(values)),
+          service.rules.create({ matchers: [{ type: "literal", field: "to", value: address }], actions, name: values.name, enabled: values.disabled !== true }, undefined, allowUndeployed(values)),
         );
         emit(output, values, rule, [
           `added rule for ${rule.matchers[0]?.value}: ${describeAction(rule.action)}${rule.enabled ? "" : " (disabled)"}`,
@@ -359,19 +410,19 @@ export async function ruleCommand(argv: string[], output: Output): Promise<void>
         return;
       }
       case "edit": {
-        const address = need(positionals, 1, "custom address", RULE_USAGE);
-        if (values.enable === true && values.disable === true) throw usageError("--enable and --disable contradict each other", RULE_USAGE);
+        const address = need(positionals, 1, "custom address", usage);
+        if (values.enable === true && values.disable === true) throw usageError("--enable and --disable contradict each other", usage);
         const hasAction = [values.forward, values.drop, values.reject, values.worker].some((v) => v !== undefined && v !== false);
-        const actions = hasAction ? actionFrom(values, RULE_USAGE) : undefined;
+        const actions = hasAction ? actionFrom(values, usage) : undefined;
         if (actions === undefined && values.name === undefined && values.enable === undefined && values.disable === undefined) {
-          throw usageError("nothing to change: give a new action (--forward, --drop, --reject or --worker), --name, --enable or --disable", RULE_USAGE);
+          throw usageError("nothing to change: give a new action (--forward, --drop, --reject or --worker), --name, --enable or --disable", usage);
         }
         const rule = await refusingUndeployedWorker(service, actions, () =>
           service.rules.update(
             address,
             {
               actions,
-              name: values.name as string | undefined,
+              name: values.name,
               enabled: values.enable === true ? true : values.disable === true ? false : undefined,
             },
             undefined,
@@ -385,59 +436,66 @@ export async function ruleCommand(argv: string[], output: Output): Promise<void>
         return;
       }
       case "remove": {
-        const rule = await service.rules.remove(need(positionals, 1, "custom address", RULE_USAGE));
+        const rule = await service.rules.remove(need(positionals, 1, "custom address", usage));
         emit(output, values, { id: rule.id }, [`removed rule for ${rule.matchers[0]?.value}`]);
         return;
       }
       case "enable":
       case "disable": {
-        const rule = await service.rules.setEnabled(need(positionals, 1, "custom address", RULE_USAGE), verb === "enable");
+        const rule = await service.rules.setEnabled(need(positionals, 1, "custom address", usage), verb === "enable");
         emit(output, values, { id: rule.id, enabled: rule.enabled }, [`${verb}d rule for ${rule.matchers[0]?.value}`]);
         return;
       }
       default:
-        throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, RULE_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, usage);
     }
   });
 }
 
-const CATCH_ALL_USAGE = "mailroute catch-all set <domain> (--forward <expression> | --drop | --reject <reason> | --worker <name> [--allow-undeployed] | --disable) | show <domain>";
+export const CATCH_ALL_SPEC: FamilySpec = {
+  name: "catch-all",
+  summary: "what happens to unknown addresses",
+  subcommands: [
+    { name: "set", args: "<domain>", summary: "set the catch-all action, or --disable it", options: [...ACTION, ["--disable", "refuse unknown addresses"]], example: "mailroute catch-all set example.com --forward you@example.net", store: true },
+    { name: "show", args: "<domain>", summary: "show the catch-all", example: "mailroute catch-all show example.com", store: true },
+  ],
+};
 
 export async function catchAllCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(argv, { ...ACTION_OPTIONS, disable: { type: "boolean", default: false }, "allow-undeployed": { type: "boolean", default: false } }, CATCH_ALL_USAGE);
-  const [verb] = positionals;
+  const { verb, operands, values, usage } = parseCommand<ActionFlags & { disable?: boolean }>(CATCH_ALL_SPEC, argv);
+  const positionals = [verb, ...operands];
   await withService(values, async (service, store) => {
     switch (verb) {
       case "set": {
-        const domain = need(positionals, 1, "domain", CATCH_ALL_USAGE);
+        const domain = need(positionals, 1, "domain", usage);
         const hasAction = [values.forward, values.drop, values.reject, values.worker].some((v) => v !== undefined && v !== false);
-        if (values.disable === true && hasAction) throw usageError("--disable cannot be combined with an action", CATCH_ALL_USAGE);
-        const actions = values.disable === true ? [] : actionFrom(values, CATCH_ALL_USAGE);
+        if (values.disable === true && hasAction) throw usageError("--disable cannot be combined with an action", usage);
+        const actions = values.disable === true ? [] : actionFrom(values, usage);
         const catchAll = values.disable === true ? await service.catchAll.set(domain, { enabled: false }) : await refusingUndeployedWorker(service, actions, () => service.catchAll.set(domain, { actions, enabled: true }, allowUndeployed(values)));
         const { action, ...json } = catchAll;
         emit(output, values, json, [catchAll.enabled ? `catch-all for ${catchAll.zone}: ${describeAction(action)}` : `catch-all for ${catchAll.zone} disabled: unknown addresses are refused at RCPT TO`]);
         return;
       }
       case "show": {
-        const catchAll = await service.catchAll.get(need(positionals, 1, "domain", CATCH_ALL_USAGE));
+        const catchAll = await service.catchAll.get(need(positionals, 1, "domain", usage));
         if (catchAll.modified === null) return emit(output, values, null, ["no catch-all: unknown addresses are refused"]);
         const { action, ...json } = catchAll;
         emit(output, values, json, [`${catchAll.enabled ? "enabled" : "disabled"}: ${describeAction(action)}`]);
         return;
       }
       default:
-        throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, CATCH_ALL_USAGE);
+        throw usageError(`unknown subcommand "${verb}"`, usage);
     }
   });
 }
 
 // ── route: explain without sending ──────────────────────────────────────────
 
-const ROUTE_USAGE = "mailroute route <address>";
+export const ROUTE_SPEC: LeafSpec = { name: "route", args: "<address>", summary: "explain where mail for an address would go, without sending", example: "mailroute route hello+news@example.com", store: true };
 
 export async function routeCommand(argv: string[], output: Output): Promise<void> {
-  const { values, positionals } = parse(argv, {}, ROUTE_USAGE);
-  const address = need(positionals, 0, "address", ROUTE_USAGE);
+  const { operands, values, usage } = parseCommand<StoreFlags>(ROUTE_SPEC, argv);
+  const address = need(operands, 0, "address", usage);
   await withService(values, async (_service, store) => {
     const table = await loadRoutingTable(store.db);
     const decision = resolveRecipient(address, table);
@@ -474,20 +532,35 @@ export async function routeCommand(argv: string[], output: Output): Promise<void
 
 // ── activity: where did it go ───────────────────────────────────────────────
 
-const ACTIVITY_USAGE = "mailroute activity [--account <id>] [--limit N] [--since <ISO time>] [--outcome forwarded|dropped|rejected|delivery_failed|deferred|worker] [--to <address>] [--from <address>]";
+export const ACTIVITY_SPEC: LeafSpec = {
+  name: "activity",
+  summary: "recent messages and what happened to them (every account's without --account)",
+  options: [
+    ["--limit <n>", "how many, 1 to 10000", { default: "20" }],
+    ["--since <ISO time>", "only messages received since then"],
+    ["--outcome <outcome>", "forwarded, dropped, rejected, delivery_failed, deferred or worker"],
+    ["--to <address>", "only messages to this recipient"],
+    ["--from <address>", "only messages from this sender"],
+  ],
+  example: "mailroute activity --limit 50",
+  store: true,
+};
 
-/** A string option's value (parse types every option as string | boolean). */
-function text(value: string | boolean | undefined): string | undefined {
-  return typeof value === "string" ? value : undefined;
+interface ActivityFlags extends StoreFlags {
+  limit: string;
+  since?: string;
+  outcome?: string;
+  to?: string;
+  from?: string;
 }
 
 export async function activityCommand(argv: string[], output: Output): Promise<void> {
-  const { values } = parse(argv, { limit: { type: "string", default: "20" }, since: { type: "string" }, outcome: { type: "string" }, to: { type: "string" }, from: { type: "string" } }, ACTIVITY_USAGE);
+  const { values, usage } = parseCommand<ActivityFlags>(ACTIVITY_SPEC, argv);
   const limit = Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw usageError(`--limit "${values.limit}" is not a number from 1 to 10000`, ACTIVITY_USAGE);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw usageError(`--limit "${values.limit}" is not a number from 1 to 10000`, usage);
   await withService(values, async (service) => {
     // Without --account the operator sees every account's mail.
-    const events = await service.activity.recent({ limit, since: text(values.since), outcome: text(values.outcome), to: text(values.to), from: text(values.from), allAccounts: values.account === undefined });
+    const events = await service.activity.recent({ limit, since: values.since, outcome: values.outcome, to: values.to, from: values.from, allAccounts: values.account === undefined });
     emit(
       output,
       values,

@@ -23,8 +23,8 @@
  *   tells an operator to publish something that would make senders refuse their mail.
  */
 import { Resolver } from "node:dns/promises";
-import { parseArgs, type ParseArgsConfig } from "node:util";
-import { envName, loadSettings, SettingsError, type Settings } from "../config/settings.ts";
+import { join } from "node:path";
+import { envName, loadSettings, SETTING_SPECS, SettingsError, type Settings } from "../config/settings.ts";
 import { checkRecords, type DnsRecordLookup, type RecordCheck } from "../core/dns-doctor.ts";
 import { CLI_OPERATOR } from "../core/service-context.ts";
 import { createServices, type AccountServices } from "../core/services.ts";
@@ -37,18 +37,19 @@ import { dkimSecretsFor } from "./node-secrets.ts";
 import { hostnameProblem } from "../config/host-name-check.ts";
 import { checkServedCertificates, type ServedCertificate, type ServedCertificates } from "../tls/served-certificates.ts";
 import { CliError, usageError } from "./cli-error.ts";
+import { byFlagName, parseCommand, settingFlags, type LeafSpec } from "./command-spec.ts";
 import { missingStore, type Output } from "./config-commands.ts";
-
-export const DOCTOR_USAGE =
-  "mailroute doctor <domain> [--json] [--data-dir <dir>] [--database <url>] [--hostname <mx host>] [--dns-servers <host:port,…>] [--dkim-selector <selector>] [--dkim-ed25519 <true|false>] [--tls-cert <pem> --tls-key <pem>] [--ca-file <pem>] [--acme-directory <url>] [--https-port <port>] [--mta-sts-mode <testing|enforce|auto>]";
 
 // the settings doctor shares with `mailroute start`, each with its MAILROUTE_ twin
 const SETTING_FLAGS = ["data-dir", "database", "cluster-key-file", "hostname", "dns-servers", "dkim-selector", "dkim-ed25519", "tls-cert", "tls-key", "ca-file", "acme-directory", "https-port", "mta-sts-mode"] as const;
 
-const OPTIONS = {
-  json: { type: "boolean", default: false },
-  ...Object.fromEntries(SETTING_FLAGS.map((flag) => [flag, { type: "string" }])),
-} as const satisfies ParseArgsConfig["options"];
+export const DOCTOR_SPEC: LeafSpec = {
+  name: "doctor",
+  args: "<domain>",
+  summary: "check the domain's DNS records and print exactly what to publish",
+  options: [["--json", "print the result as JSON"], ...settingFlags(SETTING_FLAGS.map((flag) => Object.values(SETTING_SPECS).find((spec) => spec.flag === flag)!))],
+  example: "mailroute doctor example.com --hostname mx.example.com",
+};
 
 // c-ares bounds each query: 2 s, then 4 s on the retry. Lookups run in parallel, so a resolver
 // that never answers costs about one query's worst case (~7 s measured), not the sum.
@@ -57,20 +58,14 @@ const DNS_TRIES = 2;
 const DNS_MAX_TIMEOUT_MS = 4_000;
 
 export async function doctorCommand(argv: string[], output: Output): Promise<void> {
-  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (error) {
-    throw usageError((error as Error).message, DOCTOR_USAGE);
-  }
-  const { values, positionals } = parsed;
-  if (positionals.length === 0) throw usageError("missing domain", DOCTOR_USAGE);
-  if (positionals.length > 1) throw usageError(`one domain at a time (got ${positionals.join(", ")})`, DOCTOR_USAGE);
+  const { values, operands: positionals, usage } = parseCommand<{ json?: boolean } & Record<string, unknown>>(DOCTOR_SPEC, argv);
+  if (positionals.length === 0) throw usageError("missing domain", usage);
+  if (positionals.length > 1) throw usageError(`one domain at a time (got ${positionals.join(", ")})`, usage);
   let domain: string;
   try {
     domain = zoneName(positionals[0]!, "domain");
   } catch (error) {
-    throw usageError((error as Error).message, DOCTOR_USAGE);
+    throw usageError((error as Error).message, usage);
   }
   const settings = settingsFrom(values);
   const hostProblem = hostnameProblem(settings.hostname);
@@ -127,11 +122,9 @@ export async function doctorCommand(argv: string[], output: Output): Promise<voi
   }
 }
 
-function settingsFrom(values: Record<string, string | boolean | undefined>): Readonly<Settings> {
-  const flags: Record<string, string | undefined> = {};
-  for (const flag of SETTING_FLAGS) if (typeof values[flag] === "string") flags[flag] = values[flag];
+function settingsFrom(values: Record<string, unknown>): Readonly<Settings> {
   try {
-    return loadSettings(flags);
+    return loadSettings(byFlagName(values, SETTING_FLAGS));
   } catch (error) {
     if (error instanceof SettingsError) throw new CliError(error.message, { exitCode: 2, hint: `or set ${envName(error.setting)}` });
     throw error;

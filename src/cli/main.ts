@@ -3,7 +3,8 @@
  * into a message that says what was wrong and what to do, with a non-zero exit code (2 for a
  * usage mistake, 1 for any other failure). `--help` at any depth, `--version` and the
  * "did you mean …" diagnosis of a mistyped command, subcommand or flag come from the
- * commander tree in command-tree.ts.
+ * commander tree in command-tree.ts; each command parses its own argv with commander against
+ * the same declaration (command-spec.ts), so what help lists is what the command accepts.
  */
 import { ValidationError } from "../core/validation-error.ts";
 import { CliError } from "./cli-error.ts";
@@ -55,7 +56,11 @@ function diagnose(output: Output, argv: string[]): number {
   return code;
 }
 
-/** The "(Did you mean …?)" commander has for an unknown flag of `command [subcommand]`, if any. */
+/**
+ * The "(Did you mean …?)" commander has for an unknown flag of `command [subcommand]`, if any:
+ * for `worker`, still parsed by node:util ("Unknown option '--x'"); commander's own message
+ * ("unknown option '--x'") already carries the suggestion.
+ */
 function suggestFlag(output: Output, command: string, rest: string[], message: string): string | null {
   const flag = /Unknown option '(-[^']+)'/.exec(message)?.[1];
   if (flag === undefined) return null;

@@ -5,14 +5,27 @@
  */
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { parseArgs } from "node:util";
 import SMTPConnection from "nodemailer/lib/smtp-connection/index.js";
 import { envName } from "../config/settings.ts";
 import { formatRfc5322Date } from "../delivery/trace-header.ts";
 import { CliError, usageError } from "./cli-error.ts";
+import { parseCommand, type LeafSpec } from "./command-spec.ts";
 import type { Output } from "./config-commands.ts";
 
-const USAGE = "mailroute send --to <address> [--from <address>] [--server host:port] [--subject <text>] [--body <text>]";
+export const SEND_SPEC: LeafSpec = {
+  name: "send",
+  summary: "send a test message through a running server",
+  options: [
+    ["--to <address>", "recipient (required)"],
+    ["--from <address>", "sender (default mailroute-test@<this machine>)"],
+    ["--server <host:port>", "default 127.0.0.1:2525 (or MAILROUTE_SMTP_PORT)"],
+    ["--subject <text>", "the Subject header"],
+    ["--body <text>", "the message text"],
+  ],
+  example: "mailroute send --to hello@example.com --server 127.0.0.1:2525",
+};
+
+const USAGE = "mailroute send [options]";
 
 export function parseServer(spec: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(spec.trim());
@@ -22,17 +35,7 @@ export function parseServer(spec: string): { host: string; port: number } {
 }
 
 export async function sendCommand(argv: string[], output: Output): Promise<void> {
-  let values: Record<string, string | undefined>;
-  try {
-    values = parseArgs({
-      args: argv,
-      options: { to: { type: "string" }, from: { type: "string" }, server: { type: "string" }, subject: { type: "string" }, body: { type: "string" } },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (error) {
-    throw usageError((error as Error).message, USAGE);
-  }
+  const { values } = parseCommand<{ to?: string; from?: string; server?: string; subject?: string; body?: string }>(SEND_SPEC, argv);
   const to = values.to;
   if (to === undefined || !to.includes("@")) throw usageError("--to <address> is required", USAGE);
   const from = values.from ?? `mailroute-test@${hostname()}`;

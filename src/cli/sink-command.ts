@@ -6,24 +6,28 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { SMTPServer } from "smtp-server";
 import { readHeaderFields } from "../delivery/header-block.ts";
 import { usageError } from "./cli-error.ts";
+import { parseCommand, type LeafSpec } from "./command-spec.ts";
 import type { Output } from "./config-commands.ts";
 
-const USAGE = "mailroute dev-sink [--port 2526] [--host 127.0.0.1] [--save-dir DIR]";
+export const SINK_SPEC: LeafSpec = {
+  name: "dev-sink",
+  summary: "a local catch-everything mailbox for trying mailroute out",
+  options: [
+    ["--port <port>", "SMTP port to listen on", { default: "2526" }],
+    ["--host <host>", "address to listen on", { default: "127.0.0.1" }],
+    ["--save-dir <dir>", "write each message as a file"],
+  ],
+  example: "mailroute dev-sink --port 2526",
+};
 
 export async function sinkCommand(argv: string[], output: Output): Promise<void> {
-  let values: Record<string, string | undefined>;
-  try {
-    values = parseArgs({ args: argv, options: { port: { type: "string", default: "2526" }, host: { type: "string", default: "127.0.0.1" }, "save-dir": { type: "string" } }, strict: true }).values;
-  } catch (error) {
-    throw usageError((error as Error).message, USAGE);
-  }
+  const { values, usage } = parseCommand<{ port: string; host: string; saveDir?: string }>(SINK_SPEC, argv);
   const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw usageError(`--port "${values.port}" is not a port number`, USAGE);
-  const saveDir = values["save-dir"];
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw usageError(`--port "${values.port}" is not a port number`, usage);
+  const saveDir = values.saveDir;
   if (saveDir !== undefined) mkdirSync(saveDir, { recursive: true });
   let count = 0;
   const server = new SMTPServer({

@@ -13,12 +13,12 @@
  * - a start failure says what failed (busy port, forbidden port, certificate, database, data
  *   directory), see start-failure.ts.
  */
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import { createLogger } from "../analytics/structured-log.ts";
 import { hostnameProblem } from "../config/host-name-check.ts";
 import { envName, loadSettings, SETTING_SPECS, SettingsError, type Settings } from "../config/settings.ts";
 import { announceGeneratedToken, type TokenTerminal } from "./admin-token-notice.ts";
-import { CliError, usageError } from "./cli-error.ts";
+import { CliError } from "./cli-error.ts";
+import { byFlagName, parseCommand, settingFlags, type LeafSpec } from "./command-spec.ts";
 import type { Output } from "./config-commands.ts";
 import { explainStartFailure } from "./start-failure.ts";
 import { startMailroute } from "./start-service.ts";
@@ -26,24 +26,19 @@ import { startMailroute } from "./start-service.ts";
 // settings that are switches: `--allow-short-hostname` alone means true
 const SWITCHES = new Set(["allow-short-hostname"]);
 
-export function startUsage(): string {
-  const flags = Object.values(SETTING_SPECS).map((spec) => `  --${spec.flag.padEnd(22)} ${spec.describe}${spec.default ? ` (default ${spec.default})` : ""}`);
-  return ["mailroute start [flags]", ...flags].join("\n");
-}
+export const START_SPEC: LeafSpec = {
+  name: "start",
+  summary: "run the MX (SMTP) service; creates the store in --data-dir if there is none",
+  options: settingFlags(Object.values(SETTING_SPECS), SWITCHES),
+  example: "mailroute start --data-dir /var/lib/mailroute --hostname mx.example.com",
+};
 
 export async function startCommand(argv: string[], output: Output, terminal: TokenTerminal = process.stderr): Promise<void> {
   // Everything the service writes (database, -wal/-shm, keys, worker runtime files) is private
   // to its user, whatever the module writing it asks for (`npm start` does not go through bin/).
   process.umask(0o077);
-  const options: ParseArgsConfig["options"] = {};
-  for (const spec of Object.values(SETTING_SPECS)) options[spec.flag] = { type: SWITCHES.has(spec.flag) ? "boolean" : "string" };
-  let flags: Record<string, string | undefined>;
-  try {
-    const values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
-    flags = Object.fromEntries(Object.entries(values).map(([name, value]) => [name, typeof value === "boolean" ? String(value) : value]));
-  } catch (error) {
-    throw usageError((error as Error).message, startUsage());
-  }
+  const { values } = parseCommand<Record<string, unknown>>(START_SPEC, argv);
+  const flags = byFlagName(values, Object.values(SETTING_SPECS).map((spec) => spec.flag));
   let settings: Readonly<Settings>;
   try {
     settings = loadSettings(flags);

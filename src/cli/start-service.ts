@@ -322,7 +322,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     },
     mtaStsMode: certificates.mtaStsMode,
     acmeChallenges: certificates.acmeChallenges,
-    health: { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntimes: () => workerRuntime.processes(), accepting: () => closing === null },
+    health: { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntime: () => workerRuntime.health(), accepting: () => closing === null },
     workerFetch: { account: DEFAULT_ACCOUNT, routes: (account) => runtimeWorkers.fetchRoutes(account), load: (account, name) => runtimeWorkers.load(account, name), invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, maxBodyBytes: settings.maxMessageSize },
   });
   let http: AddressInfo;
@@ -410,7 +410,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
  * miniflare, ~86 MiB of RSS that a service without Email Workers never needs (issue 11, RSS).
  * Until then there is no runtime process to list and nothing to dispose.
  */
-function lazyWorkerRuntime(options: WorkerRuntimeOptions): Pick<WorkerRuntime, "invoke" | "processes" | "dispose"> {
+function lazyWorkerRuntime(options: WorkerRuntimeOptions): Pick<WorkerRuntime, "invoke" | "processes" | "health" | "dispose"> {
   let loading: Promise<WorkerRuntime> | null = null;
   let loaded: WorkerRuntime | null = null;
   let disposed = false;
@@ -424,6 +424,8 @@ function lazyWorkerRuntime(options: WorkerRuntimeOptions): Pick<WorkerRuntime, "
   return {
     invoke: async (definition, invocation, handlers, invokeOptions) => (await runtime()).invoke(definition, invocation, handlers, invokeOptions),
     processes: () => loaded?.processes() ?? [],
+    // not loaded yet: no account has a runtime, which is healthy (nothing to start until mail needs it)
+    health: () => loaded?.health() ?? { state: "ok", accounts: [] },
     async dispose() {
       disposed = true;
       if (loading !== null) await (await loading).dispose();

@@ -20,6 +20,11 @@
  * - A worker that got workerd's opaque "internal error; reference = …" (a fetch() the network
  *   policy refused, a failed DNS lookup) finds the reason workerd logged for it in its logs
  *   (worker tail, activity log), and in its error text when it threw it.
+ * - health() tells what happened to the account's process without starting or pinging one (a
+ *   signal-0 probe of its pid at most): "starting" while the first process loads; "degraded" with
+ *   the reason after a crash, a deadline retirement, a failed ping or one worker's failed start;
+ *   "failed" when the last start failed and no process serves the account. The next process that
+ *   starts clears it (mail for the account restarts one), so a recovered account reads "ok".
  */
 import { createHostBridge } from "./host-bridge.ts";
 import { internalErrorReferences } from "./internal-error-log.ts";
@@ -35,6 +40,32 @@ export interface AccountRuntimeOptions {
   onEvent: (event: RuntimeEvent) => void;
 }
 
+/**
+ * What an account's runtime reports to /healthz. `reason` is a stable keyword and `detail` a fixed
+ * sentence: never workerd's own words, which can quote the worker's source, as /healthz is public.
+ */
+export type RuntimeHealthState = "ok" | "starting" | "degraded" | "failed";
+export type RuntimeProblem = "crashed" | "deadline" | "unresponsive" | "start-failed";
+export interface RuntimeHealth {
+  state: RuntimeHealthState;
+  reason?: RuntimeProblem;
+  detail?: string;
+  /** When the problem was seen (ms since the epoch). */
+  since?: number;
+}
+
+const PROBLEM_DETAIL: Readonly<Record<RuntimeProblem, string>> = {
+  crashed: "the worker runtime process exited unexpectedly (crash, kill or memory limit); the next message starts a new one",
+  deadline: "an invocation ran past its deadline; the process was retired and the next message starts a new one",
+  unresponsive: "the process did not answer a ping after an invocation ran past its deadline and was killed",
+  "start-failed": "a worker's process failed to start (see the worker-runtime.start-failed log event)",
+};
+
+function report(state: RuntimeHealthState, reason: RuntimeProblem, since: number): RuntimeHealth {
+  return { state, reason, detail: PROBLEM_DETAIL[reason], since };
+}
+
+const CRASHED = "worker runtime exited unexpectedly (crash or memory limit)";
 const RETRY_FAILED_START_MS = 60_000;
 const PING_WITHIN_MS = 1000;
 // each abandoned invocation holds its request (and message) until the process goes
@@ -81,6 +112,9 @@ export class AccountRuntime {
   #known: ReadonlyMap<string, DeployedWorker> = new Map();
   readonly #failedStarts = new Map<string, { fingerprint: string; error: string; at: number }>();
   #startChain: Promise<void> = Promise.resolve();
+  #starting = 0;
+  /** The last thing that went wrong with a process of this account, until another one serves it. */
+  #problem: { reason: RuntimeProblem; at: number; generation: RuntimeGeneration } | null = null;
   #lastUsed = Date.now();
 
   constructor(options: AccountRuntimeOptions) {
@@ -98,6 +132,28 @@ export class AccountRuntime {
   /** The process serving the account now (for stats and tests). */
   get pid(): number | null {
     return this.#current?.pid ?? null;
+  }
+
+  /** The account's state from what is known already: never starts, pings or waits on a process. */
+  health(): RuntimeHealth {
+    const current = this.#current;
+    // killed while idle (SIGKILL, the OOM killer): nothing else notices before the next message
+    if (current !== undefined && !current.alive() && this.#problem?.generation !== current) this.#noteProblem("crashed", current);
+    // a problem belongs to the process it happened to: another one serving now means recovered
+    if (this.#problem !== null && current !== undefined && current !== this.#problem.generation) this.#problem = null;
+    let failedStartAt: number | null = null;
+    for (const failed of this.#failedStarts.values()) failedStartAt = Math.max(failedStartAt ?? 0, failed.at);
+    if (failedStartAt !== null && current === undefined) return this.#starting > 0 ? { state: "starting" } : report("failed", "start-failed", failedStartAt);
+    if (this.#problem !== null) return report("degraded", this.#problem.reason, this.#problem.at);
+    // a process serves the account's other workers; the one that failed is refused until fixed
+    if (failedStartAt !== null) return report("degraded", "start-failed", failedStartAt);
+    return current === undefined && this.#starting > 0 ? { state: "starting" } : { state: "ok" };
+  }
+
+  #noteProblem(reason: RuntimeProblem, generation: RuntimeGeneration): void {
+    // seen twice (by health() and by the next message): keep when it was first seen
+    if (this.#problem?.generation === generation && this.#problem.reason === reason) return;
+    this.#problem = { reason, at: Date.now(), generation };
   }
 
   async invoke(definition: WorkerDefinition, invocation: EmailInvocation, handlers: HostHandlers, deadlineMs: number): Promise<InvocationResult> {
@@ -120,11 +176,14 @@ export class AccountRuntime {
         // New mail must not queue behind a worker that may be stuck computing (workerd runs an
         // account's isolates on one thread): later invocations start a fresh process at once.
         this.#retire(generation, "an invocation ran past its deadline");
+        this.#noteProblem("deadline", generation);
         void this.#afterDeadline(generation);
         return record.fail("timeout", `worker did not finish within ${deadlineMs} ms`);
       }
       if ("error" in settled) {
-        const reason = generation.stopReason ?? "worker runtime exited unexpectedly (crash or memory limit)";
+        const reason = generation.stopReason ?? CRASHED;
+        // stopped by us (a deadline elsewhere) is already noted; stopped by itself is a crash
+        if (generation.stopReason === null) this.#noteProblem("crashed", generation);
         this.#discard(generation, reason);
         return record.fail("error", reason);
       }
@@ -150,6 +209,7 @@ export class AccountRuntime {
       if (generation.abandon() > MAX_ABANDONED) this.#retire(generation, "too many abandoned invocations");
       return;
     }
+    this.#noteProblem("unresponsive", generation);
     this.#discard(generation, "worker runtime restarted: another invocation of this account ran past its deadline");
   }
 
@@ -164,8 +224,10 @@ export class AccountRuntime {
       const failed = this.#failedStarts.get(definition.name);
       if (failed?.fingerprint === fingerprint && Date.now() - failed.at < RETRY_FAILED_START_MS) return failed.error;
       const current = this.#current;
-      if (current !== undefined && !current.alive()) this.#discard(current, "worker runtime exited unexpectedly (crash or memory limit)");
-      else if (current?.serves(definition.name, fingerprint)) return current;
+      if (current !== undefined && !current.alive()) {
+        this.#noteProblem("crashed", current);
+        this.#discard(current, CRASHED);
+      } else if (current?.serves(definition.name, fingerprint)) return current;
       const start = this.#startChain.then(() => this.#replace(definition, fingerprint));
       this.#startChain = start.catch(() => undefined);
       await start;
@@ -190,6 +252,7 @@ export class AccountRuntime {
     this.#generations.add(generation);
     const startTimeout = timer(this.#options.startTimeoutMs);
     let error: string | undefined;
+    this.#starting++;
     try {
       const started = await Promise.race([generation.ready.then(() => "ready" as const), startTimeout.promise]);
       if (started === "deadline") error = `worker did not start within ${this.#options.startTimeoutMs} ms (module-level code still running)`;
@@ -197,6 +260,7 @@ export class AccountRuntime {
       error = startFailureText(failure);
     } finally {
       startTimeout.clear();
+      this.#starting--;
     }
     if (error !== undefined) {
       // the set without this definition was running (or empty), so the newcomer is to blame

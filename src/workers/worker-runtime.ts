@@ -14,12 +14,24 @@
  *   prlimit; elsewhere the cap is reported unavailable through onEvent and not enforced).
  * - Redeploys take effect on the next invocation of that worker, without touching other accounts;
  *   an account idle for `idleMs` has its process stopped.
+ * - health() reports each account's state (account-runtime.ts) from what is already known: it
+ *   never starts a process to check one, so an idle service reads "ok" with no runtimes.
  */
-import { AccountRuntime } from "./account-runtime.ts";
+import { AccountRuntime, type RuntimeHealth, type RuntimeHealthState } from "./account-runtime.ts";
 import { RuntimeGeneration, startFailureText, fingerprintOf, type RuntimeEvent } from "./runtime-generation.ts";
 import type { EmailInvocation, HostHandlers, InvocationResult, WorkerDefinition } from "./worker-types.ts";
 
 export type { RuntimeEvent } from "./runtime-generation.ts";
+export type { RuntimeHealth, RuntimeHealthState, RuntimeProblem } from "./account-runtime.ts";
+
+export interface AccountRuntimeHealth extends RuntimeHealth {
+  account: string;
+  pid: number | null;
+  inFlight: number;
+}
+
+// the runtime as a whole reads as its worst account: one failed account is a failure to report
+const SEVERITY: Readonly<Record<RuntimeHealthState, number>> = { ok: 0, starting: 1, degraded: 2, failed: 3 };
 
 export interface WorkerRuntimeOptions {
   /** Addresses worker fetch() may reach besides public ones, e.g. ["127.0.0.1/32"]. */
@@ -104,6 +116,13 @@ export class WorkerRuntime {
   /** The workerd process serving each account (null while none runs). */
   processes(): { account: string; pid: number | null; inFlight: number }[] {
     return [...this.#accounts].map(([account, runtime]) => ({ account, pid: runtime.pid, inFlight: runtime.inFlight }));
+  }
+
+  /** Each account's state and the worst of them; no account running or failed is "ok". */
+  health(): { state: RuntimeHealthState; accounts: AccountRuntimeHealth[] } {
+    const accounts = [...this.#accounts].map(([account, runtime]) => ({ account, pid: runtime.pid, inFlight: runtime.inFlight, ...runtime.health() }));
+    const state = accounts.reduce<RuntimeHealthState>((worst, account) => (SEVERITY[account.state] > SEVERITY[worst] ? account.state : worst), "ok");
+    return { state, accounts };
   }
 
   async dispose(): Promise<void> {

@@ -3,13 +3,13 @@ import { request } from "node:http";
 import { after, before, describe, it } from "node:test";
 import Fastify from "fastify";
 import pg from "pg";
-import { healthRoutes } from "../../src/api/health-routes.ts";
+import { healthRoutes, type WorkerRuntimeHealth, type WorkerRuntimeState } from "../../src/api/health-routes.ts";
 import { startHarness, type Harness } from "../support/mailroute-harness.ts";
 import { forEachDatabase } from "../support/store-fixtures.ts";
 
 interface Answer {
   status: number;
-  body: { success: boolean; result: { status: string; failing: string[]; checks?: Record<string, Record<string, unknown>> } };
+  body: { success: boolean; result: { status: string; failing: string[]; degraded?: string[]; workers?: string; checks?: Record<string, Record<string, unknown>> } };
 }
 
 function get(port: number, path: string): Promise<Answer> {
@@ -41,7 +41,7 @@ describe("health and readiness of the running service", () => {
         assert.deepEqual([checks["smtp"]!["status"], checks["smtp"]!["listening"]], ["ok", true]);
         assert.equal(checks["store"]!["status"], "ok");
         assert.equal(typeof checks["store"]!["latency_ms"], "number");
-        assert.deepEqual([checks["workers"]!["status"], checks["workers"]!["state"], checks["workers"]!["runtimes"]], ["ok", "idle", []]);
+        assert.deepEqual([checks["workers"]!["status"], checks["workers"]!["state"], checks["workers"]!["running"], checks["workers"]!["runtimes"]], ["ok", "ok", false, []]);
         const ready = await get(h.mailroute.http.port, "/readyz");
         assert.deepEqual([ready.status, ready.body.result.status], [200, "ready"]);
       } finally {
@@ -85,11 +85,13 @@ describe("health routes", () => {
   const app = Fastify();
   let smtpListening = true;
   let accepting = true;
+  const running: WorkerRuntimeState = { account: "default", pid: 4242, inFlight: 2, state: "ok" };
+  let runtime: WorkerRuntimeHealth = { state: "ok", accounts: [running] };
   before(async () => {
     await app.register(healthRoutes, {
       smtpListening: () => smtpListening,
       pingStore: async () => 1,
-      workerRuntimes: () => [{ account: "default", pid: 4242, inFlight: 2 }],
+      workerRuntime: () => runtime,
       accepting: () => accepting,
     });
     await app.listen({ port: 0, host: "127.0.0.1" });
@@ -102,7 +104,7 @@ describe("health routes", () => {
     try {
       const health = await get(port(), "/healthz");
       assert.deepEqual([health.status, health.body.result.failing], [503, ["smtp"]]);
-      assert.deepEqual(health.body.result.checks!["workers"], { status: "ok", state: "running", runtimes: [{ account: "default", pid: 4242, in_flight: 2 }] });
+      assert.deepEqual(health.body.result.checks!["workers"], { status: "ok", state: "ok", running: true, runtimes: [{ account: "default", pid: 4242, in_flight: 2, state: "ok" }] });
       assert.equal((await get(port(), "/readyz")).status, 503);
     } finally {
       smtpListening = true;
@@ -119,5 +121,33 @@ describe("health routes", () => {
       accepting = true;
     }
     assert.equal((await get(port(), "/readyz")).status, 200);
+  });
+
+  it("reports a degraded worker runtime with its reason but stays healthy and ready", async () => {
+    const since = Date.UTC(2026, 11, 6, 7, 0, 0);
+    runtime = { state: "degraded", accounts: [running, { account: "acme", pid: null, inFlight: 0, state: "degraded", reason: "crashed", detail: "exited", since }] };
+    try {
+      const health = await get(port(), "/healthz");
+      assert.deepEqual([health.status, health.body.result.status, health.body.result.failing, health.body.result.degraded], [200, "degraded", [], ["workers"]]);
+      const workers = health.body.result.checks!["workers"]!;
+      assert.deepEqual([workers["status"], workers["state"]], ["degraded", "degraded"]);
+      assert.deepEqual((workers["runtimes"] as unknown[])[1], { account: "acme", pid: null, in_flight: 0, state: "degraded", reason: "crashed", detail: "exited", since: "2026-12-06T07:00:00.000Z" });
+      const ready = await get(port(), "/readyz");
+      assert.deepEqual([ready.status, ready.body.result.status, ready.body.result.degraded, ready.body.result.workers], [200, "ready", ["workers"], "degraded"]);
+    } finally {
+      runtime = { state: "ok", accounts: [running] };
+    }
+  });
+
+  it("fails both endpoints, naming the workers, when an account's runtime cannot start", async () => {
+    runtime = { state: "failed", accounts: [{ account: "acme", pid: null, inFlight: 0, state: "failed", reason: "start-failed", detail: "x", since: 1 }] };
+    try {
+      const health = await get(port(), "/healthz");
+      assert.deepEqual([health.status, health.body.result.status, health.body.result.failing], [503, "failing", ["workers"]]);
+      const ready = await get(port(), "/readyz");
+      assert.deepEqual([ready.status, ready.body.result.failing, ready.body.result.workers], [503, ["workers"], "failed"]);
+    } finally {
+      runtime = { state: "ok", accounts: [running] };
+    }
   });
 });
