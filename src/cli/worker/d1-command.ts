@@ -22,7 +22,7 @@ export async function d1Command(context: Context): Promise<void> {
     if (found === undefined) throw new CliError(`no deployed worker of this account binds a D1 database "${database}"`, { hint: "mailroute worker list shows each worker's d1 bindings" });
     let results;
     try {
-      results = await executeD1({ target: { name: found.databaseName ?? found.binding, databaseId: found.databaseId }, storageDir: accountStorageDir(dataDirOf(context.values as Record<string, string | boolean | undefined>), context.account), command, file: file === undefined ? undefined : resolve(file) });
+      results = await executeD1({ target: { name: found.databaseName ?? found.binding, databaseId: found.databaseId }, storageDir: accountStorageDir(dataDirOf({ dataDir: context.values["data-dir"] as string | undefined }), context.account), command, file: file === undefined ? undefined : resolve(file) });
     } catch (error) {
       if (error instanceof D1Error) throw new CliError(error.message);
       throw error;

@@ -119,7 +119,7 @@ export async function deployCommand(context: Context): Promise<void> {
   }
 
   await withWorkerServices(context, async (services) => {
-    const storageDir = accountStorageDir(dataDirOf(context.values as Record<string, string | boolean | undefined>), context.account);
+    const storageDir = accountStorageDir(dataDirOf({ dataDir: context.values["data-dir"] as string | undefined }), context.account);
     for (const database of platform.d1) {
       const declared = config?.d1.find((candidate) => candidate.binding === database.binding);
       if (declared === undefined || configPath === null || !(await isDirectory(declared.migrationsDir))) continue;

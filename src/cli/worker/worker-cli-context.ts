@@ -92,7 +92,10 @@ export interface Context {
  * `start` and `mailroute init` ever create one.
  */
 export function withWorkerServices<T>(context: Context, work: (services: AccountServices) => Promise<T>): Promise<T> {
-  return withService({ ...(context.values as Record<string, string | boolean | undefined>), account: context.account }, (services) => work(services));
+  // node:util's kebab-case names → the store flags every configuration command reads
+  const values = context.values;
+  const flags = { dataDir: values["data-dir"] as string | undefined, database: values.database as string | undefined, account: context.account, json: values.json === true };
+  return withService(flags, (services) => work(services));
 }
 
 export function emit(context: Context, json: unknown, human: string[]): void {
