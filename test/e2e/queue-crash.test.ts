@@ -3,9 +3,9 @@
  * mode, a destination that answers 451 for a while, and the node SIGKILLed while it holds
  * claims on queued messages (mid-retry), then started again on the same data directory or
  * database. On SQLite and on PostgreSQL: every message the sender got 250 for is delivered
- * exactly once, none lost. On PostgreSQL, with two nodes sharing the queue, the survivor takes
- * over the killed node's claims once they lapse (relay timeout + margin), before the killed
- * node is back. And in cluster mode the DSN after --queue-max-age reaches the sender once.
+ * exactly once, none lost; a restarted node takes its dead process's claims back at once. On
+ * PostgreSQL, with two nodes sharing the queue, the survivor takes over the killed node's
+ * claims once they lapse (relay timeout + margin), before the killed node is back. And in cluster mode the DSN after --queue-max-age reaches the sender once.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
@@ -134,13 +134,14 @@ for (const backend of ["sqlite", "postgres"] as const) {
       // mid-retry: the victim holds claims (its runner is in a pass, waiting on the slow RCPT)
       const store = await setup.openStore();
       try {
-        const claimedByVictim = () => store.db.selectFrom("queued_messages").select(["id", "claim_expires_at"]).where("claimed_by", "=", "node-a").where("claim_expires_at", "is not", null).execute();
+        const claimedByVictim = () => store.db.selectFrom("queued_messages").select(["id", "message_id", "claim_expires_at"]).where("claimed_by", "=", "node-a").where("claim_expires_at", "is not", null).execute();
         // first the runner's retries are answered 451 at least once, then one finds node-a in a pass
         await until("a retry from the queue answered 451", () => setup.sink.verdicts.tempfail > MESSAGES, 20_000);
         await until("node-a to claim queued messages for a retry", async () => (await claimedByVictim()).length > 0, 20_000);
         assert.ok(victim.killNow(), "node-a was serving when killed");
         await victim.exited;
-        const orphaned = (await claimedByVictim()).map((row) => row.id);
+        const orphanedRows = await claimedByVictim();
+        const orphaned = orphanedRows.map((row) => row.id);
         const queued = await store.db.selectFrom("queued_messages").select("id").execute();
         assert.equal(queued.length, MESSAGES, "every accepted message is still queued after the kill");
         assert.ok(orphaned.length > 0);
@@ -157,6 +158,13 @@ for (const backend of ["sqlite", "postgres"] as const) {
         await victim.start();
         await until("every message delivered", () => setup.sink.copies.length >= MESSAGES, 60_000);
         await until("the queue to empty", async () => (await store.db.selectFrom("queued_messages").select("id").execute()).length === 0, 60_000);
+        if (survivor === null) {
+          // restarted, the node takes back at once what its killed process had claimed
+          for (const row of orphanedRows) {
+            const [copy] = setup.sink.copiesOf(row.message_id!, "one@a.test");
+            assert.ok(copy !== undefined && copy.acceptedAt < Date.parse(row.claim_expires_at!), `${row.message_id} delivered before its old claim lapsed`);
+          }
+        }
         // more passes on every node change nothing: the entries are gone and the ledger holds
         await sleep(1000);
         for (const messageId of messages) assert.equal(setup.sink.copiesOf(messageId, "one@a.test").length, 1, `${messageId}: one copy`);
