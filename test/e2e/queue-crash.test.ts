@@ -216,3 +216,75 @@ describe("queue mode on PostgreSQL with two nodes: a DSN after the maximum age",
     }
   });
 });
+
+describe("queue mode on sqlite: the node SIGKILLed between the destination's 451 and its 250 to the sender", () => {
+  const SWEEP = 8;
+  let setup: Setup;
+  let cluster: ProcessCluster;
+  // message id → ms after the in-session 451 at which the node is killed
+  const killAfter = new Map<string, number>();
+
+  before(async () => {
+    setup = await prepare(
+      "sqlite",
+      1,
+      (rcpt, id) => {
+        const delay = killAfter.get(id);
+        if (rcpt !== "one@a.test" || delay === undefined) return "accept";
+        killAfter.delete(id);
+        // the 451 is written right after this returns; the kill lands while the node stores the
+        // copy, or after it stored it and before the sender heard 250 — the sweep covers both
+        setTimeout(() => cluster.nodes[0]!.killNow(), delay);
+        return "tempfail";
+      },
+      () => 0,
+    );
+    await configure(setup, false);
+    cluster = await startProcessCluster({
+      names: ["node-a"],
+      databaseUrl: null,
+      dataDirs: setup.dataDirs,
+      flags: { "dns-servers": setup.dns.address, "outbound-port": String(setup.sink.port), "queue-max-age": "600000", ...QUEUE_FLAGS },
+    });
+  });
+
+  after(async () => {
+    await cluster?.stop();
+    await setup?.sink.stop();
+    await setup?.dns.stop();
+  });
+
+  it("delivers each message once, whether the killed node had stored it, answered it, or neither", { timeout: 90_000 }, async () => {
+    const node = cluster.nodes[0]!;
+    const outcomes = { lost_before_store: 0, stored_unanswered: 0, answered_250: 0 };
+    const store = await setup.openStore();
+    try {
+      for (let n = 0; n < SWEEP; n++) {
+        const messageId = `<kill-before-250-${n}@origin.test>`;
+        killAfter.set(messageId, n);
+        const raw = testMessage({ messageId, to: "q@queue.test" });
+        const first = await sendUntilAnswered({ ports: [node.port], from: "sender@origin.test", rcpt: "q@queue.test", raw, maxAttempts: 1 }).catch(() => null);
+        await node.exited;
+        const stored = (await store.db.selectFrom("queued_messages").select("id").where("message_id", "=", messageId).execute()).length > 0;
+        await node.start();
+        if (first !== null) {
+          // the 250 beat the kill: the message is the queue's now, and it was stored
+          assert.match(first.at(-1)!.reply!.line, /^250 .*1 deferred destination\(s\) will be retried/);
+          assert.ok(stored, "a message answered 250 was stored before the answer");
+          outcomes.answered_250++;
+          continue;
+        }
+        outcomes[stored ? "stored_unanswered" : "lost_before_store"]++;
+        // the sender retries the message it never heard 250 for; the destination accepts now
+        const retry = await sendUntilAnswered({ ports: [node.port], from: "sender@origin.test", rcpt: "q@queue.test", raw, maxAttempts: 20 });
+        assert.equal(retry.at(-1)!.reply!.code, 250);
+      }
+      // the copies stored before a kill are retried from the queue too: the ledger stops them
+      await until("the queue to empty", async () => (await store.db.selectFrom("queued_messages").select("id").execute()).length === 0, 30_000);
+      for (let n = 0; n < SWEEP; n++) assert.equal(setup.sink.copiesOf(`<kill-before-250-${n}@origin.test>`, "one@a.test").length, 1, `message ${n}: one copy`);
+      console.log(JSON.stringify({ event: "queue_kill_before_250", messages: SWEEP, ...outcomes, copies: setup.sink.copies.length }));
+    } finally {
+      await store.close();
+    }
+  });
+});
