@@ -6,7 +6,8 @@
  * Promises:
  * - one runner at a time per message, across processes and nodes (claims in the repository); a
  *   claim outlives one relay (the relay's deadline plus a margin), so a runner killed mid-way
- *   leaves the message to the next claim after that;
+ *   leaves the message to the next claim after that — or, when the same node starts again, at
+ *   once: a starting runner first releases the claims its node's dead process left behind;
  * - no duplicates: retries go through the delivery ledger like every relay, so a chain already
  *   accepted (by this node, another one, or an attempt that crashed after its 250 was recorded)
  *   is not sent again;
@@ -19,7 +20,7 @@ import { Readable } from "node:stream";
 import type { Logger } from "../analytics/structured-log.ts";
 import type { MessageSigner } from "../delivery/message-signer.ts";
 import { representativeFailure, type RelayOutcome } from "../delivery/relay-message.ts";
-import { claimDueMessages, readQueuedChunks, removeQueued, rescheduleQueued, type QueuedMessageRow } from "../store/repositories/delivery-queue-repository.ts";
+import { claimDueMessages, readQueuedChunks, releaseClaimsOf, removeQueued, rescheduleQueued, type QueuedMessageRow } from "../store/repositories/delivery-queue-repository.ts";
 import type { Store } from "../store/store.ts";
 import { composeDsn } from "./delivery-status-notification.ts";
 import type { Dispatcher } from "./dispatcher.ts";
@@ -134,7 +135,18 @@ export function startQueueRunner(options: QueueRunnerOptions): QueueRunner {
     logger.log("info", "queue_deferred", { queue_id: row.id, attempts: row.attempts + 1, next: next.toISOString() });
   }
 
+  // Claims under our node id at start belong to an earlier process of this node, now dead: one
+  // that was mid-delivery left an intent in the ledger, which holds the retry until it settles,
+  // so taking them back early cannot send twice where waiting for the lapse would not.
+  const recovered = releaseClaimsOf(store.db, options.node).then(
+    (count) => {
+      if (count > 0) logger.log("warn", "queue_claims_released", { node: options.node, count });
+    },
+    (error: unknown) => logger.log("error", "queue_claims_release_failed", { node: options.node, error }),
+  );
+
   async function pass(): Promise<number> {
+    await recovered;
     const at = now();
     const rows = await claimDueMessages(store.db, store.dialect, { node: options.node, now: at, claimUntil: new Date(at.getTime() + options.relayDeadlineMs + CLAIM_MARGIN_MS), limit: batch });
     await Promise.all(rows.map((row) => retry(row).catch((error: unknown) => logger.log("error", "queue_retry_failed", { queue_id: row.id, error }))));

@@ -10,7 +10,8 @@
  * - a due message is claimed by one runner at a time, across processes and nodes: on
  *   PostgreSQL `FOR UPDATE SKIP LOCKED` inside the claiming UPDATE, on SQLite the write lock the
  *   claiming transaction takes (BEGIN IMMEDIATE); a claim lapses at `claim_expires_at`, so a
- *   runner killed mid-delivery leaves the message to another one;
+ *   runner killed mid-delivery leaves the message to another one, or to itself restarted
+ *   (`releaseClaimsOf`) without waiting for the lapse;
  * - updates after an attempt apply only while the claim is still the caller's;
  * - bodies are read back one chunk per query, never as one value.
  */
@@ -140,6 +141,16 @@ export async function* readQueuedChunks(db: Kysely<Database>, id: string): Async
     if (row === undefined) return;
     yield Buffer.from(row.data.buffer, row.data.byteOffset, row.data.byteLength);
   }
+}
+
+/**
+ * Releases every claim held under `node`, returning how many. For a runner starting up: a node
+ * id names one running process, so claims under it were left by an earlier process of that node
+ * that died (SIGKILL, power cut) and would otherwise wait out their lapse (relay timeout + 30 s).
+ */
+export async function releaseClaimsOf(db: Kysely<Database>, node: string): Promise<number> {
+  const result = await db.updateTable("queued_messages").set({ claimed_by: null, claim_expires_at: null }).where("claimed_by", "=", node).executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
 
 /** After an attempt: what is left, when to try again; only while the claim is still `node`'s. */

@@ -1,12 +1,12 @@
 /**
  * The durable queue's storage on both databases: bytes back exactly as stored (in chunks),
  * claims exclusive between runners (nodes), a lapsed claim taken over, updates only by the
- * claim's holder.
+ * claim's holder, a restarted node's own claims released at once and no one else's.
  */
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { it } from "node:test";
-import { claimDueMessages, enqueueMessage, getQueued, readQueuedChunks, removeQueued, rescheduleQueued, type NewQueuedMessage } from "../../../src/store/repositories/delivery-queue-repository.ts";
+import { claimDueMessages, enqueueMessage, getQueued, readQueuedChunks, releaseClaimsOf, removeQueued, rescheduleQueued, type NewQueuedMessage } from "../../../src/store/repositories/delivery-queue-repository.ts";
 import { forEachDatabase } from "../../support/store-fixtures.ts";
 
 function entry(at: Date, overrides: Partial<NewQueuedMessage> = {}): NewQueuedMessage {
@@ -84,5 +84,21 @@ forEachDatabase((target) => {
     assert.equal(await removeQueued(b.db, lost.id, "node-b"), true);
     assert.equal(await getQueued(a.db, lost.id, null), null);
     assert.deepEqual(await collect(readQueuedChunks(a.db, lost.id)), Buffer.alloc(0), "its bytes went with it");
+  });
+
+  it("releases the claims a node's dead process left, and only that node's", async () => {
+    const store = await target.open();
+    const now = new Date();
+    for (let i = 0; i < 4; i++) await enqueueMessage(store.db, store.dialect, entry(now), pieces(Buffer.from("x"), 1));
+    const claimUntil = new Date(now.getTime() + 60_000);
+    const mine = await claimDueMessages(store.db, store.dialect, { node: "node-a", now, claimUntil, limit: 3 });
+    const theirs = await claimDueMessages(store.db, store.dialect, { node: "node-b", now, claimUntil, limit: 3 });
+    assert.equal(mine.length, 3);
+    assert.equal(theirs.length, 1);
+    assert.equal(await releaseClaimsOf(store.db, "node-a"), 3);
+    // node A, restarted, claims its messages again well before the old claims would have lapsed
+    const again = await claimDueMessages(store.db, store.dialect, { node: "node-a", now, claimUntil, limit: 10 });
+    assert.deepEqual(again.map((row) => row.id).sort(), mine.map((row) => row.id).sort());
+    assert.equal((await getQueued(store.db, theirs[0]!.id, null))?.claimed_by, "node-b", "another node's claim is left alone");
   });
 });
