@@ -214,7 +214,6 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   const queueRunner: QueueRunner = startQueueRunner({
     store,
     relay: dispatcher,
-    notify: () => queueDispatcher,
     sign: signer,
     hostname: settings.hostname,
     node: nodeId,

@@ -15,12 +15,12 @@
  * - backoff doubles from minBackoffMs to maxBackoffMs (Postfix's minimal/maximal_backoff_time);
  * - every loop is bounded: a tick claims at most `batch` messages and runs them concurrently.
  */
-import { createHash } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
 import type { Logger } from "../analytics/structured-log.ts";
 import type { MessageSigner } from "../delivery/message-signer.ts";
 import { representativeFailure, type RelayOutcome } from "../delivery/relay-message.ts";
-import { claimDueMessages, readQueuedChunks, releaseClaimsOf, removeQueued, rescheduleQueued, type QueuedMessageRow } from "../store/repositories/delivery-queue-repository.ts";
+import { claimDueMessages, readQueuedChunks, releaseClaimsOf, removeQueued, replaceWithNotification, rescheduleQueued, type QueuedMessageRow } from "../store/repositories/delivery-queue-repository.ts";
 import type { Store } from "../store/store.ts";
 import { composeDsn } from "./delivery-status-notification.ts";
 import type { Dispatcher } from "./dispatcher.ts";
@@ -31,8 +31,6 @@ export interface QueueRunnerOptions {
   store: Store;
   /** In-session relay for the retries (the ledger under it prevents duplicates). */
   relay: Dispatcher;
-  /** Where DSNs go: the queue dispatcher, so a DSN whose receiver defers is retried too. */
-  notify: () => Dispatcher;
   sign: MessageSigner | null;
   hostname: string;
   node: string;
@@ -80,8 +78,8 @@ export function startQueueRunner(options: QueueRunnerOptions): QueueRunner {
     return head.subarray(0, HEADER_LIMIT).toString("utf8");
   }
 
-  async function sendDsn(row: QueuedMessageRow, headers: string, status: string, diagnostic: string, expired: boolean): Promise<void> {
-    if (row.dsn_to === "") return; // RFC 5321 §4.5.5: never to the null sender
+  /** The finished message gives way, in one transaction, to the DSN its sender is owed (delivered by the next pass). */
+  async function replaceWithDsn(row: QueuedMessageRow, headers: string, status: string, diagnostic: string, expired: boolean): Promise<boolean> {
     const recipients = (JSON.parse(row.recipients) as string[]).map((address) => ({ address, status, diagnostic }));
     const body = composeDsn({ hostname: options.hostname, to: row.dsn_to, arrivalDate: new Date(row.created_at), recipients, originalHeaders: headers, expired });
     const prepared = await prepareCopy(
@@ -97,8 +95,37 @@ export function startQueueRunner(options: QueueRunnerOptions): QueueRunner {
       },
       options.sign,
     );
-    const outcome = await options.notify().dispatch({ ...prepared.request, origin: { account: row.account_id, zone: row.zone, recipients: [row.dsn_to], notify: "", messageId: null, subject: "Undelivered Mail Returned to Sender" } });
-    logger.log("info", "queue_dsn", { queue_id: row.id, status: outcome.status, queued: outcome.queued?.id });
+    const parts: Buffer[] = [];
+    for await (const chunk of prepared.request.message()) parts.push(chunk as Buffer);
+    const at = now();
+    const id = randomUUID();
+    const replaced = await replaceWithNotification(
+      store.db,
+      store.dialect,
+      { id: row.id, node: options.node },
+      {
+        id,
+        account: row.account_id,
+        zone: row.zone,
+        createdAt: at,
+        nextAttemptAt: at,
+        expiresAt: new Date(at.getTime() + options.timing.maxAgeMs),
+        envelopeFrom: "",
+        // RFC 5321 §4.5.5: a DSN is sent from, and never answered to, the null sender
+        dsnTo: "",
+        recipients: [row.dsn_to],
+        chains: [[row.dsn_to]],
+        fingerprint: prepared.request.fingerprint,
+        size: prepared.request.size,
+        messageId: null,
+        subject: "Undelivered Mail Returned to Sender",
+        lastReply: null,
+        delivered: 0,
+      },
+      parts,
+    );
+    if (replaced) logger.log("info", "queue_dsn", { queue_id: row.id, dsn_id: id, status });
+    return replaced;
   }
 
   async function retry(row: QueuedMessageRow): Promise<void> {
@@ -121,13 +148,15 @@ export function startQueueRunner(options: QueueRunnerOptions): QueueRunner {
     if (temporary.length === 0 || expired) {
       // a DSN is owed only when no chain ever accepted it (as in-session: partial → 250)
       const owed = delivered === 0 && row.dsn_to !== "";
-      // read before the entry (and its bytes) go
-      const headers = owed ? await originalHeaders(row.id) : "";
-      if (!(await removeQueued(store.db, row.id, options.node))) return; // our claim lapsed: another runner has it
+      const done = owed
+        ? expired
+          ? await replaceWithDsn(row, await originalHeaders(row.id), "4.4.7", `delivery temporarily suspended, then given up: ${lastReply ?? "no answer"}`, true)
+          : await replaceWithDsn(row, await originalHeaders(row.id), statusOf(failure?.reply, "5.0.0"), lastReply ?? "refused", false)
+        : await removeQueued(store.db, row.id, options.node);
+      if (!done) return; // our claim lapsed: another runner has it
       logger.log(expired ? "warn" : "info", expired ? "queue_expired" : "queue_done", { queue_id: row.id, attempts: row.attempts + 1, delivered });
-      if (!owed) return;
-      if (expired) await sendDsn(row, headers, "4.4.7", `delivery temporarily suspended, then given up: ${lastReply ?? "no answer"}`, true);
-      else await sendDsn(row, headers, statusOf(failure?.reply, "5.0.0"), lastReply ?? "refused", false);
+      // the DSN is due now: the next pass delivers it
+      if (owed) tick();
       return;
     }
     const next = new Date(at.getTime() + backoffMs(row.attempts + 1, options.timing));

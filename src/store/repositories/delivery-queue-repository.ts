@@ -65,49 +65,67 @@ async function durably<T>(db: Kysely<Database>, dialect: StoreDialect, work: () 
  * The bytes stream in: at most one chunk of them is in memory at a time (the source is a spool
  * on local disk, so the transaction is held only for as long as that file takes to read).
  */
-export async function enqueueMessage(db: Kysely<Database>, dialect: StoreDialect, message: NewQueuedMessage, chunks: AsyncIterable<Buffer>): Promise<void> {
-  await durably(db, dialect, () =>
+export async function enqueueMessage(db: Kysely<Database>, dialect: StoreDialect, message: NewQueuedMessage, chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<void> {
+  await durably(db, dialect, () => db.transaction().execute((trx) => insertQueued(trx, message, chunks)));
+}
+
+/**
+ * Replaces a finished message (still claimed by `node`) with the DSN its sender is owed, in one
+ * durable transaction: a crash between dropping the one and storing the other can lose neither
+ * the DSN nor — since the DSN is then delivered like any queued message — send it twice.
+ * False when the claim had already passed to another runner (nothing changes).
+ */
+export async function replaceWithNotification(db: Kysely<Database>, dialect: StoreDialect, finished: { id: string; node: string }, notification: NewQueuedMessage, chunks: Iterable<Buffer>): Promise<boolean> {
+  return durably(db, dialect, () =>
     db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto("queued_messages")
-        .values({
-          id: message.id,
-          account_id: message.account,
-          zone: message.zone,
-          created_at: message.createdAt.toISOString(),
-          next_attempt_at: message.nextAttemptAt.toISOString(),
-          expires_at: message.expiresAt.toISOString(),
-          envelope_from: message.envelopeFrom,
-          dsn_to: message.dsnTo,
-          recipients: JSON.stringify(message.recipients),
-          chains: JSON.stringify(message.chains),
-          fingerprint: message.fingerprint,
-          size: message.size,
-          message_id: message.messageId,
-          subject: message.subject,
-          last_reply: message.lastReply,
-          delivered: message.delivered,
-        })
-        .execute();
-      let seq = 0;
-      let pending: Buffer[] = [];
-      let pendingBytes = 0;
-      const flush = async (data: Buffer) => {
-        await trx.insertInto("queued_message_chunks").values({ message_id: message.id, seq: seq++, data }).execute();
-      };
-      for await (const chunk of chunks) {
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        while (pendingBytes >= QUEUE_CHUNK_BYTES) {
-          const joined = Buffer.concat(pending);
-          await flush(joined.subarray(0, QUEUE_CHUNK_BYTES));
-          pending = [joined.subarray(QUEUE_CHUNK_BYTES)];
-          pendingBytes = pending[0]!.length;
-        }
-      }
-      if (pendingBytes > 0) await flush(Buffer.concat(pending));
+      const removed = await trx.deleteFrom("queued_messages").where("id", "=", finished.id).where("claimed_by", "=", finished.node).executeTakeFirst();
+      if (removed.numDeletedRows !== 1n) return false;
+      await trx.deleteFrom("queued_message_chunks").where("message_id", "=", finished.id).execute();
+      await insertQueued(trx, notification, chunks);
+      return true;
     }),
   );
+}
+
+async function insertQueued(trx: Kysely<Database>, message: NewQueuedMessage, chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<void> {
+  await trx
+    .insertInto("queued_messages")
+    .values({
+      id: message.id,
+      account_id: message.account,
+      zone: message.zone,
+      created_at: message.createdAt.toISOString(),
+      next_attempt_at: message.nextAttemptAt.toISOString(),
+      expires_at: message.expiresAt.toISOString(),
+      envelope_from: message.envelopeFrom,
+      dsn_to: message.dsnTo,
+      recipients: JSON.stringify(message.recipients),
+      chains: JSON.stringify(message.chains),
+      fingerprint: message.fingerprint,
+      size: message.size,
+      message_id: message.messageId,
+      subject: message.subject,
+      last_reply: message.lastReply,
+      delivered: message.delivered,
+    })
+    .execute();
+  let seq = 0;
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  const flush = async (data: Buffer) => {
+    await trx.insertInto("queued_message_chunks").values({ message_id: message.id, seq: seq++, data }).execute();
+  };
+  for await (const chunk of chunks) {
+    pending.push(chunk);
+    pendingBytes += chunk.length;
+    while (pendingBytes >= QUEUE_CHUNK_BYTES) {
+      const joined = Buffer.concat(pending);
+      await flush(joined.subarray(0, QUEUE_CHUNK_BYTES));
+      pending = [joined.subarray(QUEUE_CHUNK_BYTES)];
+      pendingBytes = pending[0]!.length;
+    }
+  }
+  if (pendingBytes > 0) await flush(Buffer.concat(pending));
 }
 
 /** Claims up to `limit` due, unclaimed (or lapsed) messages for `node` until `claimUntil`. */

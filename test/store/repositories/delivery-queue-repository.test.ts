@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { it } from "node:test";
-import { claimDueMessages, enqueueMessage, getQueued, readQueuedChunks, releaseClaimsOf, removeQueued, rescheduleQueued, type NewQueuedMessage } from "../../../src/store/repositories/delivery-queue-repository.ts";
+import { claimDueMessages, enqueueMessage, replaceWithNotification, getQueued, readQueuedChunks, releaseClaimsOf, removeQueued, rescheduleQueued, type NewQueuedMessage } from "../../../src/store/repositories/delivery-queue-repository.ts";
 import { forEachDatabase } from "../../support/store-fixtures.ts";
 
 function entry(at: Date, overrides: Partial<NewQueuedMessage> = {}): NewQueuedMessage {
@@ -100,5 +100,22 @@ forEachDatabase((target) => {
     const again = await claimDueMessages(store.db, store.dialect, { node: "node-a", now, claimUntil, limit: 10 });
     assert.deepEqual(again.map((row) => row.id).sort(), mine.map((row) => row.id).sort());
     assert.equal((await getQueued(store.db, theirs[0]!.id, null))?.claimed_by, "node-b", "another node's claim is left alone");
+  });
+  it("replaces a finished message with its DSN in one step, and only for the runner holding the claim", async () => {
+    const store = await target.open();
+    const now = new Date();
+    const finished = entry(now);
+    await enqueueMessage(store.db, store.dialect, finished, pieces(Buffer.from("original bytes"), 4));
+    const claimUntil = new Date(now.getTime() + 60_000);
+    await claimDueMessages(store.db, store.dialect, { node: "node-a", now: new Date(now.getTime() + 1), claimUntil, limit: 10 });
+    const dsn = entry(now, { dsnTo: "", envelopeFrom: "", chains: [["alice@sender.test"]], recipients: ["alice@sender.test"] });
+    assert.equal(await replaceWithNotification(store.db, store.dialect, { id: finished.id, node: "node-b" }, dsn, [Buffer.from("dsn bytes")]), false, "not node-b's claim");
+    assert.notEqual(await getQueued(store.db, finished.id, null), null);
+    assert.equal(await getQueued(store.db, dsn.id, null), null, "nothing half done");
+    assert.equal(await replaceWithNotification(store.db, store.dialect, { id: finished.id, node: "node-a" }, dsn, [Buffer.from("dsn bytes")]), true);
+    assert.equal(await getQueued(store.db, finished.id, null), null);
+    assert.equal((await collect(readQueuedChunks(store.db, finished.id))).length, 0);
+    assert.equal((await getQueued(store.db, dsn.id, null))?.dsn_to, "", "a DSN never gets a DSN");
+    assert.equal((await collect(readQueuedChunks(store.db, dsn.id))).toString(), "dsn bytes");
   });
 });
