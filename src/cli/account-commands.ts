@@ -9,7 +9,8 @@ import { createServices } from "../core/services.ts";
 import { PERMISSION_GROUPS, findPermissionGroup } from "../core/tokens/permission-groups.ts";
 import { usageError } from "./cli-error.ts";
 import { parseCommand, type FamilySpec, type LeafSpec, type StoreFlags } from "./command-spec.ts";
-import { emit, need, table, withService, withStore, type Output } from "./config-commands.ts";
+import { emit, need, table, type Output } from "./command-output.ts";
+import { withService, withStore } from "./open-configuration.ts";
 
 export const ACCOUNT_SPEC: FamilySpec = {
   name: "account",

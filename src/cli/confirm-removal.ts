@@ -9,7 +9,7 @@
  */
 import { createInterface } from "node:readline/promises";
 import { CliError } from "./cli-error.ts";
-import type { Output } from "./config-commands.ts";
+import type { Output } from "./command-output.ts";
 
 export interface RemovalPrompt {
   /** What will happen, e.g. `remove domain example.com`. */

@@ -38,7 +38,8 @@ import { hostnameProblem } from "../config/host-name-check.ts";
 import { checkServedCertificates, type ServedCertificate, type ServedCertificates } from "../tls/served-certificates.ts";
 import { CliError, usageError } from "./cli-error.ts";
 import { byFlagName, parseCommand, settingFlags, type LeafSpec } from "./command-spec.ts";
-import { missingStore, type Output } from "./config-commands.ts";
+import { missingStore } from "./open-configuration.ts";
+import { type Output } from "./command-output.ts";
 
 // the settings doctor shares with `mailroute start`, each with its MAILROUTE_ twin
 const SETTING_FLAGS = ["data-dir", "database", "cluster-key-file", "hostname", "dns-servers", "dkim-selector", "dkim-ed25519", "tls-cert", "tls-key", "ca-file", "acme-directory", "https-port", "mta-sts-mode"] as const;

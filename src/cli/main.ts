@@ -8,7 +8,14 @@
  */
 import { ValidationError } from "../core/validation-error.ts";
 import { CliError } from "./cli-error.ts";
-import { activityCommand, addressCommand, initCommand, catchAllCommand, domainCommand, routeCommand, ruleCommand, type Output } from "./config-commands.ts";
+import { activityCommand } from "./activity-command.ts";
+import { addressCommand } from "./address-commands.ts";
+import { initCommand } from "./init-command.ts";
+import { catchAllCommand } from "./catch-all-command.ts";
+import { domainCommand } from "./domain-commands.ts";
+import { routeCommand } from "./route-command.ts";
+import { ruleCommand } from "./rule-commands.ts";
+import { type Output } from "./command-output.ts";
 import { accountCommand, auditCommand, tokenCommand } from "./account-commands.ts";
 import { queueCommand } from "./queue-commands.ts";
 import { doctorCommand } from "./doctor-command.ts";

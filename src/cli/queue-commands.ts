@@ -7,7 +7,8 @@
 import type { QueuedMessage } from "../core/queue/queue-service.ts";
 import { usageError } from "./cli-error.ts";
 import { parseCommand, type FamilySpec, type StoreFlags } from "./command-spec.ts";
-import { emit, need, table, withService, type Output } from "./config-commands.ts";
+import { emit, need, table, type Output } from "./command-output.ts";
+import { withService } from "./open-configuration.ts";
 
 export const QUEUE_SPEC: FamilySpec = {
   name: "queue",

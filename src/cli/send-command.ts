@@ -10,7 +10,7 @@ import { envName } from "../config/settings.ts";
 import { formatRfc5322Date } from "../delivery/trace-header.ts";
 import { CliError, usageError } from "./cli-error.ts";
 import { parseCommand, type LeafSpec } from "./command-spec.ts";
-import type { Output } from "./config-commands.ts";
+import type { Output } from "./command-output.ts";
 
 export const SEND_SPEC: LeafSpec = {
   name: "send",

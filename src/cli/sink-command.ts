@@ -10,7 +10,7 @@ import { SMTPServer } from "smtp-server";
 import { readHeaderFields } from "../delivery/header-block.ts";
 import { usageError } from "./cli-error.ts";
 import { parseCommand, type LeafSpec } from "./command-spec.ts";
-import type { Output } from "./config-commands.ts";
+import type { Output } from "./command-output.ts";
 
 export const SINK_SPEC: LeafSpec = {
   name: "dev-sink",

@@ -19,7 +19,7 @@ import { envName, loadSettings, SETTING_SPECS, SettingsError, type Settings } fr
 import { announceGeneratedToken, type TokenTerminal } from "./admin-token-notice.ts";
 import { CliError } from "./cli-error.ts";
 import { byFlagName, parseCommand, settingFlags, type LeafSpec } from "./command-spec.ts";
-import type { Output } from "./config-commands.ts";
+import type { Output } from "./command-output.ts";
 import { explainStartFailure } from "./start-failure.ts";
 import { startMailroute } from "./start-service.ts";
 

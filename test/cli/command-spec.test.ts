@@ -3,7 +3,9 @@ import { describe, it } from "node:test";
 import { TOKEN_SPEC } from "../../src/cli/account-commands.ts";
 import { CliError } from "../../src/cli/cli-error.ts";
 import { parseCommand } from "../../src/cli/command-spec.ts";
-import { ACTIVITY_SPEC, DOMAIN_SPEC, RULE_SPEC } from "../../src/cli/config-commands.ts";
+import { ACTIVITY_SPEC } from "../../src/cli/activity-command.ts";
+import { DOMAIN_SPEC } from "../../src/cli/domain-commands.ts";
+import { RULE_SPEC } from "../../src/cli/rule-commands.ts";
 
 function usageFailure(run: () => unknown): CliError {
   try {

@@ -7,7 +7,7 @@ import { resolve } from "node:path";
 import { accountStorageDir } from "../../workers/account-storage-dir.ts";
 import { D1Error, executeD1 } from "../../workers/d1-databases.ts";
 import { CliError, usageError } from "../cli-error.ts";
-import { dataDirOf } from "../config-commands.ts";
+import { dataDirOf } from "../open-configuration.ts";
 import { emit, need, table, USAGE, withWorkerServices, type Context } from "./worker-cli-context.ts";
 
 export async function d1Command(context: Context): Promise<void> {

@@ -17,7 +17,7 @@ import { BindingError, DEFAULT_TRIGGERS, describeMissing, sortUploadBindings } f
 import { BundleError, bundleWorker } from "../../workers/worker-bundler.ts";
 import { findWranglerConfig, readWranglerConfig, WranglerConfigError, type KvBinding, type WranglerConfig } from "../../workers/wrangler-config.ts";
 import { CliError, usageError } from "../cli-error.ts";
-import { dataDirOf } from "../config-commands.ts";
+import { dataDirOf } from "../open-configuration.ts";
 import { describeBindings, emit, kib, need, newestCompatibilityDate, splitPair, USAGE, withWorkerServices, type Context } from "./worker-cli-context.ts";
 
 export async function deployCommand(context: Context): Promise<void> {

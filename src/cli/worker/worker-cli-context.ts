@@ -8,7 +8,8 @@ import type { ParseArgsConfig } from "node:util";
 import type { AccountServices } from "../../core/services.ts";
 import type { WorkerSummary } from "../../core/workers/worker-definition.ts";
 import { usageError } from "../cli-error.ts";
-import { withService, type Output } from "../config-commands.ts";
+import { withService } from "../open-configuration.ts";
+import { type Output } from "../command-output.ts";
 
 /** What the command reads besides argv; tests pass their own. */
 export interface WorkerCommandIo {
@@ -88,7 +89,7 @@ export interface Context {
 
 /**
  * The services of --account on the store named by --data-dir / --database. Like every
- * configuration command, a missing store is refused (config-commands' withStore), so only
+ * configuration command, a missing store is refused (open-configuration's withStore), so only
  * `start` and `mailroute init` ever create one.
  */
 export function withWorkerServices<T>(context: Context, work: (services: AccountServices) => Promise<T>): Promise<T> {

@@ -10,7 +10,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_ACCOUNT_ID } from "../../store/open-store.ts";
 import { usageError } from "../cli-error.ts";
-import type { Output } from "../config-commands.ts";
+import type { Output } from "../command-output.ts";
 import { analyticsCommand } from "./analytics-command.ts";
 import { d1Command } from "./d1-command.ts";
 import { deployCommand } from "./deploy-command.ts";
