@@ -10,7 +10,7 @@
 import type { Kysely } from "kysely";
 import type { StoreDialect } from "../store.ts";
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a frozen snapshot, see migrations.ts
+// Kysely<any>: a frozen snapshot of the schema as it was then (see migrations.ts)
 export async function deliveryQueueUp(db: Kysely<any>, dialect: StoreDialect): Promise<void> {
   await db.schema.alterTable("zones").addColumn("delivery_mode", "text", (c) => c.notNull().defaultTo("relay")).execute();
   await db.schema
