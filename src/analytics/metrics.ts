@@ -55,8 +55,8 @@ export const smtpSessionsOpen = new Gauge({
 
 export const dnsErrorsTotal = new Counter({
   name: "mailroute_dns_errors_total",
-  help: "DNS lookups that failed (timeouts, SERVFAIL), by purpose.",
-  labelNames: ["purpose"] as const,
+  help: "DNS queries that failed on every server (timeouts, SERVFAIL, REFUSED), by record type and error code; a definite \"no such record\" is not an error.",
+  labelNames: ["type", "code"] as const,
   registers: [metricsRegistry],
 });
 

@@ -31,7 +31,7 @@ import { createInSessionDispatcher } from "../mail/dispatcher.ts";
 import { createWorkerHandIn } from "../mail/hand-in.ts";
 import { createMailCore } from "../mail/mail-core.ts";
 import { createQueueDispatcher } from "../mail/queue-dispatcher.ts";
-import { queueRetriesTotal, reportPoolConnections, reportQueueStats } from "../analytics/metrics.ts";
+import { dnsblErrorsTotal, dnsErrorsTotal, queueRetriesTotal, reportPoolConnections, reportQueueStats } from "../analytics/metrics.ts";
 import { createMetricsServer } from "../api/metrics-routes.ts";
 import { startQueueRunner, type QueueRunner } from "../mail/queue-runner.ts";
 import { queueStats } from "../store/repositories/delivery-queue-repository.ts";
@@ -127,7 +127,11 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   requireClusterKey(settings);
   // The one shared, caching resolver (DESIGN §2): authentication, block lists, reverse DNS and
   // delivery all ask through it. Built first: it refuses a bad --dns-servers entry by name.
-  const dnsResolver = createDnsTxtResolver({ servers: settings.dnsServers.length > 0 ? settings.dnsServers : undefined, ...overrides.authDns });
+  const dnsResolver = createDnsTxtResolver({
+    servers: settings.dnsServers.length > 0 ? settings.dnsServers : undefined,
+    onFailure: (type, code) => dnsErrorsTotal.inc({ type, code }),
+    ...overrides.authDns,
+  });
   // Then delivery: it validates --ca-file and --transport before anything listens.
   const delivery = createDeliveryStack({
     hostname: settings.hostname,
@@ -182,7 +186,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     maxCommandsBeforeMail: settings.maxCommandsBeforeMail,
     exempt: settings.trustedNetworks,
   });
-  const dnsbl = createDnsblChecker({ zones: settings.dnsbl, lookupA: (name, options) => dnsResolver(name, "A", options) as Promise<string[]> });
+  const dnsbl = createDnsblChecker({ zones: settings.dnsbl, lookupA: (name, options) => dnsResolver(name, "A", options) as Promise<string[]>, onUnavailable: () => dnsblErrorsTotal.inc() });
 
   const services = createServices(store, { secretBox: secrets.secretBox, dataDir: settings.dataDir });
   // bundle loading and console lines on the hot path: the runtime's narrow view, not an actor's change

@@ -47,6 +47,8 @@ export interface DnsTxtResolverOptions {
   tries?: number;
   maxTimeoutMs?: number;
   cache?: DnsAnswerCacheOptions;
+  /** Told of every query that failed on every server and round (timeouts, SERVFAIL, REFUSED…), for metrics. */
+  onFailure?: (type: string, code: string) => void;
 }
 
 // 2 s + 4 s worst case per query: well inside a message's authentication budget, and the
@@ -96,6 +98,7 @@ export function createDnsTxtResolver(options: DnsTxtResolverOptions = {}): DnsRe
         return outcome.outcome;
       }
     }
+    options.onFailure?.(type, String((lastError as { code?: unknown }).code ?? "ETIMEOUT"));
     throw lastError;
   }
 

@@ -36,6 +36,8 @@ export interface DnsblCheckerOptions {
   maxCacheEntries?: number;
   /** Milliseconds; used for cache expiry only. */
   now?: () => number;
+  /** Told of each zone query that gave no answer (timeout, DNS error), for metrics; a listing is not one. */
+  onUnavailable?: (zone: string, reason: string) => void;
 }
 
 export interface ZoneUnavailable {
@@ -139,7 +141,10 @@ export function createDnsblChecker(options: DnsblCheckerOptions): DnsblChecker {
     for (const [index, answer] of answers.entries()) {
       const zone = zones[index]!;
       if (answer.kind === "listed") return Object.freeze({ listed: true, zone, codes: Object.freeze(answer.codes) });
-      if (answer.kind === "unavailable") unavailable.push(Object.freeze({ zone, reason: answer.reason }));
+      if (answer.kind === "unavailable") {
+        unavailable.push(Object.freeze({ zone, reason: answer.reason }));
+        options.onUnavailable?.(zone, answer.reason);
+      }
     }
     return Object.freeze({ listed: false, unavailable: Object.freeze(unavailable) });
   }

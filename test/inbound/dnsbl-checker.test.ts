@@ -81,9 +81,14 @@ describe("DNSBL checks (RFC 5782)", () => {
     assert.ok(Date.now() - started < 2_500, "did not wait for the DNS answer");
   });
 
-  it("fails open when a zone answers SERVFAIL", async () => {
+  it("fails open when a zone answers SERVFAIL, and reports it (the DNSBL error metric), never a clear answer", async () => {
     dns.failWith("9.2.0.192.bl.test", "SERVFAIL");
-    assert.deepEqual(await checker().check("192.0.2.9"), { listed: false, unavailable: [{ zone: "bl.test", reason: "ESERVFAIL" }] });
+    const reported: string[] = [];
+    assert.deepEqual(await checker({ onUnavailable: (zone, reason) => reported.push(`${zone} ${reason}`) }).check("192.0.2.9"), { listed: false, unavailable: [{ zone: "bl.test", reason: "ESERVFAIL" }] });
+    assert.deepEqual(reported, ["bl.test ESERVFAIL"]);
+    dns.failWith("9.2.0.192.bl.test", null);
+    await checker({ onUnavailable: (zone, reason) => reported.push(`${zone} ${reason}`) }).check("192.0.2.10");
+    assert.deepEqual(reported, ["bl.test ESERVFAIL"], "an unlisted address is not an error");
   });
 
   it("does not cache a verdict from a zone that did not answer, so the next client is checked again", async () => {

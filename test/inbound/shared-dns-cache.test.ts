@@ -93,10 +93,14 @@ describe("the shared DNS resolver's cache", () => {
     zone.failWith("broken.example", "SERVFAIL");
     zone.setRecords("slow.example", "TXT", ["v=spf1 -all"]);
     zone.delayFor("slow.example", 1_000);
-    const resolve = createDnsTxtResolver({ servers: [zone.address], timeoutMs: 100, tries: 1 });
+    const failures: string[] = [];
+    const resolve = createDnsTxtResolver({ servers: [zone.address], timeoutMs: 100, tries: 1, onFailure: (type, code) => failures.push(`${type} ${code}`) });
 
     assert.equal(await failureCode(resolve("broken.example", "TXT")), "ESERVFAIL");
     assert.equal(await failureCode(resolve("slow.example", "TXT")), "ETIMEOUT");
+    // each failure is reported (the DNS error metric), a definite "no such record" is not
+    assert.equal(await failureCode(resolve("nothing-here.example", "TXT")), "ENOTFOUND");
+    assert.deepEqual(failures, ["TXT ESERVFAIL", "TXT ETIMEOUT"]);
     zone.failWith("broken.example", null);
     zone.delayFor("slow.example", 0);
     assert.deepEqual(await resolve("broken.example", "TXT"), [["v=spf1 -all"]]);
