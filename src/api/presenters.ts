@@ -73,6 +73,8 @@ export function ruleJson(rule: Rule) {
     zone_id: rule.zoneId,
     status: !rule.enabled ? "disabled" : rule.inactiveReasons.length > 0 ? "inactive" : "active",
     inactive_reasons: rule.inactiveReasons,
+    // null: the zone's delivery mode applies
+    delivery_mode: rule.deliveryMode,
   };
 }
 

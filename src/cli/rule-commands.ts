@@ -6,23 +6,33 @@ import { describeAction, type CloudflareAction } from "../core/rule-actions.ts";
 import { type AccountServices } from "../core/services.ts";
 import { ValidationError } from "../core/validation-error.ts";
 import { CliError, usageError } from "./cli-error.ts";
-import { parseCommand, type FamilySpec } from "./command-spec.ts";
+import { parseCommand, type FamilySpec, type FlagSpec } from "./command-spec.ts";
 import { withService } from "./open-configuration.ts";
 import { type Output, emit, table, need } from "./command-output.ts";
 import { yes } from "./command-output.ts";
 import { allowUndeployed, refusingUndeployedWorker } from "./action-flags.ts";
 import { ACTION, type ActionFlags, actionFrom } from "./action-flags.ts";
 
+const DELIVERY: FlagSpec = ["--delivery <relay|queue|zone>", "this rule's delivery: relay (in-session), queue (store deferred mail and retry), zone (follow the domain, the default)"];
+
+/** --delivery as the service takes it: undefined (not given), null (follow the zone), or a mode. */
+function deliveryModeFlag(value: string | undefined, usage: string): string | null | undefined {
+  if (value === undefined) return undefined;
+  if (value === "zone") return null;
+  if (value === "relay" || value === "queue") return value;
+  throw usageError(`--delivery "${value}" is not relay, queue or zone`, usage);
+}
+
 export const RULE_SPEC: FamilySpec = {
   name: "rule",
   summary: "custom address rules",
   subcommands: [
-    { name: "add", args: "<address>", summary: "add a rule: exactly one action", options: [...ACTION, ["--name <name>", "a name for the rule"], ["--disabled", "add it switched off"]], example: "mailroute rule add hello@example.com --forward you@example.net", store: true },
+    { name: "add", args: "<address>", summary: "add a rule: exactly one action", options: [...ACTION, ["--name <name>", "a name for the rule"], ["--disabled", "add it switched off"], DELIVERY], example: "mailroute rule add hello@example.com --forward you@example.net", store: true },
     {
       name: "edit",
       args: "<address>",
       summary: "change a rule's action, name or state",
-      options: [...ACTION, ["--name <name>", "rename the rule"], ["--enable", "switch it on"], ["--disable", "switch it off"]],
+      options: [...ACTION, ["--name <name>", "rename the rule"], ["--enable", "switch it on"], ["--disable", "switch it off"], DELIVERY],
       example: "mailroute rule edit hello@example.com --forward other@example.net --enable",
       store: true,
     },
@@ -34,6 +44,7 @@ export const RULE_SPEC: FamilySpec = {
 };
 
 interface RuleFlags extends ActionFlags {
+  delivery?: string;
   name?: string;
   disabled?: boolean;
   enable?: boolean;
@@ -53,7 +64,7 @@ export async function ruleCommand(argv: string[], output: Output): Promise<void>
         const address = need(positionals, 1, "custom address", usage);
         const actions = actionFrom(values, usage);
         const rule = await refusingUndeployedWorker(service, actions, () =>
-          service.rules.create({ matchers: [{ type: "literal", field: "to", value: address }], actions, name: values.name, enabled: values.disabled !== true }, undefined, allowUndeployed(values)),
+          service.rules.create({ matchers: [{ type: "literal", field: "to", value: address }], actions, name: values.name, enabled: values.disabled !== true, delivery_mode: deliveryModeFlag(values.delivery, usage) }, undefined, allowUndeployed(values)),
         );
         emit(output, values, rule, [
           `added rule for ${rule.matchers[0]?.value}: ${describeAction(rule.action)}${rule.enabled ? "" : " (disabled)"}`,
@@ -72,8 +83,8 @@ export async function ruleCommand(argv: string[], output: Output): Promise<void>
         if (values.enable === true && values.disable === true) throw usageError("--enable and --disable contradict each other", usage);
         const hasAction = [values.forward, values.drop, values.reject, values.worker].some((v) => v !== undefined && v !== false);
         const actions = hasAction ? actionFrom(values, usage) : undefined;
-        if (actions === undefined && values.name === undefined && values.enable === undefined && values.disable === undefined) {
-          throw usageError("nothing to change: give a new action (--forward, --drop, --reject or --worker), --name, --enable or --disable", usage);
+        if (actions === undefined && values.name === undefined && values.enable === undefined && values.disable === undefined && values.delivery === undefined) {
+          throw usageError("nothing to change: give a new action (--forward, --drop, --reject or --worker), --name, --enable, --disable or --delivery", usage);
         }
         const rule = await refusingUndeployedWorker(service, actions, () =>
           service.rules.update(
@@ -82,6 +93,7 @@ export async function ruleCommand(argv: string[], output: Output): Promise<void>
               actions,
               name: values.name,
               enabled: values.enable === true ? true : values.disable === true ? false : undefined,
+              delivery_mode: deliveryModeFlag(values.delivery, usage),
             },
             undefined,
             allowUndeployed(values),

@@ -42,6 +42,7 @@ export async function loadRoutingTable(db: Kysely<Database>): Promise<RoutingTab
       zone: row.zone_name,
       local: address.slice(0, address.lastIndexOf("@")),
       action: toRuleAction(JSON.parse(row.actions) as CloudflareAction[]),
+      ...(row.delivery_mode === "queue" || row.delivery_mode === "relay" ? { deliveryMode: row.delivery_mode } : {}),
     };
   });
   return buildRoutingTable({ zones, rules, verifiedDestinations: verifiedRows.map((row) => ({ account: row.account_id, email: row.email_key })) });

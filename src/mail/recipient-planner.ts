@@ -101,7 +101,9 @@ export function planRecipient(rcpt: string, sender: string, view: PlannerView): 
   if (refusal !== null) return { ok: false, reply: refusal, reason: `rule-${decision.action.type}`, zone: decision.zone };
   const recipient: PlannedRecipient = { address: rcpt, zone: decision.zone, action: decision.action.type, ruleId: decision.ruleId };
   const zone = view.routing.zones.get(decision.zone);
-  const policy = zone?.policy ?? DEFAULT_ZONE_POLICY;
+  const zonePolicy = zone?.policy ?? DEFAULT_ZONE_POLICY;
+  // a rule's own delivery mode wins over its zone's (issue 13: per zone and per rule)
+  const policy = decision.deliveryMode === undefined || decision.deliveryMode === zonePolicy.deliveryMode ? zonePolicy : { ...zonePolicy, deliveryMode: decision.deliveryMode };
   // Recipients share a transaction only if the same authentication policy applies to all of them.
   const base = { key: `${planKey(decision)}|${JSON.stringify(policy)}`, zone: decision.zone, account: zone?.account ?? DEFAULT_ROUTING_ACCOUNT, policy };
   const action = decision.action;

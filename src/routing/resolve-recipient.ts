@@ -12,7 +12,7 @@
  */
 import { allDestinations } from "./destination-expression.ts";
 import { isAddressProblem, parseAddress, splitSubaddress } from "./email-address.ts";
-import { DEFAULT_ROUTING_ACCOUNT, localKey, verifiedFor, type RouteEntry, type RoutingTable, type RuleAction } from "./routing-table.ts";
+import { DEFAULT_ROUTING_ACCOUNT, localKey, verifiedFor, type DeliveryMode, type RouteEntry, type RoutingTable, type RuleAction } from "./routing-table.ts";
 
 export type RefusalReason =
   | "syntax"
@@ -32,6 +32,8 @@ export type RoutingDecision =
       ruleId: string;
       ruleName: string;
       action: RuleAction;
+      /** The rule's own delivery mode, when it has one (else the zone's applies). */
+      deliveryMode?: DeliveryMode;
     };
 
 function refuse(reason: RefusalReason, detail: string, domain: string | null = null): RoutingDecision {
@@ -81,7 +83,7 @@ function routeTo(
   if (missing.length > 0) {
     return refuse("rule-inactive", `rule "${entry.name}" is inactive: destination ${missing.join(", ")} not verified`, zone);
   }
-  return { kind: "route", address: `${local}@${zone}`, zone, matched, ruleId: entry.id, ruleName: entry.name, action: entry.action };
+  return { kind: "route", address: `${local}@${zone}`, zone, matched, ruleId: entry.id, ruleName: entry.name, action: entry.action, ...(entry.deliveryMode !== undefined ? { deliveryMode: entry.deliveryMode } : {}) };
 }
 
 /**

@@ -18,6 +18,8 @@ export interface RouteEntry {
   name: string;
   enabled: boolean;
   action: RuleAction;
+  /** The rule's own delivery mode; absent: the zone's. */
+  deliveryMode?: DeliveryMode;
 }
 
 /** Policy of a zone: inbound authentication (every switch relaxes or tightens one check) and outbound signing. */
@@ -115,7 +117,7 @@ export function buildRoutingTable(input: RoutingInput): RoutingTable {
     const zoneName = normalizeDomain(rule.zone);
     const zone = zoneName === null ? undefined : zones.get(zoneName);
     if (zone === undefined) continue;
-    rules.set(`${localKey(zone, rule.local)}@${zone.name}`, Object.freeze({ id: rule.id, name: rule.name, enabled: rule.enabled, action: rule.action }));
+    rules.set(`${localKey(zone, rule.local)}@${zone.name}`, Object.freeze({ id: rule.id, name: rule.name, enabled: rule.enabled, action: rule.action, ...(rule.deliveryMode !== undefined ? { deliveryMode: rule.deliveryMode } : {}) }));
   }
   const verified = new Map<string, Set<string>>();
   for (const entry of input.verifiedDestinations) {

@@ -20,6 +20,7 @@ import { eventColumnsUp } from "./migrations/0008-event-columns.ts";
 import { clusterUp } from "./migrations/0009-cluster.ts";
 import { deliveryQueueUp } from "./migrations/0010-delivery-queue.ts";
 import { eventRollupsUp } from "./migrations/0011-event-rollups.ts";
+import { ruleDeliveryModeUp } from "./migrations/0012-rule-delivery-mode.ts";
 
 // Migrations take Kysely<any>, not Kysely<Database>: each one is a frozen snapshot written
 // against the schema as it was then, and must keep compiling as schema.ts moves on.
@@ -59,6 +60,9 @@ function defineMigrations(dialect: StoreDialect): Record<string, Migration> {
     },
     "0011_event_rollups": {
       up: (db: MigrationDb) => eventRollupsUp(db),
+    },
+    "0012_rule_delivery_mode": {
+      up: (db: MigrationDb) => ruleDeliveryModeUp(db),
     },
   };
 }

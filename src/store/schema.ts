@@ -411,3 +411,10 @@ export interface EventHourlyTable {
 export interface Database {
   event_hourly: EventHourlyTable;
 }
+
+// ── 0012_rule_delivery_mode (issue 13) ──
+
+export interface RuleTable {
+  /** "relay" or "queue"; null follows the zone's delivery_mode. */
+  delivery_mode: ColumnType<string | null, string | null | undefined, string | null>;
+}

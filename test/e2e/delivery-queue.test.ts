@@ -41,6 +41,9 @@ describe("queue delivery mode", () => {
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "never@example.com" }], actions: [{ type: "forward", value: ["bob@dest.test"] }] });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "chain@example.com" }], actions: [{ type: "forward", value: ["bob@dest.test:carol@backup.test"] }] });
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "direct@relay.example" }], actions: [{ type: "forward", value: ["bob@dest.test"] }] });
+    // per rule: the rule's own mode wins over its zone's, either way
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "kept@relay.example" }], actions: [{ type: "forward", value: ["bob@dest.test"] }], delivery_mode: "queue" });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "live@example.com" }], actions: [{ type: "forward", value: ["bob@dest.test"] }], delivery_mode: "relay" });
     await h.reload();
   });
 
@@ -100,6 +103,23 @@ describe("queue delivery mode", () => {
     // the DSN itself went out through the queue (stored with the original's removal, one step)
     await until("the DSN's queue entry to go", async () => (await listQueued(h.configStore.db, { account: null, limit: 10 })).length === 0);
     assert.equal(senders.messages.length, 1, "one DSN");
+  });
+
+  it("lets a rule choose its own delivery mode over its zone's, and refuses an unknown mode naming the field", async () => {
+    const sink = h.sinks["dest.test"]!;
+    sink.reset();
+    sink.fail({ stage: "data", code: 451, text: "4.2.0 later", address: "bob@dest.test", times: 2 });
+    const kept = await send(h, "sender@senders.test", "kept@relay.example");
+    assert.equal(kept.code, 250, `a queue rule in a relay zone is queued: ${kept.line}`);
+    assert.match(kept.text, /will be retried/);
+    const live = await send(h, "sender@senders.test", "live@example.com");
+    assert.equal(live.code, 451, `a relay rule in a queue zone answers in session: ${live.line}`);
+    await until("the queued copy to be delivered", () => sink.messagesFor("bob@dest.test").length === 1);
+    await until("the queue to empty", async () => (await listQueued(h.configStore.db, { account: null, limit: 10 })).length === 0);
+    await assert.rejects(
+      h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "odd@example.com" }], actions: [{ type: "drop" }], delivery_mode: "sometimes" }),
+      (error: Error & { field?: string }) => error.field === "delivery_mode",
+    );
   });
 
   it("leaves a zone in relay mode as it was: the sender hears the deferral and nothing is queued", async () => {

@@ -14,7 +14,7 @@ import type { ApiDeps } from "./route-deps.ts";
 
 type Params = { zone_id: string; account_id: string; rule_id: string };
 
-const RULE_FIELDS = ["matchers", "actions", "name", "enabled", "priority", "source", "owner_worker_tag", "id", "tag"];
+const RULE_FIELDS = ["matchers", "actions", "name", "enabled", "priority", "source", "owner_worker_tag", "delivery_mode", "id", "tag"];
 
 export function registerRuleRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const { access } = deps;

@@ -10,7 +10,7 @@
 import type { Kysely, Selectable, Updateable } from "kysely";
 import { allDestinations } from "../../routing/destination-expression.ts";
 import { isAddressProblem, parseAddress } from "../../routing/email-address.ts";
-import type { RuleAction } from "../../routing/routing-table.ts";
+import { DELIVERY_MODES, type DeliveryMode, type RuleAction } from "../../routing/routing-table.ts";
 import { listAddresses } from "../../store/repositories/address-repository.ts";
 import * as rules from "../../store/repositories/rule-repository.ts";
 import type { RuleRow } from "../../store/repositories/rule-repository.ts";
@@ -36,6 +36,8 @@ export interface Rule {
   inactiveReasons: string[];
   source: string;
   ownerWorkerTag: string | null;
+  /** The rule's own delivery mode; null follows its zone's. */
+  deliveryMode: DeliveryMode | null;
   created: string;
   modified: string;
 }
@@ -49,6 +51,8 @@ export interface RuleInput {
   /** "api" (default) or "wrangler": who manages the rule (wrangler's `addresses` reconciliation). */
   source?: unknown;
   owner_worker_tag?: unknown;
+  /** mailroute extension: "relay", "queue", or null to follow the zone. */
+  delivery_mode?: unknown;
 }
 
 /** The stored lookup key of a rule; must agree with routing's localKey(). */
@@ -77,7 +81,7 @@ export function inactiveReasons(action: RuleAction, facts: ActivityFacts): strin
 }
 
 function toRule(row: Pick<RuleRow, keyof RuleTable | "zone_name">, facts: ActivityFacts | null): Rule {
-  const extra = { source: row.source, ownerWorkerTag: row.owner_worker_tag };
+  const extra = { source: row.source, ownerWorkerTag: row.owner_worker_tag, deliveryMode: row.delivery_mode === "queue" || row.delivery_mode === "relay" ? (row.delivery_mode as DeliveryMode) : null };
   const actions = JSON.parse(row.actions) as CloudflareAction[];
   const action = toRuleAction(actions);
   return {
@@ -95,6 +99,12 @@ function toRule(row: Pick<RuleRow, keyof RuleTable | "zone_name">, facts: Activi
     created: row.created_at,
     modified: row.modified_at,
   };
+}
+
+function deliveryModeOf(value: unknown): DeliveryMode | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== "string" || !(DELIVERY_MODES as readonly string[]).includes(value)) throw new ValidationError("delivery_mode", `must be one of ${DELIVERY_MODES.join(", ")}, or null to follow the zone`);
+  return value as DeliveryMode;
 }
 
 function bool(value: unknown, field: string, fallback: boolean): boolean {
@@ -236,6 +246,7 @@ export class RuleService {
         modified_at: now,
         source: sourceOf(input.source, "api"),
         owner_worker_tag: ownerTagOf(input.owner_worker_tag, null),
+        delivery_mode: deliveryModeOf(input.delivery_mode),
       };
       await rules.insertRule(trx, row);
       const created = toRule({ ...row, zone_name: target.zone.name }, null);
@@ -268,6 +279,7 @@ export class RuleService {
       if (input.name !== undefined) patch.name = nameOf(input.name, current.name);
       if (input.enabled !== undefined) patch.enabled = bool(input.enabled, "enabled", true) ? 1 : 0;
       if (input.priority !== undefined) patch.priority = priorityOf(input.priority, current.priority);
+      if (input.delivery_mode !== undefined) patch.delivery_mode = deliveryModeOf(input.delivery_mode);
       await rules.updateRule(trx, current.id, patch);
       const after = toRule({ ...current, ...patch }, null);
       return { value: after, resourceId: current.id, zoneId: current.zone_id, before, after };
