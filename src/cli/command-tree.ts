@@ -5,9 +5,7 @@
  *
  * The tree holds no flag of its own: each command module declares its command once (a
  * CommandSpec, command-spec.ts) and parses its argv with commander against that same
- * declaration, so help and parser cannot drift. The one exception is `worker`, still parsed by
- * node:util in worker-command.ts: its description below is for help only, until that module
- * moves to a spec too.
+ * declaration, so help and parser cannot drift.
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
@@ -25,29 +23,13 @@ import { QUEUE_SPEC } from "./queue-commands.ts";
 import { SEND_SPEC } from "./send-command.ts";
 import { SINK_SPEC } from "./sink-command.ts";
 import { START_SPEC } from "./start-command.ts";
-
-/** Help text only: worker-command.ts parses its own flags (node:util) for now. */
-const WORKER_HELP: FamilySpec = {
-  name: "worker",
-  summary: "Email Workers (Cloudflare-compatible scripts)",
-  subcommands: [
-    { name: "deploy", args: "<name> [entry]", summary: "bundle and deploy a worker (see wrangler.toml / wrangler.jsonc)", options: [["--config <file>", "wrangler config"], ["--var <KEY=VALUE>", "a plain-text binding (repeatable)"], ["--kv <BINDING=namespace>", "a KV binding (repeatable)"], ["--compatibility-date <date>", "workerd compatibility date"], ["--compatibility-flag <flag>", "(repeatable)"], ["--minify", "minify the bundle"], ["--env <name>", "a wrangler [env.<name>] section"], ["--allow-missing-bindings", "deploy although a declared binding cannot be provided here"]], example: "mailroute worker deploy triage src/worker.js", store: true },
-    { name: "list", summary: "list deployed workers", example: "mailroute worker list", store: true },
-    { name: "remove", args: "<name>", summary: "remove a worker", example: "mailroute worker remove triage", store: true },
-    { name: "secret", args: "put|delete|list <worker> [key]", summary: "a worker's secrets (value read from stdin)", example: "echo s3cret | mailroute worker secret put triage API_KEY", store: true },
-    { name: "kv", args: "put|get|list|delete <namespace> [key] [value]", summary: "KV namespaces", options: [["--ttl <seconds>", ""], ["--expiration <epoch>", ""], ["--metadata <json>", ""], ["--prefix <prefix>", ""], ["--limit <n>", ""], ["--cursor <cursor>", ""]], example: "mailroute worker kv list allowlist", store: true },
-    { name: "tail", args: "<name>", summary: "follow a worker's log", options: [["--lines <n>", ""], ["--interval <ms>", ""], ["--once", "print and exit"]], example: "mailroute worker tail triage --once", store: true },
-    { name: "test", args: "<name>", summary: "run a worker on a message and print what it did (delivers nothing)", options: [["--eml <file>", "the message (RFC 5322)"], ["--from <address>", "envelope sender"], ["--to <address>", "envelope recipient"]], example: "mailroute worker test triage --eml message.eml", store: true },
-    { name: "d1", args: "execute <database>", summary: "run SQL against a worker's D1 database", options: [["--command <sql>", ""], ["--file <file>", ""]], example: "mailroute worker d1 execute DB --command 'SELECT 1'", store: true },
-    { name: "analytics", args: "<dataset>", summary: "Analytics Engine data points, newest first", options: [["--since <date>", ""], ["--index <index>", ""], ["--limit <n>", ""]], example: "mailroute worker analytics mail_stats", store: true },
-  ],
-};
+import { WORKER_SPEC } from "./worker/worker-cli-context.ts";
 
 /** The commands in the order help lists them. */
-export const COMMAND_SPECS: readonly CommandSpec[] = [START_SPEC, INIT_SPEC, DOMAIN_SPEC, ADDRESS_SPEC, RULE_SPEC, CATCH_ALL_SPEC, WORKER_HELP, QUEUE_SPEC, ACCOUNT_SPEC, TOKEN_SPEC, DOCTOR_SPEC, AUDIT_SPEC, ROUTE_SPEC, SEND_SPEC, ACTIVITY_SPEC, SINK_SPEC];
+export const COMMAND_SPECS: readonly CommandSpec[] = [START_SPEC, INIT_SPEC, DOMAIN_SPEC, ADDRESS_SPEC, RULE_SPEC, CATCH_ALL_SPEC, WORKER_SPEC, QUEUE_SPEC, ACCOUNT_SPEC, TOKEN_SPEC, DOCTOR_SPEC, AUDIT_SPEC, ROUTE_SPEC, SEND_SPEC, ACTIVITY_SPEC, SINK_SPEC];
 
-/** Commands whose flags are not parsed from their spec yet (see the module comment). */
-export const DESCRIBED_ONLY: ReadonlySet<string> = new Set([WORKER_HELP.name]);
+/** Commands whose flags are not parsed from their spec yet (none: every command parses from its spec). */
+export const DESCRIBED_ONLY: ReadonlySet<string> = new Set();
 
 export function mailrouteVersion(): string {
   const manifest = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };

@@ -4,12 +4,12 @@
  * services (opened only on an existing store: a mistyped --data-dir is refused, naming the path,
  * never created), and the output helpers.
  */
-import type { ParseArgsConfig } from "node:util";
 import type { AccountServices } from "../../core/services.ts";
 import type { WorkerSummary } from "../../core/workers/worker-definition.ts";
 import { usageError } from "../cli-error.ts";
 import { withService } from "../open-configuration.ts";
 import { type Output } from "../command-output.ts";
+import type { FamilySpec } from "../command-spec.ts";
 
 /** What the command reads besides argv; tests pass their own. */
 export interface WorkerCommandIo {
@@ -19,61 +19,55 @@ export interface WorkerCommandIo {
   signal?: AbortSignal;
 }
 
-export const USAGE = [
-  "mailroute worker deploy <name> [<entry>] [--config wrangler.toml|wrangler.jsonc] [--env E] [--var KEY=VALUE]… [--kv BINDING=namespace]… [--compatibility-date YYYY-MM-DD] [--compatibility-flag F]… [--minify] [--allow-missing-bindings]",
-  "       | list | remove <name>",
-  "       | secret put <name> <key> (value on stdin) | secret delete <name> <key> | secret list <name>",
-  "       | kv put <namespace> <key> [<value>|-] [--ttl S] [--expiration EPOCH] [--metadata JSON] | kv get <namespace> <key> | kv list <namespace> [--prefix P] [--limit N] [--cursor C] | kv delete <namespace> <key>",
-  "       | tail <name> [--lines N] [--interval MS] [--once]",
-  "       | test <name> --eml message.eml [--from ADDRESS] [--to ADDRESS]   (runs the worker, delivers nothing)",
-  "       | d1 execute <database> (--command SQL | --file FILE)   (database: binding, database_name or id)",
-  "       | analytics <dataset> [--since ISO-DATE] [--index I] [--limit N]",
-].join("\n");
-
-export const OPTIONS = {
-  "data-dir": { type: "string" },
-  database: { type: "string" },
-  json: { type: "boolean", default: false },
-  account: { type: "string" },
-  config: { type: "string" },
-  var: { type: "string", multiple: true },
-  kv: { type: "string", multiple: true },
-  "compatibility-date": { type: "string" },
-  "compatibility-flag": { type: "string", multiple: true },
-  minify: { type: "boolean" },
-  env: { type: "string" },
-  "allow-missing-bindings": { type: "boolean" },
-  ttl: { type: "string" },
-  expiration: { type: "string" },
-  metadata: { type: "string" },
-  prefix: { type: "string" },
-  limit: { type: "string" },
-  cursor: { type: "string" },
-  lines: { type: "string" },
-  interval: { type: "string" },
-  once: { type: "boolean" },
-  eml: { type: "string" },
-  from: { type: "string" },
-  to: { type: "string" },
-  command: { type: "string" },
-  file: { type: "string" },
-  since: { type: "string" },
-  index: { type: "string" },
-} as const satisfies ParseArgsConfig["options"];
-
-export type Option = keyof typeof OPTIONS;
-export const COMMON: Option[] = ["data-dir", "database", "json", "account"];
-export const VERB_OPTIONS: Record<string, Option[]> = {
-  deploy: ["config", "var", "kv", "compatibility-date", "compatibility-flag", "minify", "env", "allow-missing-bindings"],
-  list: [],
-  remove: [],
-  secret: [],
-  kv: ["ttl", "expiration", "metadata", "prefix", "limit", "cursor"],
-  tail: ["lines", "interval", "once"],
-  test: ["eml", "from", "to"],
-  d1: ["command", "file"],
-  analytics: ["since", "index", "limit"],
+/** The worker family: read by commander for `--help` and for parsing alike (command-spec.ts). */
+export const WORKER_SPEC: FamilySpec = {
+  name: "worker",
+  summary: "Email Workers (Cloudflare-compatible scripts)",
+  subcommands: [
+    {
+      name: "deploy",
+      args: "<name> [entry]",
+      summary: "bundle and deploy a worker (see wrangler.toml / wrangler.jsonc)",
+      options: [
+        ["--config <file>", "wrangler config (wrangler.toml, wrangler.json or wrangler.jsonc)"],
+        ["--env <name>", "a wrangler [env.<name>] section"],
+        ["--var <KEY=VALUE>", "a plain-text binding", { repeatable: true }],
+        ["--kv <BINDING=namespace>", "a KV binding", { repeatable: true }],
+        ["--compatibility-date <date>", "workerd compatibility date (YYYY-MM-DD)"],
+        ["--compatibility-flag <flag>", "a workerd compatibility flag", { repeatable: true }],
+        ["--minify", "minify the bundle"],
+        ["--allow-missing-bindings", "deploy although a declared binding cannot be provided here"],
+      ],
+      example: "mailroute worker deploy triage src/worker.js",
+      store: true,
+    },
+    { name: "list", summary: "list deployed workers", example: "mailroute worker list", store: true },
+    { name: "remove", args: "<name>", summary: "remove a worker", example: "mailroute worker remove triage", store: true },
+    // [value] is there to be refused with the reason: a secret on the command line stays in shell history
+    { name: "secret", args: "<put|delete|list> <worker> [key] [value]", summary: "a worker's secrets (value read from stdin)", example: "echo s3cret | mailroute worker secret put triage API_KEY", store: true },
+    {
+      name: "kv",
+      args: "<put|get|list|delete> <namespace> [key] [value]",
+      summary: "KV namespaces (a put's value from the command line, or - for stdin)",
+      options: [["--ttl <seconds>", "put: expire after this many seconds"], ["--expiration <epoch>", "put: expire at this time"], ["--metadata <json>", "put: metadata"], ["--prefix <prefix>", "list: keys starting with this"], ["--limit <n>", "list: at most this many"], ["--cursor <cursor>", "list: continue from here"]],
+      example: "mailroute worker kv list allowlist",
+      store: true,
+    },
+    { name: "tail", args: "<name>", summary: "follow a worker's log", options: [["--lines <n>", "recent lines first"], ["--interval <ms>", "how often to look"], ["--once", "print and exit"]], example: "mailroute worker tail triage --once", store: true },
+    { name: "test", args: "<name>", summary: "run a worker on a message and print what it did (delivers nothing)", options: [["--eml <file>", "the message (RFC 5322)"], ["--from <address>", "envelope sender"], ["--to <address>", "envelope recipient"]], example: "mailroute worker test triage --eml message.eml", store: true },
+    { name: "d1", args: "<execute> <database>", summary: "run SQL against a worker's D1 database (binding, database_name or id)", options: [["--command <sql>", "the SQL"], ["--file <file>", "a file of SQL statements"]], example: "mailroute worker d1 execute DB --command 'SELECT 1'", store: true },
+    { name: "analytics", args: "<dataset>", summary: "Analytics Engine data points, newest first", options: [["--since <date>", "from this ISO date"], ["--index <index>", "only this index"], ["--limit <n>", "at most this many"]], example: "mailroute worker analytics mail_stats", store: true },
+  ],
 };
+
+/** Every subcommand's usage line, from the spec (so it cannot drift from what is parsed). */
+export const USAGE = WORKER_SPEC.subcommands.map((leaf, index) => `${index === 0 ? "mailroute worker" : "               "} ${leaf.name}${leaf.args === undefined ? "" : ` ${leaf.args}`} [options]`).join("\n");
+
+/** The flag names the subcommand modules read their values by. */
+export const FLAG_NAMES: readonly string[] = [
+  "data-dir", "database", "json", "account",
+  ...new Set(WORKER_SPEC.subcommands.flatMap((leaf) => (leaf.options ?? []).map(([flags]) => /--([a-z0-9-]+)/.exec(flags)![1]!))),
+];
 
 export interface Values {
   [key: string]: string | boolean | string[] | undefined;

@@ -2,14 +2,14 @@
  * `mailroute worker …`: deploy Email Workers from their own folders (wrangler files, TypeScript,
  * npm dependencies), list and remove them, set secrets, read and write their KV namespaces,
  * follow their console output, run them on a message, query their D1 databases and Analytics
- * Engine datasets. One module per subcommand group; this one parses the flags, checks which
- * apply to the subcommand, and dispatches. Every subcommand goes through the account's services
+ * Engine datasets. One module per subcommand group; this one parses argv with commander against
+ * WORKER_SPEC (the same declaration `--help` shows) and dispatches. Every subcommand goes through the account's services
  * on an existing store: a deploy, removal or secret change is audited and bumps the config
  * version, so a running server picks it up without a restart.
  */
-import { parseArgs } from "node:util";
+import { Option } from "commander";
 import { DEFAULT_ACCOUNT_ID } from "../../store/open-store.ts";
-import { usageError } from "../cli-error.ts";
+import { parseCommand } from "../command-spec.ts";
 import type { Output } from "../command-output.ts";
 import { analyticsCommand } from "./analytics-command.ts";
 import { d1Command } from "./d1-command.ts";
@@ -18,24 +18,20 @@ import { kvCommand } from "./kv-command.ts";
 import { secretCommand } from "./secret-command.ts";
 import { tailCommand } from "./tail-command.ts";
 import { testCommand } from "./test-command.ts";
-import { COMMON, describeBindings, emit, kib, need, OPTIONS, table, USAGE, VERB_OPTIONS, withWorkerServices, type Context, type Option, type Values, type WorkerCommandIo } from "./worker-cli-context.ts";
+import { describeBindings, emit, FLAG_NAMES, kib, need, table, WORKER_SPEC, withWorkerServices, type Context, type Values, type WorkerCommandIo } from "./worker-cli-context.ts";
 
 export type { WorkerCommandIo } from "./worker-cli-context.ts";
 
 export async function workerCommand(argv: string[], output: Output, io: WorkerCommandIo = {}): Promise<void> {
-  let parsed: { values: Values; positionals: string[] };
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true }) as { values: Values; positionals: string[] };
-  } catch (error) {
-    throw usageError((error as Error).message, USAGE);
+  // commander parses against WORKER_SPEC (unknown flags, flags of another subcommand, missing
+  // arguments: usage errors with "did you mean"); the modules read values by flag name
+  const { verb, operands, values: parsed } = parseCommand<Record<string, unknown>>(WORKER_SPEC, argv);
+  const values: Values = {};
+  for (const name of FLAG_NAMES) {
+    const value = parsed[new Option(`--${name}`).attributeName()];
+    if (value !== undefined) values[name] = value as string | boolean | string[];
   }
-  const [verb] = parsed.positionals;
-  const allowed = verb === undefined ? undefined : VERB_OPTIONS[verb];
-  if (allowed === undefined) throw usageError(verb === undefined ? "missing subcommand" : `unknown subcommand "${verb}"`, USAGE);
-  for (const option of Object.keys(parsed.values) as Option[]) {
-    if (!COMMON.includes(option) && !allowed.includes(option)) throw usageError(`--${option} does not apply to worker ${verb}`, USAGE);
-  }
-  const context: Context = { ...parsed, output, io, account: (parsed.values.account as string | undefined) ?? DEFAULT_ACCOUNT_ID };
+  const context: Context = { values, positionals: [verb!, ...operands], output, io, account: (values.account as string | undefined) ?? DEFAULT_ACCOUNT_ID };
   switch (verb) {
     case "deploy":
       return deployCommand(context);
