@@ -326,7 +326,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     mtaStsMode: certificates.mtaStsMode,
     acmeChallenges: certificates.acmeChallenges,
     health: { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntime: () => workerRuntime.health(), accepting: () => closing === null },
-    workerFetch: { account: DEFAULT_ACCOUNT, routes: (account) => runtimeWorkers.fetchRoutes(account), load: (account, name) => runtimeWorkers.load(account, name), invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, maxBodyBytes: settings.maxMessageSize },
+    workerFetch: { account: DEFAULT_ACCOUNT, zoneAccounts: () => new Map([...routing.table.zones].map(([name, zone]) => [name, zone.account])), routes: (account) => runtimeWorkers.fetchRoutes(account), load: (account, name) => runtimeWorkers.load(account, name), invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, maxBodyBytes: settings.maxMessageSize },
   });
   let http: AddressInfo;
   try {

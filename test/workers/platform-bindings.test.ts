@@ -219,13 +219,22 @@ describe("a worker's fetch() handler over HTTP", () => {
       };`,
       kv: [{ binding: "MAP", namespace: "ns" }],
     });
+    // another account's worker: its own zone's host is served; a route naming the default
+    // account's host is ignored (it would capture that account's webhooks)
+    const familyWorker = workerDefinition({
+      account: "family",
+      name: "greeter",
+      triggers: { ...DEFAULT_TRIGGERS, routes: [{ pattern: "hooks.family.example/*", customDomain: false }, { pattern: "hooks.example.com/*", customDomain: false }] },
+      bundle: `export default { async email() {}, async fetch(request) { return new Response("family " + new URL(request.url).pathname); } };`,
+    });
     const kv = new MapKvStore();
     const app = Fastify();
     await app.register(
       workerFetchRoutes({
         account: "default",
-        routes: async () => [{ name: "bot", triggers: fetchWorker.triggers! }],
-        load: async (_account, name) => (name === "bot" ? fetchWorker : null),
+        zoneAccounts: () => new Map([["example.com", "default"], ["family.example", "family"]]),
+        routes: async (account) => (account === "family" ? [{ name: "greeter", triggers: familyWorker.triggers! }] : [{ name: "bot", triggers: fetchWorker.triggers! }]),
+        load: async (account, name) => (account === "default" && name === "bot" ? fetchWorker : account === "family" && name === "greeter" ? familyWorker : null),
         invoke: (definition, invocation, handlers) => runtime.invoke(definition, invocation, handlers),
         handlers: () => nonEmailHandlers(kv, storePlatformHandlers(null as never, "default")),
         recordLogs: async () => undefined,
@@ -244,7 +253,10 @@ describe("a worker's fetch() handler over HTTP", () => {
 
       const routed = await getWithHost(base, "/telegram/update", "hooks.example.com");
       assert.equal((JSON.parse(routed.body) as { path: string }).path, "/telegram/update");
-      assert.equal((await getWithHost(base, "/other", "hooks.example.com")).status, 404, "outside the route pattern");
+      assert.equal((await getWithHost(base, "/other", "hooks.example.com")).status, 404, "outside the route pattern, and not the other account's either");
+      const family = await getWithHost(base, "/hello", "hooks.family.example");
+      assert.deepEqual([family.status, family.body], [200, "family /hello"], "another account's worker on its own zone");
+      assert.equal((await fetch(`${base}/workers/greeter/x`)).status, 404, "/workers/<name> is the built-in account's");
       assert.deepEqual(await (await fetch(`${base}/healthz`)).json(), { ok: true }, "other routes untouched");
 
       const boom = await fetch(`${base}/workers/bot/boom`);
