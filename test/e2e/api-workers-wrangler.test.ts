@@ -1,0 +1,227 @@
+/**
+ * The real `wrangler` (4.x, a dev dependency) deploys an Email Worker to a real mailroute over
+ * loopback through the Workers Scripts API — only CLOUDFLARE_API_BASE_URL, the token and the
+ * account changed — then mail sent over SMTP is handled by it; `wrangler secret put` and
+ * `wrangler kv key put --remote` reach the running worker; another account's token neither sees
+ * nor changes it; a bundle that cannot load is refused with a catalogue error naming why.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { after, before, beforeEach, describe, it } from "node:test";
+import { createRequire } from "node:module";
+import { CLI_OPERATOR } from "../../src/core/service-context.ts";
+import { createServices } from "../../src/core/services.ts";
+import { startHarness, type Harness } from "../support/mailroute-harness.ts";
+import { SmtpTestClient, testMessage } from "../support/smtp-test-client.ts";
+
+const WRANGLER = join(dirname(createRequire(import.meta.url).resolve("wrangler/package.json")), "bin", "wrangler.js");
+
+// Forwards to DESTINATION (a var), stamping what it read from its secret and its KV namespace.
+const WORKER = `
+export default {
+  async email(message, env) {
+    const greeting = await env.MAP.get("greeting");
+    await message.forward(env.DESTINATION, new Headers({
+      "X-Handled-By": "wrangler-worker",
+      "X-Secret-Seen": env.TAG ?? "none",
+      "X-Kv-Seen": greeting ?? "none",
+    }));
+  },
+};`;
+
+const WRANGLER_TOML = `name = "mailer"
+main = "src/index.js"
+compatibility_date = "2024-09-23"
+
+[vars]
+DESTINATION = "owner@dest.test"
+
+[[kv_namespaces]]
+binding = "MAP"
+id = "mailer-map"
+`;
+
+const PERMISSIONS = ["Workers Scripts Write", "Workers KV Storage Write", "Account Settings Read"].map((id) => ({ id }));
+
+describe("wrangler deploys Email Workers to mailroute", () => {
+  let h: Harness;
+  let home: string;
+  let project: string;
+  let token: string;
+  let otherToken: string;
+
+  before(async () => {
+    h = await startHarness({ destinations: ["dest.test"], settings: { "worker-deadline": "10000" } });
+    home = mkdtempSync(join(tmpdir(), "mailroute-wrangler-home-"));
+    project = mkdtempSync(join(tmpdir(), "mailroute-wrangler-project-"));
+    mkdirSync(join(project, "src"));
+    writeFileSync(join(project, "src", "index.js"), WORKER);
+    writeFileSync(join(project, "wrangler.toml"), WRANGLER_TOML);
+    const services = createServices(h.configStore);
+    await services.accounts(CLI_OPERATOR).create({ id: "other", name: "Other" });
+    const mine = services.forAccount({ account: "default", actor: CLI_OPERATOR });
+    await mine.zones.create("example.com");
+    await mine.addresses.create("owner@dest.test", { verified: true });
+    token = (await mine.tokens.create({ name: "wrangler", policies: [{ permission_groups: PERMISSIONS, resources: { "com.cloudflare.api.account.default": "*" } }] })).value;
+    const other = services.forAccount({ account: "other", actor: CLI_OPERATOR });
+    otherToken = (await other.tokens.create({ name: "other", policies: [{ permission_groups: PERMISSIONS, resources: { "com.cloudflare.api.account.other": "*" } }] })).value;
+  });
+
+  after(async () => {
+    await h?.stop();
+    for (const dir of [home, project]) if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  beforeEach(() => h.sinks["dest.test"]!.reset());
+
+  function wrangler(args: string[], options: { stdin?: string; token?: string; account?: string } = {}): Promise<{ code: number; out: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [WRANGLER, ...args], {
+        cwd: project,
+        env: {
+          PATH: process.env["PATH"] ?? "",
+          HOME: home,
+          XDG_CONFIG_HOME: home,
+          CLOUDFLARE_API_BASE_URL: `http://127.0.0.1:${h.mailroute.http.port}/client/v4`,
+          CLOUDFLARE_API_TOKEN: options.token ?? token,
+          CLOUDFLARE_ACCOUNT_ID: options.account ?? "default",
+          WRANGLER_SEND_METRICS: "false",
+          CI: "true",
+        },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      let out = "";
+      child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString("utf8")));
+      child.stderr.on("data", (chunk: Buffer) => (out += chunk.toString("utf8")));
+      const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+      child.on("close", (code) => {
+        clearTimeout(timer);
+        resolve({ code: code ?? 1, out });
+      });
+      child.stdin.end(options.stdin ?? "");
+    });
+  }
+
+  async function api(path: string, init: RequestInit & { token?: string } = {}): Promise<{ status: number; body: { success: boolean; errors: { code: number; message: string }[]; result: unknown } }> {
+    const response = await fetch(`http://127.0.0.1:${h.mailroute.http.port}/client/v4${path}`, { ...init, headers: { authorization: `Bearer ${init.token ?? token}`, ...(init.headers as Record<string, string> | undefined) } });
+    return { status: response.status, body: (await response.json()) as never };
+  }
+
+  async function sendAndReceive(): Promise<string> {
+    await h.reload();
+    const { client } = await SmtpTestClient.connect(h.port);
+    const envelope = await client.envelope("friend@sender.test", ["hello@example.com"]);
+    assert.equal(envelope.rcpts[0]!.code, 250, envelope.rcpts[0]!.line);
+    const reply = await client.data(testMessage({ from: "friend@sender.test", to: "hello@example.com" }));
+    await client.quit();
+    assert.equal(reply.code, 250, reply.line);
+    const [message] = await h.sinks["dest.test"]!.waitForMessages(1, 20_000);
+    return message!.text;
+  }
+
+  it("deploys with `wrangler deploy`, and mail to a rule naming the worker is forwarded by it", async () => {
+    const deployed = await wrangler(["deploy"]);
+    assert.equal(deployed.code, 0, deployed.out);
+    assert.match(deployed.out, /Uploaded mailer/);
+    assert.match(deployed.out, /not-served-by-mailroute/, "the workers.dev target says mailroute does not serve it");
+    assert.match(deployed.out, /Current Version ID: [0-9a-f-]{36}/);
+    const worker = await h.config.workers.get("mailer");
+    assert.deepEqual(worker.bindings.vars, ["DESTINATION"]);
+    assert.deepEqual(worker.bindings.kv, [{ binding: "MAP", namespace: "mailer-map" }]);
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "hello@example.com" }], actions: [{ type: "worker", value: ["mailer"] }] });
+    const text = await sendAndReceive();
+    assert.match(text, /\r\nX-Handled-By: wrangler-worker\r\n/i);
+    assert.match(text, /\r\nX-Secret-Seen: none\r\n/i);
+  });
+
+  it("redeploys an existing worker through the versions API", async () => {
+    const again = await wrangler(["deploy", "--var", "EXTRA:1"]);
+    assert.equal(again.code, 0, again.out);
+    assert.deepEqual((await h.config.workers.get("mailer")).bindings.vars.sort(), ["DESTINATION", "EXTRA"]);
+  });
+
+  it("`wrangler secret put` reaches the worker; `secret list` names it, never its value", async () => {
+    const put = await wrangler(["secret", "put", "TAG"], { stdin: "s3cret-tag\n" });
+    assert.equal(put.code, 0, put.out);
+    assert.match(put.out, /Success! Uploaded secret TAG/);
+    const listed = await wrangler(["secret", "list", "--format", "json"]);
+    assert.equal(listed.code, 0, listed.out);
+    assert.match(listed.out, /"name": "TAG"/);
+    assert.doesNotMatch(listed.out, /s3cret-tag/);
+    assert.match(await sendAndReceive(), /\r\nX-Secret-Seen: s3cret-tag\r\n/i);
+  });
+
+  it("`wrangler kv key put --remote` is read by the worker; get, list and delete work", async () => {
+    const put = await wrangler(["kv", "key", "put", "greeting", "hello from kv", "--binding", "MAP", "--remote"]);
+    assert.equal(put.code, 0, put.out);
+    assert.match(await sendAndReceive(), /\r\nX-Kv-Seen: hello from kv\r\n/i);
+    const got = await wrangler(["kv", "key", "get", "greeting", "--binding", "MAP", "--remote", "--text"]);
+    assert.equal(got.code, 0, got.out);
+    assert.match(got.out, /hello from kv/);
+    const listed = await wrangler(["kv", "key", "list", "--binding", "MAP", "--remote"]);
+    assert.equal(listed.code, 0, listed.out);
+    assert.match(listed.out, /"name": "greeting"/);
+    const namespaces = await wrangler(["kv", "namespace", "list"]);
+    assert.equal(namespaces.code, 0, namespaces.out);
+    assert.match(namespaces.out, /"id": "mailer-map"/);
+    const created = await wrangler(["kv", "namespace", "create", "fresh-space"]);
+    assert.equal(created.code, 0, created.out);
+    assert.match(created.out, /fresh-space/);
+    const deleted = await wrangler(["kv", "key", "delete", "greeting", "--binding", "MAP", "--remote"]);
+    assert.equal(deleted.code, 0, deleted.out);
+    assert.equal(await h.config.kv.get("mailer-map", "greeting"), null);
+  });
+
+  it("`wrangler secret delete` removes the secret", async () => {
+    const deleted = await wrangler(["secret", "delete", "TAG"]);
+    assert.equal(deleted.code, 0, deleted.out);
+    assert.deepEqual((await h.config.workers.get("mailer")).bindings.secrets, []);
+  });
+
+  it("another account's token neither sees nor changes the worker, and learns nothing", async () => {
+    const version = (await h.config.workers.get("mailer")).version;
+    const seen = await api("/accounts/default/workers/services/mailer", { token: otherToken });
+    assert.equal(seen.status, 404);
+    assert.equal(seen.body.errors[0]!.code, 7003, "the account is not found: not even the worker's absence is told");
+    const own = await api("/accounts/other/workers/services/mailer", { token: otherToken });
+    assert.equal(own.status, 404);
+    assert.equal(own.body.errors[0]!.code, 10007, "its own account has no worker of that name");
+    const secret = await api("/accounts/default/workers/scripts/mailer/secrets", { token: otherToken, method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "X", text: "y", type: "secret_text" }) });
+    assert.equal(secret.status, 404);
+    const kv = await api("/accounts/default/storage/kv/namespaces/mailer-map/values/greeting", { token: otherToken, method: "PUT", body: "overwritten" });
+    assert.equal(kv.status, 404);
+    const redeploy = await wrangler(["deploy"], { token: otherToken, account: "default" });
+    assert.notEqual(redeploy.code, 0, redeploy.out);
+    const mine = await wrangler(["secret", "put", "TAG"], { token: otherToken, account: "default", stdin: "evil" });
+    assert.notEqual(mine.code, 0, mine.out);
+    assert.equal((await h.config.workers.get("mailer")).version, version);
+    assert.deepEqual((await h.config.workers.get("mailer")).bindings.secrets, []);
+  });
+
+  it("refuses a bundle that cannot load, with a catalogue error naming why, and changes nothing", async () => {
+    const before = (await h.config.workers.get("mailer")).version;
+    const form = new FormData();
+    form.set("metadata", JSON.stringify({ main_module: "index.js", compatibility_date: "2024-09-23", bindings: [] }));
+    form.set("index.js", new Blob(['import "./missing.js";\nexport default { async email() {} };'], { type: "application/javascript+module" }), "index.js");
+    const refused = await api("/accounts/default/workers/scripts/mailer", { method: "PUT", body: form });
+    assert.equal(refused.status, 400, JSON.stringify(refused.body));
+    assert.equal(refused.body.errors[0]!.code, 10021);
+    assert.match(refused.body.errors[0]!.message, /does not load in the Workers runtime: .*missing\.js/);
+    const noHandler = new FormData();
+    noHandler.set("metadata", JSON.stringify({ main_module: "index.js", compatibility_date: "2024-09-23", bindings: [] }));
+    noHandler.set("index.js", new Blob(["export default { async fetch() { return new Response('hi'); } };"], { type: "application/javascript+module" }), "index.js");
+    const noEmail = await api("/accounts/default/workers/scripts/mailer", { method: "PUT", body: noHandler });
+    assert.equal(noEmail.status, 400);
+    assert.match(noEmail.body.errors[0]!.message, /has no email\(\) handler: its default export has fetch\(\)/);
+    const unknownBinding = new FormData();
+    unknownBinding.set("metadata", JSON.stringify({ main_module: "index.js", compatibility_date: "2024-09-23", bindings: [{ name: "BROWSER", type: "browser" }] }));
+    unknownBinding.set("index.js", new Blob(["export default { async email() {} };"], { type: "application/javascript+module" }), "index.js");
+    const missing = await api("/accounts/default/workers/scripts/mailer", { method: "PUT", body: unknownBinding });
+    assert.equal(missing.status, 400);
+    assert.match(missing.body.errors[0]!.message, /cannot provide: BROWSER \(browser\)/);
+    assert.equal((await h.config.workers.get("mailer")).version, before);
+  });
+});
