@@ -38,6 +38,9 @@ export const apiErrors = Object.freeze({
   WORKER_UNSUPPORTED: entry(1011, 400, "{what} is not supported by mailroute: {why}"),
   /** Cloudflare's KV "key not found". */
   KV_KEY_NOT_FOUND: entry(10009, 404, "get: 'key not found'"),
+  /** Cloudflare's D1 codes: a database no worker of the account binds, and SQL D1 refused. */
+  D1_NOT_FOUND: entry(7404, 404, "The database {name} could not be found"),
+  D1_QUERY_FAILED: entry(7500, 400, "{message}"),
   BUSY: entry(1007, 503, "Too many uploads in progress; retry shortly"),
   INTERNAL: entry(1000, 500, "Internal error (incident {incident}); the operator's log has the details"),
 });

@@ -21,6 +21,7 @@ import { registerRuleRoutes } from "./routes/rule-routes.ts";
 import { registerZoneRoutes } from "./routes/zone-routes.ts";
 import { registerWorkerScriptRoutes } from "./routes/worker-script-routes.ts";
 import { registerKvRoutes } from "./routes/kv-routes.ts";
+import { registerD1Routes } from "./routes/d1-routes.ts";
 
 export const API_PREFIX = "/client/v4";
 /** JSON bodies of the API are small; 1 MiB leaves room for long rule lists. */
@@ -94,4 +95,5 @@ export async function clientApi(app: FastifyInstance, options: ClientApiOptions)
   registerGraphqlAnalytics(app, options);
   registerWorkerScriptRoutes(app, options);
   registerKvRoutes(app, options);
+  registerD1Routes(app, options);
 }

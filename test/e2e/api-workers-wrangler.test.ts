@@ -24,10 +24,13 @@ const WORKER = `
 export default {
   async email(message, env) {
     const greeting = await env.MAP.get("greeting");
+    let note = "none";
+    try { note = (await env.DB.prepare("SELECT text FROM notes LIMIT 1").first("text")) ?? "none"; } catch { /* no table yet */ }
     await message.forward(env.DESTINATION, new Headers({
       "X-Handled-By": "wrangler-worker",
       "X-Secret-Seen": env.TAG ?? "none",
       "X-Kv-Seen": greeting ?? "none",
+      "X-D1-Seen": note,
     }));
   },
 };`;
@@ -42,9 +45,14 @@ DESTINATION = "owner@dest.test"
 [[kv_namespaces]]
 binding = "MAP"
 id = "mailer-map"
+
+[[d1_databases]]
+binding = "DB"
+database_name = "mailer-db"
+database_id = "4f8e2a6c-0d1b-4c3e-9a7f-5b6c7d8e9f01"
 `;
 
-const PERMISSIONS = ["Workers Scripts Write", "Workers KV Storage Write", "Account Settings Read"].map((id) => ({ id }));
+const PERMISSIONS = ["Workers Scripts Write", "Workers KV Storage Write", "D1 Write", "Account Settings Read"].map((id) => ({ id }));
 
 describe("wrangler deploys Email Workers to mailroute", () => {
   let h: Harness;
@@ -173,6 +181,22 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     const deleted = await wrangler(["kv", "key", "delete", "greeting", "--binding", "MAP", "--remote"]);
     assert.equal(deleted.code, 0, deleted.out);
     assert.equal(await h.config.kv.get("mailer-map", "greeting"), null);
+  });
+
+  it("`wrangler d1 execute --remote --command` runs SQL the worker then reads; --file is refused saying why", async () => {
+    const created = await wrangler(["d1", "execute", "mailer-db", "--remote", "--command", "CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('noted in d1')"]);
+    assert.equal(created.code, 0, created.out);
+    const selected = await wrangler(["d1", "execute", "DB", "--remote", "--json", "--command", "SELECT text FROM notes"]);
+    assert.equal(selected.code, 0, selected.out);
+    assert.match(selected.out, /"text": "noted in d1"/);
+    assert.match(await sendAndReceive(), /\r\nX-D1-Seen: noted in d1\r\n/i);
+    const bad = await wrangler(["d1", "execute", "mailer-db", "--remote", "--command", "SELECT * FROM no_such_table"]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.out, /no such table: no_such_table/);
+    writeFileSync(join(project, "seed.sql"), "INSERT INTO notes VALUES ('x');");
+    const file = await wrangler(["d1", "execute", "mailer-db", "--remote", "--yes", "--file", "seed.sql"]);
+    assert.notEqual(file.code, 0);
+    assert.match(file.out, /not supported by mailroute/);
   });
 
   it("`wrangler secret delete` removes the secret", async () => {
