@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { createRequire } from "node:module";
+import Cloudflare from "cloudflare";
 import { CLI_OPERATOR } from "../../src/core/service-context.ts";
 import { createServices } from "../../src/core/services.ts";
 import { startHarness, type Harness } from "../support/mailroute-harness.ts";
@@ -26,6 +27,7 @@ export default {
     const greeting = await env.MAP.get("greeting");
     let note = "none";
     try { note = (await env.DB.prepare("SELECT text FROM notes LIMIT 1").first("text")) ?? "none"; } catch { /* no table yet */ }
+    console.log("handled with note " + note);
     await message.forward(env.DESTINATION, new Headers({
       "X-Handled-By": "wrangler-worker",
       "X-Secret-Seen": env.TAG ?? "none",
@@ -203,6 +205,31 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     const deleted = await wrangler(["secret", "delete", "TAG"]);
     assert.equal(deleted.code, 0, deleted.out);
     assert.deepEqual((await h.config.workers.get("mailer")).bindings.secrets, []);
+  });
+
+  it("reads what the dashboard shows through the cloudflare SDK: scripts with version, time and bindings, settings, secrets, console lines", async () => {
+    const cf = new Cloudflare({ apiToken: token, baseURL: `http://127.0.0.1:${h.mailroute.http.port}/client/v4`, maxRetries: 0 });
+    const worker = await h.config.workers.get("mailer");
+    const scripts: Record<string, unknown>[] = [];
+    for await (const script of cf.workers.scripts.list({ account_id: "default" })) scripts.push(script as unknown as Record<string, unknown>);
+    assert.equal(scripts.length, 1);
+    assert.equal(scripts[0]!["id"], "mailer");
+    assert.equal(scripts[0]!["etag"], worker.version);
+    assert.equal(scripts[0]!["modified_on"], worker.modifiedAt);
+    const settings = await cf.workers.scripts.scriptAndVersionSettings.get("mailer", { account_id: "default" });
+    const scriptSettings = await cf.workers.scripts.settings.get("mailer", { account_id: "default" });
+    assert.equal(scriptSettings.logpush, false);
+    const bindings = (settings as unknown as { bindings: { name: string; type: string }[] }).bindings.map((b) => `${b.type}:${b.name}`).sort();
+    assert.deepEqual(bindings, ["d1:DB", "kv_namespace:MAP", "plain_text:DESTINATION", "plain_text:EXTRA"]);
+    assert.doesNotMatch(JSON.stringify(settings), /owner@dest\.test/, "var values stay out of the listing");
+    const secrets: { name?: string }[] = [];
+    for await (const secret of cf.workers.scripts.secrets.list("mailer", { account_id: "default" })) secrets.push(secret);
+    assert.deepEqual(secrets, []);
+    const logs = (await cf.get("/accounts/default/workers/scripts/mailer/logs", { query: { limit: 50 } })) as { result: { level: string; message: string }[] };
+    assert.ok(logs.result.some((line) => line.message === "handled with note noted in d1"), JSON.stringify(logs.result));
+    const namespaces: { id: string }[] = [];
+    for await (const namespace of cf.kv.namespaces.list({ account_id: "default" })) namespaces.push(namespace);
+    assert.deepEqual(namespaces.map((namespace) => namespace.id), [], "the only key was deleted: no namespace holds keys");
   });
 
   it("another account's token neither sees nor changes the worker, and learns nothing", async () => {

@@ -7,9 +7,11 @@
  *   GET  /accounts/{id}/workers/scripts                   list (with version, time, bindings)
  *   PUT  /accounts/{id}/workers/scripts/{name}            multipart upload: load-checked, deployed
  *   POST /accounts/{id}/workers/scripts/{name}/versions   the same, for a worker that exists
- *   GET|POST …/deployments, PATCH …/script-settings, GET …/settings, DELETE …/scripts/{name}
+ *   GET|POST …/deployments, GET|PATCH …/script-settings, GET …/settings, DELETE …/scripts/{name}
  *   GET|PUT …/secrets, GET|DELETE …/secrets/{secret}
  *   GET  /accounts/{id}/workers/subdomain, GET|POST …/scripts/{name}/subdomain
+ *   GET  …/scripts/{name}/logs?after&limit   mailroute's: the console lines `worker tail` shows
+ *                                            (Cloudflare streams these over a tail socket instead)
  *
  * What mailroute does not do is answered without pretending: there is one version per worker
  * (an uploaded version is deployed at once, and deploying any other is refused); workers.dev
@@ -27,7 +29,7 @@ import { UploadRefusal } from "../../core/workers/upload-deployment.ts";
 import type { AccountServices } from "../../core/services.ts";
 import { ApiError } from "../api-error.ts";
 import { ok } from "../envelope.ts";
-import { bodyObject } from "../request-input.ts";
+import { bodyObject, queryInt } from "../request-input.ts";
 import { ConcurrencyGate } from "../request-limits.ts";
 import { deploymentJson, scriptJson, serviceJson, settingsJson, uploadJson, versionId, versionJson } from "../worker-presenters.ts";
 import type { ApiDeps } from "./route-deps.ts";
@@ -71,6 +73,15 @@ export function registerWorkerScriptRoutes(app: FastifyInstance, deps: ApiDeps):
   app.get<{ Params: Params }>(`${script}/settings`, async (request) => {
     const services = await read(request);
     return ok(settingsJson(await workerCall(request.params.script_name, () => services.workers.get(request.params.script_name))));
+  });
+
+  app.get<{ Params: Params }>(`${script}/logs`, async (request) => {
+    const services = await read(request);
+    await workerCall(request.params.script_name, () => services.workers.get(request.params.script_name));
+    const limit = Math.min(queryInt(request, "limit") ?? 100, 1000);
+    const after = queryInt(request, "after");
+    const lines = await services.workers.logs(request.params.script_name, { limit, ...(after === undefined ? {} : { after }) });
+    return ok(lines.map((line) => ({ id: line.id, at: line.at, level: line.level, message: line.message })));
   });
 
   app.delete<{ Params: Params }>(script, async (request) => {
@@ -125,6 +136,13 @@ export function registerWorkerScriptRoutes(app: FastifyInstance, deps: ApiDeps):
 
   // wrangler sends tags, logpush, observability and tail consumers here; mailroute has none of
   // them, so it answers with its own (unchanged) settings rather than echoing what it was sent.
+  app.get<{ Params: Params }>(`${script}/script-settings`, async (request) => {
+    const services = await read(request);
+    const worker = await workerCall(request.params.script_name, () => services.workers.get(request.params.script_name));
+    const { logpush, tail_consumers, observability, tags } = settingsJson(worker);
+    return ok({ logpush, tail_consumers, observability, tags });
+  });
+
   app.patch<{ Params: Params }>(`${script}/script-settings`, async (request) => {
     const services = await write(request);
     const worker = await workerCall(request.params.script_name, () => services.workers.get(request.params.script_name));
