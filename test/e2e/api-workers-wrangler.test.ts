@@ -195,6 +195,10 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     const bad = await wrangler(["d1", "execute", "mailer-db", "--remote", "--command", "SELECT * FROM no_such_table"]);
     assert.notEqual(bad.code, 0);
     assert.match(bad.out, /no such table: no_such_table/);
+    // audited by the token that ran it, as a success and as a failure, without the SQL text
+    const audited = (await h.config.audit.list({ limit: 50 })).entries.filter((entry) => entry.action.type === "d1.execute");
+    assert.deepEqual(audited.map((entry) => [entry.actor.type, entry.action.result]).sort(), [["token", false], ["token", true], ["token", true]]);
+    assert.doesNotMatch(JSON.stringify(audited.filter((entry) => entry.action.result)), /noted in d1|INSERT/);
     writeFileSync(join(project, "seed.sql"), "INSERT INTO notes VALUES ('x');");
     const file = await wrangler(["d1", "execute", "mailer-db", "--remote", "--yes", "--file", "seed.sql"]);
     assert.notEqual(file.code, 0);
