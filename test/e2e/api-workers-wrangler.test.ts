@@ -46,7 +46,7 @@ DESTINATION = "owner@dest.test"
 
 [[kv_namespaces]]
 binding = "MAP"
-id = "mailer-map"
+id = "mailer-routes"
 
 [[d1_databases]]
 binding = "DB"
@@ -140,17 +140,20 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     assert.match(deployed.out, /Current Version ID: [0-9a-f-]{36}/);
     const worker = await h.config.workers.get("mailer");
     assert.deepEqual(worker.bindings.vars, ["DESTINATION"]);
-    assert.deepEqual(worker.bindings.kv, [{ binding: "MAP", namespace: "mailer-map" }]);
+    assert.deepEqual(worker.bindings.kv, [{ binding: "MAP", namespace: "mailer-routes" }]);
     await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "hello@example.com" }], actions: [{ type: "worker", value: ["mailer"] }] });
     const text = await sendAndReceive();
     assert.match(text, /\r\nX-Handled-By: wrangler-worker\r\n/i);
     assert.match(text, /\r\nX-Secret-Seen: none\r\n/i);
   });
 
-  it("redeploys an existing worker through the versions API", async () => {
-    const again = await wrangler(["deploy", "--var", "EXTRA:1"]);
+  it("redeploys an existing worker through the versions API; a KV binding without an id inherits the deployed one", async () => {
+    writeFileSync(join(project, "wrangler-inherit.toml"), WRANGLER_TOML.replace('id = "mailer-routes"\n', ""));
+    const again = await wrangler(["deploy", "--var", "EXTRA:1", "--config", "wrangler-inherit.toml"]);
     assert.equal(again.code, 0, again.out);
-    assert.deepEqual((await h.config.workers.get("mailer")).bindings.vars.sort(), ["DESTINATION", "EXTRA"]);
+    const worker = await h.config.workers.get("mailer");
+    assert.deepEqual(worker.bindings.vars.sort(), ["DESTINATION", "EXTRA"]);
+    assert.deepEqual(worker.bindings.kv, [{ binding: "MAP", namespace: "mailer-routes" }]);
   });
 
   it("`wrangler secret put` reaches the worker; `secret list` names it, never its value", async () => {
@@ -176,13 +179,13 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     assert.match(listed.out, /"name": "greeting"/);
     const namespaces = await wrangler(["kv", "namespace", "list"]);
     assert.equal(namespaces.code, 0, namespaces.out);
-    assert.match(namespaces.out, /"id": "mailer-map"/);
+    assert.match(namespaces.out, /"id": "mailer-routes"/);
     const created = await wrangler(["kv", "namespace", "create", "fresh-space"]);
     assert.equal(created.code, 0, created.out);
     assert.match(created.out, /fresh-space/);
     const deleted = await wrangler(["kv", "key", "delete", "greeting", "--binding", "MAP", "--remote"]);
     assert.equal(deleted.code, 0, deleted.out);
-    assert.equal(await h.config.kv.get("mailer-map", "greeting"), null);
+    assert.equal(await h.config.kv.get("mailer-routes", "greeting"), null);
   });
 
   it("`wrangler d1 execute --remote --command` runs SQL the worker then reads; --file is refused saying why", async () => {
@@ -246,7 +249,7 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     assert.equal(own.body.errors[0]!.code, 10007, "its own account has no worker of that name");
     const secret = await api("/accounts/default/workers/scripts/mailer/secrets", { token: otherToken, method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "X", text: "y", type: "secret_text" }) });
     assert.equal(secret.status, 404);
-    const kv = await api("/accounts/default/storage/kv/namespaces/mailer-map/values/greeting", { token: otherToken, method: "PUT", body: "overwritten" });
+    const kv = await api("/accounts/default/storage/kv/namespaces/mailer-routes/values/greeting", { token: otherToken, method: "PUT", body: "overwritten" });
     assert.equal(kv.status, 404);
     const redeploy = await wrangler(["deploy"], { token: otherToken, account: "default" });
     assert.notEqual(redeploy.code, 0, redeploy.out);

@@ -14,8 +14,8 @@
  * account's D1 / R2 data (deploy-check.ts).
  */
 import { BindingError, DEFAULT_TRIGGERS, describeMissing, sortUploadBindings, type WorkerTriggers } from "../../workers/platform-bindings.ts";
-import { parseWorkerUpload, moduleText, UploadError } from "../../workers/worker-upload.ts";
-import type { WorkerDeployment } from "./worker-definition.ts";
+import { parseWorkerUpload, moduleText, UploadError, type UploadBinding } from "../../workers/worker-upload.ts";
+import type { WorkerDeployment, WorkerSummary } from "./worker-definition.ts";
 
 /** Why an upload cannot be deployed; the message names the part, binding or load failure. */
 export class UploadRefusal extends Error {
@@ -33,8 +33,8 @@ export interface PreparedUpload {
 }
 
 export interface PrepareOptions {
-  /** Keep the worker's triggers (fetch routes, queue consumers): an upload does not carry them. */
-  triggers?: WorkerTriggers;
+  /** The deployed worker, if any: its triggers are kept (an upload carries none) and its bindings inherited. */
+  existing?: WorkerSummary;
   /** Whether the operator configured a Workers AI endpoint. */
   aiEndpoint?: boolean;
 }
@@ -50,7 +50,8 @@ export async function prepareUpload(account: string, name: string, body: Uint8Ar
   }
   let sorted;
   try {
-    sorted = sortUploadBindings(upload.bindings, { aiEndpoint: options.aiEndpoint === true });
+    const bindings = upload.bindings.map((binding) => (binding.type === "inherit" ? inherit(binding.name, options.existing) : binding));
+    sorted = sortUploadBindings(bindings, { aiEndpoint: options.aiEndpoint === true });
   } catch (error) {
     if (error instanceof BindingError) throw new UploadRefusal(error.message);
     throw error;
@@ -70,7 +71,7 @@ export async function prepareUpload(account: string, name: string, body: Uint8Ar
     kv: sorted.kv,
     sendEmail: sorted.sendEmail,
     platform: sorted.platform,
-    triggers: options.triggers ?? DEFAULT_TRIGGERS,
+    triggers: options.existing?.triggers ?? DEFAULT_TRIGGERS,
   };
   // loaded on demand (it brings miniflare): only a deploy needs it
   const { checkWorkerLoads } = await import("../../workers/deploy-check.ts");
@@ -81,4 +82,24 @@ export async function prepareUpload(account: string, name: string, body: Uint8Ar
     throw new UploadRefusal(`worker ${name} has no ${needed}() handler: its default export has ${check.handlers.length === 0 ? "no handlers" : check.handlers.map((handler) => `${handler}()`).join(", ")}`);
   }
   return { deployment, secrets: sorted.secrets, handlers: check.handlers };
+}
+
+/**
+ * wrangler sends `{type: "inherit"}` for a binding whose resource it leaves to the server (a KV
+ * namespace without an id, on a worker that already has it): the deployed worker's binding of
+ * that name, in upload form.
+ */
+function inherit(name: string, existing: WorkerSummary | undefined): UploadBinding {
+  const platform = existing?.bindings.platform;
+  const kv = existing?.bindings.kv.find((b) => b.binding === name);
+  if (kv !== undefined) return { name, type: "kv_namespace", namespace_id: kv.namespace };
+  const d1 = platform?.d1.find((b) => b.binding === name);
+  if (d1 !== undefined) return { name, type: "d1", id: d1.databaseId, ...(d1.databaseName === undefined ? {} : { database_name: d1.databaseName }) };
+  const r2 = platform?.r2.find((b) => b.binding === name);
+  if (r2 !== undefined) return { name, type: "r2_bucket", bucket_name: r2.bucket };
+  const queue = platform?.queues.find((b) => b.binding === name);
+  if (queue !== undefined) return { name, type: "queue", queue_name: queue.queue };
+  const dataset = platform?.analytics.find((b) => b.binding === name);
+  if (dataset !== undefined) return { name, type: "analytics_engine", dataset: dataset.dataset };
+  throw new UploadRefusal(`binding ${name} asks to inherit the deployed worker's, but ${existing === undefined ? "the worker is not deployed yet" : "the deployed worker has no such binding"}: give its id in the wrangler file`);
 }
