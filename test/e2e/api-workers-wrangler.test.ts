@@ -154,6 +154,10 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     const worker = await h.config.workers.get("mailer");
     assert.deepEqual(worker.bindings.vars.sort(), ["DESTINATION", "EXTRA"]);
     assert.deepEqual(worker.bindings.kv, [{ binding: "MAP", namespace: "mailer-routes" }]);
+    // --keep-vars: EXTRA (given with --var before) stays although this upload does not name it
+    const kept = await wrangler(["deploy", "--keep-vars"]);
+    assert.equal(kept.code, 0, kept.out);
+    assert.deepEqual((await h.config.workers.get("mailer")).bindings.vars.sort(), ["DESTINATION", "EXTRA"]);
   });
 
   it("`wrangler secret put` reaches the worker; `secret list` names it, never its value", async () => {

@@ -35,6 +35,8 @@ export interface PreparedUpload {
 export interface PrepareOptions {
   /** The deployed worker, if any: its triggers are kept (an upload carries none) and its bindings inherited. */
   existing?: WorkerSummary;
+  /** The deployed worker's vars, read only when the upload asks to keep them (`keep_bindings`). */
+  existingVars?: () => Promise<Record<string, unknown>>;
   /** Whether the operator configured a Workers AI endpoint. */
   aiEndpoint?: boolean;
 }
@@ -67,7 +69,8 @@ export async function prepareUpload(account: string, name: string, body: Uint8Ar
     modules,
     compatibilityDate: upload.compatibilityDate,
     compatibilityFlags: upload.compatibilityFlags,
-    vars: sorted.vars,
+    // `--keep-vars`: the deployed vars stay unless the upload names them again (Cloudflare's keep_bindings)
+    vars: upload.keepBindings.some((type) => type === "plain_text" || type === "json") && options.existingVars !== undefined ? { ...(await options.existingVars()), ...sorted.vars } : sorted.vars,
     kv: sorted.kv,
     sendEmail: sorted.sendEmail,
     platform: sorted.platform,

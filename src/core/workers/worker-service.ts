@@ -88,7 +88,7 @@ export class WorkerService {
   async deployUpload(name: string, body: Uint8Array, contentType: string | undefined): Promise<DeployResult & { handlers: string[] }> {
     const key = workerName(name);
     const existing = await this.#summary(this.#ctx.db, key);
-    const prepared = await prepareUpload(this.#account, key, body, contentType, existing === null ? {} : { existing });
+    const prepared = await prepareUpload(this.#account, key, body, contentType, existing === null ? {} : { existing, existingVars: async () => JSON.parse((await workers.findWorker(this.#ctx.db, this.#account, key))?.vars ?? "{}") as Record<string, unknown> });
     const result = await this.deploy(prepared.deployment);
     for (const [secretName, value] of Object.entries(prepared.secrets)) await this.putSecret(key, secretName, value);
     const worker = Object.keys(prepared.secrets).length === 0 ? result.worker : await this.get(key);
