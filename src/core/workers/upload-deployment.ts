@@ -9,6 +9,11 @@
  * CLI's `worker deploy` runs — or a bundle that cannot load would deploy and every message
  * would then get 451.
  *
+ * Cloudflare's server-side binding rules an upload relies on are kept: `{type: "inherit"}` takes
+ * the deployed worker's binding of that name, and `keep_bindings` (`--keep-vars`) keeps the
+ * deployed vars the upload does not name; the worker's triggers (fetch routes, queue consumers,
+ * set by `mailroute worker deploy`) stay, since an upload carries none.
+ *
  * Promises: nothing is stored here; a refusal is an UploadRefusal naming why (the malformed
  * part, the binding it cannot provide, or workerd's own words); the check never touches the
  * account's D1 / R2 data (deploy-check.ts).
