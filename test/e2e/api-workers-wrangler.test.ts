@@ -286,4 +286,13 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     assert.match(missing.body.errors[0]!.message, /cannot provide: BROWSER \(browser\)/);
     assert.equal((await h.config.workers.get("mailer")).version, before);
   });
+
+  it("`wrangler delete` removes the worker, and the rule naming it is marked inactive", async () => {
+    const deleted = await wrangler(["delete"]);
+    assert.equal(deleted.code, 0, deleted.out);
+    assert.match(deleted.out, /Successfully deleted mailer/);
+    assert.deepEqual(await h.config.workers.list(), []);
+    const [rule] = await h.config.rules.all();
+    assert.match(rule!.inactiveReasons.join("; "), /mailer/);
+  });
 });

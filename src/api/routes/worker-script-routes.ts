@@ -8,6 +8,7 @@
  *   PUT  /accounts/{id}/workers/scripts/{name}            multipart upload: load-checked, deployed
  *   POST /accounts/{id}/workers/scripts/{name}/versions   the same, for a worker that exists
  *   GET|POST …/deployments, GET|PATCH …/script-settings, GET …/settings, DELETE …/scripts/{name}
+ *   DELETE …/services/{name}, GET …/references, GET …/tails/by-consumer/{name}   (`wrangler delete`)
  *   GET|PUT …/secrets, GET|DELETE …/secrets/{secret}
  *   GET  /accounts/{id}/workers/subdomain, GET|POST …/scripts/{name}/subdomain
  *   GET  …/scripts/{name}/logs?after&limit   mailroute's: the console lines `worker tail` shows
@@ -84,10 +85,25 @@ export function registerWorkerScriptRoutes(app: FastifyInstance, deps: ApiDeps):
     return ok(lines.map((line) => ({ id: line.id, at: line.at, level: line.level, message: line.message })));
   });
 
-  app.delete<{ Params: Params }>(script, async (request) => {
+  const remove = async (request: FastifyRequest<{ Params: Params }>) => {
     const services = await write(request);
     const removed = await workerCall(request.params.script_name, () => services.workers.remove(request.params.script_name));
     return ok({ id: removed.name });
+  };
+  app.delete<{ Params: Params }>(script, remove);
+  // `wrangler delete` removes the service
+  app.delete<{ Params: Params }>(`${account}/services/:script_name`, remove);
+
+  // What `wrangler delete` checks first: nothing here binds to another worker (no service
+  // bindings, Durable Objects, dispatch namespaces or tail consumers exist in mailroute).
+  app.get<{ Params: Params }>(`${script}/references`, async (request) => {
+    const services = await read(request);
+    await workerCall(request.params.script_name, () => services.workers.get(request.params.script_name));
+    return ok({ services: { incoming: [], outgoing: [] }, durable_objects: [], dispatch_outbounds: [] });
+  });
+  app.get<{ Params: Params }>(`${account}/tails/by-consumer/:script_name`, async (request) => {
+    await read(request);
+    return ok([]);
   });
 
   // The multipart upload: its own parser and limit, authorised before the body is read.
