@@ -30,6 +30,17 @@ export const apiErrors = Object.freeze({
   WORKER_REFUSED: entry(1002, 422, "{message}"),
   /** A rule or catch-all whose worker action names a worker the account has not deployed. */
   WORKER_NOT_DEPLOYED: entry(1008, 400, "{message}"),
+  /** Cloudflare's code for "This Worker does not exist on your account" (wrangler tests for it). */
+  WORKER_NOT_FOUND: entry(10007, 404, "This Worker does not exist on your account: no worker named \"{name}\""),
+  /** Cloudflare's script validation code: a multipart upload that is malformed, or a bundle that cannot load. */
+  WORKER_UPLOAD_REFUSED: entry(10021, 400, "Uploaded script refused: {message}"),
+  /** Something a Workers API caller asks for that mailroute does not do (cron triggers, versions not deployed). */
+  WORKER_UNSUPPORTED: entry(1011, 400, "{what} is not supported by mailroute: {why}"),
+  /** Cloudflare's KV "key not found". */
+  KV_KEY_NOT_FOUND: entry(10009, 404, "get: 'key not found'"),
+  /** Cloudflare's D1 codes: a database no worker of the account binds, and SQL D1 refused. */
+  D1_NOT_FOUND: entry(7404, 404, "The database {name} could not be found"),
+  D1_QUERY_FAILED: entry(7500, 400, "{message}"),
   BUSY: entry(1007, 503, "Too many uploads in progress; retry shortly"),
   INTERNAL: entry(1000, 500, "Internal error (incident {incident}); the operator's log has the details"),
 });

@@ -19,6 +19,9 @@ import { registerAddressRoutes } from "./routes/address-routes.ts";
 import type { ApiDeps } from "./routes/route-deps.ts";
 import { registerRuleRoutes } from "./routes/rule-routes.ts";
 import { registerZoneRoutes } from "./routes/zone-routes.ts";
+import { registerWorkerScriptRoutes } from "./routes/worker-script-routes.ts";
+import { registerKvRoutes } from "./routes/kv-routes.ts";
+import { registerD1Routes } from "./routes/d1-routes.ts";
 
 export const API_PREFIX = "/client/v4";
 /** JSON bodies of the API are small; 1 MiB leaves room for long rule lists. */
@@ -72,7 +75,7 @@ export async function clientApi(app: FastifyInstance, options: ClientApiOptions)
     if (error instanceof ApiError) return send(reply, error);
     if (error instanceof ValidationError) return send(reply, ApiError.fromValidation(error, request.url.split("?")[0] ?? ""));
     const code = (error as FastifyError).code;
-    if (code === "FST_ERR_CTP_BODY_TOO_LARGE") return send(reply, new ApiError("BODY_TOO_LARGE", { limit: API_BODY_LIMIT }));
+    if (code === "FST_ERR_CTP_BODY_TOO_LARGE") return send(reply, new ApiError("BODY_TOO_LARGE", { limit: request.routeOptions.bodyLimit ?? API_BODY_LIMIT }));
     if (code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return send(reply, new ApiError("UNSUPPORTED_MEDIA_TYPE"));
     if (code === "FST_ERR_CTP_EMPTY_JSON_BODY") return send(reply, new ApiError("BAD_JSON", { detail: "empty body" }, { field: "body" }));
     if (code === "FST_ERR_CTP_INVALID_CONTENT_LENGTH") return send(reply, new ApiError("BAD_JSON", { detail: "body shorter than its Content-Length" }, { field: "body" }));
@@ -90,4 +93,7 @@ export async function clientApi(app: FastifyInstance, options: ClientApiOptions)
   registerActivityRoutes(app, options);
   registerQueueRoutes(app, options);
   registerGraphqlAnalytics(app, options);
+  registerWorkerScriptRoutes(app, options);
+  registerKvRoutes(app, options);
+  registerD1Routes(app, options);
 }

@@ -25,6 +25,7 @@ import type { KvStore } from "../workers/worker-types.ts";
 import { RuntimeWorkers } from "./workers/runtime-workers.ts";
 import { WorkerService } from "./workers/worker-service.ts";
 import { findZoneOwner } from "../store/repositories/zone-repository.ts";
+import { D1Service } from "./workers/d1-service.ts";
 import { listWorkerNames } from "../store/repositories/worker-repository.ts";
 import type { SecretBox } from "../workers/secret-box.ts";
 
@@ -41,6 +42,8 @@ export interface AccountServices {
   readonly queue: QueueService;
   readonly workers: WorkerService;
   readonly kv: KvService;
+  /** D1 databases the account's workers bind: list, and run SQL (audited). */
+  readonly d1: D1Service;
   /** The account's KV as a running worker sees it (unaudited: a worker's own data, e.g. `worker test`). */
   readonly runtimeKv: KvStore;
 }
@@ -72,6 +75,7 @@ export function createServices(store: Store, options: ServiceOptions = {}): Serv
       // rules naming a worker this account has not deployed are flagged inactive, and refused when saved
       const workersDeployed = async (db: Kysely<Database>) => new Set(await listWorkerNames(db, scope.account));
       const rules = new RuleService(ctx, workersDeployed);
+      const workers = new WorkerService(ctx, options.secretBox ?? null, runtimeWorkers);
       return Object.freeze({
         scope,
         zones: new ZoneService(ctx),
@@ -82,8 +86,9 @@ export function createServices(store: Store, options: ServiceOptions = {}): Serv
         audit: new AuditService(ctx),
         activity: new ActivityService(ctx),
         queue: new QueueService(ctx),
-        workers: new WorkerService(ctx, options.secretBox ?? null, runtimeWorkers),
+        workers,
         kv: new KvService(ctx),
+        d1: new D1Service(ctx, workers, options.dataDir ?? null),
         runtimeKv: createKvNamespaces(store.db, scope.account),
       });
     },

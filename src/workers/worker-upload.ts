@@ -37,6 +37,8 @@ export interface WorkerUpload {
   bindings: UploadBinding[];
   compatibilityDate: string | null;
   compatibilityFlags: string[];
+  /** Binding types the server keeps from the deployed version when the upload omits them (`--keep-vars` sends plain_text and json). */
+  keepBindings: string[];
 }
 
 export class UploadError extends Error {
@@ -105,6 +107,7 @@ export async function parseWorkerUpload(body: Uint8Array, contentType?: string):
     bindings: bindings as UploadBinding[],
     compatibilityDate: typeof metadata.compatibility_date === "string" ? metadata.compatibility_date : null,
     compatibilityFlags: Array.isArray(metadata.compatibility_flags) ? metadata.compatibility_flags.map(String) : [],
+    keepBindings: Array.isArray(metadata.keep_bindings) ? metadata.keep_bindings.map(String) : [],
   };
 }
 

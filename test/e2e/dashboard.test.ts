@@ -23,7 +23,7 @@ import { SmtpTestClient, testMessage } from "../support/smtp-test-client.ts";
 const CHROMIUM = "/usr/bin/chromium";
 const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const ARTIFACTS = join(import.meta.dirname, "../../test-artifacts/dashboard");
-const PERMISSIONS = ["Email Routing Rules Write", "Email Routing Addresses Write", "Zone Write", "Account Settings Read"].map((id) => ({ id }));
+const PERMISSIONS = ["Email Routing Rules Write", "Email Routing Addresses Write", "Zone Write", "Account Settings Read", "Workers Scripts Read"].map((id) => ({ id }));
 
 interface HttpResponse {
   status: number;

@@ -25,6 +25,12 @@ describe("reading a Workers script upload", () => {
     assert.deepEqual({ date: parsed.compatibilityDate, flags: parsed.compatibilityFlags, bindings: parsed.bindings }, { date: "2024-09-23", flags: ["nodejs_compat"], bindings: [{ name: "A", type: "plain_text", text: "x" }] });
   });
 
+  it("reads keep_bindings (wrangler deploy --keep-vars), and none when absent", async () => {
+    const part = [{ name: "index.js", type: "application/javascript+module", body: "export default {}" }];
+    assert.deepEqual((await parseWorkerUpload(await upload({ main_module: "index.js", keep_bindings: ["plain_text", "json"] }, part))).keepBindings, ["plain_text", "json"]);
+    assert.deepEqual((await parseWorkerUpload(await upload({ main_module: "index.js" }, part))).keepBindings, []);
+  });
+
   it("refuses service-worker scripts, unknown module types and a missing main module, naming them", async () => {
     await assert.rejects(parseWorkerUpload(await upload({ body_part: "script" }, [{ name: "script", type: "application/javascript", body: "" }])), /service-worker scripts/);
     await assert.rejects(parseWorkerUpload(await upload({ main_module: "index.py" }, [{ name: "index.py", type: "text/x-python", body: "" }])), /module "index.py" has content type "text\/x-python"/);

@@ -12,6 +12,10 @@ export type Permission =
   | "zone:write"
   | "workers_scripts:read"
   | "workers_scripts:write"
+  | "workers_kv_storage:read"
+  | "workers_kv_storage:write"
+  | "d1:read"
+  | "d1:write"
   | "account_settings:read"
   | "api_tokens:read"
   | "api_tokens:write";
@@ -36,6 +40,10 @@ export const PERMISSION_GROUPS: readonly PermissionGroup[] = Object.freeze(([
   { id: "5f1c0e7a2b3d4e8f9a0b1c2d3e4f5a06", name: "Zone Write", permission: "zone:write", scopes: [ZONE] },
   { id: "5f1c0e7a2b3d4e8f9a0b1c2d3e4f5a07", name: "Workers Scripts Read", permission: "workers_scripts:read", scopes: [ACCOUNT] },
   { id: "5f1c0e7a2b3d4e8f9a0b1c2d3e4f5a08", name: "Workers Scripts Write", permission: "workers_scripts:write", scopes: [ACCOUNT] },
+  { id: "5f1c0e7a2b3d4e8f9a0b1c2d3e4f5a0c", name: "Workers KV Storage Read", permission: "workers_kv_storage:read", scopes: [ACCOUNT] },
+  { id: "5f1c0e7a2b3d4e8f9a0b1c2d3e4f5a0d", name: "Workers KV Storage Write", permission: "workers_kv_storage:write", scopes: [ACCOUNT] },
+  { id: "5f1c0e7a2b3d4e8f9a0b1c2d3e4f5a0e", name: "D1 Read", permission: "d1:read", scopes: [ACCOUNT] },
+  { id: "5f1c0e7a2b3d4e8f9a0b1c2d3e4f5a0f", name: "D1 Write", permission: "d1:write", scopes: [ACCOUNT] },
   { id: "5f1c0e7a2b3d4e8f9a0b1c2d3e4f5a09", name: "Account Settings Read", permission: "account_settings:read", scopes: [ACCOUNT] },
   { id: "5f1c0e7a2b3d4e8f9a0b1c2d3e4f5a0a", name: "API Tokens Read", permission: "api_tokens:read", scopes: [ACCOUNT] },
   { id: "5f1c0e7a2b3d4e8f9a0b1c2d3e4f5a0b", name: "API Tokens Write", permission: "api_tokens:write", scopes: [ACCOUNT] },

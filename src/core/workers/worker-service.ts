@@ -23,6 +23,7 @@ import type { ServiceContext } from "../service-context.ts";
 import { ValidationError } from "../validation-error.ts";
 import type { RuntimeWorkers } from "./runtime-workers.ts";
 import { readDataPoints, type StoredDataPoint } from "./worker-analytics.ts";
+import { prepareUpload } from "./upload-deployment.ts";
 import { bindingOwners, checkDeployment, checkUniqueBindings, MAX_SECRET_BYTES, platformOf, secretContext, toSummary, workerName, workerNotFound, workerVersion, type DeployResult, type WorkerDeployment, type WorkerSummary } from "./worker-definition.ts";
 
 export type WorkerLogEntry = WorkerLogRow;
@@ -76,6 +77,22 @@ export class WorkerService {
         after: { version, changed, bindings: worker.bindings },
       };
     });
+  }
+
+  /**
+   * Deploys a Workers script upload (the multipart form wrangler sends): parsed, its bindings
+   * sorted, proven to load in workerd, then deployed as `deploy()` does, keeping the worker's
+   * triggers (an upload carries none). secret_text bindings in the upload are stored sealed.
+   * An UploadRefusal (nothing changed) when it cannot be deployed.
+   */
+  async deployUpload(name: string, body: Uint8Array, contentType: string | undefined): Promise<DeployResult & { handlers: string[] }> {
+    const key = workerName(name);
+    const existing = await this.#summary(this.#ctx.db, key);
+    const prepared = await prepareUpload(this.#account, key, body, contentType, existing === null ? {} : { existing, existingVars: async () => JSON.parse((await workers.findWorker(this.#ctx.db, this.#account, key))?.vars ?? "{}") as Record<string, unknown> });
+    const result = await this.deploy(prepared.deployment);
+    for (const [secretName, value] of Object.entries(prepared.secrets)) await this.putSecret(key, secretName, value);
+    const worker = Object.keys(prepared.secrets).length === 0 ? result.worker : await this.get(key);
+    return { ...result, worker, handlers: prepared.handlers };
   }
 
   async list(): Promise<WorkerSummary[]> {

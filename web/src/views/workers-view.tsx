@@ -1,7 +1,7 @@
 /**
- * Email Workers: lists the account's worker scripts when the server offers
- * /accounts/{id}/workers/scripts (Cloudflare's path); otherwise a designed placeholder that
- * points to the CLI, which is how workers are deployed today.
+ * Email Workers: lists the account's worker scripts from /accounts/{id}/workers/scripts
+ * (Cloudflare's path); a token without Workers Scripts Read gets a state naming that permission,
+ * and a server without the route (an older mailroute) a designed placeholder pointing to the CLI.
  */
 import { Empty, Show } from "../states.tsx";
 import { NotAvailable } from "../api-client.ts";
@@ -25,6 +25,15 @@ export function WorkersView({ api, zone }: ViewProps) {
           <code>{`npx mailroute worker deploy my-worker ./src/index.ts\nnpx mailroute worker list\nnpx mailroute worker tail my-worker\nnpx mailroute rule add hello@${zone.name} --worker my-worker`}</code>
         </pre>
         <p>Rules that send mail to a worker appear under Routing rules.</p>
+      </div>
+    );
+  }
+  if (scripts.state === "error" && (scripts.error as { status?: number }).status === 403) {
+    // a token made for email routing alone: say which permission the view needs, not "something went wrong"
+    return (
+      <div className="state state-unavailable" data-testid="workers-forbidden">
+        <h3>This token cannot read Email Workers</h3>
+        <p>Sign in with a token that has the Workers Scripts Read permission to list this account's workers.</p>
       </div>
     );
   }
