@@ -23,7 +23,7 @@ import { SmtpTestClient, testMessage } from "../support/smtp-test-client.ts";
 const CHROMIUM = "/usr/bin/chromium";
 const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 const ARTIFACTS = join(import.meta.dirname, "../../test-artifacts/dashboard");
-const PERMISSIONS = ["Email Routing Rules Write", "Email Routing Addresses Write", "Zone Write", "Account Settings Read", "Workers Scripts Read"].map((id) => ({ id }));
+const PERMISSIONS = ["Email Routing Rules Write", "Email Routing Addresses Write", "Zone Write", "Account Settings Read", "Workers Scripts Read", "Workers KV Storage Read"].map((id) => ({ id }));
 
 interface HttpResponse {
   status: number;
@@ -90,6 +90,10 @@ describe("dashboard in a real browser", () => {
     for (const email of ["you@dest.test", "team@team.test", "spare@backup.test"]) await acme.addresses.create(email, { verified: true });
     const resources = (account: string) => ({ [`com.cloudflare.api.account.${account}`]: "*" });
     tokens["acme"] = (await acme.tokens.create({ name: "dashboard", policies: [{ permission_groups: PERMISSIONS, resources: resources("acme") }] })).value;
+    // an Email Worker with a KV namespace, a key in it and a console line, for the Email Workers view
+    await acme.workers.deploy({ name: "triage", bundle: "export default { async email() {} };", compatibilityDate: "2024-09-23", compatibilityFlags: [], vars: { MODE: "sort" }, kv: [{ binding: "MAP", namespace: "routes" }], sendEmail: [] });
+    await acme.kv.put("routes", "greeting", new TextEncoder().encode("hello from kv"));
+    await services.runtimeWorkers.appendLogs("acme", "triage", [{ level: "log", message: "triaged 3 messages" }]);
     tokens["rival"] = (await rival.tokens.create({ name: "dashboard", policies: [{ permission_groups: PERMISSIONS, resources: resources("rival") }] })).value;
     await h.reload();
     browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true, timeout: 30_000 });
@@ -190,6 +194,20 @@ describe("dashboard in a real browser", () => {
     await page.locator('tr[data-rule="hello@acme.test"]').waitFor();
     await shot("11-rules-phone");
     await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  it("shows an Email Worker's version, bindings, console output and KV namespace", async () => {
+    await openView("Email Workers");
+    await page.getByRole("button", { name: "show worker triage" }).click();
+    const detail = page.getByTestId("worker-detail");
+    await detail.waitFor();
+    const bindings = await page.getByTestId("worker-bindings").innerText();
+    assert.match(bindings, /MAP\s+KV namespace → routes/);
+    assert.match(bindings, /MODE\s+variable/);
+    assert.match(await page.getByTestId("worker-console").innerText(), /triaged 3 messages/);
+    await page.getByRole("button", { name: "show value of greeting" }).click();
+    await page.getByTestId("kv-value").getByText("hello from kv").waitFor();
+    await shot("13-worker-detail");
   });
 
   it("disables the rule in the UI and the next message is refused at RCPT", async () => {

@@ -85,6 +85,22 @@ export class ApiClient {
     return items;
   }
 
+  /** A body that is not an envelope (a KV value is its raw bytes, as on Cloudflare), as text. */
+  async text(path: string): Promise<string> {
+    const response = await this.#fetch(this.#base + path, { method: "GET", headers: { authorization: `Bearer ${this.#token}` }, credentials: "omit" });
+    if (!response.ok) {
+      let parsed: unknown = null;
+      try {
+        parsed = await response.json();
+      } catch {
+        parsed = null;
+      }
+      const errors = (parsed as Envelope<unknown> | null)?.errors ?? [];
+      throw new ApiFailure(response.status, errors.map((error) => error.message), errors.map((error) => error.code));
+    }
+    return response.text();
+  }
+
   send<T>(method: "POST" | "PUT" | "PATCH" | "DELETE", path: string, body?: unknown): Promise<Envelope<T>> {
     return this.call<T>(method, path, body);
   }
