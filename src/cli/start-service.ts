@@ -51,6 +51,7 @@ import { InvocationLimiter } from "../workers/invocation-limiter.ts";
 import type { WorkerRuntime, WorkerRuntimeOptions } from "../workers/worker-runtime.ts";
 import { admittedInvoker } from "../workers/admitted-invoker.ts";
 import { nonEmailHandlers, storePlatformHandlers } from "../workers/handler-hosts.ts";
+import { createWorkersAiRunner } from "../workers/workers-ai-client.ts";
 import { QueueDispatcher } from "../workers/queue-dispatcher.ts";
 import type { InvocationResult } from "../workers/worker-types.ts";
 import { storeDeliveryLedger } from "../store/delivery-ledger-store.ts";
@@ -188,7 +189,10 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
   const dnsbl = createDnsblChecker({ zones: settings.dnsbl, lookupA: (name, options) => dnsResolver(name, "A", options) as Promise<string[]>, onUnavailable: () => dnsblErrorsTotal.inc() });
 
-  const services = createServices(store, { secretBox: secrets.secretBox, dataDir: settings.dataDir });
+  const services = createServices(store, { secretBox: secrets.secretBox, dataDir: settings.dataDir, aiEndpoint: settings.workersAiUrl !== null });
+  // env.AI.run() goes to the operator's endpoint, if one is configured (no model runs here)
+  const runAi = settings.workersAiUrl === null ? undefined : createWorkersAiRunner({ url: settings.workersAiUrl, token: settings.workersAiToken });
+  const platformFor = (account: string) => ({ ...storePlatformHandlers(store.db, account), ...(runAi === undefined ? {} : { runAi }) });
   // bundle loading and console lines on the hot path: the runtime's narrow view, not an actor's change
   const runtimeWorkers = services.runtimeWorkers;
   // One workerd process per account, started on first use; never in the SMTP process.
@@ -244,7 +248,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         admit: (ticket, waitMs) => workerLimiter.acquire(ticket, waitMs),
         invoke: (definition, invocation, handlers, options) => workerRuntime.invoke(definition, invocation, handlers, options),
         kv: (account) => createKvNamespaces(store.db, account),
-        platform: (account) => storePlatformHandlers(store.db, account),
+        platform: platformFor,
         recordLogs: (account, script, logs) => runtimeWorkers.appendLogs(account, script, logs),
         routing: () => routing.table,
       },
@@ -288,7 +292,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     deadlineMs: settings.workerDeadlineMs,
     maxWaitShare: MAX_WAIT_SHARE,
   });
-  const handlersFor = (account: string) => nonEmailHandlers(createKvNamespaces(store.db, account), storePlatformHandlers(store.db, account));
+  const handlersFor = (account: string) => nonEmailHandlers(createKvNamespaces(store.db, account), platformFor(account));
   const recordWorkerLogs = (account: string, script: string, logs: InvocationResult["logs"]) => runtimeWorkers.appendLogs(account, script, logs);
   const queues = new QueueDispatcher({ db: store.db, workers: runtimeWorkers, invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, onEvent: (event) => logger.log("info", "worker_queue", event) });
 

@@ -16,6 +16,10 @@ export interface Settings {
   clusterKeyFile: string | null;
   /** From --cluster-key-file or MAILROUTE_CLUSTER_KEY (environment only); null when neither is given. */
   clusterKey: ClusterKey | null;
+  /** --workers-ai-url: where env.AI.run() goes (null: Workers AI is refused, no model runs here). */
+  workersAiUrl: string | null;
+  /** MAILROUTE_WORKERS_AI_TOKEN (environment only: a secret). */
+  workersAiToken: string | null;
   /** --node-id; null: the id persisted in the data directory (config/node-id.ts). */
   nodeId: string | null;
   smtpPort: number;
@@ -115,9 +119,10 @@ export interface SettingSpec {
 }
 
 /** Settings without a flag: the cluster key is secret, so it comes from a file or the environment, never the command line. */
-type FlaglessSetting = "clusterKey";
+type FlaglessSetting = "clusterKey" | "workersAiToken";
 type FlaggedSetting = Exclude<keyof Settings, FlaglessSetting>;
 export const CLUSTER_KEY_ENV = "MAILROUTE_CLUSTER_KEY";
+export const WORKERS_AI_TOKEN_ENV = "MAILROUTE_WORKERS_AI_TOKEN";
 
 export const SETTING_SPECS: Readonly<Record<FlaggedSetting, SettingSpec>> = Object.freeze({
   dataDir: { flag: "data-dir", kind: "string", describe: "SQLite file, keys, secrets", default: "./data" },
@@ -165,6 +170,7 @@ export const SETTING_SPECS: Readonly<Record<FlaggedSetting, SettingSpec>> = Obje
   mtaStsMode: { flag: "mta-sts-mode", kind: "string", describe: "MTA-STS policy mode: testing, enforce, or auto (testing until the MX certificate validates)", default: "auto" },
   acmeDirectory: { flag: "acme-directory", kind: "string", describe: "ACME directory URL (or letsencrypt, letsencrypt-staging) for automatic certificates (off when absent)", default: "" },
   acmeEmail: { flag: "acme-email", kind: "string", describe: "contact address for the ACME account", default: "" },
+  workersAiUrl: { flag: "workers-ai-url", kind: "string", describe: "Workers AI endpoint for env.AI.run() (Cloudflare's https://api.cloudflare.com/client/v4/accounts/<id>/ai or one answering its shape; token in MAILROUTE_WORKERS_AI_TOKEN); off: AI bindings are refused", default: "" },
   metricsPort: { flag: "metrics-port", kind: "string", describe: "serve GET /metrics without a token on its own port (off when absent; the main port's /metrics needs the operator token)", default: "" },
   metricsHost: { flag: "metrics-host", kind: "string", describe: "address of the --metrics-port listener (keep it private: the scraper's network only)", default: "127.0.0.1" },
   httpsPort: { flag: "https-port", kind: "string", describe: "HTTPS port for the MTA-STS policy hosts, with ACME certificates (443 in production; off when absent)", default: "" },
@@ -235,11 +241,15 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     if (error instanceof ClusterKeyError) throw new SettingsError("cluster-key-file", error.message);
     throw error;
   }
+  const workersAiUrl = raw("workersAiUrl").trim();
+  if (workersAiUrl !== "" && !/^https?:\/\/[^\s]+$/.test(workersAiUrl)) throw new SettingsError("workers-ai-url", `"${workersAiUrl}" is not an http(s) URL`);
   const nodeId = raw("nodeId").trim();
   if (nodeId !== "" && !NODE_ID.test(nodeId)) throw new SettingsError("node-id", `"${nodeId}" is not a node id: 1 to 64 letters, digits, ".", "_" or "-"`);
   return Object.freeze({
     clusterKeyFile,
     clusterKey,
+    workersAiUrl: workersAiUrl === "" ? null : workersAiUrl,
+    workersAiToken: env[WORKERS_AI_TOKEN_ENV]?.trim() || null,
     nodeId: nodeId === "" ? null : nodeId,
     adminTokenFile,
     allowShortHostname: flag("allowShortHostname"),

@@ -54,6 +54,8 @@ export interface ServiceOptions {
   secretBox?: SecretBox;
   /** The data directory: loaded worker definitions get their account's D1/R2 folder under it. */
   dataDir?: string;
+  /** The operator configured a Workers AI endpoint: AI bindings deploy as provided. */
+  aiEndpoint?: boolean;
 }
 
 export interface Services {
@@ -75,7 +77,7 @@ export function createServices(store: Store, options: ServiceOptions = {}): Serv
       // rules naming a worker this account has not deployed are flagged inactive, and refused when saved
       const workersDeployed = async (db: Kysely<Database>) => new Set(await listWorkerNames(db, scope.account));
       const rules = new RuleService(ctx, workersDeployed);
-      const workers = new WorkerService(ctx, options.secretBox ?? null, runtimeWorkers);
+      const workers = new WorkerService(ctx, options.secretBox ?? null, runtimeWorkers, { aiEndpoint: options.aiEndpoint });
       return Object.freeze({
         scope,
         zones: new ZoneService(ctx),

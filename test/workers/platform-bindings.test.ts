@@ -12,6 +12,7 @@ import { DEFAULT_TRIGGERS, NO_PLATFORM_BINDINGS, type PlatformBindings } from ".
 import { QueueDispatcher } from "../../src/workers/queue-dispatcher.ts";
 import { openSecretBox } from "../../src/workers/secret-box.ts";
 import { WorkerRuntime } from "../../src/workers/worker-runtime.ts";
+import { createWorkersAiRunner } from "../../src/workers/workers-ai-client.ts";
 import { createServices } from "../../src/core/services.ts";
 import { CLI_OPERATOR } from "../../src/core/service-context.ts";
 import type { InvocationResult, WorkerDefinition } from "../../src/workers/worker-types.ts";
@@ -129,6 +130,40 @@ describe("D1 and R2 bindings (miniflare's own, persisted per account)", () => {
     );
     assert.equal(result.outcome, "error");
     assert.match(result.error ?? "", /Workers AI is not available on this mailroute server: no model runs here/);
+  });
+});
+
+describe("Workers AI through the operator's endpoint", () => {
+  it("sends env.AI.run(model, inputs) to <url>/run/<model> with the token, and hands back the result; an endpoint error reaches the worker by name", async () => {
+    const seen: { path: string; auth: string | undefined; body: unknown }[] = [];
+    const endpoint = Fastify();
+    endpoint.post("/ai/run/*", async (request, reply) => {
+      seen.push({ path: request.url, auth: request.headers.authorization, body: request.body });
+      if (request.url.endsWith("/broken")) return reply.code(400).send({ success: false, errors: [{ code: 5007, message: "No such model" }], result: null });
+      return { success: true, errors: [], result: { response: `echo: ${(request.body as { prompt: string }).prompt}` } };
+    });
+    await endpoint.listen({ port: 0, host: "127.0.0.1" });
+    try {
+      const url = `http://127.0.0.1:${(endpoint.server.address() as { port: number }).port}/ai`;
+      const runAi = createWorkersAiRunner({ url, token: "ai-token-1" });
+      const worker = (model: string) =>
+        workerDefinition({
+          account: "ai",
+          name: "uses-ai",
+          platform: platform({ ai: [{ binding: "AI" }] }),
+          bundle: `export default { async email(message, env) { const answer = await env.AI.run(${JSON.stringify(model)}, { prompt: "hi" }); console.log(answer.response); } };`,
+        });
+      const ok = await runtime.invoke(worker("@cf/meta/llama-3-8b-instruct"), ENVELOPE, { ...fakeHost(), platform: { writeDataPoint: async () => undefined, sendToQueue: async () => undefined, runAi } });
+      assert.equal(ok.outcome, "dropped", ok.error);
+      assert.deepEqual(ok.logs.map((line) => line.message), ["echo: hi"]);
+      assert.deepEqual(seen[0], { path: "/ai/run/%40cf/meta/llama-3-8b-instruct", auth: "Bearer ai-token-1", body: { prompt: "hi" } });
+      const failed = await runtime.invoke(worker("@cf/broken"), ENVELOPE, { ...fakeHost(), platform: { writeDataPoint: async () => undefined, sendToQueue: async () => undefined, runAi } });
+      assert.equal(failed.outcome, "error");
+      assert.match(failed.error ?? "", /Workers AI: @cf\/broken: No such model/);
+      assert.doesNotMatch(JSON.stringify(failed), /ai-token-1/, "the token never reaches the worker or its log");
+    } finally {
+      await endpoint.close();
+    }
   });
 });
 

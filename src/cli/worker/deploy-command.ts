@@ -7,6 +7,7 @@
  * Promises: bundling and the load check finish before the store is opened, so a build error or
  * a worker that cannot load changes nothing.
  */
+import { envName } from "../../config/settings.ts";
 import { stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import type { WorkerDeployment } from "../../core/workers/worker-definition.ts";
@@ -63,7 +64,8 @@ export async function deployCommand(context: Context): Promise<void> {
   notes.push(...bundle.warnings.map((warning) => `warning: ${warning}`));
   let sorted;
   try {
-    sorted = sortUploadBindings(bundle.upload.bindings);
+    // the server's --workers-ai-url, through its environment twin: an AI binding is provided only then
+    sorted = sortUploadBindings(bundle.upload.bindings, { aiEndpoint: (process.env[envName("workers-ai-url")] ?? "").trim() !== "" });
   } catch (error) {
     if (error instanceof BindingError) throw new CliError(error.message, { hint: "the wrangler file format: https://developers.cloudflare.com/workers/wrangler/configuration/" });
     throw error;

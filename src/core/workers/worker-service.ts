@@ -33,10 +33,13 @@ export class WorkerService {
   readonly #box: SecretBox | null;
   readonly #runtime: RuntimeWorkers;
 
-  constructor(ctx: ServiceContext, box: SecretBox | null, runtime: RuntimeWorkers) {
+  readonly #aiEndpoint: boolean;
+
+  constructor(ctx: ServiceContext, box: SecretBox | null, runtime: RuntimeWorkers, options: { aiEndpoint?: boolean } = {}) {
     this.#ctx = ctx;
     this.#box = box;
     this.#runtime = runtime;
+    this.#aiEndpoint = options.aiEndpoint === true;
   }
 
   get #account(): string {
@@ -88,7 +91,10 @@ export class WorkerService {
   async deployUpload(name: string, body: Uint8Array, contentType: string | undefined): Promise<DeployResult & { handlers: string[] }> {
     const key = workerName(name);
     const existing = await this.#summary(this.#ctx.db, key);
-    const prepared = await prepareUpload(this.#account, key, body, contentType, existing === null ? {} : { existing, existingVars: async () => JSON.parse((await workers.findWorker(this.#ctx.db, this.#account, key))?.vars ?? "{}") as Record<string, unknown> });
+    const prepared = await prepareUpload(this.#account, key, body, contentType, {
+      aiEndpoint: this.#aiEndpoint,
+      ...(existing === null ? {} : { existing, existingVars: async () => JSON.parse((await workers.findWorker(this.#ctx.db, this.#account, key))?.vars ?? "{}") as Record<string, unknown> }),
+    });
     const result = await this.deploy(prepared.deployment);
     for (const [secretName, value] of Object.entries(prepared.secrets)) await this.putSecret(key, secretName, value);
     const worker = Object.keys(prepared.secrets).length === 0 ? result.worker : await this.get(key);
