@@ -13,7 +13,7 @@ import type { LocalFailureKind } from "../delivery/local-attempt.ts";
 import { heldChain, representativeFailure } from "../delivery/relay-message.ts";
 import type { DispatchOutcome } from "./dispatcher.ts";
 import { replies, type ReplyTemplate } from "./reply-catalogue.ts";
-import { SmtpReply } from "./smtp-reply.ts";
+import { enhancedCodeOf, SmtpReply } from "./smtp-reply.ts";
 
 const OUR_FAILURES: Readonly<Record<LocalFailureKind, ReplyTemplate>> = Object.freeze({
   "dns-failed": replies.FORWARDING_DNS_FAILED,
@@ -47,24 +47,21 @@ export function replyForRelay(outcome: DispatchOutcome, queueId: string, hostnam
       if (failure.local !== undefined) {
         const template = OUR_FAILURES[failure.local];
         // the TLS failure's own class (4.7.4 no STARTTLS / MX not listed, 4.7.5 certificate)
-        return new SmtpReply(template, { hop: hostname }, failure.local === "tls-policy" ? { enhanced: enhancedOf(failure.reply, 4) ?? template.enhanced } : {});
+        return new SmtpReply(template, { hop: hostname }, failure.local === "tls-policy" ? { enhanced: enhancedCodeOf(failure.reply, 4) ?? template.enhanced } : {});
       }
       const klass = outcome.status === "temporary" ? 4 : 5;
       const template = klass === 4 ? replies.UPSTREAM_TEMPORARY : replies.UPSTREAM_PERMANENT;
-      const upstream = redactAddress(failure.upstream === null ? failure.reply : `${failure.upstream} said: ${failure.reply}`, failure.destination);
-      return new SmtpReply(template, { hop: hostname, upstream }, { enhanced: enhancedOf(failure.reply, klass) ?? template.enhanced });
+      const upstream = redactDestinations(failure.upstream === null ? failure.reply : `${failure.upstream} said: ${failure.reply}`, [failure.destination]);
+      return new SmtpReply(template, { hop: hostname, upstream }, { enhanced: enhancedCodeOf(failure.reply, klass) ?? template.enhanced });
     }
   }
 }
 
-/** Upstreams often quote the recipient ("<bob@gmail.com>: user unknown"); that is the private address. */
-function redactAddress(text: string, address: string): string {
-  if (address === "") return text;
-  return text.replace(new RegExp(address.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "gi"), "(destination)");
-}
-
-function enhancedOf(reply: string, klass: 4 | 5): string | null {
-  const match = /^(?:\d{3}[ -])?([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(reply.trim());
-  if (match === null || Number(match[1]) !== klass) return null;
-  return `${match[1]}.${match[2]}.${match[3]}`;
+/** Upstreams often quote the recipient ("<bob@gmail.com>: user unknown"); those are private addresses. */
+export function redactDestinations(text: string, addresses: readonly string[]): string {
+  let result = text;
+  for (const address of addresses) {
+    if (address !== "") result = result.replace(new RegExp(address.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "gi"), "(destination)");
+  }
+  return result;
 }

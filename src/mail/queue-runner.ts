@@ -23,6 +23,8 @@ import { representativeFailure, type RelayOutcome } from "../delivery/relay-mess
 import { claimDueMessages, readQueuedChunks, releaseClaimsOf, removeQueued, replaceWithNotification, rescheduleQueued, type QueuedMessageRow } from "../store/repositories/delivery-queue-repository.ts";
 import type { Store } from "../store/store.ts";
 import { composeDsn } from "./delivery-status-notification.ts";
+import { redactDestinations } from "./dispatch-reply.ts";
+import { enhancedCodeOf } from "./smtp-reply.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import { bufferBody, prepareCopy } from "./prepare-copy.ts";
 import type { QueueTiming } from "./queue-dispatcher.ts";
@@ -142,7 +144,7 @@ export function startQueueRunner(options: QueueRunnerOptions): QueueRunner {
     const temporary = outcome.chains.filter((chain) => chain.status === "temporary");
     const delivered = row.delivered + deliveredNow;
     const failure = representativeFailure(outcome, temporary.length > 0 ? "temporary" : "permanent");
-    const lastReply = failure === null ? null : redact(failure.reply, chains.flat());
+    const lastReply = failure === null ? null : redactDestinations(failure.reply, chains.flat());
     const at = now();
     const expired = temporary.length > 0 && at.getTime() >= new Date(row.expires_at).getTime();
     if (temporary.length === 0 || expired) {
@@ -151,7 +153,7 @@ export function startQueueRunner(options: QueueRunnerOptions): QueueRunner {
       const done = owed
         ? expired
           ? await replaceWithDsn(row, await originalHeaders(row.id), "4.4.7", `delivery temporarily suspended, then given up: ${lastReply ?? "no answer"}`, true)
-          : await replaceWithDsn(row, await originalHeaders(row.id), statusOf(failure?.reply, "5.0.0"), lastReply ?? "refused", false)
+          : await replaceWithDsn(row, await originalHeaders(row.id), (enhancedCodeOf(failure?.reply ?? "") ?? "5.0.0"), lastReply ?? "refused", false)
         : await removeQueued(store.db, row.id, options.node);
       if (!done) return; // our claim lapsed: another runner has it
       logger.log(expired ? "warn" : "info", expired ? "queue_expired" : "queue_done", { queue_id: row.id, attempts: row.attempts + 1, delivered });
@@ -213,15 +215,4 @@ export function startQueueRunner(options: QueueRunnerOptions): QueueRunner {
       await running;
     },
   };
-}
-
-function statusOf(reply: string | undefined, fallback: string): string {
-  return /^(?:\d{3}[ -])?([245]\.\d{1,3}\.\d{1,3})\b/.exec(reply?.trim() ?? "")?.[1] ?? fallback;
-}
-
-/** Upstreams quote the destination; a DSN and the queue listing must not name it. */
-function redact(text: string, addresses: readonly string[]): string {
-  let result = text;
-  for (const address of addresses) result = result.replace(new RegExp(address.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "gi"), "(destination)");
-  return result;
 }

@@ -44,9 +44,12 @@ export class SmtpReply extends Error {
   }
 }
 
-/** Extract an RFC 3463 enhanced status code from an upstream reply, if it has one of the right class. */
-export function enhancedCodeOf(reply: string, klass: 2 | 4 | 5): string | null {
-  const match = /^\d{3}[ -]([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(reply.trim());
-  if (match === null || Number(match[1]) !== klass) return null;
+/**
+ * The RFC 3463 enhanced status code at the start of a reply ("451 4.2.0 …", or "4.2.0 …" as our
+ * own attempt texts are kept), if it has one — of class `klass` when given.
+ */
+export function enhancedCodeOf(reply: string, klass?: 2 | 4 | 5): string | null {
+  const match = /^(?:\d{3}[ -])?([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(reply.trim());
+  if (match === null || (klass !== undefined && Number(match[1]) !== klass)) return null;
   return `${match[1]}.${match[2]}.${match[3]}`;
 }
