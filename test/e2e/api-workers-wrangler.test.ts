@@ -187,6 +187,14 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     const created = await wrangler(["kv", "namespace", "create", "fresh-space"]);
     assert.equal(created.code, 0, created.out);
     assert.match(created.out, /fresh-space/);
+    writeFileSync(join(project, "bulk.json"), JSON.stringify([{ key: "one", value: "1" }, { key: "two", value: Buffer.from("zwei").toString("base64"), base64: true }]));
+    const bulkPut = await wrangler(["kv", "bulk", "put", "bulk.json", "--binding", "MAP", "--remote"]);
+    assert.equal(bulkPut.code, 0, bulkPut.out);
+    assert.equal(new TextDecoder().decode((await h.config.kv.get("mailer-routes", "two"))!.value), "zwei");
+    writeFileSync(join(project, "bulk-keys.json"), JSON.stringify(["one", "two"]));
+    const bulkDelete = await wrangler(["kv", "bulk", "delete", "bulk-keys.json", "--binding", "MAP", "--remote", "--force"]);
+    assert.equal(bulkDelete.code, 0, bulkDelete.out);
+    assert.equal(await h.config.kv.get("mailer-routes", "one"), null);
     const deleted = await wrangler(["kv", "key", "delete", "greeting", "--binding", "MAP", "--remote"]);
     assert.equal(deleted.code, 0, deleted.out);
     assert.equal(await h.config.kv.get("mailer-routes", "greeting"), null);
