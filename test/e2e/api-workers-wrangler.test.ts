@@ -154,6 +154,9 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     const worker = await h.config.workers.get("mailer");
     assert.deepEqual(worker.bindings.vars.sort(), ["DESTINATION", "EXTRA"]);
     assert.deepEqual(worker.bindings.kv, [{ binding: "MAP", namespace: "mailer-routes" }]);
+    const deployments = await wrangler(["deployments", "list"]);
+    assert.equal(deployments.code, 0, deployments.out);
+    assert.ok(deployments.out.includes(worker.version.slice(0, 8)), deployments.out);
     // --keep-vars: EXTRA (given with --var before) stays although this upload does not name it
     const kept = await wrangler(["deploy", "--keep-vars"]);
     assert.equal(kept.code, 0, kept.out);

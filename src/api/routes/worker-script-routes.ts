@@ -7,6 +7,7 @@
  *   GET  /accounts/{id}/workers/scripts                   list (with version, time, bindings)
  *   PUT  /accounts/{id}/workers/scripts/{name}            multipart upload: load-checked, deployed
  *   POST /accounts/{id}/workers/scripts/{name}/versions   the same, for a worker that exists
+ *   GET  …/versions, …/versions/{version_id}             the one (deployed) version
  *   GET|POST …/deployments, GET|PATCH …/script-settings, GET …/settings, DELETE …/scripts/{name}
  *   DELETE …/services/{name}, GET …/references, GET …/tails/by-consumer/{name}   (`wrangler delete`)
  *   GET|PUT …/secrets, GET|DELETE …/secrets/{secret}
@@ -129,6 +130,19 @@ export function registerWorkerScriptRoutes(app: FastifyInstance, deps: ApiDeps):
     };
     scope.put<{ Params: Params }>(script, options, (request) => upload(request, "script"));
     scope.post<{ Params: Params }>(`${script}/versions`, options, (request) => upload(request, "version"));
+  });
+
+  // One version per worker: the deployed one (`wrangler versions list`, `deployments list`).
+  app.get<{ Params: Params }>(`${script}/versions`, async (request) => {
+    const services = await read(request);
+    const worker = await workerCall(request.params.script_name, () => services.workers.get(request.params.script_name));
+    return ok({ items: [versionJson(worker)] });
+  });
+  app.get<{ Params: Params & { version_id: string } }>(`${script}/versions/:version_id`, async (request) => {
+    const services = await read(request);
+    const worker = await workerCall(request.params.script_name, () => services.workers.get(request.params.script_name));
+    if (request.params.version_id !== versionId(worker.version)) throw new ApiError("NOT_FOUND", { path: request.url.split("?")[0] ?? "" }, { field: "version_id" });
+    return ok(versionJson(worker));
   });
 
   app.get<{ Params: Params }>(`${script}/deployments`, async (request) => {
