@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { request } from "node:http";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -296,6 +297,36 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     assert.equal(missing.status, 400);
     assert.match(missing.body.errors[0]!.message, /cannot provide: BROWSER \(browser\)/);
     assert.equal((await h.config.workers.get("mailer")).version, before);
+  });
+
+  it("holds at most two uploads at once, before reading their bodies: the third gets 503 with Retry-After", async () => {
+    const open = [0, 1].map(() => {
+      const held = request({ host: "127.0.0.1", port: h.mailroute.http.port, method: "PUT", path: "/client/v4/accounts/default/workers/scripts/held", headers: { authorization: `Bearer ${token}`, "content-type": "multipart/form-data; boundary=x", "content-length": 1000 } });
+      const answered = new Promise<number>((resolve) => {
+        held.on("response", (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        });
+        held.on("error", () => resolve(0));
+      });
+      held.write("--x\r\n"); // the headers and a first byte: the server has taken its slot
+      return { held, answered };
+    });
+    // until the server has the two held requests' headers, a third is read (400) and lets go at once
+    let third: Response | undefined;
+    for (let attempt = 0; attempt < 100 && third?.status !== 503; attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+      third = await fetch(`http://127.0.0.1:${h.mailroute.http.port}/client/v4/accounts/default/workers/scripts/held`, { method: "PUT", headers: { authorization: `Bearer ${token}`, "content-type": "multipart/form-data; boundary=x" }, body: "--x--\r\n" });
+      await third.arrayBuffer();
+    }
+    assert.equal(third!.status, 503);
+    assert.equal(third!.headers.get("retry-after"), "5");
+    for (const { held } of open) held.destroy();
+    await Promise.all(open.map(({ answered }) => answered));
+    // the slots are free again: the next upload is read (and refused for what it is)
+    const next = await api("/accounts/default/workers/scripts/held", { method: "PUT", headers: { "content-type": "multipart/form-data; boundary=x" }, body: "--x--\r\n" });
+    assert.equal(next.status, 400, JSON.stringify(next.body));
+    assert.equal(next.body.errors[0]!.code, 10021);
   });
 
   it("`wrangler delete` removes the worker, and the rule naming it is marked inactive", async () => {

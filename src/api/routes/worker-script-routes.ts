@@ -22,10 +22,11 @@
  * /workers/{name}/ on mailroute's HTTP port; cron triggers are refused with a catalogue error.
  *
  * The upload is the one body here that is not JSON: its own parser, for these two routes only,
- * bounded by WORKER_UPLOAD_LIMIT; the account is authorised before the body is read, and at most
- * UPLOADS_AT_ONCE load checks (each a workerd process) run at a time.
+ * bounded by WORKER_UPLOAD_LIMIT; the account is authorised and an upload slot taken before the
+ * body is read, so at most UPLOADS_AT_ONCE bodies are held and load checks (each a workerd
+ * process) run at a time; the next gets 503 with Retry-After.
  */
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ValidationError } from "../../core/validation-error.ts";
 import { UploadRefusal } from "../../core/workers/upload-deployment.ts";
 import type { AccountServices } from "../../core/services.ts";
@@ -113,20 +114,25 @@ export function registerWorkerScriptRoutes(app: FastifyInstance, deps: ApiDeps):
     scope.addContentTypeParser("multipart/form-data", { parseAs: "buffer", bodyLimit: WORKER_UPLOAD_LIMIT }, (_request, body, done) => done(null, body));
     const options = {
       bodyLimit: WORKER_UPLOAD_LIMIT,
-      onRequest: async (request: FastifyRequest<{ Params: Params }>) => {
+      // before the body is read: the account, then a slot — so at most UPLOADS_AT_ONCE bodies of
+      // up to WORKER_UPLOAD_LIMIT are ever held, and their load checks run, at once
+      onRequest: async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
         await write(request);
+        if (!uploads.tryEnter()) throw new ApiError("BUSY", {}, { headers: { "retry-after": "5" } });
+        let left = false;
+        const leave = () => {
+          if (!left) uploads.leave();
+          left = true;
+        };
+        reply.raw.once("finish", leave);
+        reply.raw.once("close", leave);
       },
     };
     const upload = async (request: FastifyRequest<{ Params: Params }>, present: "script" | "version") => {
       const services = await write(request);
       if (!Buffer.isBuffer(request.body)) throw new ApiError("WORKER_UPLOAD_REFUSED", { message: "the body must be a multipart/form-data script upload (metadata and modules)" }, { field: "body" });
-      if (!uploads.tryEnter()) throw new ApiError("BUSY", {}, { headers: { "retry-after": "5" } });
-      try {
-        const result = await workerCall(request.params.script_name, () => services.workers.deployUpload(request.params.script_name, request.body as Buffer, request.headers["content-type"]));
-        return present === "script" ? ok(uploadJson(result.worker, result.handlers)) : ok(versionJson(result.worker, result.handlers));
-      } finally {
-        uploads.leave();
-      }
+      const result = await workerCall(request.params.script_name, () => services.workers.deployUpload(request.params.script_name, request.body as Buffer, request.headers["content-type"]));
+      return present === "script" ? ok(uploadJson(result.worker, result.handlers)) : ok(versionJson(result.worker, result.handlers));
     };
     scope.put<{ Params: Params }>(script, options, (request) => upload(request, "script"));
     scope.post<{ Params: Params }>(`${script}/versions`, options, (request) => upload(request, "version"));
