@@ -88,10 +88,10 @@ describe("wrangler deploys Email Workers to mailroute", () => {
 
   beforeEach(() => h.sinks["dest.test"]!.reset());
 
-  function wrangler(args: string[], options: { stdin?: string; token?: string; account?: string } = {}): Promise<{ code: number; out: string }> {
+  function wrangler(args: string[], options: { stdin?: string; token?: string; account?: string; cwd?: string } = {}): Promise<{ code: number; out: string }> {
     return new Promise((resolve) => {
       const child = spawn(process.execPath, [WRANGLER, ...args], {
-        cwd: project,
+        cwd: options.cwd ?? project,
         env: {
           PATH: process.env["PATH"] ?? "",
           HOME: home,
@@ -162,6 +162,40 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     const kept = await wrangler(["deploy", "--keep-vars"]);
     assert.equal(kept.code, 0, kept.out);
     assert.deepEqual((await h.config.workers.get("mailer")).bindings.vars.sort(), ["DESTINATION", "EXTRA"]);
+  });
+
+  it("deploys a worker with `routes`: its fetch() answers requests for that host, and workers_dev goes off as in wrangler", async () => {
+    const hooks = join(project, "hooks");
+    mkdirSync(hooks);
+    writeFileSync(join(hooks, "index.js"), 'export default { async email(message) { message.setReject("no"); }, async fetch(request) { return new Response("bot heard " + new URL(request.url).pathname); } };');
+    writeFileSync(join(hooks, "wrangler.toml"), 'name = "hooks"\nmain = "index.js"\ncompatibility_date = "2024-09-23"\nroutes = ["hooks.example.com/bot*"]\n');
+    const deployed = await wrangler(["deploy"], { cwd: hooks });
+    assert.equal(deployed.code, 0, deployed.out);
+    assert.match(deployed.out, /hooks\.example\.com\/bot\*/);
+    const worker = await h.config.workers.get("hooks");
+    assert.deepEqual(worker.triggers.routes, [{ pattern: "hooks.example.com/bot*", customDomain: false }]);
+    assert.equal(worker.triggers.workersDev, false);
+    const ask = () =>
+      new Promise<string>((resolve, reject) => {
+        const probe = request({ host: "127.0.0.1", port: h.mailroute.http.port, path: "/bot/ping", headers: { host: "hooks.example.com" } }, (response) => {
+          let text = "";
+          response.setEncoding("utf8");
+          response.on("data", (chunk: string) => (text += chunk));
+          response.on("end", () => resolve(`${response.statusCode} ${text}`));
+        });
+        probe.on("error", reject);
+        probe.end();
+      });
+    // the HTTP port re-reads the route table at most once a second
+    let answer = await ask();
+    for (let attempt = 0; attempt < 30 && !answer.startsWith("200"); attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      answer = await ask();
+    }
+    assert.equal(answer, "200 bot heard /bot/ping");
+    const listed = await api(`/zones/${(await h.config.zones.list()).items[0]!.id}/workers/routes`);
+    assert.deepEqual((listed.body.result as { pattern: string; script: string }[]).map((route) => [route.pattern, route.script]), [["hooks.example.com/bot*", "hooks"]]);
+    await h.config.workers.remove("hooks");
   });
 
   it("`wrangler secret put` reaches the worker; `secret list` names it, never its value", async () => {

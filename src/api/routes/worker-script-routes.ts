@@ -11,15 +11,17 @@
  *   GET|POST …/deployments, GET|PATCH …/script-settings, GET …/settings, DELETE …/scripts/{name}
  *   DELETE …/services/{name}, GET …/references, GET …/tails/by-consumer/{name}   (`wrangler delete`)
  *   GET|PUT …/secrets, GET|DELETE …/secrets/{secret}
- *   GET  /accounts/{id}/workers/subdomain, GET|POST …/scripts/{name}/subdomain
+ *   GET  /accounts/{id}/workers/subdomain, GET|POST …/scripts/{name}/subdomain (workers_dev)
+ *   PUT  …/scripts/{name}/routes, GET /zones/{zone}/workers/routes   (wrangler's `routes`)
  *   GET  …/scripts/{name}/logs?after&limit   mailroute's: the console lines `worker tail` shows
  *                                            (Cloudflare streams these over a tail socket instead)
  *
  * What mailroute does not do is answered without pretending: there is one version per worker
  * (an uploaded version is deployed at once, and deploying any other is refused); workers.dev
  * does not exist here — the account "subdomain" is `not-served-by-mailroute`, so the URL wrangler
- * prints says so, and a script's `enabled` is whether its fetch handler is served at
- * /workers/{name}/ on mailroute's HTTP port; cron triggers are refused with a catalogue error.
+ * prints says so, and a script's `enabled` (workers_dev) is whether its fetch handler is served at
+ * /workers/{name}/ on mailroute's HTTP port; `routes` are served by Host on the HTTP port (for a
+ * proxy in front); cron triggers are refused with a catalogue error.
  *
  * The upload is the one body here that is not JSON: its own parser, for these two routes only,
  * bounded by WORKER_UPLOAD_LIMIT; the account is authorised and an upload slot taken before the
@@ -34,7 +36,7 @@ import { ApiError } from "../api-error.ts";
 import { ok } from "../envelope.ts";
 import { bodyObject, queryInt } from "../request-input.ts";
 import { ConcurrencyGate } from "../request-limits.ts";
-import { deploymentJson, scriptJson, serviceJson, settingsJson, uploadJson, versionId, versionJson } from "../worker-presenters.ts";
+import { deploymentJson, routeJson, scriptJson, serviceJson, settingsJson, uploadJson, versionId, versionJson } from "../worker-presenters.ts";
 import type { ApiDeps } from "./route-deps.ts";
 
 /** A worker bundle can be MiBs (Cloudflare allows 10 MB compressed); the store takes 32 MiB of text. */
@@ -196,9 +198,42 @@ export function registerWorkerScriptRoutes(app: FastifyInstance, deps: ApiDeps):
     return { enabled: worker.triggers.workersDev, previews_enabled: false };
   };
   app.get<{ Params: Params }>(`${script}/subdomain`, async (request) => ok(await subdomainOf(await read(request), request.params.script_name)));
-  // Serving the fetch handler at /workers/{name}/ is set by `mailroute worker deploy`: the
-  // answer is what mailroute does, whatever was asked.
-  app.post<{ Params: Params }>(`${script}/subdomain`, async (request) => ok(await subdomainOf(await write(request), request.params.script_name)));
+  // workers_dev: whether the fetch handler is served at /workers/{name}/ on mailroute's HTTP port
+  // (preview URLs do not exist here: always false)
+  app.post<{ Params: Params }>(`${script}/subdomain`, async (request) => {
+    const services = await write(request);
+    const body = bodyObject(request, ["enabled", "previews_enabled"]);
+    if (typeof body["enabled"] === "boolean") {
+      const enabled = body["enabled"];
+      await workerCall(request.params.script_name, () => services.workers.setFetchTriggers(request.params.script_name, { workersDev: enabled }));
+    }
+    return ok(await subdomainOf(services, request.params.script_name));
+  });
+
+  // wrangler's `routes`: host/path patterns whose requests (by Host, behind a proxy) reach the
+  // worker's fetch(); custom domains (a separate API) are not served.
+  app.put<{ Params: Params }>(`${script}/routes`, async (request) => {
+    const services = await write(request);
+    const list = request.body;
+    if (!Array.isArray(list)) throw new ApiError("VALIDATION", { message: "body: must be a list of {pattern}" }, { field: "body" });
+    const routes = list.map((route: unknown, index) => {
+      const pattern = typeof route === "string" ? route : typeof route === "object" && route !== null ? (route as { pattern?: unknown }).pattern : undefined;
+      if (typeof pattern !== "string") throw new ApiError("VALIDATION", { message: `body[${index}].pattern: required` }, { field: `body[${index}].pattern` });
+      return { pattern, customDomain: false };
+    });
+    const worker = await workerCall(request.params.script_name, () => services.workers.setFetchTriggers(request.params.script_name, { routes }));
+    return ok(worker.triggers.routes.map((route) => routeJson(route.pattern, worker.name)));
+  });
+
+  app.get<{ Params: Params & { zone_id: string } }>("/zones/:zone_id/workers/routes", async (request) => {
+    const services = await access.zone(request, request.params.zone_id, "workers_scripts:read");
+    const zone = (await services.zones.get(request.params.zone_id)).name;
+    const inZone = (pattern: string) => {
+      const host = (pattern.replace(/^\*?\.?/, "").split("/")[0] ?? "").toLowerCase();
+      return host === zone || host.endsWith(`.${zone}`);
+    };
+    return ok((await services.workers.list()).flatMap((worker) => worker.triggers.routes.filter((route) => !route.customDomain && inZone(route.pattern)).map((route) => routeJson(route.pattern, worker.name))));
+  });
 
   app.put<{ Params: Params }>(`${script}/schedules`, async (request) => {
     await write(request);
