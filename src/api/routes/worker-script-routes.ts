@@ -21,7 +21,7 @@
  * does not exist here — the account "subdomain" is `not-served-by-mailroute`, so the URL wrangler
  * prints says so, and a script's `enabled` (workers_dev) is whether its fetch handler is served at
  * /workers/{name}/ on mailroute's HTTP port; `routes` are served by Host on the HTTP port (for a
- * proxy in front); cron triggers are refused with a catalogue error.
+ * proxy in front); custom domains and cron triggers are refused with a catalogue error.
  *
  * The upload is the one body here that is not JSON: its own parser, for these two routes only,
  * bounded by WORKER_UPLOAD_LIMIT; the account is authorised and an upload slot taken before the
@@ -233,6 +233,12 @@ export function registerWorkerScriptRoutes(app: FastifyInstance, deps: ApiDeps):
       return host === zone || host.endsWith(`.${zone}`);
     };
     return ok((await services.workers.list()).flatMap((worker) => worker.triggers.routes.filter((route) => !route.customDomain && inZone(route.pattern)).map((route) => routeJson(route.pattern, worker.name))));
+  });
+
+  // wrangler's first question for `routes = [{ pattern, custom_domain = true }]`
+  app.post<{ Params: Params }>(`${script}/domains/changeset`, async (request) => {
+    await write(request);
+    throw new ApiError("WORKER_UNSUPPORTED", { what: "custom domains", why: "mailroute does not manage DNS or certificates for a worker; use a route (host/path pattern) behind your own proxy" }, { field: "routes" });
   });
 
   app.put<{ Params: Params }>(`${script}/schedules`, async (request) => {
