@@ -198,6 +198,26 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     await h.config.workers.remove("hooks");
   });
 
+  it("refuses cron triggers and custom domains (wrangler uploads, then reports those triggers failed)", async () => {
+    const timed = join(project, "timed");
+    mkdirSync(timed);
+    writeFileSync(join(timed, "index.js"), "export default { async email(message) { message.setReject('no'); } };");
+    writeFileSync(join(timed, "wrangler.toml"), 'name = "timed"\nmain = "index.js"\ncompatibility_date = "2024-09-23"\nroutes = [{ pattern = "timed.example.com", custom_domain = true }]\n\n[triggers]\ncrons = ["0 * * * *"]\n');
+    const deployed = await wrangler(["deploy"], { cwd: timed });
+    assert.notEqual(deployed.code, 0, deployed.out);
+    assert.match(deployed.out, /Uploaded timed/);
+    assert.match(deployed.out, /Some triggers failed to deploy for timed/);
+    assert.match(deployed.out, /timed\/domains\/records\) failed/);
+    assert.match(deployed.out, /timed\/schedules\) failed/);
+    // the reasons, in the catalogue's words (wrangler writes them to its log, not the terminal)
+    const cron = await api("/accounts/default/workers/scripts/timed/schedules", { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify([{ cron: "0 * * * *" }]) });
+    assert.equal(cron.body.errors[0]!.code, 1011);
+    assert.match(cron.body.errors[0]!.message, /^cron triggers is not supported by mailroute/);
+    const domains = await api("/accounts/default/workers/scripts/timed/domains/records", { method: "PUT", headers: { "content-type": "application/json" }, body: "{}" });
+    assert.match(domains.body.errors[0]!.message, /^custom domains is not supported by mailroute/);
+    await h.config.workers.remove("timed");
+  });
+
   it("`wrangler secret put` reaches the worker; `secret list` names it, never its value", async () => {
     const put = await wrangler(["secret", "put", "TAG"], { stdin: "s3cret-tag\n" });
     assert.equal(put.code, 0, put.out);

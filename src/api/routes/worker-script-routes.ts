@@ -235,11 +235,14 @@ export function registerWorkerScriptRoutes(app: FastifyInstance, deps: ApiDeps):
     return ok((await services.workers.list()).flatMap((worker) => worker.triggers.routes.filter((route) => !route.customDomain && inZone(route.pattern)).map((route) => routeJson(route.pattern, worker.name))));
   });
 
-  // wrangler's first question for `routes = [{ pattern, custom_domain = true }]`
-  app.post<{ Params: Params }>(`${script}/domains/changeset`, async (request) => {
+  // `routes = [{ pattern, custom_domain = true }]`: wrangler asks for a changeset on a terminal,
+  // and puts the records in either case
+  const noCustomDomains = async (request: FastifyRequest<{ Params: Params }>) => {
     await write(request);
     throw new ApiError("WORKER_UNSUPPORTED", { what: "custom domains", why: "mailroute does not manage DNS or certificates for a worker; use a route (host/path pattern) behind your own proxy" }, { field: "routes" });
-  });
+  };
+  app.post<{ Params: Params }>(`${script}/domains/changeset`, noCustomDomains);
+  app.put<{ Params: Params }>(`${script}/domains/records`, noCustomDomains);
 
   app.put<{ Params: Params }>(`${script}/schedules`, async (request) => {
     await write(request);
