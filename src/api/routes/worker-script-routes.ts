@@ -11,17 +11,12 @@
  *   GET|POST …/deployments, GET|PATCH …/script-settings, GET …/settings, DELETE …/scripts/{name}
  *   DELETE …/services/{name}, GET …/references, GET …/tails/by-consumer/{name}   (`wrangler delete`)
  *   GET|PUT …/secrets, GET|DELETE …/secrets/{secret}
- *   GET  /accounts/{id}/workers/subdomain, GET|POST …/scripts/{name}/subdomain (workers_dev)
- *   PUT  …/scripts/{name}/routes, GET /zones/{zone}/workers/routes   (wrangler's `routes`)
  *   GET  …/scripts/{name}/logs?after&limit   mailroute's: the console lines `worker tail` shows
  *                                            (Cloudflare streams these over a tail socket instead)
  *
  * What mailroute does not do is answered without pretending: there is one version per worker
- * (an uploaded version is deployed at once, and deploying any other is refused); workers.dev
- * does not exist here — the account "subdomain" is `not-served-by-mailroute`, so the URL wrangler
- * prints says so, and a script's `enabled` (workers_dev) is whether its fetch handler is served at
- * /workers/{name}/ on mailroute's HTTP port; `routes` are served by Host on the HTTP port (for a
- * proxy in front); custom domains and cron triggers are refused with a catalogue error.
+ * (an uploaded version is deployed at once, and deploying any other is refused). Triggers
+ * (workers_dev, routes, custom domains, crons) are worker-trigger-routes.ts.
  *
  * The upload is the one body here that is not JSON: its own parser, for these two routes only,
  * bounded by WORKER_UPLOAD_LIMIT; the account is authorised and an upload slot taken before the
@@ -31,24 +26,20 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ValidationError } from "../../core/validation-error.ts";
 import { UploadRefusal } from "../../core/workers/upload-deployment.ts";
-import type { AccountServices } from "../../core/services.ts";
 import { ApiError } from "../api-error.ts";
 import { ok } from "../envelope.ts";
 import { bodyObject, queryInt } from "../request-input.ts";
 import { ConcurrencyGate } from "../request-limits.ts";
-import { deploymentJson, routeJson, scriptJson, serviceJson, settingsJson, uploadJson, versionId, versionJson } from "../worker-presenters.ts";
+import { deploymentJson, scriptJson, serviceJson, settingsJson, uploadJson, versionId, versionJson } from "../worker-presenters.ts";
 import type { ApiDeps } from "./route-deps.ts";
 
 /** A worker bundle can be MiBs (Cloudflare allows 10 MB compressed); the store takes 32 MiB of text. */
 export const WORKER_UPLOAD_LIMIT = 34 * 1024 * 1024;
 const UPLOADS_AT_ONCE = 2;
-/** What wrangler prints after the worker's name: there is no workers.dev here. */
-export const NO_WORKERS_DEV_SUBDOMAIN = "not-served-by-mailroute";
-
-type Params = { account_id: string; script_name: string; secret_name: string };
+export type Params = { account_id: string; script_name: string; secret_name: string };
 
 /** A worker that is not there is Cloudflare's 10007 (wrangler tests the code to create it). */
-async function workerCall<T>(name: string, call: () => Promise<T>): Promise<T> {
+export async function workerCall<T>(name: string, call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
@@ -186,67 +177,6 @@ export function registerWorkerScriptRoutes(app: FastifyInstance, deps: ApiDeps):
     const worker = await workerCall(request.params.script_name, () => services.workers.get(request.params.script_name));
     const { logpush, tail_consumers, observability, tags } = settingsJson(worker);
     return ok({ logpush, tail_consumers, observability, tags });
-  });
-
-  app.get<{ Params: Params }>(`${account}/subdomain`, async (request) => {
-    await read(request);
-    return ok({ subdomain: NO_WORKERS_DEV_SUBDOMAIN });
-  });
-
-  const subdomainOf = async (services: AccountServices, name: string) => {
-    const worker = await workerCall(name, () => services.workers.get(name));
-    return { enabled: worker.triggers.workersDev, previews_enabled: false };
-  };
-  app.get<{ Params: Params }>(`${script}/subdomain`, async (request) => ok(await subdomainOf(await read(request), request.params.script_name)));
-  // workers_dev: whether the fetch handler is served at /workers/{name}/ on mailroute's HTTP port
-  // (preview URLs do not exist here: always false)
-  app.post<{ Params: Params }>(`${script}/subdomain`, async (request) => {
-    const services = await write(request);
-    const body = bodyObject(request, ["enabled", "previews_enabled"]);
-    if (typeof body["enabled"] === "boolean") {
-      const enabled = body["enabled"];
-      await workerCall(request.params.script_name, () => services.workers.setFetchTriggers(request.params.script_name, { workersDev: enabled }));
-    }
-    return ok(await subdomainOf(services, request.params.script_name));
-  });
-
-  // wrangler's `routes`: host/path patterns whose requests (by Host, behind a proxy) reach the
-  // worker's fetch(); custom domains (a separate API) are not served.
-  app.put<{ Params: Params }>(`${script}/routes`, async (request) => {
-    const services = await write(request);
-    const list = request.body;
-    if (!Array.isArray(list)) throw new ApiError("VALIDATION", { message: "body: must be a list of {pattern}" }, { field: "body" });
-    const routes = list.map((route: unknown, index) => {
-      const pattern = typeof route === "string" ? route : typeof route === "object" && route !== null ? (route as { pattern?: unknown }).pattern : undefined;
-      if (typeof pattern !== "string") throw new ApiError("VALIDATION", { message: `body[${index}].pattern: required` }, { field: `body[${index}].pattern` });
-      return { pattern, customDomain: false };
-    });
-    const worker = await workerCall(request.params.script_name, () => services.workers.setFetchTriggers(request.params.script_name, { routes }));
-    return ok(worker.triggers.routes.map((route) => routeJson(route.pattern, worker.name)));
-  });
-
-  app.get<{ Params: Params & { zone_id: string } }>("/zones/:zone_id/workers/routes", async (request) => {
-    const services = await access.zone(request, request.params.zone_id, "workers_scripts:read");
-    const zone = (await services.zones.get(request.params.zone_id)).name;
-    const inZone = (pattern: string) => {
-      const host = (pattern.replace(/^\*?\.?/, "").split("/")[0] ?? "").toLowerCase();
-      return host === zone || host.endsWith(`.${zone}`);
-    };
-    return ok((await services.workers.list()).flatMap((worker) => worker.triggers.routes.filter((route) => !route.customDomain && inZone(route.pattern)).map((route) => routeJson(route.pattern, worker.name))));
-  });
-
-  // `routes = [{ pattern, custom_domain = true }]`: wrangler asks for a changeset on a terminal,
-  // and puts the records in either case
-  const noCustomDomains = async (request: FastifyRequest<{ Params: Params }>) => {
-    await write(request);
-    throw new ApiError("WORKER_UNSUPPORTED", { what: "custom domains", why: "mailroute does not manage DNS or certificates for a worker; use a route (host/path pattern) behind your own proxy" }, { field: "routes" });
-  };
-  app.post<{ Params: Params }>(`${script}/domains/changeset`, noCustomDomains);
-  app.put<{ Params: Params }>(`${script}/domains/records`, noCustomDomains);
-
-  app.put<{ Params: Params }>(`${script}/schedules`, async (request) => {
-    await write(request);
-    throw new ApiError("WORKER_UNSUPPORTED", { what: "cron triggers", why: "workers run for mail (email) and queues here, never on a schedule" }, { field: "schedules" });
   });
 
   app.get<{ Params: Params }>(`${script}/secrets`, async (request) => {
