@@ -20,6 +20,7 @@ import type { ApiDeps } from "./routes/route-deps.ts";
 import { registerRuleRoutes } from "./routes/rule-routes.ts";
 import { registerZoneRoutes } from "./routes/zone-routes.ts";
 import { registerWorkerScriptRoutes } from "./routes/worker-script-routes.ts";
+import { registerWorkerTriggerRoutes } from "./routes/worker-trigger-routes.ts";
 import { registerKvRoutes } from "./routes/kv-routes.ts";
 import { registerD1Routes } from "./routes/d1-routes.ts";
 
@@ -94,6 +95,7 @@ export async function clientApi(app: FastifyInstance, options: ClientApiOptions)
   registerQueueRoutes(app, options);
   registerGraphqlAnalytics(app, options);
   registerWorkerScriptRoutes(app, options);
+  registerWorkerTriggerRoutes(app, options);
   registerKvRoutes(app, options);
   registerD1Routes(app, options);
 }

@@ -7,6 +7,7 @@
  * Promises: secret values never appear (a secret binding is its name and type only); a var's
  * value is not listed either (only its name), as the summary holds no values.
  */
+import { createHash } from "node:crypto";
 import type { WorkerSummary } from "../core/workers/worker-definition.ts";
 
 /** Cloudflare's version ids are UUIDs: the first 128 bits of the version hash, hyphenated. */
@@ -96,6 +97,11 @@ export function bindingsJson(worker: WorkerSummary): { name: string; type: strin
     ...bindings.platform.analytics.map((dataset) => ({ name: dataset.binding, type: "analytics_engine", dataset: dataset.dataset })),
     ...bindings.platform.ai.map((ai) => ({ name: ai.binding, type: "ai" })),
   ];
+}
+
+/** A route as /zones/{id}/workers/routes lists it; its id is stable for the pattern. */
+export function routeJson(pattern: string, script: string) {
+  return { id: createHash("sha256").update(pattern).digest("hex").slice(0, 32), pattern, script };
 }
 
 /** GET …/scripts/{name}/settings. */

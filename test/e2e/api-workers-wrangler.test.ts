@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { request } from "node:http";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -87,10 +88,10 @@ describe("wrangler deploys Email Workers to mailroute", () => {
 
   beforeEach(() => h.sinks["dest.test"]!.reset());
 
-  function wrangler(args: string[], options: { stdin?: string; token?: string; account?: string } = {}): Promise<{ code: number; out: string }> {
+  function wrangler(args: string[], options: { stdin?: string; token?: string; account?: string; cwd?: string } = {}): Promise<{ code: number; out: string }> {
     return new Promise((resolve) => {
       const child = spawn(process.execPath, [WRANGLER, ...args], {
-        cwd: project,
+        cwd: options.cwd ?? project,
         env: {
           PATH: process.env["PATH"] ?? "",
           HOME: home,
@@ -154,10 +155,67 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     const worker = await h.config.workers.get("mailer");
     assert.deepEqual(worker.bindings.vars.sort(), ["DESTINATION", "EXTRA"]);
     assert.deepEqual(worker.bindings.kv, [{ binding: "MAP", namespace: "mailer-routes" }]);
+    const deployments = await wrangler(["deployments", "list"]);
+    assert.equal(deployments.code, 0, deployments.out);
+    assert.ok(deployments.out.includes(worker.version.slice(0, 8)), deployments.out);
     // --keep-vars: EXTRA (given with --var before) stays although this upload does not name it
     const kept = await wrangler(["deploy", "--keep-vars"]);
     assert.equal(kept.code, 0, kept.out);
     assert.deepEqual((await h.config.workers.get("mailer")).bindings.vars.sort(), ["DESTINATION", "EXTRA"]);
+  });
+
+  it("deploys a worker with `routes`: its fetch() answers requests for that host, and workers_dev goes off as in wrangler", async () => {
+    const hooks = join(project, "hooks");
+    mkdirSync(hooks);
+    writeFileSync(join(hooks, "index.js"), 'export default { async email(message) { message.setReject("no"); }, async fetch(request) { return new Response("bot heard " + new URL(request.url).pathname); } };');
+    writeFileSync(join(hooks, "wrangler.toml"), 'name = "hooks"\nmain = "index.js"\ncompatibility_date = "2024-09-23"\nroutes = ["hooks.example.com/bot*"]\n');
+    const deployed = await wrangler(["deploy"], { cwd: hooks });
+    assert.equal(deployed.code, 0, deployed.out);
+    assert.match(deployed.out, /hooks\.example\.com\/bot\*/);
+    const worker = await h.config.workers.get("hooks");
+    assert.deepEqual(worker.triggers.routes, [{ pattern: "hooks.example.com/bot*", customDomain: false }]);
+    assert.equal(worker.triggers.workersDev, false);
+    const ask = () =>
+      new Promise<string>((resolve, reject) => {
+        const probe = request({ host: "127.0.0.1", port: h.mailroute.http.port, path: "/bot/ping", headers: { host: "hooks.example.com" } }, (response) => {
+          let text = "";
+          response.setEncoding("utf8");
+          response.on("data", (chunk: string) => (text += chunk));
+          response.on("end", () => resolve(`${response.statusCode} ${text}`));
+        });
+        probe.on("error", reject);
+        probe.end();
+      });
+    // the HTTP port re-reads the route table at most once a second
+    let answer = await ask();
+    for (let attempt = 0; attempt < 30 && !answer.startsWith("200"); attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      answer = await ask();
+    }
+    assert.equal(answer, "200 bot heard /bot/ping");
+    const listed = await api(`/zones/${(await h.config.zones.list()).items[0]!.id}/workers/routes`);
+    assert.deepEqual((listed.body.result as { pattern: string; script: string }[]).map((route) => [route.pattern, route.script]), [["hooks.example.com/bot*", "hooks"]]);
+    await h.config.workers.remove("hooks");
+  });
+
+  it("refuses cron triggers and custom domains (wrangler uploads, then reports those triggers failed)", async () => {
+    const timed = join(project, "timed");
+    mkdirSync(timed);
+    writeFileSync(join(timed, "index.js"), "export default { async email(message) { message.setReject('no'); } };");
+    writeFileSync(join(timed, "wrangler.toml"), 'name = "timed"\nmain = "index.js"\ncompatibility_date = "2024-09-23"\nroutes = [{ pattern = "timed.example.com", custom_domain = true }]\n\n[triggers]\ncrons = ["0 * * * *"]\n');
+    const deployed = await wrangler(["deploy"], { cwd: timed });
+    assert.notEqual(deployed.code, 0, deployed.out);
+    assert.match(deployed.out, /Uploaded timed/);
+    assert.match(deployed.out, /Some triggers failed to deploy for timed/);
+    assert.match(deployed.out, /timed\/domains\/records\) failed/);
+    assert.match(deployed.out, /timed\/schedules\) failed/);
+    // the reasons, in the catalogue's words (wrangler writes them to its log, not the terminal)
+    const cron = await api("/accounts/default/workers/scripts/timed/schedules", { method: "PUT", headers: { "content-type": "application/json" }, body: JSON.stringify([{ cron: "0 * * * *" }]) });
+    assert.equal(cron.body.errors[0]!.code, 1011);
+    assert.match(cron.body.errors[0]!.message, /^cron triggers is not supported by mailroute/);
+    const domains = await api("/accounts/default/workers/scripts/timed/domains/records", { method: "PUT", headers: { "content-type": "application/json" }, body: "{}" });
+    assert.match(domains.body.errors[0]!.message, /^custom domains is not supported by mailroute/);
+    await h.config.workers.remove("timed");
   });
 
   it("`wrangler secret put` reaches the worker; `secret list` names it, never its value", async () => {
@@ -187,6 +245,14 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     const created = await wrangler(["kv", "namespace", "create", "fresh-space"]);
     assert.equal(created.code, 0, created.out);
     assert.match(created.out, /fresh-space/);
+    writeFileSync(join(project, "bulk.json"), JSON.stringify([{ key: "one", value: "1" }, { key: "two", value: Buffer.from("zwei").toString("base64"), base64: true }]));
+    const bulkPut = await wrangler(["kv", "bulk", "put", "bulk.json", "--binding", "MAP", "--remote"]);
+    assert.equal(bulkPut.code, 0, bulkPut.out);
+    assert.equal(new TextDecoder().decode((await h.config.kv.get("mailer-routes", "two"))!.value), "zwei");
+    writeFileSync(join(project, "bulk-keys.json"), JSON.stringify(["one", "two"]));
+    const bulkDelete = await wrangler(["kv", "bulk", "delete", "bulk-keys.json", "--binding", "MAP", "--remote", "--force"]);
+    assert.equal(bulkDelete.code, 0, bulkDelete.out);
+    assert.equal(await h.config.kv.get("mailer-routes", "one"), null);
     const deleted = await wrangler(["kv", "key", "delete", "greeting", "--binding", "MAP", "--remote"]);
     assert.equal(deleted.code, 0, deleted.out);
     assert.equal(await h.config.kv.get("mailer-routes", "greeting"), null);
@@ -285,6 +351,36 @@ describe("wrangler deploys Email Workers to mailroute", () => {
     assert.equal(missing.status, 400);
     assert.match(missing.body.errors[0]!.message, /cannot provide: BROWSER \(browser\)/);
     assert.equal((await h.config.workers.get("mailer")).version, before);
+  });
+
+  it("holds at most two uploads at once, before reading their bodies: the third gets 503 with Retry-After", async () => {
+    const open = [0, 1].map(() => {
+      const held = request({ host: "127.0.0.1", port: h.mailroute.http.port, method: "PUT", path: "/client/v4/accounts/default/workers/scripts/held", headers: { authorization: `Bearer ${token}`, "content-type": "multipart/form-data; boundary=x", "content-length": 1000 } });
+      const answered = new Promise<number>((resolve) => {
+        held.on("response", (response) => {
+          response.resume();
+          resolve(response.statusCode ?? 0);
+        });
+        held.on("error", () => resolve(0));
+      });
+      held.write("--x\r\n"); // the headers and a first byte: the server has taken its slot
+      return { held, answered };
+    });
+    // until the server has the two held requests' headers, a third is read (400) and lets go at once
+    let third: Response | undefined;
+    for (let attempt = 0; attempt < 100 && third?.status !== 503; attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+      third = await fetch(`http://127.0.0.1:${h.mailroute.http.port}/client/v4/accounts/default/workers/scripts/held`, { method: "PUT", headers: { authorization: `Bearer ${token}`, "content-type": "multipart/form-data; boundary=x" }, body: "--x--\r\n" });
+      await third.arrayBuffer();
+    }
+    assert.equal(third!.status, 503);
+    assert.equal(third!.headers.get("retry-after"), "5");
+    for (const { held } of open) held.destroy();
+    await Promise.all(open.map(({ answered }) => answered));
+    // the slots are free again: the next upload is read (and refused for what it is)
+    const next = await api("/accounts/default/workers/scripts/held", { method: "PUT", headers: { "content-type": "multipart/form-data; boundary=x" }, body: "--x--\r\n" });
+    assert.equal(next.status, 400, JSON.stringify(next.body));
+    assert.equal(next.body.errors[0]!.code, 10021);
   });
 
   it("`wrangler delete` removes the worker, and the rule naming it is marked inactive", async () => {

@@ -6,6 +6,7 @@
  *   GET|POST /accounts/{id}/storage/kv/namespaces, GET …/namespaces/{ns}
  *   GET      …/namespaces/{ns}/keys?prefix&limit&cursor
  *   GET|PUT|DELETE …/namespaces/{ns}/values/{key}, GET …/metadata/{key}
+ *   PUT|DELETE …/namespaces/{ns}/bulk, POST …/bulk/delete, POST …/bulk/get
  *
  * mailroute's namespaces are named by their id and exist once a key is written (as the wrangler
  * file's `id` names them to a worker): creating one answers `{id: title}` and stores nothing —
@@ -37,14 +38,23 @@ function checkNamespace(id: string, field = "namespace_id"): string {
 }
 
 /** KV's own refusals (key too long, bad expiration …) keep KV's words, as a 400 naming the key. */
-async function kvCall<T>(call: () => Promise<T>): Promise<T> {
+async function kvCall<T>(call: () => Promise<T>, field = "key_name"): Promise<T> {
   try {
     return await call();
   } catch (error) {
     // KvError, and the TypeError-named WorkerCallError of an empty key: both carry KV's own words
-    if (error instanceof KvError || (error instanceof Error && error.name === "WorkerCallError")) throw new ApiError("VALIDATION", { message: `key_name: ${error.message}` }, { field: "key_name" });
+    if (error instanceof KvError || (error instanceof Error && error.name === "WorkerCallError")) throw new ApiError("VALIDATION", { message: `${field}: ${error.message}` }, { field });
     throw error;
   }
+}
+
+/** Cloudflare takes at most 10,000 entries per bulk request. */
+const MAX_BULK = 10_000;
+
+function bulkArray(value: unknown, field = "body"): unknown[] {
+  if (!Array.isArray(value)) throw new ApiError("VALIDATION", { message: `${field}: must be a JSON array` }, { field });
+  if (value.length > MAX_BULK) throw new ApiError("VALIDATION", { message: `${field}: ${value.length} entries; at most ${MAX_BULK} per request` }, { field });
+  return value;
 }
 
 export function registerKvRoutes(app: FastifyInstance, deps: ApiDeps): void {
@@ -102,6 +112,55 @@ export function registerKvRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const services = await write(request);
     await kvCall(() => services.kv.delete(checkNamespace(request.params.namespace_id), request.params.key_name));
     return ok({});
+  });
+
+  // Bulk writes (wrangler kv bulk put|delete, the SDK's bulk get): JSON bodies, so the API's 1 MiB
+  // JSON limit bounds each batch; each entry is one audited put or delete, in order, and a refused
+  // entry stops the batch with its index (the entries before it were written, as Cloudflare's
+  // bulk endpoints are not transactions either).
+  app.put<{ Params: Params }>(`${base}/:namespace_id/bulk`, async (request) => {
+    const services = await write(request);
+    const namespace = checkNamespace(request.params.namespace_id);
+    const entries = bulkArray(request.body);
+    for (const [index, entry] of entries.entries()) {
+      if (typeof entry !== "object" || entry === null || typeof (entry as { key?: unknown }).key !== "string" || typeof (entry as { value?: unknown }).value !== "string") {
+        throw new ApiError("VALIDATION", { message: `body[${index}]: must be {key, value} with string key and value` }, { field: `body[${index}]` });
+      }
+      const { key, value, base64, expiration, expiration_ttl: ttl, metadata } = entry as { key: string; value: string; base64?: unknown; expiration?: number; expiration_ttl?: number; metadata?: unknown };
+      await kvCall(async () => {
+        const at = kvPutExpiration({ expiration, expirationTtl: ttl }, Date.now());
+        const bytes = base64 === true ? Buffer.from(value, "base64") : Buffer.from(value, "utf8");
+        await services.kv.put(namespace, key, bytes, { ...(at === undefined ? {} : { expiration: at }), ...(metadata === undefined ? {} : { metadata }) });
+      }, `body[${index}]`);
+    }
+    return ok({ successful_key_count: entries.length, unsuccessful_keys: [] });
+  });
+
+  const bulkDelete = async (request: FastifyRequest<{ Params: Params }>) => {
+    const services = await write(request);
+    const namespace = checkNamespace(request.params.namespace_id);
+    const keys = bulkArray(request.body);
+    for (const [index, key] of keys.entries()) {
+      if (typeof key !== "string") throw new ApiError("VALIDATION", { message: `body[${index}]: must be a key name` }, { field: `body[${index}]` });
+      await kvCall(() => services.kv.delete(namespace, key), `body[${index}]`);
+    }
+    return ok({ successful_key_count: keys.length, unsuccessful_keys: [] });
+  };
+  app.delete<{ Params: Params }>(`${base}/:namespace_id/bulk`, bulkDelete);
+  app.post<{ Params: Params }>(`${base}/:namespace_id/bulk/delete`, bulkDelete);
+
+  app.post<{ Params: Params }>(`${base}/:namespace_id/bulk/get`, async (request) => {
+    const services = await read(request);
+    const namespace = checkNamespace(request.params.namespace_id);
+    const body = bodyObject(request, ["keys", "type", "withMetadata"]);
+    const keys = bulkArray(body["keys"], "keys");
+    const values: Record<string, string | null> = {};
+    for (const [index, key] of keys.entries()) {
+      if (typeof key !== "string") throw new ApiError("VALIDATION", { message: `keys[${index}]: must be a key name` }, { field: `keys[${index}]` });
+      const entry = await kvCall(() => services.kv.get(namespace, key), `keys[${index}]`);
+      values[key] = entry === null ? null : Buffer.from(entry.value).toString("utf8");
+    }
+    return ok({ values });
   });
 
   void app.register(async function kvValueWrites(scope) {

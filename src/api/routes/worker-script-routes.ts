@@ -7,27 +7,25 @@
  *   GET  /accounts/{id}/workers/scripts                   list (with version, time, bindings)
  *   PUT  /accounts/{id}/workers/scripts/{name}            multipart upload: load-checked, deployed
  *   POST /accounts/{id}/workers/scripts/{name}/versions   the same, for a worker that exists
+ *   GET  …/versions, …/versions/{version_id}             the one (deployed) version
  *   GET|POST …/deployments, GET|PATCH …/script-settings, GET …/settings, DELETE …/scripts/{name}
  *   DELETE …/services/{name}, GET …/references, GET …/tails/by-consumer/{name}   (`wrangler delete`)
  *   GET|PUT …/secrets, GET|DELETE …/secrets/{secret}
- *   GET  /accounts/{id}/workers/subdomain, GET|POST …/scripts/{name}/subdomain
  *   GET  …/scripts/{name}/logs?after&limit   mailroute's: the console lines `worker tail` shows
  *                                            (Cloudflare streams these over a tail socket instead)
  *
  * What mailroute does not do is answered without pretending: there is one version per worker
- * (an uploaded version is deployed at once, and deploying any other is refused); workers.dev
- * does not exist here — the account "subdomain" is `not-served-by-mailroute`, so the URL wrangler
- * prints says so, and a script's `enabled` is whether its fetch handler is served at
- * /workers/{name}/ on mailroute's HTTP port; cron triggers are refused with a catalogue error.
+ * (an uploaded version is deployed at once, and deploying any other is refused). Triggers
+ * (workers_dev, routes, custom domains, crons) are worker-trigger-routes.ts.
  *
  * The upload is the one body here that is not JSON: its own parser, for these two routes only,
- * bounded by WORKER_UPLOAD_LIMIT; the account is authorised before the body is read, and at most
- * UPLOADS_AT_ONCE load checks (each a workerd process) run at a time.
+ * bounded by WORKER_UPLOAD_LIMIT; the account is authorised and an upload slot taken before the
+ * body is read, so at most UPLOADS_AT_ONCE bodies are held and load checks (each a workerd
+ * process) run at a time; the next gets 503 with Retry-After.
  */
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ValidationError } from "../../core/validation-error.ts";
 import { UploadRefusal } from "../../core/workers/upload-deployment.ts";
-import type { AccountServices } from "../../core/services.ts";
 import { ApiError } from "../api-error.ts";
 import { ok } from "../envelope.ts";
 import { bodyObject, queryInt } from "../request-input.ts";
@@ -38,13 +36,10 @@ import type { ApiDeps } from "./route-deps.ts";
 /** A worker bundle can be MiBs (Cloudflare allows 10 MB compressed); the store takes 32 MiB of text. */
 export const WORKER_UPLOAD_LIMIT = 34 * 1024 * 1024;
 const UPLOADS_AT_ONCE = 2;
-/** What wrangler prints after the worker's name: there is no workers.dev here. */
-export const NO_WORKERS_DEV_SUBDOMAIN = "not-served-by-mailroute";
-
-type Params = { account_id: string; script_name: string; secret_name: string };
+export type Params = { account_id: string; script_name: string; secret_name: string };
 
 /** A worker that is not there is Cloudflare's 10007 (wrangler tests the code to create it). */
-async function workerCall<T>(name: string, call: () => Promise<T>): Promise<T> {
+export async function workerCall<T>(name: string, call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
@@ -112,23 +107,41 @@ export function registerWorkerScriptRoutes(app: FastifyInstance, deps: ApiDeps):
     scope.addContentTypeParser("multipart/form-data", { parseAs: "buffer", bodyLimit: WORKER_UPLOAD_LIMIT }, (_request, body, done) => done(null, body));
     const options = {
       bodyLimit: WORKER_UPLOAD_LIMIT,
-      onRequest: async (request: FastifyRequest<{ Params: Params }>) => {
+      // before the body is read: the account, then a slot — so at most UPLOADS_AT_ONCE bodies of
+      // up to WORKER_UPLOAD_LIMIT are ever held, and their load checks run, at once
+      onRequest: async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
         await write(request);
+        if (!uploads.tryEnter()) throw new ApiError("BUSY", {}, { headers: { "retry-after": "5" } });
+        let left = false;
+        const leave = () => {
+          if (!left) uploads.leave();
+          left = true;
+        };
+        reply.raw.once("finish", leave);
+        reply.raw.once("close", leave);
       },
     };
     const upload = async (request: FastifyRequest<{ Params: Params }>, present: "script" | "version") => {
       const services = await write(request);
       if (!Buffer.isBuffer(request.body)) throw new ApiError("WORKER_UPLOAD_REFUSED", { message: "the body must be a multipart/form-data script upload (metadata and modules)" }, { field: "body" });
-      if (!uploads.tryEnter()) throw new ApiError("BUSY", {}, { headers: { "retry-after": "5" } });
-      try {
-        const result = await workerCall(request.params.script_name, () => services.workers.deployUpload(request.params.script_name, request.body as Buffer, request.headers["content-type"]));
-        return present === "script" ? ok(uploadJson(result.worker, result.handlers)) : ok(versionJson(result.worker, result.handlers));
-      } finally {
-        uploads.leave();
-      }
+      const result = await workerCall(request.params.script_name, () => services.workers.deployUpload(request.params.script_name, request.body as Buffer, request.headers["content-type"]));
+      return present === "script" ? ok(uploadJson(result.worker, result.handlers)) : ok(versionJson(result.worker, result.handlers));
     };
     scope.put<{ Params: Params }>(script, options, (request) => upload(request, "script"));
     scope.post<{ Params: Params }>(`${script}/versions`, options, (request) => upload(request, "version"));
+  });
+
+  // One version per worker: the deployed one (`wrangler versions list`, `deployments list`).
+  app.get<{ Params: Params }>(`${script}/versions`, async (request) => {
+    const services = await read(request);
+    const worker = await workerCall(request.params.script_name, () => services.workers.get(request.params.script_name));
+    return ok({ items: [versionJson(worker)] });
+  });
+  app.get<{ Params: Params & { version_id: string } }>(`${script}/versions/:version_id`, async (request) => {
+    const services = await read(request);
+    const worker = await workerCall(request.params.script_name, () => services.workers.get(request.params.script_name));
+    if (request.params.version_id !== versionId(worker.version)) throw new ApiError("NOT_FOUND", { path: request.url.split("?")[0] ?? "" }, { field: "version_id" });
+    return ok(versionJson(worker));
   });
 
   app.get<{ Params: Params }>(`${script}/deployments`, async (request) => {
@@ -164,25 +177,6 @@ export function registerWorkerScriptRoutes(app: FastifyInstance, deps: ApiDeps):
     const worker = await workerCall(request.params.script_name, () => services.workers.get(request.params.script_name));
     const { logpush, tail_consumers, observability, tags } = settingsJson(worker);
     return ok({ logpush, tail_consumers, observability, tags });
-  });
-
-  app.get<{ Params: Params }>(`${account}/subdomain`, async (request) => {
-    await read(request);
-    return ok({ subdomain: NO_WORKERS_DEV_SUBDOMAIN });
-  });
-
-  const subdomainOf = async (services: AccountServices, name: string) => {
-    const worker = await workerCall(name, () => services.workers.get(name));
-    return { enabled: worker.triggers.workersDev, previews_enabled: false };
-  };
-  app.get<{ Params: Params }>(`${script}/subdomain`, async (request) => ok(await subdomainOf(await read(request), request.params.script_name)));
-  // Serving the fetch handler at /workers/{name}/ is set by `mailroute worker deploy`: the
-  // answer is what mailroute does, whatever was asked.
-  app.post<{ Params: Params }>(`${script}/subdomain`, async (request) => ok(await subdomainOf(await write(request), request.params.script_name)));
-
-  app.put<{ Params: Params }>(`${script}/schedules`, async (request) => {
-    await write(request);
-    throw new ApiError("WORKER_UNSUPPORTED", { what: "cron triggers", why: "workers run for mail (email) and queues here, never on a schedule" }, { field: "schedules" });
   });
 
   app.get<{ Params: Params }>(`${script}/secrets`, async (request) => {

@@ -16,7 +16,7 @@ import * as workers from "../../store/repositories/worker-repository.ts";
 import * as secrets from "../../store/repositories/worker-secret-repository.ts";
 import { deleteWorkerLogs, readWorkerLogs, type WorkerLogRow } from "../../store/repositories/worker-log-repository.ts";
 import type { Database } from "../../store/schema.ts";
-import { NO_PLATFORM_BINDINGS, DEFAULT_TRIGGERS } from "../../workers/platform-bindings.ts";
+import { NO_PLATFORM_BINDINGS, DEFAULT_TRIGGERS, type WorkerTriggers } from "../../workers/platform-bindings.ts";
 import type { SecretBox } from "../../workers/secret-box.ts";
 import type { WorkerDefinition } from "../../workers/worker-types.ts";
 import type { ServiceContext } from "../service-context.ts";
@@ -24,7 +24,7 @@ import { ValidationError } from "../validation-error.ts";
 import type { RuntimeWorkers } from "./runtime-workers.ts";
 import { readDataPoints, type StoredDataPoint } from "./worker-analytics.ts";
 import { prepareUpload } from "./upload-deployment.ts";
-import { bindingOwners, checkDeployment, checkUniqueBindings, MAX_SECRET_BYTES, platformOf, secretContext, toSummary, workerName, workerNotFound, workerVersion, type DeployResult, type WorkerDeployment, type WorkerSummary } from "./worker-definition.ts";
+import { bindingOwners, checkDeployment, checkUniqueBindings, MAX_SECRET_BYTES, platformOf, secretContext, toSummary, triggersOf, workerName, workerNotFound, workerVersion, type DeployResult, type WorkerDeployment, type WorkerSummary } from "./worker-definition.ts";
 
 export type WorkerLogEntry = WorkerLogRow;
 
@@ -139,6 +139,28 @@ export class WorkerService {
       await workers.deleteWorker(trx, this.#account, key);
       await deleteWorkerLogs(trx, this.#account, key);
       return { value: worker, before: { version: worker.version, bindings: worker.bindings } };
+    });
+  }
+
+  /**
+   * Sets what reaches the worker's fetch() over HTTP — its `routes` (host/path patterns) and,
+   * when given, whether `/workers/<name>/…` serves it (workers_dev) — as `wrangler deploy`'s
+   * triggers step asks; the rest of the worker is unchanged. Audited; bumps the version.
+   */
+  async setFetchTriggers(name: string, change: { routes?: WorkerTriggers["routes"]; workersDev?: boolean }): Promise<WorkerSummary> {
+    const key = name.toLowerCase();
+    return this.#ctx.change({ action: "worker.triggers", resourceType: "worker", resourceId: key }, async (trx) => {
+      const worker = await workers.findWorker(trx, this.#account, key);
+      if (worker === undefined) throw workerNotFound(name);
+      (change.routes ?? []).forEach((route, index) => {
+        if (typeof route.pattern !== "string" || route.pattern === "" || route.pattern.length > 1024) throw new ValidationError(`routes[${index}].pattern`, "must be a host/path pattern such as hooks.example.com/bot*");
+      });
+      const before = triggersOf(worker.triggers);
+      const after: WorkerTriggers = { ...before, ...(change.routes === undefined ? {} : { routes: change.routes }), ...(change.workersDev === undefined ? {} : { workersDev: change.workersDev }) };
+      const now = this.#ctx.timestamp();
+      await workers.updateWorker(trx, this.#account, key, { triggers: JSON.stringify(after), modified_at: now });
+      await this.#refreshVersion(trx, key, now);
+      return { value: (await this.#summary(trx, key))!, before: { routes: before.routes, workers_dev: before.workersDev }, after: { routes: after.routes, workers_dev: after.workersDev } };
     });
   }
 
