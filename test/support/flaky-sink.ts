@@ -35,6 +35,8 @@ export interface FlakySinkOptions {
   decide?: (rcpt: string, messageId: string) => SinkVerdict | null;
   /** Runs synchronously right after a 250 was written for `copy`. */
   afterAccept?: (copy: StoredCopy) => void;
+  /** Runs synchronously once `copy` is stored, just before its 250 is written (a crash the relay never hears the 250 of). */
+  beforeAccept?: (copy: StoredCopy) => void;
   /** Delays the answer to RCPT TO (before any data is sent), e.g. to keep a relay busy. */
   rcptDelayMs?: (rcpt: string) => number;
 }
@@ -111,6 +113,7 @@ export async function startFlakySink(options: FlakySinkOptions = {}): Promise<Fl
         }
         const copy: StoredCopy = { messageId, rcpt, acceptedAt: Date.now() };
         copies.push(copy);
+        options.beforeAccept?.(copy);
         callback(null, "2.0.0 Ok: stored by flaky sink");
         options.afterAccept?.(copy);
       });
