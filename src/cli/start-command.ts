@@ -100,12 +100,13 @@ async function startProcesses(argv: string[], settings: Readonly<Settings>, outp
   const { generatedAdminToken } = await preparePrimary(settings, logger).catch((error: unknown) => {
     throw explainStartFailure(error, settings);
   });
+  // shown now, before any process can fail: it is stored already, and a later start would not make another
+  if (generatedAdminToken !== null) announceGeneratedToken(generatedAdminToken, { terminal, dataDir: settings.dataDir, logger });
   await superviseProcesses({
     processes: settings.processes,
     argv,
     logger,
     ready(first) {
-      if (generatedAdminToken !== null) announceGeneratedToken(generatedAdminToken, { terminal, dataDir: settings.dataDir, logger });
       output.out(`mailroute is receiving mail on ${first.smtp.address}:${first.smtp.port} as ${settings.hostname}; HTTP on ${first.http.address}:${first.http.port}; data in ${settings.dataDir}; ${settings.processes} processes`);
     },
   });
