@@ -10,11 +10,11 @@
  * or silent (in-process), so log writes do not dominate the figures.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { childRss, selfRss, type RssReader } from "./rss-sampler.ts";
+import { childRss, processTreeRss, selfRss, type RssReader } from "./rss-sampler.ts";
 
 export const REPO_ROOT = join(import.meta.dirname, "..");
 export const CLI_ENTRY = join(REPO_ROOT, "src", "cli", "main.ts");
@@ -66,8 +66,13 @@ export async function startChildServer(settings: ServerSettings): Promise<BenchS
   // MAILROUTE_* from the caller's shell must not change what is measured (flags win anyway,
   // but an unflagged one such as MAILROUTE_TRANSPORT would slip through)
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("MAILROUTE_")));
+  // --processes n: the banner comes once every process serves, so stdout goes to a file to watch
+  const processes = Number(flags.processes ?? "1");
+  const banner = processes > 1 ? join(settings.dataDir, "..", `${settings.dataDir.split("/").at(-1)}-stdout.log`) : null;
+  const stdoutFd = banner === null ? "ignore" : openSync(banner, "w");
   // process.execPath: the pinned Node 24 that runs this bench, which strips the TypeScript types
-  const child = spawn(process.execPath, argv, { cwd: REPO_ROOT, env, stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn(process.execPath, argv, { cwd: REPO_ROOT, env, stdio: ["ignore", stdoutFd, "pipe"] });
+  if (typeof stdoutFd === "number") closeSync(stdoutFd);
   let stderr = "";
   child.stderr!.setEncoding("utf8");
   child.stderr!.on("data", (text: string) => {
@@ -86,15 +91,17 @@ export async function startChildServer(settings: ServerSettings): Promise<BenchS
   };
   try {
     await waitForGreeting(port, () => (exit === null ? null : `mailroute exited (${exit}) before answering SMTP: ${stderr.trim() || "no output"}`));
+    if (banner !== null) await waitForBanner(banner, () => exit);
   } catch (error) {
     await stop();
     throw error;
   }
   return {
     mode: "child",
-    description: `child process (pid ${child.pid}): node src/cli/main.ts start --log-level warn`,
+    description: `child process (pid ${child.pid}): node src/cli/main.ts start${processes > 1 ? ` --processes ${processes}` : ""}`,
     port,
-    rss: childRss(child.pid!),
+    // --processes n: the primary and every service process
+    rss: processes > 1 ? processTreeRss(child.pid!) : childRss(child.pid!),
     stop,
   };
 }
@@ -133,6 +140,17 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** --processes n: the primary prints its banner once every service process serves. */
+async function waitForBanner(file: string, exited: () => string | null): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (exited() !== null) throw new Error(`mailroute exited (${exited()}) before all its processes served`);
+    if (readFileSync(file, "latin1").includes("mailroute is receiving mail on")) return;
+    await sleep(100);
+  }
+  throw new Error(`mailroute's processes did not all serve within ${READY_TIMEOUT_MS} ms`);
 }
 
 async function waitForGreeting(port: number, failed: () => string | null): Promise<void> {

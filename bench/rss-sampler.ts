@@ -42,6 +42,34 @@ export function childRss(pid: number): RssReader {
   };
 }
 
+/**
+ * RSS of a process and all its descendants, summed (`mailroute start --processes n`: the
+ * primary and its service processes). Each process counts its shared pages too, so the sum is
+ * an upper bound of the memory the tree holds.
+ */
+export function processTreeRss(pid: number): RssReader {
+  const own = (id: number) => childRss(id)();
+  const children = (id: number): number[] => {
+    try {
+      return readFileSync(`/proc/${id}/task/${id}/children`, "latin1").trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  };
+  return function readProcessTreeRss() {
+    const root = own(pid);
+    if (root === null) return null;
+    let total = root;
+    const pending = children(pid);
+    while (pending.length > 0) {
+      const id = pending.pop()!;
+      total += own(id) ?? 0;
+      pending.push(...children(id));
+    }
+    return total;
+  };
+}
+
 interface OpenWindow {
   start: number | null;
   peak: number | null;

@@ -19,6 +19,11 @@
  * --transport: the "forward to one's own server" case. Latency: one session, 1 KiB, one message
  * at a time, targets interleaved round by round (MAIL FROM to final reply).
  *
+ * `--processes 1,2` (or MAILROUTE_BENCH_PROCESSES=1,2) runs mailroute once per process count
+ * (`mailroute start --processes n`, each on its own data directory), all interleaved with
+ * Postfix in the same run; peak RSS is then the sum over the primary and its processes.
+ * `--cells 0,1,2` keeps only those cells (indexes into CELLS), for a shorter run.
+ *
  * Bounded: every smtp-source run has a message count and a time bound, every drain a time
  * bound; `--quick` runs one repetition with a third of the messages. Never part of npm test.
  */
@@ -45,6 +50,17 @@ const SIGNED = { to: "user@bench.test", destination: "inbox@sink.test" };
 const UNSIGNED = { to: "user@own.test", destination: "inbox@relay.test" };
 const DRAIN_TIMEOUT_MS = 120_000;
 
+/** The value after `--name` on the command line, else the environment's, else the default. */
+function option(name: string, env: string, fallback: string): string {
+  const at = process.argv.indexOf(`--${name}`);
+  return (at >= 0 ? process.argv[at + 1] : undefined) ?? process.env[env] ?? fallback;
+}
+const PROCESS_COUNTS = option("processes", "MAILROUTE_BENCH_PROCESSES", "1").split(",").map((text) => Number(text.trim()));
+if (PROCESS_COUNTS.some((count) => !Number.isInteger(count) || count < 1 || count > 64)) throw new Error("--processes: a list of process counts such as 1,2");
+/** A mailroute target's name: "mailroute" for one process (as before), "mailroute ×n" otherwise. */
+const mailrouteName = (processes: number) => (processes === 1 ? "mailroute" : `mailroute ×${processes}`);
+const MAILROUTE_TARGETS = PROCESS_COUNTS.map(mailrouteName);
+
 interface Cell {
   label: string;
   bodyBytes: number;
@@ -55,7 +71,7 @@ interface Cell {
 }
 
 const KIB = 1024;
-const CELLS: readonly Cell[] = [
+const ALL_CELLS: readonly Cell[] = [
   { label: "1 KiB, 10 sessions", bodyBytes: KIB, sessions: 10, messages: 3000, maxSeconds: 15, route: SIGNED },
   { label: "1 KiB, 50 sessions", bodyBytes: KIB, sessions: 50, messages: 4000, maxSeconds: 15, route: SIGNED },
   { label: "100 KiB, 10 sessions", bodyBytes: 100 * KIB, sessions: 10, messages: 2000, maxSeconds: 15, route: SIGNED },
@@ -63,9 +79,15 @@ const CELLS: readonly Cell[] = [
   { label: "1 KiB, 10 sessions, zone without signing", bodyBytes: KIB, sessions: 10, messages: 3000, maxSeconds: 15, route: UNSIGNED },
   { label: "1 KiB, 50 sessions, zone without signing", bodyBytes: KIB, sessions: 50, messages: 4000, maxSeconds: 15, route: UNSIGNED },
 ];
+const CELL_PICK = option("cells", "MAILROUTE_BENCH_CELLS", "");
+const CELLS: readonly Cell[] = CELL_PICK === "" ? ALL_CELLS : CELL_PICK.split(",").map((index) => {
+  const cell = ALL_CELLS[Number(index)];
+  if (cell === undefined) throw new Error(`--cells: no cell ${index} (0 to ${ALL_CELLS.length - 1})`);
+  return cell;
+});
 const LATENCY = { rounds: QUICK ? 2 : 6, messagesPerRound: 50, maxSeconds: 90 };
 
-type TargetName = "mailroute" | "postfix";
+type TargetName = string;
 
 interface Target {
   name: TargetName;
@@ -195,18 +217,25 @@ export async function runSideBySide(): Promise<void> {
   const { tmpdir } = await import("node:os");
   const { join } = await import("node:path");
   const dataDir = mkdtempSync(join(tmpdir(), "mailroute-bench-sbs-"));
-  let server: BenchServer | null = null;
+  const servers: BenchServer[] = [];
   let postfix: PostfixForwarder | null = null;
   const samplers: RssSampler[] = [];
   try {
-    const { signingOptOut } = await configureDataDir(dataDir);
-    server = await startChildServer({
-      dataDir,
-      dnsAddress: dns.address,
-      sinkPort: sink.port,
-      hostname: "mx.mailroute.test",
-      extraFlags: { "log-level": "info", transport: `relay.test=127.0.0.1:${sink.port}` },
-    });
+    let signingOptOut = false;
+    for (const processes of PROCESS_COUNTS) {
+      // one data directory per mailroute: two services on one SQLite file would share its writes
+      const own = join(dataDir, `p${processes}`);
+      ({ signingOptOut } = await configureDataDir(own));
+      servers.push(
+        await startChildServer({
+          dataDir: own,
+          dnsAddress: dns.address,
+          sinkPort: sink.port,
+          hostname: "mx.mailroute.test",
+          extraFlags: { "log-level": "info", transport: `relay.test=127.0.0.1:${sink.port}`, ...(processes > 1 ? { processes: String(processes) } : {}) },
+        }),
+      );
+    }
     postfix = await startPostfixForwarder({
       port: await freePort(),
       sinkPort: sink.port,
@@ -221,9 +250,10 @@ export async function runSideBySide(): Promise<void> {
       return made;
     };
     const targets: Record<TargetName, Target> = {
-      mailroute: { name: "mailroute", port: server.port, rss: sampler(server.rss), queued: () => 0 },
+      ...Object.fromEntries(MAILROUTE_TARGETS.map((name, index) => [name, { name, port: servers[index]!.port, rss: sampler(servers[index]!.rss), queued: () => 0 }])),
       postfix: { name: "postfix", port: postfix.port, rss: sampler(postfix.rss), queued: () => postfix!.queued() },
     };
+    const names = [...MAILROUTE_TARGETS, "postfix"];
     const header = [
       `mailroute vs Postfix ${postfix.version} — ${started.toISOString()}${QUICK ? " (--quick: 1 repetition, ⅓ of the messages)" : ""}`,
       `node ${process.version}, ${availableParallelism()} CPUs (${cpus()[0]?.model.trim() ?? "unknown"}); load: smtp-source, sink: smtp-sink (Postfix's)`,
@@ -236,17 +266,18 @@ export async function runSideBySide(): Promise<void> {
       await measureRun(target, sink, { ...CELLS[0]!, messages: 300, maxSeconds: 20 }, 300);
     }
 
-    const results = new Map<Cell, Record<TargetName, RunFigures[]>>(CELLS.map((cell) => [cell, { mailroute: [], postfix: [] }]));
+    const results = new Map<Cell, Record<TargetName, RunFigures[]>>(CELLS.map((cell) => [cell, Object.fromEntries(names.map((name) => [name, [] as RunFigures[]]))]));
     for (let repeat = 0; repeat < REPEATS; repeat++) {
       for (const [index, cell] of CELLS.entries()) {
         // alternate who goes first, so neither always runs right after the other's drain
-        const order: TargetName[] = (repeat + index) % 2 === 0 ? ["mailroute", "postfix"] : ["postfix", "mailroute"];
+        const shift = (repeat + index) % names.length;
+        const order: TargetName[] = [...names.slice(shift), ...names.slice(0, shift)];
         for (const name of order) {
           const messages = QUICK ? Math.ceil(cell.messages / 3) : cell.messages;
           progress(`${cell.label}: ${name} (${repeat + 1}/${REPEATS})`);
-          const figures = await measureRun(targets[name], sink, cell, messages);
+          const figures = await measureRun(targets[name]!, sink, cell, messages);
           if (figures.problem !== null) progress(`  ${figures.problem}`);
-          results.get(cell)![name].push(figures);
+          results.get(cell)![name]!.push(figures);
         }
       }
     }
@@ -254,30 +285,31 @@ export async function runSideBySide(): Promise<void> {
     progress("latency, one session");
     const latency = await measureLatency({
       "smtp-sink alone": sink.port,
-      mailroute: server.port,
-      ...(signingOptOut ? { "mailroute (no signing)": server.port } : {}),
+      ...Object.fromEntries(MAILROUTE_TARGETS.map((name, index) => [name, servers[index]!.port])),
+      ...(signingOptOut ? { "mailroute (no signing)": servers[0]!.port } : {}),
       postfix: postfix.port,
     });
 
-    const rows = CELLS.map((cell) => {
+    const rows = CELLS.flatMap((cell) => MAILROUTE_TARGETS.map((ourName) => {
       const runs = results.get(cell)!;
-      const ours = median(runs.mailroute.map((run) => run.msgPerSecond));
-      const theirs = median(runs.postfix.map((run) => run.msgPerSecond));
+      const ours = median(runs[ourName]!.map((run) => run.msgPerSecond));
+      const theirs = median(runs.postfix!.map((run) => run.msgPerSecond));
       const unsupported = cell.route === UNSIGNED && !signingOptOut;
+      const label = `${cell.label}${MAILROUTE_TARGETS.length > 1 ? ` — ${ourName}` : ""}`;
       return [
-        unsupported ? `${cell.label} (opt-out not built: signed)` : cell.label,
+        unsupported ? `${label} (opt-out not built: signed)` : label,
         ours,
         theirs,
         ours === null || theirs === null || theirs === 0 ? null : `${(ours / theirs).toFixed(2)}×`,
-        runs.mailroute.map((run) => Math.round(run.msgPerSecond)).join(" / "),
-        runs.postfix.map((run) => Math.round(run.msgPerSecond)).join(" / "),
-        mib(maxOf(runs.mailroute.map((run) => run.peakRssBytes))),
-        mib(maxOf(runs.postfix.map((run) => run.peakRssBytes))),
-        [...runs.mailroute, ...runs.postfix].some((run) => run.problem !== null) ? "see notes" : "",
+        runs[ourName]!.map((run) => Math.round(run.msgPerSecond)).join(" / "),
+        runs.postfix!.map((run) => Math.round(run.msgPerSecond)).join(" / "),
+        mib(maxOf(runs[ourName]!.map((run) => run.peakRssBytes))),
+        mib(maxOf(runs.postfix!.map((run) => run.peakRssBytes))),
+        [...runs[ourName]!, ...runs.postfix!].some((run) => run.problem !== null) ? "see notes" : "",
       ];
-    });
+    }));
     const problems = CELLS.flatMap((cell) =>
-      (["mailroute", "postfix"] as const).flatMap((name) => results.get(cell)![name].filter((run) => run.problem !== null).map((run) => `${cell.label}, ${name}: ${run.problem}`)),
+      names.flatMap((name) => results.get(cell)![name]!.filter((run) => run.problem !== null).map((run) => `${cell.label}, ${name}: ${run.problem}`)),
     );
     process.stdout.write(
       `${formatTable(
@@ -296,7 +328,7 @@ export async function runSideBySide(): Promise<void> {
         rows,
         [
           "msg/s: messages that reached the sink ÷ time from the first connection to the last delivery (Postfix's queue drained).",
-          "Postfix: PSS of master + daemons summed (shared pages divided among them); mailroute: RSS of its one process (worker threads included).",
+          "Postfix: PSS of master + daemons summed (shared pages divided among them); mailroute: RSS of its one process (worker threads included); mailroute ×n: RSS of the primary and its n processes summed.",
           ...problems,
         ],
       )}\n`,
@@ -320,7 +352,7 @@ export async function runSideBySide(): Promise<void> {
     );
   } finally {
     for (const made of samplers) made.stop();
-    await server?.stop();
+    for (const server of servers) await server.stop();
     await postfix?.stop();
     await sink.stop();
     await dns.stop();

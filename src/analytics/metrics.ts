@@ -82,6 +82,8 @@ new Gauge({
   name: "mailroute_queue_messages",
   help: "Messages waiting in the durable queue (all nodes).",
   registers: [metricsRegistry],
+  // read from the shared store: every process reports the same count, so summing would multiply it
+  aggregator: "max",
   async collect() {
     this.set((await queueStatsReader()).depth);
   },
@@ -90,6 +92,7 @@ new Gauge({
   name: "mailroute_queue_oldest_age_seconds",
   help: "Age of the oldest message in the durable queue, 0 when empty.",
   registers: [metricsRegistry],
+  aggregator: "max",
   async collect() {
     const { oldest } = await queueStatsReader();
     this.set(oldest === null ? 0 : Math.max(0, (Date.now() - new Date(oldest).getTime()) / 1000));

@@ -4,11 +4,12 @@
  * On the main HTTP port it needs the operator's token as `Authorization: Bearer …` (checked
  * before anything else; an account's token is refused), because the counts describe every
  * account. With --metrics-host/--metrics-port the same route is served without a token on
- * its own listener, which the operator binds to a private address for the scraper.
+ * its own listener, which the operator binds to a private address for the scraper. Under
+ * `--processes n` either listener answers with the sum over all processes (cluster-metrics.ts).
  */
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Logger } from "../analytics/structured-log.ts";
-import { metricsRegistry } from "../analytics/metrics.ts";
+import { metricsExposition } from "../analytics/cluster-metrics.ts";
 import type { TokenAuthenticator } from "../core/tokens/token-authenticator.ts";
 import { ApiError } from "./api-error.ts";
 import { createRequestAuth, send } from "./request-auth.ts";
@@ -18,9 +19,8 @@ export interface MetricsRouteOptions {
   logger: Logger;
 }
 
-async function exposition(): Promise<{ type: string; text: string }> {
-  return { type: metricsRegistry.contentType, text: await metricsRegistry.metrics() };
-}
+// under --processes n the sum over every process, whichever one serves the scrape
+const exposition = metricsExposition;
 
 /** The token-protected route, as a Fastify plugin (its auth hook stays inside its scope). */
 export async function registerMetricsRoutes(scope: FastifyInstance, options: MetricsRouteOptions): Promise<void> {

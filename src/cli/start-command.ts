@@ -20,8 +20,11 @@ import { announceGeneratedToken, type TokenTerminal } from "./admin-token-notice
 import { CliError } from "./cli-error.ts";
 import { byFlagName, parseCommand, settingFlags, type LeafSpec } from "./command-spec.ts";
 import type { Output } from "./command-output.ts";
+import cluster from "node:cluster";
+import { preparePrimary } from "./primary-preflight.ts";
+import { PROCESS_SLOT_ENV } from "./process-messages.ts";
+import { superviseProcesses } from "./process-supervisor.ts";
 import { explainStartFailure } from "./start-failure.ts";
-import { startMailroute } from "./start-service.ts";
 
 // settings that are switches: `--allow-short-hostname` alone means true
 const SWITCHES = new Set(["allow-short-hostname"]);
@@ -47,6 +50,11 @@ export async function startCommand(argv: string[], output: Output, terminal: Tok
     throw error;
   }
   const logger = createLogger({ level: settings.logLevel });
+  // a service process of --processes n: the primary already warned, and prints for all (issue 11)
+  if (cluster.isWorker) {
+    const { runServiceProcess } = await import("./service-process.ts");
+    return runServiceProcess(settings, Number(process.env[PROCESS_SLOT_ENV] ?? "1"), logger);
+  }
   const warn = (line: string) => terminal.write(`mailroute start: warning: ${line}\n`);
 
   if (flags["admin-token"] !== undefined) {
@@ -66,6 +74,9 @@ export async function startCommand(argv: string[], output: Output, terminal: Tok
     logger.log("warn", "hostname_not_fqdn", { hostname: settings.hostname, problem });
   }
 
+  if (settings.processes > 1) return startProcesses(argv, settings, output, terminal, logger);
+  // loaded here: the primary of --processes n needs none of the service's modules
+  const { startMailroute } = await import("./start-service.ts");
   const service = await startMailroute(settings, { logger }).catch((error: unknown) => {
     throw explainStartFailure(error, settings);
   });
@@ -81,5 +92,22 @@ export async function startCommand(argv: string[], output: Output, terminal: Tok
     };
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);
+  });
+}
+
+/** --processes n (issue 11): the admin token and the banner once, here; the service in n forked processes. */
+async function startProcesses(argv: string[], settings: Readonly<Settings>, output: Output, terminal: TokenTerminal, logger: ReturnType<typeof createLogger>): Promise<void> {
+  const { generatedAdminToken } = await preparePrimary(settings, logger).catch((error: unknown) => {
+    throw explainStartFailure(error, settings);
+  });
+  // shown now, before any process can fail: it is stored already, and a later start would not make another
+  if (generatedAdminToken !== null) announceGeneratedToken(generatedAdminToken, { terminal, dataDir: settings.dataDir, logger });
+  await superviseProcesses({
+    processes: settings.processes,
+    argv,
+    logger,
+    ready(first) {
+      output.out(`mailroute is receiving mail on ${first.smtp.address}:${first.smtp.port} as ${settings.hostname}; HTTP on ${first.http.address}:${first.http.port}; data in ${settings.dataDir}; ${settings.processes} processes`);
+    },
   });
 }

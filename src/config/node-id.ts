@@ -53,3 +53,15 @@ function shortHostname(): string {
   const label = hostname().split(".")[0]!.replace(/[^A-Za-z0-9-]/g, "").slice(0, 40);
   return label === "" ? "node" : label;
 }
+
+/**
+ * The id of service process `slot` (1-based) of a node running `--processes n`: `<node id>-p<slot>`.
+ * Each process is a node of its own on the shared store (queue claims, leases and events are
+ * per node id, and a starting node releases its own old claims), and the slot — not the pid —
+ * names it, so a process the supervisor restarts takes over exactly what its predecessor held.
+ * The base is shortened when needed so the result still matches NODE_ID.
+ */
+export function processNodeId(base: string, slot: number): string {
+  const suffix = `-p${slot}`;
+  return `${base.slice(0, 64 - suffix.length)}${suffix}`;
+}

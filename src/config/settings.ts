@@ -4,7 +4,7 @@
  * default. The result is frozen. Errors name the setting and say what a valid value is.
  */
 import { readFileSync } from "node:fs";
-import { hostname as machineHostname } from "node:os";
+import { availableParallelism, hostname as machineHostname } from "node:os";
 import { resolve } from "node:path";
 import { normalizeDomain } from "../routing/email-address.ts";
 import { ClusterKeyError, loadClusterKey, type ClusterKey } from "./cluster-key.ts";
@@ -89,6 +89,8 @@ export interface Settings {
   srsPostsrsdCompat: boolean;
   /** Base URL of this server's HTTP port as people reach it (verification links); null: http://<http-host>:<http-port>. */
   publicUrl: string | null;
+  /** Service processes `mailroute start` forks with node:cluster (issue 11); 1: no cluster, as before. */
+  processes: number;
 }
 
 function publicUrl(value: string): string | null {
@@ -174,6 +176,7 @@ export const SETTING_SPECS: Readonly<Record<FlaggedSetting, SettingSpec>> = Obje
   metricsPort: { flag: "metrics-port", kind: "string", describe: "serve GET /metrics without a token on its own port (off when absent; the main port's /metrics needs the operator token)", default: "" },
   metricsHost: { flag: "metrics-host", kind: "string", describe: "address of the --metrics-port listener (keep it private: the scraper's network only)", default: "127.0.0.1" },
   httpsPort: { flag: "https-port", kind: "string", describe: "HTTPS port for the MTA-STS policy hosts, with ACME certificates (443 in production; off when absent)", default: "" },
+  processes: { flag: "processes", kind: "string", describe: "service processes sharing the SMTP and HTTP ports (node:cluster): a number, or auto for one per core", default: "1" },
   trustedNetworks: { flag: "trusted-networks", kind: "list", describe: "CIDRs of this installation's own clients (not limited; auth failures marked, not refused); \"none\" for none", default: "127.0.0.0/8,::1/128" },
 });
 
@@ -305,6 +308,7 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     queueMaxAgeMs: integer("queueMaxAgeMs", 1000, 30 * 86_400_000),
     queuePollMs: integer("queuePollMs", 100, 3_600_000),
     srsPostsrsdCompat: flag("srsPostsrsdCompat"),
+    processes: raw("processes").trim().toLowerCase() === "auto" ? availableParallelism() : integer("processes", 1, 64),
   });
 }
 

@@ -3,7 +3,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { it } from "node:test";
-import { NODE_ID_FILE, resolveNodeId } from "../../src/config/node-id.ts";
+import { NODE_ID_FILE, processNodeId, resolveNodeId } from "../../src/config/node-id.ts";
+import { NODE_ID } from "../../src/config/settings.ts";
 
 it("makes a node id once (host name + random suffix), keeps it in the data directory, and --node-id wins", () => {
   const dir = mkdtempSync(join(tmpdir(), "mailroute-node-"));
@@ -19,4 +20,12 @@ it("makes a node id once (host name + random suffix), keeps it in the data direc
     rmSync(dir, { recursive: true, force: true });
     rmSync(other, { recursive: true, force: true });
   }
+});
+
+it("names service process k of a node <node id>-p<k>, still a valid node id when the base is long", () => {
+  assert.equal(processNodeId("mx1-a1b2c3", 2), "mx1-a1b2c3-p2");
+  const long = processNodeId("n".repeat(64), 12);
+  assert.equal(long.length, 64);
+  assert.ok(long.endsWith("-p12"));
+  assert.match(long, NODE_ID);
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { envName, loadSettings, SETTING_SPECS, SettingsError } from "../../src/config/settings.ts";
@@ -85,6 +85,16 @@ describe("settings", () => {
       [{ "https-port": "x" }, /--https-port/],
     ] as const) {
       assert.throws(() => loadSettings({ hostname: "mx.example.com", ...flags }, {}), (error: Error) => error instanceof SettingsError && message.test(error.message));
+    }
+  });
+
+  it("runs one process unless --processes says more; auto means one per core", () => {
+    assert.equal(loadSettings({ hostname: "mx.example.com" }, {}).processes, 1);
+    assert.equal(loadSettings({ hostname: "mx.example.com", processes: "2" }, {}).processes, 2);
+    assert.equal(loadSettings({ hostname: "mx.example.com" }, { MAILROUTE_PROCESSES: "3" }).processes, 3);
+    assert.equal(loadSettings({ hostname: "mx.example.com", processes: "auto" }, {}).processes, availableParallelism());
+    for (const bad of ["0", "two", "-1", "65"]) {
+      assert.throws(() => loadSettings({ hostname: "mx.example.com", processes: bad }, {}), (error: Error) => error instanceof SettingsError && /^--processes: /.test(error.message));
     }
   });
 });
