@@ -125,6 +125,22 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   // every log line says which node wrote it (issue 13); events carry it too
   const nodeId = resolveNodeId(settings.nodeId, settings.dataDir);
   const logger = baseLogger.child({ node_id: nodeId });
+  // What has started, in order. A start that fails part-way and close() both undo it in reverse:
+  // one list, so nothing started is left running and nothing is closed twice or forgotten.
+  const started: { name: string; undo: () => unknown }[] = [];
+  const undoAll = async (): Promise<void> => {
+    for (const step of started.splice(0).reverse()) {
+      try {
+        await step.undo();
+      } catch (error) {
+        logger.log("warn", "stop_step_failed", { step: step.name, error });
+      }
+    }
+  };
+  const failStart = async (error: unknown, wrap?: (cause: unknown) => Error): Promise<never> => {
+    await undoAll();
+    throw wrap === undefined ? error : wrap(error);
+  };
   requireClusterKey(settings);
   // The one shared, caching resolver (DESIGN §2): authentication, block lists, reverse DNS and
   // delivery all ask through it. Built first: it refuses a bad --dns-servers entry by name.
@@ -145,40 +161,36 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     mtaStsFetch: overrides.mtaStsFetch,
     logger,
   });
+  started.push({ name: "delivery", undo: () => delivery.close() });
   const pool = delivery.pool;
   reportPoolConnections(() => pool.openConnections);
-  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined, onPermissionsTightened: onTightened, onPoolError: (error) => logger.log("warn", "store_pool_error", { error }) }).catch((error: unknown) => {
-    throw new StartupError("store", settings.database ?? settings.dataDir, error);
-  });
+  const storeFailure = (cause: unknown) => new StartupError("store", settings.database ?? settings.dataDir, cause);
+  const store = await openStore({ dataDir: settings.dataDir, databaseUrl: settings.database ?? undefined, onPermissionsTightened: onTightened, onPoolError: (error) => logger.log("warn", "store_pool_error", { error }) }).catch((error: unknown) => failStart(error, storeFailure));
+  started.push({ name: "store", undo: () => store.close() });
   // keys and secrets: files on one node, sealed rows shared by a cluster (refuses a wrong cluster key)
-  const secrets = await loadNodeSecrets(settings, store, logger, onTightened).catch(async (error: unknown) => {
-    await delivery.close();
-    await store.close();
-    throw error;
-  });
+  const secrets = await loadNodeSecrets(settings, store, logger, onTightened).catch((error: unknown) => failStart(error));
   const routing = new RoutingConfigWatcher(store.db, {
     intervalMs: overrides.configPollMs ?? 250,
     onReload: (version, table) => logger.log("info", "routing_reloaded", { version, zones: table.zones.size, rules: table.rules.size }),
     onError: (error) => logger.log("error", "routing_reload_failed", { error }),
   });
   // SQLite polls the version; PostgreSQL pushes changes (LISTEN/NOTIFY) and never polls
-  const configWatch = await watchConfiguration(settings, store, routing, logger).catch(async (error: unknown) => {
-    await delivery.close();
-    await store.close();
-    throw new StartupError("store", settings.database ?? settings.dataDir, error);
-  });
+  const configWatch = await watchConfiguration(settings, store, routing, logger).catch((error: unknown) => failStart(error, storeFailure));
+  started.push({ name: "configuration watch", undo: () => configWatch.stop() });
 
   const srs = new SrsRewriter({ secrets: secrets.srs, domain: settings.hostname, postsrsdCompat: settings.srsPostsrsdCompat });
   const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS });
   // Hourly: expired ledger entries and KV values, the activity log's old events; one node at a time
   const housekeeping = startHousekeeping({ db: store.db, nodeId, logger, eventRetentionDays: EVENT_RETENTION_DAYS });
+  started.push({ name: "housekeeping", undo: () => housekeeping.stop() });
 
   const trusted = createNetworkMatcher(settings.trustedNetworks);
   // refuses a bad --dkim-selector here, naming it, before the signing threads start; also serves the API's DNS records
   const keys = new DkimKeyStore({ secrets: secrets.dkim, selector: settings.dkimSelector, ed25519: settings.dkimEd25519 });
   const onTlsError = (error: TlsCredentialsError) => logger.log("error", "tls_reload_failed", { file: error.file, error });
   // STARTTLS credentials, ACME, the HTTPS policy host and the MTA-STS mode they allow
-  const certificates = await setUpCertificates(settings, { logger, routing: () => routing.table, onTlsError, ...(overrides.acme ? { acme: overrides.acme } : {}) });
+  const certificates = await setUpCertificates(settings, { logger, routing: () => routing.table, onTlsError, ...(overrides.acme ? { acme: overrides.acme } : {}) }).catch((error: unknown) => failStart(error));
+  started.push({ name: "certificates", undo: () => certificates.close() });
   const tls = certificates.tls;
   tls.onChange((_pair, summary) => logger.log("info", "tls_reloaded", { subject: summary.subject, valid_to: summary.validTo }));
   const limits = new ClientLimits({
@@ -201,6 +213,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     memoryLimitMb: settings.workerMemoryMb,
     onEvent: (event) => logger.log("info", "worker_runtime", { ...event }),
   });
+  started.push({ name: "worker runtime", undo: () => workerRuntime.dispose() });
 
   const workerLimiter = new InvocationLimiter({
     maxRunning: WORKER_CONCURRENCY,
@@ -209,7 +222,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     maxBytes: WORKER_MESSAGE_BUDGET_BYTES,
   });
   // DKIM signing and ARC sealing on worker threads: the other cores (issue 11)
-  const signing = await createSigningPool({ keys, hostname: settings.hostname });
+  const signing = await createSigningPool({ keys, hostname: settings.hostname }).catch((error: unknown) => failStart(error));
+  started.push({ name: "signing threads", undo: () => signing.close() });
   const signer = signing.sign;
   const relayDeps = { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs, logger };
 
@@ -231,6 +245,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     logger,
     onAttempt: (status) => queueRetriesTotal.inc({ outcome: status }),
   });
+  started.push({ name: "queue runner", undo: () => queueRunner.stop() });
   const mail = createMailCore({
     deps: {
       hostname: settings.hostname,
@@ -273,16 +288,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     },
     { mail, limits, dnsbl, trusted, events, logger, storeAvailable: configWatch.available },
   );
-  let smtp: AddressInfo;
-  try {
-    smtp = await server.listen(settings.smtpPort, settings.smtpHost);
-  } catch (error) {
-    await configWatch.stop();
-    await housekeeping.stop();
-    await signing.close();
-    await store.close();
-    throw new StartupError("smtp-listen", `${settings.smtpHost}:${settings.smtpPort}`, error);
-  }
+  const smtp: AddressInfo = await server.listen(settings.smtpPort, settings.smtpHost).catch((error: unknown) => failStart(error, (cause) => new StartupError("smtp-listen", `${settings.smtpHost}:${settings.smtpPort}`, cause)));
+  started.push({ name: "SMTP listener", undo: () => server.close() });
   logger.log("info", "smtp_listening", { host: smtp.address, port: smtp.port, hostname: settings.hostname });
 
   // Email Workers beyond email(): queue consumers and fetch() handlers, same runtime, admission and deadline
@@ -311,6 +318,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   const unwatchVerifications = routing.onChange(flushVerifications);
   const verificationRetry = setInterval(flushVerifications, 60_000);
   verificationRetry.unref();
+  started.push({ name: "verification mail", undo: () => (unwatchVerifications(), clearInterval(verificationRetry)) });
   void flushVerifications();
   let closing: Promise<void> | null = null;
   const httpApp = createHttpServer({
@@ -332,50 +340,21 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     health: { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntime: () => workerRuntime.health(), accepting: () => closing === null },
     workerFetch: { account: DEFAULT_ACCOUNT, zoneAccounts: () => new Map([...routing.table.zones].map(([name, zone]) => [name, zone.account])), routes: (account) => runtimeWorkers.fetchRoutes(account), load: (account, name) => runtimeWorkers.load(account, name), invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, maxBodyBytes: settings.maxMessageSize },
   });
-  let http: AddressInfo;
-  try {
-    http = await listenHttp(httpApp, settings.httpPort, settings.httpHost);
-  } catch (error) {
-    await configWatch.stop();
-    await housekeeping.stop();
-    clearInterval(verificationRetry);
-    await server.close();
-    await signing.close();
-    await store.close();
-    throw new StartupError("http-listen", `${settings.httpHost}:${settings.httpPort}`, error);
-  }
+  const http: AddressInfo = await listenHttp(httpApp, settings.httpPort, settings.httpHost).catch((error: unknown) => failStart(error, (cause) => new StartupError("http-listen", `${settings.httpHost}:${settings.httpPort}`, cause)));
+  started.push({ name: "HTTP listener", undo: () => httpApp.close() });
   logger.log("info", "http_listening", { host: http.address, port: http.port });
-  let https: AddressInfo | null;
-  try {
-    https = await certificates.start(httpApp);
-  } catch (error) {
-    await configWatch.stop();
-    await housekeeping.stop();
-    await httpApp.close();
-    await server.close();
-    await certificates.close();
-    await store.close();
-    throw new StartupError("https-listen", `${settings.httpHost}:${settings.httpsPort}`, error);
-  }
+  const https: AddressInfo | null = await certificates.start(httpApp).catch((error: unknown) => failStart(error, (cause) => new StartupError("https-listen", `${settings.httpHost}:${settings.httpsPort}`, cause)));
   if (https !== null) logger.log("info", "https_listening", { host: https.address, port: https.port });
   // --metrics-port: /metrics without a token, for a scraper on a private network (issue 10)
-  const metricsApp = settings.metricsPort === null ? null : createMetricsServer();
   let metrics: AddressInfo | null = null;
-  if (metricsApp !== null) {
-    try {
-      metrics = await listenHttp(metricsApp, settings.metricsPort!, settings.metricsHost);
-    } catch (error) {
-      await configWatch.stop();
-      await housekeeping.stop();
-      await httpApp.close();
-      await server.close();
-      await certificates.close();
-      await store.close();
-      throw new StartupError("metrics-listen", `${settings.metricsHost}:${settings.metricsPort}`, error);
-    }
+  if (settings.metricsPort !== null) {
+    const metricsApp = createMetricsServer();
+    metrics = await listenHttp(metricsApp, settings.metricsPort, settings.metricsHost).catch((error: unknown) => failStart(error, (cause) => new StartupError("metrics-listen", `${settings.metricsHost}:${settings.metricsPort}`, cause)));
+    started.push({ name: "metrics listener", undo: () => metricsApp.close() });
     logger.log("info", "metrics_listening", { host: metrics.address, port: metrics.port });
   }
   queues.start();
+  started.push({ name: "worker queue consumers", undo: () => queues.stop() });
 
   return {
     settings,
@@ -391,20 +370,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     nodeId,
     close() {
       closing ??= (async () => {
-        await configWatch.stop();
-        unwatchVerifications();
-        clearInterval(verificationRetry);
-        await housekeeping.stop();
-        await queues.stop();
-        await queueRunner.stop();
-        await metricsApp?.close();
-        await httpApp.close();
-        await server.close();
-        await certificates.close();
-        await workerRuntime.dispose();
-        await signing.close();
-        await delivery.close();
-        await store.close();
+        await undoAll();
         logger.log("info", "stopped");
       })();
       return closing;
