@@ -242,6 +242,23 @@ describe("dashboard in a real browser", () => {
     await shot("13-other-account");
   });
 
+  it("adds a domain from the dashboard, to the signed-in token's own account, and opens its DNS records", async () => {
+    await page.goto(`http://127.0.0.1:${http}/`);
+    await page.getByLabel("Domain to route here").fill("fresh.rival.test");
+    await page.getByRole("button", { name: "Add domain" }).click();
+    await page.getByRole("heading", { level: 1, name: /^DNS records/ }).waitFor();
+    assert.match(await page.getByRole("heading", { level: 1 }).innerText(), /fresh\.rival\.test/);
+    const rival = createServices(h.configStore).forAccount({ account: "rival", actor: CLI_OPERATOR });
+    assert.equal((await rival.zones.get("fresh.rival.test")).name, "fresh.rival.test", "created in the token's own account");
+    // a name the server refuses comes back with its reason, and nothing is added
+    await page.goto(`http://127.0.0.1:${http}/`);
+    await page.getByLabel("Domain to route here").fill("not a domain");
+    await page.getByRole("button", { name: "Add domain" }).click();
+    await page.getByRole("alert").waitFor();
+    assert.match(await page.getByRole("alert").innerText(), /name/i);
+    await shot("14-add-domain");
+  });
+
   it("loaded with no script errors and no CSP violations", () => {
     assert.deepEqual(browserErrors.filter((text) => !/401|404|Failed to load resource/.test(text)), []);
   });

@@ -3,6 +3,7 @@
  * zone. Everything is read and changed through the public REST API with that token, so a
  * token sees only its own account's zones, exactly as a script would.
  */
+import { AddZone } from "./add-zone.tsx";
 import { useState, type FormEvent } from "react";
 import { ApiClient, ApiFailure } from "./api-client.ts";
 import type { Zone } from "./api-types.ts";
@@ -106,8 +107,9 @@ function Dashboard({ api, onSignOut }: { api: ApiClient; onSignOut: () => void }
             return (
               <main id="content" className="content">
                 <Empty title="No zones yet">
-                  <p>This token's account routes no domain. Add one with <code>mailroute domain add example.com</code> or <code>POST /client/v4/zones</code>.</p>
+                  <p>This token's account routes no domain yet. Add one here (or with <code>mailroute domain add example.com</code>, or <code>POST /client/v4/zones</code>).</p>
                 </Empty>
+                <AddZone api={api} onAdded={(added) => (reloadZones(), go({ zone: added.id, view: "dns" }))} />
               </main>
             );
           }
@@ -126,6 +128,7 @@ function Dashboard({ api, onSignOut }: { api: ApiClient; onSignOut: () => void }
                     </li>
                   ))}
                 </ul>
+                <AddZone api={api} onAdded={(added) => (reloadZones(), go({ zone: added.id, view: "dns" }))} />
               </main>
             );
           }
