@@ -48,7 +48,7 @@ import { DEFAULT_ACCOUNT_ID as DEFAULT_ACCOUNT } from "../store/open-store.ts";
 import { createKvNamespaces } from "../core/kv/kv-namespaces.ts";
 import { MAX_WAIT_SHARE } from "../mail/worker-step.ts";
 import { InvocationLimiter } from "../workers/invocation-limiter.ts";
-import type { WorkerRuntime, WorkerRuntimeOptions } from "../workers/worker-runtime.ts";
+import { lazyWorkerRuntime } from "../workers/lazy-worker-runtime.ts";
 import { admittedInvoker } from "../workers/admitted-invoker.ts";
 import { nonEmailHandlers, storePlatformHandlers } from "../workers/handler-hosts.ts";
 import { createWorkersAiRunner } from "../workers/workers-ai-client.ts";
@@ -374,34 +374,6 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         logger.log("info", "stopped");
       })();
       return closing;
-    },
-  };
-}
-
-/**
- * The Email Worker runtime, loaded on the first invocation rather than at start: it brings in
- * miniflare, ~86 MiB of RSS that a service without Email Workers never needs (issue 11, RSS).
- * Until then there is no runtime process to list and nothing to dispose.
- */
-function lazyWorkerRuntime(options: WorkerRuntimeOptions): Pick<WorkerRuntime, "invoke" | "processes" | "health" | "dispose"> {
-  let loading: Promise<WorkerRuntime> | null = null;
-  let loaded: WorkerRuntime | null = null;
-  let disposed = false;
-  const runtime = (): Promise<WorkerRuntime> =>
-    (loading ??= import("../workers/worker-runtime.ts").then(({ WorkerRuntime: Runtime }) => {
-      loaded = new Runtime(options);
-      // disposed while loading: the new runtime is disposed too, so it starts nothing
-      if (disposed) void loaded.dispose();
-      return loaded;
-    }));
-  return {
-    invoke: async (definition, invocation, handlers, invokeOptions) => (await runtime()).invoke(definition, invocation, handlers, invokeOptions),
-    processes: () => loaded?.processes() ?? [],
-    // not loaded yet: no account has a runtime, which is healthy (nothing to start until mail needs it)
-    health: () => loaded?.health() ?? { state: "ok", accounts: [] },
-    async dispose() {
-      disposed = true;
-      if (loading !== null) await (await loading).dispose();
     },
   };
 }
