@@ -6,21 +6,16 @@
  * Prints figures, asserts nothing; bounded: EVENTS rows (default 1,000,000; BENCH_EVENTS
  * overrides) and RUNS reads per query and database.
  */
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import pg from "pg";
 import { CLI_OPERATOR } from "../src/core/service-context.ts";
 import { createServices } from "../src/core/services.ts";
 import { openStore, type Store } from "../src/store/open-store.ts";
 import { insertEvents } from "../src/store/repositories/event-repository.ts";
+import { forBenchDatabases, median } from "./bench-databases.ts";
 
 const EVENTS = Number(process.env["BENCH_EVENTS"] ?? 1_000_000);
 const RUNS = 7;
 const BATCH = 500;
-const ADMIN_URL = process.env["MAILROUTE_TEST_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/test";
 const OUTCOMES = ["forwarded", "forwarded", "forwarded", "dropped", "rejected", "deferred", "delivery_failed", "worker"];
 
 async function fill(store: Store, zone: string, account: string, count: number): Promise<void> {
@@ -59,22 +54,9 @@ async function time(run: () => Promise<unknown>): Promise<number> {
   return performance.now() - started;
 }
 
-const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
 async function main(): Promise<void> {
   const rows: (string | number)[][] = [];
-  const dataDir = mkdtempSync(join(tmpdir(), "mailroute-activity-bench-"));
-  const name = `mailroute_bench_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`create database "${name}"`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  try {
-    for (const [label, options] of [
-      ["sqlite", { dataDir }],
-      ["postgresql", { dataDir, databaseUrl: url.toString() }],
-    ] as const) {
+  await forBenchDatabases("mailroute-activity-bench", { sqlite: "sqlite", postgres: "postgresql" }, async (label, options) => {
       const store = await openStore(options);
       try {
         const services = createServices(store);
@@ -95,12 +77,7 @@ async function main(): Promise<void> {
       } finally {
         await store.close();
       }
-    }
-  } finally {
-    await admin.query(`drop database if exists "${name}" with (force)`).catch(() => undefined);
-    await admin.end();
-    rmSync(dataDir, { recursive: true, force: true });
-  }
+  });
   process.stdout.write(`${EVENTS} events in one zone over 30 days, ${RUNS} runs each\n`);
   for (const row of [["database", "query", "median ms", "worst ms"], ...rows]) process.stdout.write(`${row.map(String).join("\t")}\n`);
 }

@@ -13,18 +13,14 @@
  * Prints figures, asserts nothing; bounded: ROUNDS × MESSAGES per variant and database.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import pg from "pg";
 import { acceptedDestinations, claimDelivery, ledgerView, recordAccepted } from "../src/store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../src/store/open-store.ts";
+import { forBenchDatabases, median } from "./bench-databases.ts";
 import { formatTable } from "./report-table.ts";
 
 const ROUNDS = 6;
 const MESSAGES = 300;
-const ADMIN_URL = process.env["MAILROUTE_TEST_POSTGRES_URL"] ?? "postgres://postgres@127.0.0.1:5432/test";
 
 type Variant = "before" | "after";
 
@@ -54,22 +50,9 @@ async function measure(store: Store): Promise<Record<Variant, number[]>> {
   return perMessageUs;
 }
 
-const median = (values: readonly number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
 async function main(): Promise<void> {
   const rows: (string | number)[][] = [];
-  const dataDir = mkdtempSync(join(tmpdir(), "mailroute-ledger-bench-"));
-  const name = `mailroute_bench_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`create database "${name}"`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  try {
-    for (const [label, options] of [
-      ["sqlite (WAL, synchronous=NORMAL)", { dataDir }],
-      ["postgresql (local, synchronous_commit on)", { dataDir, databaseUrl: url.toString() }],
-    ] as const) {
+  await forBenchDatabases("mailroute-ledger-bench", { sqlite: "sqlite (WAL, synchronous=NORMAL)", postgres: "postgresql (local, synchronous_commit on)" }, async (label, options) => {
       process.stderr.write(`bench:ledger: ${label}\n`);
       const store = await openStore(options);
       try {
@@ -80,12 +63,7 @@ async function main(): Promise<void> {
       } finally {
         await store.close();
       }
-    }
-  } finally {
-    await admin.query(`drop database if exists "${name}" with (force)`);
-    await admin.end();
-    rmSync(dataDir, { recursive: true, force: true });
-  }
+  });
   process.stdout.write(
     formatTable(
       `Delivery ledger store time per message, one destination (median of ${ROUNDS} interleaved rounds of ${MESSAGES})`,
