@@ -285,6 +285,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
       proxyProtocol: settings.proxyProtocol,
       transactionTimeoutMs: settings.smtpTransactionTimeoutMs,
       minDataRate: settings.smtpMinDataRate,
+      greetPauseMs: settings.greetPauseMs,
     },
     { mail, limits, dnsbl, trusted, events, logger, storeAvailable: configWatch.available },
   );

@@ -80,6 +80,8 @@ export interface Settings {
   smtpTransactionTimeoutMs: number;
   /** DATA must arrive at least this fast: its deadline is --smtp-timeout plus bytes / rate, bytes/s. */
   smtpMinDataRate: number;
+  /** Pause before greeting a client not yet known to wait for the greeting, ms (0: off). */
+  greetPauseMs: number;
   /** Queue delivery mode (issue 13): first retry, backoff ceiling, give-up age and runner poll, ms. */
   queueMinBackoffMs: number;
   queueMaxBackoffMs: number;
@@ -165,6 +167,7 @@ export const SETTING_SPECS: Readonly<Record<FlaggedSetting, SettingSpec>> = Obje
   queueMaxBackoffMs: { flag: "queue-max-backoff", kind: "integer", describe: "queue mode: longest wait between retries in ms (Postfix: 4000 s)", default: "4000000" },
   queueMaxAgeMs: { flag: "queue-max-age", kind: "integer", describe: "queue mode: give up and send a DSN after this many ms (default 5 days)", default: String(5 * 86_400_000) },
   queuePollMs: { flag: "queue-poll", kind: "integer", describe: "queue mode: how often the runner looks for due messages, ms", default: "10000" },
+  greetPauseMs: { flag: "greet-pause", kind: "integer", describe: "ms a new client must wait silently for the greeting (early talkers get 421; clients that waited are greeted at once for 24 h; 0: off)", default: "100" },
   smtpMinDataRate: { flag: "smtp-min-data-rate", kind: "integer", describe: "slowest DATA accepted, bytes/s (deadline: smtp-timeout + size / rate)", default: "500" },
   srsPostsrsdCompat: { flag: "srs-postsrsd-compat", kind: "boolean", describe: "accept SRS returns as postsrsd does: from any sender, hash case-insensitive (true/false)", default: "false" },
   adminTokenFile: { flag: "admin-token-file", kind: "string", describe: "file holding the admin token (preferred: --admin-token shows in the process list)", default: "" },
@@ -303,6 +306,7 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     logLevel: logLevel as Settings["logLevel"],
     smtpTransactionTimeoutMs: integer("smtpTransactionTimeoutMs", 100, 3_600_000),
     smtpMinDataRate: integer("smtpMinDataRate", 1, 1_000_000_000),
+    greetPauseMs: integer("greetPauseMs", 0, 10_000),
     queueMinBackoffMs: integer("queueMinBackoffMs", 100, 86_400_000),
     queueMaxBackoffMs: integer("queueMaxBackoffMs", 100, 7 * 86_400_000),
     queueMaxAgeMs: integer("queueMaxAgeMs", 1000, 30 * 86_400_000),

@@ -38,6 +38,8 @@ import { installCommandHook } from "./command-hook-shim.ts";
 import { createConnectionGuard } from "./connection-guard.ts";
 import { findConnection, type ConnectionView } from "./connection-view.ts";
 import { installEnhancedCodeShim } from "./enhanced-code-shim.ts";
+import { createGreetPause, DEFAULT_GREET_PAUSE_MS } from "./greet-pause.ts";
+import { installGreetPause } from "./greet-pause-shim.ts";
 import { LineEndingCheck, scanLineEndings } from "./line-ending-check.ts";
 import { installLineLengthShim } from "./line-length-shim.ts";
 import { installPipelinedDataShim } from "./pipelined-data-shim.ts";
@@ -58,6 +60,8 @@ export interface InboundServerOptions {
   transactionTimeoutMs?: number;
   /** Slowest DATA accepted, bytes/s: its deadline is socketTimeoutMs + bytes / rate (default 500). */
   minDataRate?: number;
+  /** Pause before greeting a client not yet known to wait for it, ms (greet-pause.ts; default 100, 0: off). */
+  greetPauseMs?: number;
 }
 
 export interface InboundDependencies {
@@ -283,6 +287,16 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
   });
   server.on("error", (error) => logger.log("warn", "smtp_error", { error }));
   const detachTls = options.tls ? applyTlsCredentials(server, options.tls) : () => undefined;
+  installGreetPause(
+    server,
+    createGreetPause({
+      pauseMs: options.greetPauseMs ?? DEFAULT_GREET_PAUSE_MS,
+      trusted: (address) => deps.trusted(address),
+      onVerdict(address, verdict) {
+        if (verdict === "talked-early") logger.log("warn", "smtp_early_talker", { client: address });
+      },
+    }),
+  );
   installCommandHook(server, function guardCommand(name, session) {
     deadlines.command(session.id);
     return guard.command(name, session);
