@@ -18,6 +18,7 @@
  * - refused recipients reach the activity log as one summary per session (refusal-log.ts),
  *   never as a write on the SMTP path.
  */
+import { tmpdir } from "node:os";
 import type { AddressInfo } from "node:net";
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
 import type { EventRecorder } from "../analytics/event-recorder.ts";
@@ -96,6 +97,8 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
   installPipelinedDataShim();
   installLineLengthShim();
   const now = deps.now ?? (() => new Date());
+  // os.tmpdir() reads the environment on every call: once per server, not once per message
+  const spoolDir = options.spoolDir ?? tmpdir();
   const logger = deps.logger;
   const transactions = new Map<string, Transaction>();
   let queueCounter = 0;
@@ -179,7 +182,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
 
   async function handleData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
     const transaction = transactions.get(session.id);
-    const spool = new MessageSpool({ maxSize: options.maxMessageSize, spoolDir: options.spoolDir });
+    const spool = new MessageSpool({ maxSize: options.maxMessageSize, spoolDir });
     const started = Date.now();
     try {
       const lineEndings = new LineEndingCheck();

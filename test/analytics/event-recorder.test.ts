@@ -19,5 +19,34 @@ describe("event recorder", () => {
       assert.equal(await purgeOldEvents(db, new Date("2026-06-01T00:00:00.000Z")), 1);
       assert.deepEqual((await recentEvents(db, 10)).map((e) => e.rcpt_to), ["new@example.com"]);
     });
+
+    it("writes messages recorded together in one go, each record resolving once its own rows are readable", async () => {
+      const { db } = await target.open();
+      const recorder = createEventRecorder(db, silentLogger);
+      const rcpts = Array.from({ length: 40 }, (_, i) => `r${i}@example.com`);
+      // recorded in one turn, as concurrent sessions finishing together do
+      await Promise.all(
+        rcpts.map(async (rcpt) => {
+          await recorder.record([event("2026-11-01T00:00:00.000Z", rcpt)]);
+          assert.ok((await recentEvents(db, 100)).some((e) => e.rcpt_to === rcpt), `${rcpt} readable when its record resolved`);
+        }),
+      );
+      assert.equal((await recentEvents(db, 100)).length, 40);
+    });
+
+    it("loses only the refused message's events when the store refuses one row of a batch", async () => {
+      const { db } = await target.open();
+      const failures: unknown[] = [];
+      const logger = { ...silentLogger, log: (level: string, event: string, fields: unknown) => void (event === "event_record_failed" && failures.push(fields)) };
+      const recorder = createEventRecorder(db, logger as typeof silentLogger);
+      const broken = { ...event("2026-11-01T00:00:00.000Z", "bad@example.com"), action: null as unknown as string };
+      await Promise.all([
+        recorder.record([event("2026-11-01T00:00:00.000Z", "a@example.com")]),
+        recorder.record([broken]),
+        recorder.record([event("2026-11-01T00:00:00.000Z", "b@example.com"), event("2026-11-01T00:00:00.000Z", "c@example.com")]),
+      ]);
+      assert.deepEqual((await recentEvents(db, 10)).map((e) => e.rcpt_to).sort(), ["a@example.com", "b@example.com", "c@example.com"]);
+      assert.equal(failures.length, 1, "one failure logged, for the refused message alone");
+    });
   });
 });
