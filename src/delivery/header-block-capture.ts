@@ -7,6 +7,8 @@
  * found where mailauth's parser finds it (a message starting with an empty line has an empty
  * block; one without an empty line is all header); a block longer than `limit` fails the
  * stream with HeaderBlockTooLarge instead of growing, and nothing after the block is kept.
+ * With `onBody`, it is a sink instead: nothing passes through, and every byte after the block
+ * goes to `onBody` (the signer hashes the body itself, relaxed-body-hash.ts).
  */
 import { Transform, type TransformCallback } from "node:stream";
 
@@ -22,15 +24,17 @@ export class HeaderBlockTooLarge extends Error {
 
 export class HeaderBlockCapture extends Transform {
   readonly #limit: number;
+  readonly #onBody: ((chunk: Buffer) => void) | null;
   readonly #chunks: Buffer[] = [];
   #size = 0;
   #last = -1;
   #beforeLast = -1;
   #done = false;
 
-  constructor(limit: number) {
+  constructor(limit: number, options: { onBody?: (chunk: Buffer) => void } = {}) {
     super();
     this.#limit = limit;
+    this.#onBody = options.onBody ?? null;
   }
 
   get block(): Buffer {
@@ -38,12 +42,19 @@ export class HeaderBlockCapture extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    if (!this.#done && !this.#scan(chunk)) return callback(new HeaderBlockTooLarge(this.#limit));
-    callback(null, chunk);
+    let bodyStart = 0;
+    if (!this.#done) {
+      const end = this.#scan(chunk);
+      if (end === null) return callback(new HeaderBlockTooLarge(this.#limit));
+      bodyStart = this.#done ? end : chunk.length;
+    }
+    if (this.#onBody === null) return callback(null, chunk);
+    if (bodyStart < chunk.length) this.#onBody(bodyStart === 0 ? chunk : chunk.subarray(bodyStart));
+    callback();
   }
 
-  /** False when the header block outgrew the limit. */
-  #scan(chunk: Buffer): boolean {
+  /** Where the header block ends in this chunk (its length when it goes on); null when the block outgrew the limit. */
+  #scan(chunk: Buffer): number | null {
     let end = -1;
     for (let i = 0; i < chunk.length; i++) {
       const byte = chunk[i]!;
@@ -62,12 +73,12 @@ export class HeaderBlockCapture extends Transform {
     const part = end < 0 ? chunk : chunk.subarray(0, end);
     if (this.#size + part.length > this.#limit) {
       this.#chunks.length = 0;
-      return false;
+      return null;
     }
     // a copy: the chunk may be a view into a much larger buffer we must not keep alive
     this.#chunks.push(Buffer.from(part));
     this.#size += part.length;
     if (end >= 0) this.#done = true;
-    return true;
+    return part.length;
   }
 }

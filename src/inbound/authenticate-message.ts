@@ -5,7 +5,8 @@
  *
  * Promises:
  * - the message is read once, as a stream: mailauth keeps the header section (capped at
- *   1 MiB by header-cap.ts) and running body hashes, never the body (pass
+ *   1 MiB by header-cap.ts) and running body hashes, never the body, and gets no body at all
+ *   when no DKIM-Signature or ARC field could need one (pass
  *   `spool.createReadStream()`, not `spool.toBuffer()`);
  * - it settles within `timeoutMs`. DNS answers still missing at `timeoutMs - wrap-up` count as
  *   timeouts (temperror, RFC 7208 §2.6.6 / RFC 6376 §6.1.2), leaving mailauth the wrap-up to
@@ -21,7 +22,7 @@
 import type { Readable } from "node:stream";
 import { authenticate, type AuthenticateResult, type DNSResolver } from "mailauth";
 import type { DnsRecordResolver } from "./dns-txt-resolver.ts";
-import { capHeaderSection } from "./header-cap.ts";
+import { capHeaderSection, DEFAULT_MAX_HEADER_BYTES } from "./header-cap.ts";
 
 export type AuthVerdict = "pass" | "fail" | "softfail" | "neutral" | "none" | "temperror" | "permerror" | "policy";
 export type DmarcPolicy = "reject" | "quarantine" | "none";
@@ -121,7 +122,7 @@ export async function authenticateMessage(input: AuthenticateMessageInput): Prom
   const dnsDeadline = new AbortController();
   const dnsTimer = setTimeout(() => dnsDeadline.abort(), timeoutMs - wrapUpMs);
   let hardTimer: NodeJS.Timeout | undefined;
-  const capped = capHeaderSection(input.message);
+  const capped = capHeaderSection(input.message, DEFAULT_MAX_HEADER_BYTES, { bodyOnlyIfSigned: true });
   const running = authenticate(capped.message, {
     ip: input.clientIp,
     helo: input.helo,

@@ -6,9 +6,15 @@
  * that ends a header section (RFC 5322 §2.1), and no body; DKIM and ARC cannot verify such a
  * message, which is the honest outcome. A message within the cap passes through untouched.
  *
- * Promises: the source is read to its end either way (a spool stream waiting on back-pressure
- * is never left hanging); only the header section is scanned byte by byte, body chunks pass
- * through as they are; a Buffer within the cap is returned as it is, without a copy.
+ * With `bodyOnlyIfSigned`, the body is handed on only when the header section carries a
+ * DKIM-Signature or an ARC field: nothing else a verifier checks (SPF, DMARC, the From) reads
+ * the body, so for an unsigned message its verdicts are the same without it, and mailauth's
+ * parser (which walks every byte of a body in JavaScript, ~30 ms per MiB) never sees it.
+ *
+ * Promises: the source is read to its end (a spool stream waiting on back-pressure is never
+ * left hanging), or destroyed once its body is known to be unneeded; only the header section is scanned byte by byte, body chunks pass
+ * through as they are; a Buffer within the cap is returned as it is (or its header section,
+ * with `bodyOnlyIfSigned`), without a copy.
  */
 import { Readable, Transform, type TransformCallback } from "node:stream";
 
@@ -18,6 +24,8 @@ export const DEFAULT_MAX_HEADER_BYTES = 1024 * 1024;
 const LF = 0x0a;
 const CR = 0x0d;
 const END_OF_HEADER = Buffer.from("\r\n");
+// a field whose verification reads the body: DKIM-Signature, and ARC's (its message signature)
+const BODY_READING_FIELD = /^(?:dkim-signature|arc-[a-z-]+)[ \t]*:/im;
 
 export interface CappedMessage {
   message: Readable | Buffer;
@@ -25,15 +33,24 @@ export interface CappedMessage {
   overflowed(): boolean;
 }
 
-export function capHeaderSection(source: Readable | Buffer, maxBytes = DEFAULT_MAX_HEADER_BYTES): CappedMessage {
+export function capHeaderSection(source: Readable | Buffer, maxBytes = DEFAULT_MAX_HEADER_BYTES, options: { bodyOnlyIfSigned?: boolean } = {}): CappedMessage {
+  const bodyOnlyIfSigned = options.bodyOnlyIfSigned === true;
   if (Buffer.isBuffer(source)) {
     const scanner = new HeaderEndScanner();
     const end = scanner.scan(source.subarray(0, maxBytes + 1));
+    if (end >= 0 && bodyOnlyIfSigned && !BODY_READING_FIELD.test(source.subarray(0, end).toString("latin1"))) return { message: source.subarray(0, end), overflowed: () => false };
     if (end >= 0 || source.length <= maxBytes) return { message: source, overflowed: () => false };
     return { message: truncated(source.subarray(0, maxBytes)), overflowed: () => true };
   }
-  const cap = new HeaderCapStream(maxBytes);
-  source.on("error", (error) => cap.destroy(error));
+  const onSourceError = (error: Error) => cap.destroy(error);
+  // a body nobody reads is not read at all: the source is let go (a spool stops reading its file)
+  const cap = new HeaderCapStream(maxBytes, bodyOnlyIfSigned, () => {
+    source.off("error", onSourceError);
+    source.unpipe(cap);
+    source.destroy();
+    cap.end();
+  });
+  source.on("error", onSourceError);
   // piped, so the verifier's back-pressure reaches the source; past the cap nothing is handed
   // on and the source simply drains
   source.pipe(cap);
@@ -42,15 +59,21 @@ export function capHeaderSection(source: Readable | Buffer, maxBytes = DEFAULT_M
 
 class HeaderCapStream extends Transform {
   readonly #maxBytes: number;
+  readonly #bodyOnlyIfSigned: boolean;
   readonly #scanner = new HeaderEndScanner();
-  #state: "header" | "body" | "overflowed" = "header";
+  #state: "header" | "body" | "overflowed" | "unread-body" = "header";
+  #bodyReadingField = false;
   #headerBytes = 0;
   // header bytes held back since the last line end, so a cut never splits a line
   #pending: Buffer[] = [];
 
-  constructor(maxBytes: number) {
+  readonly #letSourceGo: () => void;
+
+  constructor(maxBytes: number, bodyOnlyIfSigned: boolean, letSourceGo: () => void) {
     super();
     this.#maxBytes = maxBytes;
+    this.#bodyOnlyIfSigned = bodyOnlyIfSigned;
+    this.#letSourceGo = letSourceGo;
   }
 
   get overflowed(): boolean {
@@ -59,12 +82,25 @@ class HeaderCapStream extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     if (this.#state === "body") return done(null, chunk);
-    // past the cap: keep reading the source to its end, hand nothing on
-    if (this.#state === "overflowed") return done();
+    // past the cap, or a body nobody needs: keep reading the source to its end, hand nothing on
+    if (this.#state === "overflowed" || this.#state === "unread-body") return done();
     const room = this.#maxBytes - this.#headerBytes;
-    if (this.#scanner.scan(chunk.subarray(0, room + 1)) >= 0) {
-      this.#state = "body";
-      return done(null, this.#withPending(chunk));
+    const end = this.#scanner.scan(chunk.subarray(0, room + 1));
+    if (end >= 0) {
+      if (!this.#bodyOnlyIfSigned) {
+        this.#state = "body";
+        return done(null, this.#withPending(chunk));
+      }
+      const header = this.#withPending(chunk.subarray(0, end));
+      this.#noteFields(header);
+      if (this.#bodyReadingField) {
+        this.#state = "body";
+        return done(null, Buffer.concat([header, chunk.subarray(end)]));
+      }
+      this.#state = "unread-body";
+      done(null, header);
+      this.#letSourceGo();
+      return;
     }
     if (chunk.length <= room) {
       this.#headerBytes += chunk.length;
@@ -95,8 +131,15 @@ class HeaderCapStream extends Transform {
       this.#pending.push(chunk);
       return;
     }
-    this.push(this.#withPending(chunk.subarray(0, lastLf + 1)));
+    const lines = this.#withPending(chunk.subarray(0, lastLf + 1));
+    this.#noteFields(lines);
+    this.push(lines);
     if (lastLf + 1 < chunk.length) this.#pending.push(chunk.subarray(lastLf + 1));
+  }
+
+  /** Whole header lines: whether one starts a field whose verification reads the body. */
+  #noteFields(lines: Buffer): void {
+    if (this.#bodyOnlyIfSigned && !this.#bodyReadingField) this.#bodyReadingField = BODY_READING_FIELD.test(lines.toString("latin1"));
   }
 
   /** `bytes` preceded by the held-back partial line, which is then no longer held. */

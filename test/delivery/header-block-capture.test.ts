@@ -52,4 +52,19 @@ describe("HeaderBlockCapture", () => {
     // a large body is fine: only the header block counts
     assert.equal((await capture(["From: a@b.example\r\n\r\n", "z".repeat(10_000)], 64)).block, "From: a@b.example\r\n\r\n");
   });
+
+  it("with onBody, is a sink: every byte after the block goes to onBody, whatever the chunking, and none passes through", async () => {
+    const message = "From: a@b.example\r\nSubject: x\r\n\r\nline one\r\n\r\nline two\r\n";
+    for (const size of [1, 2, 5, 17, 1000]) {
+      const body: Buffer[] = [];
+      const sink = new HeaderBlockCapture(1024, { onBody: (chunk) => body.push(Buffer.from(chunk)) });
+      let passed = 0;
+      sink.on("data", (chunk: Buffer) => (passed += chunk.length));
+      const chunks = Array.from({ length: Math.ceil(message.length / size) }, (_, i) => Buffer.from(message.slice(i * size, (i + 1) * size)));
+      await pipeline(Readable.from(chunks), sink);
+      assert.equal(sink.block.toString(), "From: a@b.example\r\nSubject: x\r\n\r\n", `chunks of ${size}`);
+      assert.equal(Buffer.concat(body).toString(), "line one\r\n\r\nline two\r\n", `chunks of ${size}`);
+      assert.equal(passed, 0);
+    }
+  });
 });

@@ -10,7 +10,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { authenticate, dkimSign, type AuthenticateResult, type DNSResolver, type DKIMSignOptions } from "mailauth";
 import { DkimKeyStore } from "../../src/delivery/dkim-keys.ts";
-import { authResultsPayload, createMessageSigner, type InboundArc, type MessageSigner } from "../../src/delivery/message-signer.ts";
+import { authResultsPayload, createMessageSigner, DKIM_SIGNED_FIELDS, type InboundArc, type MessageSigner } from "../../src/delivery/message-signer.ts";
 import { receivedHeader } from "../../src/delivery/trace-header.ts";
 import { startDnsServer, type TestDnsServer } from "../support/dns-server.ts";
 
@@ -157,6 +157,31 @@ describe("signAndSeal", () => {
     ]);
     const atSink = await authenticateInbound(Buffer.concat([signed.headers, copy]), SINK_AFTER_ROUTE);
     assert.ok(dkimVerdicts(atSink).includes("route.example rsa-sha256 pass"), dkimVerdicts(atSink).join(", "));
+  });
+
+  it("makes exactly the DKIM-Signature fields mailauth's dkimSign makes reading the whole message (our body hash, mailauth's signer)", async () => {
+    const signTime = new Date("2026-11-23T11:00:06Z");
+    const fixedSigner = createMessageSigner({ keys: routeKeys, hostname: "mx.route.example", now: () => signTime });
+    const keys = await routeKeys.keysFor("route.example");
+    const attachment = Buffer.alloc(300_000, 7).toString("base64").replace(/.{76}/g, "$&\r\n");
+    const bodies = ["", "\r\n\r\n", "no final line break", "tabs\tand  runs   \r\n \t \r\n\r\n", "bare\nline\nfeeds\n", `--b\r\nContent-Type: application/pdf\r\n\r\n${attachment}\r\n--b--\r\n\r\n`];
+    for (const body of bodies) {
+      const message = authorMessage(body);
+      const ours = await fixedSigner({ message, routingDomain: "route.example", arc: null, authenticationResults: null });
+      const theirs = await dkimSign(message, {
+        canonicalization: "relaxed/relaxed",
+        headerList: [...DKIM_SIGNED_FIELDS],
+        signTime,
+        strict: true,
+        signatureData: [keys.rsa, keys.ed25519!].map((key) => ({
+          signingDomain: "route.example",
+          selector: key.selector,
+          privateKey: key.privateKeyPem,
+          algorithm: key.algorithm === "rsa" ? "rsa-sha256" : "ed25519-sha256",
+        })),
+      } as DKIMSignOptions);
+      assert.equal(ours.headers.toString("binary"), theirs.signatures, `body ${JSON.stringify(body.slice(0, 40))}`);
+    }
   });
 
   it("adds no ARC set without an inbound ARC result, and says so", async () => {

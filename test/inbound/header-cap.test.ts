@@ -77,4 +77,30 @@ describe("capping the header section a verifier reads", () => {
     setImmediate(() => failing.destroy(new Error("spool read failed")));
     await assert.rejects(collect(capped.message), /spool read failed/);
   });
+
+  it("with bodyOnlyIfSigned, hands on only the header section of an unsigned message, and lets the source go", async () => {
+    for (const size of [1, 3, 7, 64, 1024]) {
+      const from = source(MESSAGE + "more body\r\n".repeat(1000), size);
+      const capped = capHeaderSection(from, 1024, { bodyOnlyIfSigned: true });
+      assert.equal((await collect(capped.message)).toString(), `${HEADER}\r\n`, `chunks of ${size}`);
+      assert.ok(from.destroyed, "the rest of the body is not read");
+    }
+    const buffer = Buffer.from(MESSAGE);
+    assert.equal(capHeaderSection(buffer, 1024, { bodyOnlyIfSigned: true }).message.toString(), `${HEADER}\r\n`);
+  });
+
+  it("with bodyOnlyIfSigned, hands on the whole message when a DKIM-Signature or ARC field could need the body", async () => {
+    for (const field of ["DKIM-Signature: v=1; a=rsa-sha256; bh=x", "dkim-signature : v=1", "ARC-Message-Signature: i=1; bh=x", "ARC-Seal: i=1"]) {
+      // the field after another, and folded, so it begins mid-stream for small chunks
+      const signed = `Received: by x\r\n${field};\r\n\tb=abc\r\n${MESSAGE}`;
+      for (const size of [1, 5, 13, 4096]) {
+        const capped = capHeaderSection(source(signed, size), 4096, { bodyOnlyIfSigned: true });
+        assert.equal((await collect(capped.message)).toString(), signed, `${field} in chunks of ${size}`);
+      }
+      assert.equal(capHeaderSection(Buffer.from(signed), 4096, { bodyOnlyIfSigned: true }).message.toString(), signed);
+    }
+    // a folded line that merely mentions the name does not start the field
+    const mention = `Subject: about\r\n DKIM-Signature: nothing\r\n${MESSAGE}`;
+    assert.equal((await collect(capHeaderSection(source(mention, 4), 4096, { bodyOnlyIfSigned: true }).message)).toString(), mention.slice(0, mention.indexOf("\r\n\r\n") + 4));
+  });
 });
