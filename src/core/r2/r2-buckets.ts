@@ -14,7 +14,7 @@
  *   uploads left unfinished for a week (as R2 aborts them).
  */
 import type { Kysely } from "kysely";
-import { R2_CHUNK_BYTES, sweepBlobs } from "../../store/repositories/r2-blob-repository.ts";
+import { sweepBlobs } from "../../store/repositories/r2-blob-repository.ts";
 import { deleteObjects, readObject, type R2Location } from "../../store/repositories/r2-object-repository.ts";
 import { dropUpload, staleUploads } from "../../store/repositories/r2-upload-repository.ts";
 import type { Database } from "../../store/schema.ts";
@@ -153,4 +153,13 @@ export async function sweepR2(db: Kysely<Database>, now: Date): Promise<number> 
   return swept;
 }
 
-export { R2_CHUNK_BYTES };
+
+/**
+ * Where workers' R2 bindings keep their objects: in the store when it is PostgreSQL, shared by
+ * every node of a cluster; undefined on SQLite, where one node runs alone and miniflare's own R2
+ * keeps them as files in the data directory (wrangler's --persist-to layout, outside the
+ * database file, so mailroute.sqlite stays small and objects written before stay where they are).
+ */
+export function storeR2(store: { db: Kysely<Database>; dialect: StoreDialect }): ((account: string) => R2Buckets) | undefined {
+  return store.dialect === "postgres" ? (account) => createR2Buckets(store, account) : undefined;
+}
