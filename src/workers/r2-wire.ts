@@ -81,7 +81,11 @@ function errorHeader(entry: R2ErrorEntry): Record<string, string> {
 
 function failure(error: unknown, onFailure: (message: string) => void): Response {
   if (error instanceof R2Error) {
-    if (error.object !== undefined) return metadataResponse(wireObject(error.object as R2ObjectInfo), error.entry.status, errorHeader(error.entry));
+    if (error.object !== undefined) {
+      // a get whose precondition failed still reports the object, as a whole-object range
+      const object = error.object as R2ObjectInfo;
+      return metadataResponse(wireObject(object, { offset: 0, length: object.size }), error.entry.status, errorHeader(error.entry));
+    }
     return new Response(null, { status: error.entry.status, headers: errorHeader(error.entry) });
   }
   onFailure(error instanceof Error ? error.message : String(error));
