@@ -7,7 +7,16 @@
  * Why a worker in between: a binding's props reach a worker's `ctx.props`, not a Node function;
  * the gateway turns them into the one header the host trusts. A worker's own code cannot reach
  * the gateway (it is bound to nothing but R2 bindings) nor choose the header.
+ *
+ * The host is bound as a Node request handler, not a fetch function: miniflare writes a fetch
+ * function's response body to workerd without waiting for the socket to drain, so a large get
+ * would pile up whole in the host's memory (measured: +45 MiB RSS for 50 MiB objects); here the
+ * body is piped, and a slow reader slows the store's reads instead.
  */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { fileURLToPath } from "node:url";
 import type { WorkerOptions } from "miniflare";
 import { R2_PLUGIN_NAME, type R2BindingOptions } from "./r2-binding-plugin.ts";
@@ -28,13 +37,29 @@ const GATEWAY_SOURCE = `export default {
 };
 `;
 
+/** `handler` as miniflare's Node service: request body and response body both streamed with backpressure. */
+function nodeService(handler: (request: Request) => Promise<Response>) {
+  return {
+    node: async function r2Host(req: IncomingMessage, res: ServerResponse): Promise<void> {
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(req.headers)) if (typeof value === "string") headers.set(name, value);
+      const streamed = req.method !== "GET" && req.method !== "HEAD";
+      const request = new Request("http://r2.invalid/", { method: req.method ?? "GET", headers, ...(streamed ? { body: Readable.toWeb(req) as ReadableStream<Uint8Array>, duplex: "half" } : {}) });
+      const response = await handler(request);
+      res.writeHead(response.status, Object.fromEntries(response.headers));
+      if (response.body === null) res.end();
+      else await pipeline(Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>), res);
+    },
+  };
+}
+
 export function r2GatewayWorker(host: (request: Request) => Promise<Response>): WorkerOptions {
   return {
     name: GATEWAY,
     modulesRoot: "/",
     modules: [{ type: "ESModule", path: "/r2-gateway.js", contents: GATEWAY_SOURCE }],
     compatibilityDate: "2025-01-01",
-    serviceBindings: { [HOST]: host as never },
+    serviceBindings: { [HOST]: nodeService(host) as never },
   };
 }
 
