@@ -1,7 +1,7 @@
 /**
  * Hourly housekeeping of a running node — expired ledger entries, KV values, Analytics Engine
- * data points, activity-log events past retention, and R2 bytes no object uses any more — run by one node at a time under the
- * `housekeeping` lease (store/repositories/lease-repository.ts).
+ * data points, activity-log events past retention, R2 bytes no object uses any more — run by one
+ * node at a time under the `housekeeping` lease (store/repositories/lease-repository.ts).
  *
  * Why a lease: on a PostgreSQL cluster every node would otherwise delete the same rows each
  * hour, contending for the same locks for nothing. The node holding the lease renews it at
