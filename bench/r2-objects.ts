@@ -11,8 +11,9 @@ import { createR2Buckets } from "../src/core/r2/r2-buckets.ts";
 import { openStore } from "../src/store/open-store.ts";
 import { NO_PLATFORM_BINDINGS } from "../src/workers/platform-bindings.ts";
 import { WorkerRuntime } from "../src/workers/worker-runtime.ts";
-import type { WorkerDefinition } from "../src/workers/worker-types.ts";
+import { fakeHost, workerDefinition } from "../test/workers/fake-host.ts";
 import { forBenchDatabases, median } from "./bench-databases.ts";
+import { RssSampler, selfRss } from "./rss-sampler.ts";
 
 const MIB = 1024 * 1024;
 const ROUNDS = 5;
@@ -27,33 +28,19 @@ const BUNDLE = `export default { async email(message, env) {
   console.log(JSON.stringify({ put, get, size: read.byteLength }));
 } };`;
 
-const noop = async () => ({ messageId: "" });
-const HOST = { forward: noop, reply: noop, sendEmail: noop, kv: { get: async () => null, put: async () => undefined, delete: async () => undefined, list: async () => ({ keys: [], list_complete: true }) } };
+const ENVELOPE = { from: "a@b.c", to: "d@e.f", raw: Buffer.from("Subject: x\r\n\r\nx") };
+const rss = new RssSampler(selfRss(), 5);
 
 async function run(label: string, runtime: WorkerRuntime, storageDir?: string): Promise<void> {
-  const definition: WorkerDefinition = {
-    account: "bench",
-    name: "r2-bench",
-    bundle: BUNDLE,
-    compatibilityDate: "2025-06-01",
-    compatibilityFlags: [],
-    vars: {},
-    secrets: {},
-    kv: [],
-    sendEmail: [],
-    version: "1",
-    platform: { ...NO_PLATFORM_BINDINGS, r2: [{ binding: "B", bucket: "bench" }] },
-    ...(storageDir === undefined ? {} : { storageDir }),
-  };
+  const definition = workerDefinition({ account: "bench", name: "r2-bench", bundle: BUNDLE, platform: { ...NO_PLATFORM_BINDINGS, r2: [{ binding: "B", bucket: "bench" }] }, ...(storageDir === undefined ? {} : { storageDir }) });
+  const host = fakeHost();
   const puts: number[] = [];
   const gets: number[] = [];
   // one warm-up start of the process, then the measured rounds
-  await runtime.invoke(definition, { from: "a@b.c", to: "d@e.f", raw: Buffer.from("Subject: x\r\n\r\nx") }, HOST, { deadlineMs: 60_000 });
-  const rssBefore = process.memoryUsage().rss;
-  let rssPeak = rssBefore;
-  const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, process.memoryUsage().rss)), 5);
+  await runtime.invoke(definition, ENVELOPE, host, { deadlineMs: 60_000 });
+  const window = rss.begin();
   for (let round = 0; round < ROUNDS; round++) {
-    const result = await runtime.invoke(definition, { from: "a@b.c", to: "d@e.f", raw: Buffer.from("Subject: x\r\n\r\nx") }, HOST, { deadlineMs: 60_000 });
+    const result = await runtime.invoke(definition, ENVELOPE, host, { deadlineMs: 60_000 });
     const line = result.logs.find((log) => log.message.startsWith("{"));
     if (line === undefined) throw new Error(`${label}: ${result.error ?? JSON.stringify(result.logs)}`);
     const { put, get, size } = JSON.parse(line.message) as { put: number; get: number; size: number };
@@ -61,8 +48,9 @@ async function run(label: string, runtime: WorkerRuntime, storageDir?: string): 
     puts.push(put);
     gets.push(get);
   }
-  clearInterval(sampler);
-  console.log(`${label.padEnd(22)} put ${median(puts).toFixed(0).padStart(5)} ms   get ${median(gets).toFixed(0).padStart(5)} ms   host RSS +${((rssPeak - rssBefore) / MIB).toFixed(1)} MiB (peak over ${ROUNDS} rounds)`);
+  const { startBytes, peakBytes } = window.end();
+  const rise = startBytes === null || peakBytes === null ? "n/a" : `+${((peakBytes - startBytes) / MIB).toFixed(1)} MiB`;
+  console.log(`${label.padEnd(22)} put ${median(puts).toFixed(0).padStart(5)} ms   get ${median(gets).toFixed(0).padStart(5)} ms   host RSS ${rise} (peak over ${ROUNDS} rounds)`);
 }
 
 console.log("R2 object of 10 MiB, put then get whole, from a worker (median of 5)");
@@ -84,3 +72,4 @@ await forBenchDatabases("mailroute-bench-r2", { sqlite: "store, SQLite", postgre
     await store.close();
   }
 });
+rss.stop();
