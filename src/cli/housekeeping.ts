@@ -1,7 +1,7 @@
 /**
  * Hourly housekeeping of a running node — expired ledger entries, KV values, Analytics Engine
- * data points, and activity-log events past retention — run by one node at a time under the
- * `housekeeping` lease (store/repositories/lease-repository.ts).
+ * data points, activity-log events past retention, R2 bytes no object uses any more — run by one
+ * node at a time under the `housekeeping` lease (store/repositories/lease-repository.ts).
  *
  * Why a lease: on a PostgreSQL cluster every node would otherwise delete the same rows each
  * hour, contending for the same locks for nothing. The node holding the lease renews it at
@@ -18,6 +18,7 @@ import { acquireLease, releaseLease } from "../store/repositories/lease-reposito
 import type { Database } from "../store/schema.ts";
 import { purgeOldDataPoints } from "../core/workers/worker-analytics.ts";
 import { purgeExpiredKv } from "../core/kv/kv-namespaces.ts";
+import { sweepR2 } from "../core/r2/r2-buckets.ts";
 
 export const HOUSEKEEPING_LEASE = "housekeeping";
 
@@ -46,6 +47,7 @@ export function startHousekeeping(options: HousekeepingOptions): Housekeeping {
       purgeExpired(db, now).catch((error: unknown) => logger.log("warn", "ledger_purge_failed", { error })),
       purgeExpiredKv(db, now).catch((error: unknown) => logger.log("warn", "kv_purge_failed", { error })),
       purgeOldDataPoints(db, now).catch((error: unknown) => logger.log("warn", "analytics_purge_failed", { error })),
+      sweepR2(db, now).catch((error: unknown) => logger.log("warn", "r2_sweep_failed", { error })),
       purgeOldEvents(db, new Date(now.getTime() - options.eventRetentionDays * 86_400_000)).catch((error: unknown) => logger.log("warn", "events_purge_failed", { error })),
     ]);
     return true;

@@ -46,6 +46,7 @@ import { createDnsTxtResolver } from "../inbound/dns-txt-resolver.ts";
 import { createNetworkMatcher } from "../inbound/trusted-networks.ts";
 import { DEFAULT_ACCOUNT_ID as DEFAULT_ACCOUNT } from "../store/open-store.ts";
 import { createKvNamespaces } from "../core/kv/kv-namespaces.ts";
+import { storeR2 } from "../core/r2/r2-buckets.ts";
 import { MAX_WAIT_SHARE } from "../mail/worker-step.ts";
 import { InvocationLimiter } from "../workers/invocation-limiter.ts";
 import { lazyWorkerRuntime } from "../workers/lazy-worker-runtime.ts";
@@ -208,9 +209,11 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   // bundle loading and console lines on the hot path: the runtime's narrow view, not an actor's change
   const runtimeWorkers = services.runtimeWorkers;
   // One workerd process per account, started on first use; never in the SMTP process.
+  const r2 = storeR2(store);
   const workerRuntime = lazyWorkerRuntime({
     outboundAllow: settings.workerFetchAllow,
     memoryLimitMb: settings.workerMemoryMb,
+    ...(r2 === undefined ? {} : { r2 }),
     onEvent: (event) => logger.log("info", "worker_runtime", { ...event }),
   });
   started.push({ name: "worker runtime", undo: () => workerRuntime.dispose() });

@@ -21,6 +21,8 @@ import { TokenService } from "./tokens/token-service.ts";
 import { ZoneService } from "./zones/zone-service.ts";
 import { KvService } from "./kv/kv-service.ts";
 import { createKvNamespaces } from "./kv/kv-namespaces.ts";
+import { storeR2 } from "./r2/r2-buckets.ts";
+import type { R2Buckets } from "../workers/r2-types.ts";
 import type { KvStore } from "../workers/worker-types.ts";
 import { RuntimeWorkers } from "./workers/runtime-workers.ts";
 import { WorkerService } from "./workers/worker-service.ts";
@@ -46,6 +48,8 @@ export interface AccountServices {
   readonly d1: D1Service;
   /** The account's KV as a running worker sees it (unaudited: a worker's own data, e.g. `worker test`). */
   readonly runtimeKv: KvStore;
+  /** The account's R2 as a running worker sees it when the store holds it (cluster mode); else undefined. */
+  readonly runtimeR2: R2Buckets | undefined;
 }
 
 export interface ServiceOptions {
@@ -92,6 +96,7 @@ export function createServices(store: Store, options: ServiceOptions = {}): Serv
         kv: new KvService(ctx),
         d1: new D1Service(ctx, workers, options.dataDir ?? null),
         runtimeKv: createKvNamespaces(store.db, scope.account),
+        runtimeR2: storeR2(store)?.(scope.account),
       });
     },
     accounts(actor) {

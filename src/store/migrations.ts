@@ -21,6 +21,7 @@ import { clusterUp } from "./migrations/0009-cluster.ts";
 import { deliveryQueueUp } from "./migrations/0010-delivery-queue.ts";
 import { eventRollupsUp } from "./migrations/0011-event-rollups.ts";
 import { ruleDeliveryModeUp } from "./migrations/0012-rule-delivery-mode.ts";
+import { r2ObjectsUp } from "./migrations/0013-r2-objects.ts";
 
 // Migrations take Kysely<any>, not Kysely<Database>: each one is a frozen snapshot written
 // against the schema as it was then, and must keep compiling as schema.ts moves on.
@@ -63,6 +64,9 @@ function defineMigrations(dialect: StoreDialect): Record<string, Migration> {
     },
     "0012_rule_delivery_mode": {
       up: (db: MigrationDb) => ruleDeliveryModeUp(db),
+    },
+    "0013_r2_objects": {
+      up: (db: MigrationDb) => r2ObjectsUp(db, dialect),
     },
   };
 }

@@ -418,3 +418,74 @@ export interface RuleTable {
   /** "relay" or "queue"; null follows the zone's delivery_mode. */
   delivery_mode: ColumnType<string | null, string | null | undefined, string | null>;
 }
+
+// ── 0013_r2_objects (issue 9) ──
+
+/** A bigint column: node:sqlite answers a number, pg a string. */
+type BigIntColumn = ColumnType<number | string, number, number>;
+
+export interface R2ObjectTable {
+  account_id: string;
+  bucket: string;
+  /** Compared byte-wise (C collation on PostgreSQL, BINARY on SQLite), as R2 lists keys. */
+  key: string;
+  version: string;
+  size: BigIntColumn;
+  etag: string;
+  /** Milliseconds since the epoch. */
+  uploaded: BigIntColumn;
+  /** JSON { md5?, sha1?, sha256?, sha384?, sha512? }, hex. */
+  checksums: string;
+  /** JSON R2 httpMetadata / customMetadata. */
+  http_metadata: string;
+  custom_metadata: string;
+  /** JSON [[blob id, size], …]: the object's bytes in order (one blob, or one per part). */
+  segments: string;
+}
+
+export interface R2BlobTable {
+  id: string;
+  account_id: string;
+  /** 0 being written, 1 in use, 2 released (swept after a grace period). */
+  state: number;
+  /** Milliseconds since the epoch of the last state change. */
+  changed_at: BigIntColumn;
+}
+
+export interface R2BlobChunkTable {
+  blob_id: string;
+  seq: number;
+  data: Uint8Array;
+}
+
+export interface R2UploadTable {
+  account_id: string;
+  bucket: string;
+  upload_id: string;
+  key: string;
+  http_metadata: string;
+  custom_metadata: string;
+  /** 0 in progress, 1 completed, 2 aborted. */
+  state: number;
+  created_at: BigIntColumn;
+}
+
+export interface R2UploadPartTable {
+  account_id: string;
+  bucket: string;
+  upload_id: string;
+  part_number: number;
+  blob_id: string;
+  size: BigIntColumn;
+  etag: string;
+  /** Hex MD5 of the part's bytes: the completed object's etag is built from these. */
+  md5: string;
+}
+
+export interface Database {
+  r2_objects: R2ObjectTable;
+  r2_blobs: R2BlobTable;
+  r2_blob_chunks: R2BlobChunkTable;
+  r2_uploads: R2UploadTable;
+  r2_upload_parts: R2UploadPartTable;
+}

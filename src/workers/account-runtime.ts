@@ -27,6 +27,8 @@
  *   starts clears it (mail for the account restarts one), so a recovered account reads "ok".
  */
 import { createHostBridge } from "./host-bridge.ts";
+import type { R2Buckets } from "./r2-types.ts";
+import { createR2Wire } from "./r2-wire.ts";
 import { internalErrorReferences } from "./internal-error-log.ts";
 import { InvocationRecord } from "./invocation-record.ts";
 import { fingerprintOf, RuntimeGeneration, startFailureText, type DeployedWorker, type RuntimeEvent } from "./runtime-generation.ts";
@@ -34,6 +36,8 @@ import type { EmailInvocation, HostHandlers, InvocationResult, WorkerDefinition 
 
 export interface AccountRuntimeOptions {
   account: string;
+  /** The account's R2 in the store (cluster mode); absent: miniflare's R2 on disk. */
+  r2?: R2Buckets;
   outboundAllow: readonly string[];
   memoryLimitBytes: number | null;
   startTimeoutMs: number;
@@ -106,6 +110,7 @@ export class AccountRuntime {
   readonly #options: AccountRuntimeOptions;
   readonly #records = new Map<string, InvocationRecord>();
   readonly #bridge = createHostBridge(this.#records);
+  readonly #r2Host: ((request: Request) => Promise<Response>) | undefined;
   readonly #generations = new Set<RuntimeGeneration>();
   #current: RuntimeGeneration | undefined;
   /** The workers of the last process that started, to carry over into the next one. */
@@ -119,6 +124,9 @@ export class AccountRuntime {
 
   constructor(options: AccountRuntimeOptions) {
     this.#options = options;
+    // the store's failure text (it may name the database) goes to the operator's log, not the worker
+    const onFailure = (error: string) => options.onEvent({ event: "worker-runtime.r2-failed", account: options.account, error });
+    this.#r2Host = options.r2 === undefined ? undefined : createR2Wire(options.r2, onFailure);
   }
 
   get inFlight(): number {
@@ -248,6 +256,7 @@ export class AccountRuntime {
       outboundAllow: this.#options.outboundAllow,
       memoryLimitBytes: this.#options.memoryLimitBytes,
       onEvent: this.#options.onEvent,
+      ...(this.#r2Host === undefined ? {} : { r2Host: this.#r2Host }),
     });
     this.#generations.add(generation);
     const startTimeout = timer(this.#options.startTimeoutMs);

@@ -27,6 +27,7 @@ import { InternalErrorLog } from "./internal-error-log.ts";
 import { HOST_PROTOCOL, type EntryConfig, type EntryReport } from "./host-protocol.ts";
 import type { InvocationRecord } from "./invocation-record.ts";
 import { NO_PLATFORM_BINDINGS } from "./platform-bindings.ts";
+import { gatewayR2Bindings, r2GatewayWorker } from "./r2-gateway.ts";
 import type { WorkerDefinition } from "./worker-types.ts";
 import { findWorkerdByPort, limitDataSegment, readProcessMemory } from "./workerd-process.ts";
 
@@ -50,6 +51,11 @@ export interface GenerationOptions {
   outboundAllow: readonly string[];
   /** Memory the process may commit beyond its idle size; null: no cap. */
   memoryLimitBytes: number | null;
+  /**
+   * Serves the account's R2 bindings (r2-wire.ts over the store: cluster mode); absent, they are
+   * miniflare's own R2, on disk under the storage folder (or in memory).
+   */
+  r2Host?: (request: Request) => Promise<Response>;
   onEvent: (event: RuntimeEvent) => void;
 }
 
@@ -105,9 +111,10 @@ function workerOptions(service: string, definition: WorkerDefinition, options: G
     // rooted at "/", so stack traces name "file:///user.js", never the server's install path
     modulesRoot: MODULES_ROOT,
     modules: workerModules(definition.bundle, definition.modules).map((module) => ({ ...module, path: `${MODULES_ROOT}${module.path}` })),
-    // miniflare's own D1 and R2 (SQLite and blob files), persisted per account under the data dir
+    // miniflare's own D1 and R2 (SQLite and blob files), persisted per account under the data dir;
+    // R2 from the store instead when the host serves it: workerd's R2 API, through the gateway
     d1Databases: Object.fromEntries(platform.d1.map((binding) => [binding.binding, binding.databaseId])),
-    r2Buckets: Object.fromEntries(platform.r2.map((binding) => [binding.binding, binding.bucket])),
+    ...(options.r2Host === undefined ? { r2Buckets: Object.fromEntries(platform.r2.map((binding) => [binding.binding, binding.bucket])) } : { unsafeBindings: gatewayR2Bindings(platform.r2) }),
     // workerd refuses a date newer than its own build; wrangler falls back the same way
     compatibilityDate: definition.compatibilityDate > supportedCompatibilityDate ? supportedCompatibilityDate : definition.compatibilityDate,
     compatibilityFlags: flags,
@@ -136,10 +143,10 @@ function bodyStream(raw: Buffer): ReadableStream<Uint8Array> {
  * (`<dir>/v3/d1`, `<dir>/v3/r2`), so `wrangler d1 execute --local --persist-to <dir>` and mailroute
  * read the same files; in memory when the definitions name no folder (deploy checks, tests).
  */
-function persistence(workers: ReadonlyMap<string, DeployedWorker>): { defaultPersistRoot?: string; d1Persist?: boolean; r2Persist?: boolean } {
+function persistence(workers: ReadonlyMap<string, DeployedWorker>, r2OnDisk: boolean): { defaultPersistRoot?: string; d1Persist?: boolean; r2Persist?: boolean } {
   const definitions = [...workers.values()].map((worker) => worker.definition);
   // only when a worker binds D1 or R2: persistence starts storage services a process otherwise skips
-  const stores = definitions.some((definition) => (definition.platform?.d1.length ?? 0) + (definition.platform?.r2.length ?? 0) > 0);
+  const stores = definitions.some((definition) => (definition.platform?.d1.length ?? 0) + (r2OnDisk ? (definition.platform?.r2.length ?? 0) : 0) > 0);
   const dir = definitions.find((definition) => definition.storageDir !== undefined)?.storageDir;
   return dir === undefined || !stores ? {} : { defaultPersistRoot: join(dir, "v3"), d1Persist: true, r2Persist: true };
 }
@@ -179,7 +186,9 @@ export class RuntimeGeneration {
       return workerOptions(service, deployed.definition, options);
     });
     workers.push(bindingsWorker(options));
-    this.#mf = new Miniflare({ workers, ...persistence(options.workers), handleRuntimeStdio: (stdout: Readable, stderr: Readable) => this.#drain(stdout, stderr) });
+    const usesR2 = [...options.workers.values()].some((worker) => (worker.definition.platform?.r2.length ?? 0) > 0);
+    if (options.r2Host !== undefined && usesR2) workers.push(r2GatewayWorker(options.r2Host));
+    this.#mf = new Miniflare({ workers, ...persistence(options.workers, options.r2Host === undefined), handleRuntimeStdio: (stdout: Readable, stderr: Readable) => this.#drain(stdout, stderr) });
     this.ready = this.#start();
   }
 

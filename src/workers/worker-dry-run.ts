@@ -13,6 +13,7 @@ import { replies } from "../mail/reply-catalogue.ts";
 import { SmtpReply } from "../mail/smtp-reply.ts";
 import { stripReplyCode } from "../mail/worker-step.ts";
 import { WorkerRuntime } from "./worker-runtime.ts";
+import type { R2Buckets } from "./r2-types.ts";
 import type { HostHandlers, InvocationResult, KvStore, WorkerDefinition } from "./worker-types.ts";
 
 export interface DryRunReport {
@@ -33,7 +34,7 @@ export interface DryRunReport {
   durationMs: number;
 }
 
-export async function dryRunWorker(definition: WorkerDefinition, message: { from: string; to: string; raw: Buffer }, options: { kv: KvStore; deadlineMs?: number; hostname?: string }): Promise<DryRunReport> {
+export async function dryRunWorker(definition: WorkerDefinition, message: { from: string; to: string; raw: Buffer }, options: { kv: KvStore; r2?: R2Buckets | undefined; deadlineMs?: number; hostname?: string }): Promise<DryRunReport> {
   const report: DryRunReport = {
     worker: definition.name,
     from: message.from,
@@ -73,7 +74,8 @@ export async function dryRunWorker(definition: WorkerDefinition, message: { from
       },
     },
   };
-  const runtime = new WorkerRuntime({ memoryLimitMb: null });
+  const r2 = options.r2;
+  const runtime = new WorkerRuntime({ memoryLimitMb: null, ...(r2 === undefined ? {} : { r2: () => r2 }) });
   try {
     const result = await runtime.invoke(definition, message, handlers, { deadlineMs: options.deadlineMs });
     report.outcome = result.outcome;

@@ -19,6 +19,7 @@
  */
 import { AccountRuntime, type RuntimeHealth, type RuntimeHealthState } from "./account-runtime.ts";
 import { RuntimeGeneration, startFailureText, fingerprintOf, type RuntimeEvent } from "./runtime-generation.ts";
+import type { R2Buckets } from "./r2-types.ts";
 import type { EmailInvocation, HostHandlers, InvocationResult, WorkerDefinition } from "./worker-types.ts";
 
 export type { RuntimeEvent } from "./runtime-generation.ts";
@@ -44,6 +45,11 @@ export interface WorkerRuntimeOptions {
   idleMs?: number;
   /** One structured event per runtime happening: started, stopped, start-failed, output… */
   onEvent?: (event: RuntimeEvent) => void;
+  /**
+   * Each account's R2 buckets in the store (cluster mode: every node sees every object). Absent:
+   * R2 bindings are miniflare's own, on disk in the account's storage folder.
+   */
+  r2?: (account: string) => R2Buckets;
 }
 
 export interface InvokeOptions {
@@ -53,7 +59,8 @@ export interface InvokeOptions {
 export const DEFAULT_DEADLINE_MS = 30_000;
 
 export class WorkerRuntime {
-  readonly #options: Readonly<Required<Omit<WorkerRuntimeOptions, "memoryLimitMb">> & { memoryLimitBytes: number | null }>;
+  readonly #options: Readonly<Required<Omit<WorkerRuntimeOptions, "memoryLimitMb" | "r2">> & { memoryLimitBytes: number | null }>;
+  readonly #r2: WorkerRuntimeOptions["r2"];
   readonly #accounts = new Map<string, AccountRuntime>();
   readonly #sweeper: NodeJS.Timeout;
   #disposed = false;
@@ -68,6 +75,7 @@ export class WorkerRuntime {
       idleMs: options.idleMs ?? 10 * 60_000,
       onEvent: options.onEvent ?? (() => undefined),
     });
+    this.#r2 = options.r2;
     this.#sweeper = setInterval(() => this.#stopIdle(), Math.min(this.#options.idleMs, 60_000));
     this.#sweeper.unref();
   }
@@ -79,7 +87,8 @@ export class WorkerRuntime {
     if (!(deadlineMs > 0)) throw new RangeError(`deadlineMs ${deadlineMs} is not a positive number`);
     let account = this.#accounts.get(definition.account);
     if (account === undefined) {
-      account = new AccountRuntime({ account: definition.account, ...this.#options });
+      const r2 = this.#r2?.(definition.account);
+      account = new AccountRuntime({ account: definition.account, ...this.#options, ...(r2 === undefined ? {} : { r2 }) });
       this.#accounts.set(definition.account, account);
     }
     return account.invoke(definition, invocation, handlers, deadlineMs);

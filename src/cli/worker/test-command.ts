@@ -30,7 +30,7 @@ export async function testCommand(context: Context): Promise<void> {
     });
     if (definition === null) throw new CliError(`no worker named "${name.toLowerCase()}" is deployed`, { hint: "mailroute worker list" });
     const { dryRunWorker } = await import("../../workers/worker-dry-run.ts");
-    const report = await dryRunWorker(definition, { from, to, raw }, { kv: services.runtimeKv });
+    const report = await dryRunWorker(definition, { from, to, raw }, { kv: services.runtimeKv, r2: services.runtimeR2 });
     const lines = [
       `worker ${report.worker} on a message from ${from} to ${to} (${raw.length} bytes): ${report.outcome} in ${report.durationMs} ms`,
       `  the sender would hear: ${report.answer}`,
