@@ -1,28 +1,21 @@
 /**
- * POST /client/v4/graphql: the email-routing part of Cloudflare's GraphQL Analytics API, so
- * dashboards and scripts written for it keep working — `viewer.zones(filter: {zoneTag})` with
- * the `emailRoutingAdaptive` (one row per message and recipient) and
- * `emailRoutingAdaptiveGroups` (counts by dimensions) datasets, with the fields Cloudflare's
- * documentation lists. Executed by graphql-js (the reference implementation), not parsed here.
+ * The graphql-js half of POST /client/v4/graphql (graphql-analytics.ts): the schema of
+ * Cloudflare's email-routing datasets (`emailRoutingAdaptive`, `emailRoutingAdaptiveGroups`),
+ * their resolvers over the activity service, and one call that executes a query.
  *
- * Promises: a zone is visible only to the operator and to tokens of its account allowed
- * `email_routing_rules:read` on it; another account's zone answers like an unknown one (an
- * empty list, as Cloudflare does for zones a token cannot see); errors come back in GraphQL's
- * own `errors` array with the field's path; `limit` is required and at most 10,000.
+ * Loaded by the route on the first GraphQL request, not at start: graphql-js is 129 modules a
+ * mail server that is never asked for analytics does not need in memory (issue 11, RSS).
  *
- * Vocabulary: `status` is mailroute's outcome (forwarded, dropped, rejected, delivery_failed,
- * deferred, worker, queued); `action` is the rule's action (forward, drop, reject, worker,
- * srs-return, refused).
+ * Promises: resolvers see only the zones `visibleZone` hands them (the route decides who may
+ * see what); a resolver's error stays in the result's `errors`, with its original error, for
+ * the route to present.
  */
-import type { FastifyInstance, FastifyRequest } from "fastify";
-import { buildSchema, graphql, GraphQLError, GraphQLScalarType, Kind, type GraphQLSchema } from "graphql";
+import { buildSchema, graphql, GraphQLError, GraphQLScalarType, Kind, type ExecutionResult, type GraphQLSchema } from "graphql";
 import type { ActivityFilter } from "../core/activity/activity-service.ts";
-import type { Logger } from "../analytics/structured-log.ts";
 import type { AccountServices } from "../core/services.ts";
-import { ValidationError } from "../core/validation-error.ts";
 import { GROUP_DIMENSIONS, type EventRow, type GroupDimension } from "../store/repositories/event-repository.ts";
-import { ApiError } from "./api-error.ts";
-import type { ApiDeps } from "./routes/route-deps.ts";
+
+export { GraphQLError };
 
 const SDL = /* GraphQL */ `
   scalar string
@@ -234,47 +227,28 @@ function requestedDimensions(info: { fieldNodes: readonly { selectionSet?: { sel
   return GROUP_DIMENSIONS.filter((dimension) => names.has(dimension));
 }
 
-export function registerGraphqlAnalytics(app: FastifyInstance, deps: ApiDeps & { logger: Logger }): void {
-  const { access } = deps;
+export interface AnalyticsQuery {
+  source: string;
+  variableValues: Record<string, unknown> | undefined;
+  operationName: string | undefined;
+}
 
-  async function visibleZone(request: FastifyRequest, zoneTag: string): Promise<ReturnType<typeof zoneNode> | null> {
-    try {
-      return zoneNode(await access.zone(request, zoneTag, "email_routing_rules:read"), zoneTag);
-    } catch (error) {
-      // a zone the token may not see is simply not in the list, as on Cloudflare
-      if (error instanceof ApiError && (error.status === 404 || error.status === 403)) return null;
-      throw error;
-    }
-  }
-
-  app.post<{ Body: { query?: unknown; variables?: unknown; operationName?: unknown } }>("/graphql", async (request, reply) => {
-    access.principal(request);
-    const body = request.body ?? {};
-    if (typeof body.query !== "string" || body.query.trim() === "") throw new ApiError("VALIDATION", { message: "query: a GraphQL query string is required" }, { field: "query" });
-    const variables = body.variables === undefined || body.variables === null ? undefined : (body.variables as Record<string, unknown>);
-    const result = await graphql({
-      schema: analyticsSchema(),
-      source: body.query,
-      variableValues: variables,
-      operationName: typeof body.operationName === "string" ? body.operationName : undefined,
-      rootValue: {
-        viewer: {
-          async zones(args: { filter: { zoneTag?: string; zoneTag_in?: string[] } }) {
-            const tags = [...new Set([...(args.filter.zoneTag === undefined ? [] : [args.filter.zoneTag]), ...(args.filter.zoneTag_in ?? [])])].slice(0, 10);
-            return (await Promise.all(tags.map((tag) => visibleZone(request, tag)))).filter((zone) => zone !== null);
-          },
+/** Executes one query; `visibleZone` answers the zones the caller may see (null: not in the list). */
+export async function runAnalyticsQuery(query: AnalyticsQuery, visibleZone: (zoneTag: string) => Promise<AccountServices | null>): Promise<ExecutionResult> {
+  return graphql({
+    schema: analyticsSchema(),
+    ...query,
+    rootValue: {
+      viewer: {
+        async zones(args: { filter: { zoneTag?: string; zoneTag_in?: string[] } }) {
+          const tags = [...new Set([...(args.filter.zoneTag === undefined ? [] : [args.filter.zoneTag]), ...(args.filter.zoneTag_in ?? [])])].slice(0, 10);
+          const zones = await Promise.all(tags.map(async (tag) => {
+            const services = await visibleZone(tag);
+            return services === null ? null : zoneNode(services, tag);
+          }));
+          return zones.filter((zone) => zone !== null);
         },
       },
-    });
-    const errors = result.errors?.map((error) => {
-      const cause = error.originalError;
-      if (cause === undefined || cause instanceof GraphQLError) return { message: error.message, path: error.path, extensions: { code: "BAD_REQUEST" } };
-      if (cause instanceof ValidationError) return { message: cause.message, path: error.path, extensions: { code: "INVALID", field: cause.field } };
-      // a fault of ours: its words (SQL, paths) stay in our log, under the id the client gets
-      const { incident } = ApiError.internal();
-      deps.logger.log("error", "graphql_error", { incident, path: error.path, error: cause });
-      return { message: `internal error (incident ${incident})`, path: error.path, extensions: { code: "INTERNAL" } };
-    });
-    return reply.code(200).send({ data: result.data ?? null, errors: errors ?? null });
+    },
   });
 }
