@@ -4,6 +4,8 @@
  * not shared with the load generator's event loop; when that entry point is missing or does not
  * come up, startMailroute in this process instead, and the result says which one ran.
  *
+ * The child runs with the launcher's V8 flags (bin/service-node-flags.js).
+ *
  * Promises: a returned server answers SMTP on 127.0.0.1:`port` with a 220 greeting; `rss` reads
  * the server's own resident set (the whole bench process when in-process); `stop` ends the child
  * it started (SIGTERM, then SIGKILL after 5 s) and nothing else. Logging is at "warn" (child)
@@ -14,6 +16,7 @@ import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { connect, createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { SERVICE_NODE_FLAGS } from "../bin/service-node-flags.js";
 import { childRss, processTreeRss, selfRss, type RssReader } from "./rss-sampler.ts";
 
 export const REPO_ROOT = join(import.meta.dirname, "..");
@@ -71,7 +74,8 @@ export async function startChildServer(settings: ServerSettings): Promise<BenchS
   const banner = processes > 1 ? join(settings.dataDir, "..", `${settings.dataDir.split("/").at(-1)}-stdout.log`) : null;
   const stdoutFd = banner === null ? "ignore" : openSync(banner, "w");
   // process.execPath: the pinned Node 24 that runs this bench, which strips the TypeScript types
-  const child = spawn(process.execPath, argv, { cwd: REPO_ROOT, env, stdio: ["ignore", stdoutFd, "pipe"] });
+  // with the V8 flags the `mailroute` launcher gives the service: the bench measures what operators run
+  const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, ...argv], { cwd: REPO_ROOT, env, stdio: ["ignore", stdoutFd, "pipe"] });
   if (typeof stdoutFd === "number") closeSync(stdoutFd);
   let stderr = "";
   child.stderr!.setEncoding("utf8");

@@ -6,6 +6,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { SERVICE_NODE_FLAGS } from "./service-node-flags.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const entry = join(root, "src", "cli", "main.ts");
@@ -18,10 +19,8 @@ if (runtime === null) {
   process.exit(1);
 }
 const flags = runtime === process.execPath && major === 22 ? ["--experimental-strip-types", "--no-warnings"] : [];
-// A 4 MiB young generation (V8's default grows it to 16–32 MiB per semi-space under load): the
-// per-message garbage is short-lived, so scavenging it sooner costs no measurable CPU and kept
-// peak RSS at 50 SMTP sessions near 380 MiB instead of about 600 (issue 11, measured side by side).
-flags.push("--max-semi-space-size=4");
+// the service's V8 flags (service-node-flags.js says why)
+flags.push(...SERVICE_NODE_FLAGS);
 // Files mailroute creates (database, -wal/-shm, keys, secrets) are private to its user; the
 // child inherits the umask.
 process.umask(0o077);

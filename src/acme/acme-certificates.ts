@@ -22,7 +22,10 @@ import { getCACertificates } from "node:tls";
 import { join } from "node:path";
 import acme from "acme-client";
 import type { Logger } from "../analytics/structured-log.ts";
+import { certificateFiles } from "./certificate-files.ts";
 import type { HttpChallenges } from "./http-challenges.ts";
+
+export { certificateFiles, type CertificateFiles } from "./certificate-files.ts";
 
 export interface AcmeCertificatesOptions {
   directoryUrl: string;
@@ -39,19 +42,9 @@ export interface AcmeCertificatesOptions {
   checkEveryMs?: number;
 }
 
-export interface CertificateFiles {
-  certFile: string;
-  keyFile: string;
-}
-
 export const DEFAULT_RENEW_BEFORE_MS = 30 * 86_400_000;
 const DEFAULT_CHECK_EVERY_MS = 12 * 3_600_000;
 const RETRY_AFTER_FAILURE_MS = 15 * 60_000;
-
-export function certificateFiles(dir: string, name: string): CertificateFiles {
-  const folder = join(dir, "certs", name);
-  return { certFile: join(folder, "fullchain.pem"), keyFile: join(folder, "privkey.pem") };
-}
 
 export class AcmeCertificates {
   readonly #options: AcmeOptionsResolved;

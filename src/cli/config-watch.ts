@@ -12,7 +12,6 @@
 import type { Logger } from "../analytics/structured-log.ts";
 import type { Settings } from "../config/settings.ts";
 import type { RoutingConfigWatcher } from "../core/routing-snapshot.ts";
-import { ConfigListener, serialTrigger } from "../store/config-listener.ts";
 import type { Store } from "../store/open-store.ts";
 
 export interface ConfigWatch {
@@ -27,6 +26,8 @@ export async function watchConfiguration(settings: Readonly<Settings>, store: St
   }
   // first load, without start(): start() would also begin polling
   await routing.refresh();
+  // the listener (and pg) only in cluster mode: a SQLite node never loads them (issue 11, RSS)
+  const { ConfigListener, serialTrigger } = await import("../store/config-listener.ts");
   const reload = serialTrigger(() => routing.refresh(), (error) => logger.log("error", "routing_reload_failed", { error }));
   const listener = new ConfigListener({
     connectionString: settings.database,

@@ -224,8 +224,9 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     maxPerWorker: WORKER_CONCURRENCY_PER_WORKER,
     maxBytes: WORKER_MESSAGE_BUDGET_BYTES,
   });
-  // DKIM signing and ARC sealing on worker threads: the other cores (issue 11)
-  const signing = await createSigningPool({ keys, hostname: settings.hostname }).catch((error: unknown) => failStart(error));
+  // DKIM signing and ARC sealing on worker threads: the other cores (issue 11); --signing-threads 0
+  // signs on this thread instead, ~30 MiB less for a node whose memory matters more than its CPU
+  const signing = await createSigningPool({ keys, hostname: settings.hostname, ...(settings.signingThreads === null ? {} : { threads: settings.signingThreads }) }).catch((error: unknown) => failStart(error));
   started.push({ name: "signing threads", undo: () => signing.close() });
   const signer = signing.sign;
   const relayDeps = { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs, logger };

@@ -93,6 +93,8 @@ export interface Settings {
   publicUrl: string | null;
   /** Service processes `mailroute start` forks with node:cluster (issue 11); 1: no cluster, as before. */
   processes: number;
+  /** Threads that sign and seal (signing-pool.ts); 0: on the SMTP thread; null ("auto"): the pool's default for the cores. */
+  signingThreads: number | null;
 }
 
 function publicUrl(value: string): string | null {
@@ -180,6 +182,7 @@ export const SETTING_SPECS: Readonly<Record<FlaggedSetting, SettingSpec>> = Obje
   metricsHost: { flag: "metrics-host", kind: "string", describe: "address of the --metrics-port listener (keep it private: the scraper's network only)", default: "127.0.0.1" },
   httpsPort: { flag: "https-port", kind: "string", describe: "HTTPS port for the MTA-STS policy hosts, with ACME certificates (443 in production; off when absent)", default: "" },
   processes: { flag: "processes", kind: "string", describe: "service processes sharing the SMTP and HTTP ports (node:cluster): a number, or auto for one per core", default: "1" },
+  signingThreads: { flag: "signing-threads", kind: "string", describe: "worker threads for DKIM signing and ARC sealing (each ~30 MiB): a number, 0 to sign on the SMTP thread, or auto for one fewer than the cores (1 to 4)", default: "auto" },
   trustedNetworks: { flag: "trusted-networks", kind: "list", describe: "CIDRs of this installation's own clients (not limited; auth failures marked, not refused); \"none\" for none", default: "127.0.0.0/8,::1/128" },
 });
 
@@ -313,6 +316,7 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     queuePollMs: integer("queuePollMs", 100, 3_600_000),
     srsPostsrsdCompat: flag("srsPostsrsdCompat"),
     processes: raw("processes").trim().toLowerCase() === "auto" ? availableParallelism() : integer("processes", 1, 64),
+    signingThreads: raw("signingThreads").trim().toLowerCase() === "auto" ? null : integer("signingThreads", 0, 16),
   });
 }
 

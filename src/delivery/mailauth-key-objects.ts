@@ -37,8 +37,8 @@ export function keyObjectsAccepted(): Promise<boolean> {
 
 async function probe(): Promise<boolean> {
   try {
-    // loaded after the wrap above, so a signer loaded here sees it
-    const { dkimSign } = await import("mailauth");
+    // loaded after the wrap above, so a signer loaded here sees it; the module message-signer.ts signs with
+    const { dkimSign } = await import("mailauth/lib/dkim/sign.js");
     const { privateKey } = generateKeyPairSync("ed25519");
     const options = { signatureData: [{ signingDomain: "example.com", selector: "probe", privateKey, algorithm: "ed25519-sha256" }] };
     const result = await dkimSign(Buffer.from("From: probe@example.com\r\nSubject: probe\r\n\r\nprobe\r\n"), options as unknown as Parameters<typeof dkimSign>[1]);

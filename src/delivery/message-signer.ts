@@ -41,7 +41,9 @@ import { keyObjectsAccepted } from "./mailauth-key-objects.ts";
 import { createRequire } from "node:module";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createSeal, getARChain, type ARCChainEntry, type ARCResult } from "mailauth";
+// by path, not the package root: the root also loads BIMI, never used here (mailauth-signers.d.ts)
+import { createSeal, getARChain } from "mailauth/lib/arc/index.js";
+import type { ARCChainEntry, ARCResult } from "mailauth";
 import type { DkimKey, DkimKeyStore } from "./dkim-keys.ts";
 import { HeaderBlockCapture, HeaderBlockTooLarge } from "./header-block-capture.ts";
 import { RelaxedBodyHash } from "./relaxed-body-hash.ts";

@@ -24,7 +24,6 @@ import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, rmSync, unwatchFile, watchFile, writeFileSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { createSecureContext } from "node:tls";
-import { generate } from "selfsigned";
 
 export interface TlsKeyPair {
   readonly key: string;
@@ -222,6 +221,9 @@ export async function createDevCredentials(hostname: string, dataDir: string, op
   if (!usableDevCertificate(certFile, keyFile, name, now())) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const notBeforeDate = new Date(now().getTime() - 3_600_000); // an hour of slack for clock skew
+    // selfsigned (with @peculiar/x509, ~4 MB of heap) only when a certificate is made: the pair
+    // is kept in the data directory and reused by every later start (issue 11, RSS)
+    const { generate } = await import("selfsigned");
     const pems = await generate([{ name: "commonName", value: name }], {
       // RSA: the one key type every SMTP client that can do TLS at all can use
       keyType: "rsa",

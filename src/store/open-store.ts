@@ -9,7 +9,6 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Kysely, PostgresDialect, type Dialect } from "kysely";
-import pg from "pg";
 import { ensureDataDir, ensurePrivateFile, octal, PRIVATE_FILE_MODE, tightenIfPresent, type OnTightened } from "../config/data-dir.ts";
 import { migrateToLatest } from "./migrations.ts";
 import { createNodeSqliteDialect } from "./node-sqlite-dialect.ts";
@@ -95,6 +94,8 @@ async function chooseDialect(options: OpenStoreOptions): Promise<ChosenDialect> 
     // Name the scheme only: the URL may carry a password.
     throw new Error(`database "${url.split(":")[0]}:…": only postgres:// or postgresql:// URLs are supported`);
   }
+  // pg only for a PostgreSQL store: a SQLite node never pays for it (issue 11, RSS)
+  const { default: pg } = await import("pg");
   const pool = new pg.Pool({ connectionString: url });
   const onPoolError = options.onPoolError ?? logPoolError;
   pool.on("error", onPoolError);

@@ -19,7 +19,8 @@ import { join } from "node:path";
 import { createSecureContext, type SecureContext } from "node:tls";
 import type { FastifyInstance } from "fastify";
 import type { Logger } from "../analytics/structured-log.ts";
-import { AcmeCertificates, certificateFiles } from "../acme/acme-certificates.ts";
+import type { AcmeCertificates } from "../acme/acme-certificates.ts";
+import { certificateFiles } from "../acme/certificate-files.ts";
 import { HttpChallenges } from "../acme/http-challenges.ts";
 import type { Settings } from "../config/settings.ts";
 import type { MtaStsMode } from "../core/zone-dns-records.ts";
@@ -66,9 +67,11 @@ export async function setUpCertificates(settings: Readonly<Settings>, options: C
 
   const enabledZones = () => [...options.routing().zones.values()].filter((zone) => zone.enabled).map((zone) => zone.name);
   const challenges = settings.acmeDirectory === null ? null : new HttpChallenges();
+  // acme-client (axios, node-forge) is loaded only when ACME is configured, still here at start:
+  // a bad ACME setting fails the start as before, not the first renewal
   const acme = settings.acmeDirectory === null || challenges === null
     ? null
-    : new AcmeCertificates({
+    : new (await import("../acme/acme-certificates.ts")).AcmeCertificates({
         directoryUrl: settings.acmeDirectory,
         email: settings.acmeEmail,
         dir: acmeDir,

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { certificateFiles } from "../acme/acme-certificates.ts";
+import { certificateFiles } from "../acme/certificate-files.ts";
 import type { Settings } from "../config/settings.ts";
 import type { MtaStsMode } from "../core/zone-dns-records.ts";
 import { loadCaFile } from "../delivery/certificate-trust.ts";

@@ -97,4 +97,14 @@ describe("settings", () => {
       assert.throws(() => loadSettings({ hostname: "mx.example.com", processes: bad }, {}), (error: Error) => error instanceof SettingsError && /^--processes: /.test(error.message));
     }
   });
+
+  it("leaves the signing threads to the pool's default unless --signing-threads gives a number; 0 signs on the SMTP thread", () => {
+    assert.equal(loadSettings({ hostname: "mx.example.com" }, {}).signingThreads, null);
+    assert.equal(loadSettings({ hostname: "mx.example.com", "signing-threads": "auto" }, {}).signingThreads, null);
+    assert.equal(loadSettings({ hostname: "mx.example.com", "signing-threads": "0" }, {}).signingThreads, 0);
+    assert.equal(loadSettings({ hostname: "mx.example.com" }, { MAILROUTE_SIGNING_THREADS: "2" }).signingThreads, 2);
+    for (const bad of ["-1", "one", "17"]) {
+      assert.throws(() => loadSettings({ hostname: "mx.example.com", "signing-threads": bad }, {}), (error: Error) => error instanceof SettingsError && /^--signing-threads: /.test(error.message));
+    }
+  });
 });

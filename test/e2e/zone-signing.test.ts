@@ -54,3 +54,28 @@ describe("per-zone signing opt-out (migration 0006_zone_signing)", () => {
     assert.match(message.text, /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=signed\.example;/m);
   });
 });
+
+describe("--signing-threads 0: signatures made on the SMTP thread", () => {
+  let h: Harness;
+
+  before(async () => {
+    h = await startHarness({ destinations: ["dest.test"], settings: { "signing-threads": "0" } });
+    await h.config.zones.create("signed.example");
+    await h.config.addresses.create("alice@dest.test", { verified: true });
+    await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "hello@signed.example" }], actions: [{ type: "forward", value: ["alice@dest.test"] }] });
+    await h.reload();
+  });
+
+  after(async () => {
+    await h?.stop();
+  });
+
+  it("forwards signed and sealed, as with signing threads", async () => {
+    const result = await send(h, "sender@origin.test", "hello@signed.example");
+    assert.equal(result.data?.code, 250, result.data?.line);
+    const [message] = h.sinks["dest.test"]!.messagesFor("alice@dest.test");
+    assert.ok(message, "the destination received the message");
+    assert.match(message.text, /^DKIM-Signature: v=1; a=rsa-sha256; c=relaxed\/relaxed; d=signed\.example;/m);
+    assert.match(message.text, /^ARC-Seal: i=1; /m);
+  });
+});
