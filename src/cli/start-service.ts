@@ -55,7 +55,7 @@ import { nonEmailHandlers, storePlatformHandlers } from "../workers/handler-host
 import { createWorkersAiRunner } from "../workers/workers-ai-client.ts";
 import { QueueDispatcher } from "../workers/queue-dispatcher.ts";
 import type { InvocationResult } from "../workers/worker-types.ts";
-import { storeDeliveryLedger } from "../store/delivery-ledger-store.ts";
+import { settleIntentsOfOwner, storeDeliveryLedger } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
 import { readConfigVersion } from "../store/config-version.ts";
 import { StartupError } from "./startup-error.ts";
@@ -180,7 +180,10 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   started.push({ name: "configuration watch", undo: () => configWatch.stop() });
 
   const srs = new SrsRewriter({ secrets: secrets.srs, domain: settings.hostname, postsrsdCompat: settings.srsPostsrsdCompat });
-  const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS });
+  const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS, owner: nodeId });
+  // attempts this node id left in flight when its previous process died: sent again on retry now
+  const recoveredIntents = await settleIntentsOfOwner(store.db, nodeId, new Date()).catch((error: unknown) => failStart(error, storeFailure));
+  if (recoveredIntents > 0) logger.log("warn", "ledger_intents_recovered", { count: recoveredIntents });
   // Hourly: expired ledger entries and KV values, the activity log's old events; one node at a time
   const housekeeping = startHousekeeping({ db: store.db, nodeId, logger, eventRetentionDays: EVENT_RETENTION_DAYS });
   started.push({ name: "housekeeping", undo: () => housekeeping.stop() });

@@ -11,6 +11,12 @@
  *   "sending", and after `settles_at` that too reads as maybe delivered.
  * So: acceptance → delivered; intent → maybe delivered; neither → certainly not delivered.
  *
+ * An intent's attempt id starts with its owner, the node id of the process making the attempt
+ * (`<node>/<attempt>`, when the ledger is given one): a process that starts under a node id
+ * knows every "sending" intent of that id is its dead predecessor's (one process per node id),
+ * and settles them as maybe delivered at once (`settleIntentsOfOwner`), so a sender's retry is
+ * sent again now instead of being held until the dead attempt's deadline (minutes).
+ *
  * Promises: recording is idempotent (a repeat refreshes the entry); expired entries are
  * never reported, whether or not they have been purged yet; a claim succeeds for one attempt
  * at a time per (message, destination) — an insert, or taking over an intent whose
@@ -166,6 +172,25 @@ export async function settleDelivery(db: Kysely<Database>, settlement: DeliveryS
     .execute();
 }
 
+/**
+ * Settles, as maybe delivered and settled at `now`, every live intent whose attempt id belongs
+ * to `owner` (see the module's contract: only a process starting under that node id may call
+ * this). Returns how many.
+ */
+export async function settleIntentsOfOwner(db: Kysely<Database>, owner: string, now: Date): Promise<number> {
+  const prefix = `${owner}/`;
+  const at = now.toISOString();
+  const result = await db
+    .updateTable("delivery_intents")
+    .set({ state: "maybe-delivered", settles_at: at })
+    .where("state", "=", "sending")
+    .where("settles_at", ">", at)
+    // substr, not LIKE: a node id may contain LIKE's wildcards
+    .where(sql<string>`substr(attempt_id, 1, ${prefix.length})`, "=", prefix)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
 /** Deletes acceptances and intents expired at `now`; returns how many. */
 export async function purgeExpired(db: Kysely<Database>, now: Date): Promise<number> {
   const at = now.toISOString();
@@ -177,24 +202,27 @@ export async function purgeExpired(db: Kysely<Database>, now: Date): Promise<num
 export interface StoreLedgerOptions {
   ttlDays: number;
   now?: () => Date;
+  /** This process's node id: the owner its intents carry (settleIntentsOfOwner). */
+  owner?: string;
 }
 
 /** The ledger as the relay uses it (relay-message.ts `DeliveryLedger`), over one store. */
 export function storeDeliveryLedger(db: Kysely<Database>, options: StoreLedgerOptions) {
   const now = options.now ?? (() => new Date());
   const { ttlDays } = options;
+  const owned = (attemptId: string) => (options.owner === undefined ? attemptId : `${options.owner}/${attemptId}`);
   return Object.freeze({
     view: function view(fingerprint: string) {
       return ledgerView(db, fingerprint, now());
     },
     claim: function claim(fingerprint: string, destination: string, attemptId: string, settlesAt: Date) {
-      return claimDelivery(db, { fingerprint, destination, attemptId, now: now(), settlesAt, ttlDays });
+      return claimDelivery(db, { fingerprint, destination, attemptId: owned(attemptId), now: now(), settlesAt, ttlDays });
     },
     recordAccepted: function record(fingerprint: string, destination: string, upstreamReply: string) {
       return recordAccepted(db, { fingerprint, destination, upstreamReply, now: now(), ttlDays });
     },
     settle: function settle(fingerprint: string, destination: string, attemptId: string, outcome: DeliverySettlement["outcome"]) {
-      return settleDelivery(db, { fingerprint, destination, attemptId, outcome, now: now() });
+      return settleDelivery(db, { fingerprint, destination, attemptId: owned(attemptId), outcome, now: now() });
     },
   });
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { acceptedDestinations, claimDelivery, ledgerView, purgeExpired, recordAccepted, settleDelivery } from "../../src/store/delivery-ledger-store.ts";
+import { acceptedDestinations, claimDelivery, ledgerView, purgeExpired, recordAccepted, settleDelivery, settleIntentsOfOwner, storeDeliveryLedger } from "../../src/store/delivery-ledger-store.ts";
 import { forEachDatabase } from "../support/store-fixtures.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -112,6 +112,26 @@ forEachDatabase((target) => {
     await settleDelivery(db, { fingerprint: "f1", destination: "a@x.net", attemptId: "two", outcome: "maybe-sent", now: at(3) });
     assert.deepEqual((await ledgerView(db, "f1", at(3))).intents, new Map([["a@x.net", { state: "maybe-delivered", settlesAt: at(3) }]]));
     assert.equal(await claimDelivery(db, claimAt(3, "three")), true, "a settled intent does not hold the next attempt");
+  });
+
+  it("settles at once, as maybe delivered, the live intents a dead process of the same node id left, and no one else's", async () => {
+    const { db } = await target.open();
+    const clock = { now: at(0) };
+    const dead = storeDeliveryLedger(db, { ttlDays: 7, owner: "node-a-p1", now: () => clock.now });
+    const other = storeDeliveryLedger(db, { ttlDays: 7, owner: "node-a-p10", now: () => clock.now });
+    assert.equal(await dead.claim("f1", "a@x.net", "one", at(300)), true);
+    assert.equal(await dead.claim("f2", "a@x.net", "two", at(300)), true);
+    assert.equal(await other.claim("f3", "a@x.net", "three", at(300)), true);
+    // the dead attempt's intent holds a retry until its deadline, minutes away
+    const restarted = storeDeliveryLedger(db, { ttlDays: 7, owner: "node-a-p1", now: () => clock.now });
+    clock.now = at(5);
+    assert.equal(await restarted.claim("f1", "a@x.net", "retry-early", at(305)), false);
+
+    assert.equal(await settleIntentsOfOwner(db, "node-a-p1", at(6)), 2, "both of node-a-p1's, not node-a-p10's");
+    assert.deepEqual((await ledgerView(db, "f1", at(6))).intents, new Map([["a@x.net", { state: "maybe-delivered", settlesAt: at(6) }]]));
+    assert.deepEqual((await ledgerView(db, "f3", at(6))).intents, new Map([["a@x.net", { state: "sending", settlesAt: at(300) }]]));
+    clock.now = at(6);
+    assert.equal(await restarted.claim("f1", "a@x.net", "retry", at(306)), true, "the retry is sent again now");
   });
 
   it("lets only the attempt holding an intent settle it", async () => {
