@@ -99,6 +99,10 @@ async function chooseDialect(options: OpenStoreOptions): Promise<ChosenDialect> 
   const pool = new pg.Pool({ connectionString: url });
   const onPoolError = options.onPoolError ?? logPoolError;
   pool.on("error", onPoolError);
+  // pg-pool listens for 'error' only on idle clients: one lost while checked out between two
+  // statements (inside a transaction) would emit it unheard and end the process. Heard here; the
+  // work on that client still fails, through the statement that uses it next.
+  pool.on("connect", (client) => client.on("error", () => undefined));
   return { dialect: "postgres", kyselyDialect: new PostgresDialect({ pool }), target: `"${withoutPassword(url)}"` };
 }
 
