@@ -13,10 +13,11 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
-import { connect, createServer, type AddressInfo } from "node:net";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SERVICE_NODE_FLAGS } from "../bin/service-node-flags.js";
+import { freePort } from "../test/support/free-port.ts";
 import { childRss, processTreeRss, selfRss, type RssReader } from "./rss-sampler.ts";
 
 export const REPO_ROOT = join(import.meta.dirname, "..");
@@ -134,17 +135,8 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-/** A port free on 127.0.0.1 right now (another process could take it before we do; on loopback, rare). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+// a port free on 127.0.0.1 right now: the tests' own helper, re-exported for the benches that import it from here
+export { freePort };
 
 /** --processes n: the primary prints its banner once every service process serves. */
 async function waitForBanner(file: string, exited: () => string | null): Promise<void> {

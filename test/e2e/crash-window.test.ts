@@ -11,7 +11,6 @@
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -22,22 +21,13 @@ import { openStore } from "../../src/store/open-store.ts";
 import { startDnsServer, type TestDnsServer } from "../support/dns-server.ts";
 import { startFlakySink, type FlakySink } from "../support/flaky-sink.ts";
 import { MailrouteProcess } from "../support/mailroute-process.ts";
+import { freePort } from "../support/free-port.ts";
 import { SmtpTestClient, testMessage, type Reply } from "../support/smtp-test-client.ts";
 
-// an attempt's intent holds retries for this plus a 2 s margin: long enough that a restart on a
-// busy machine usually comes back while it still holds, so the hold is seen from outside
+// an attempt's intent holds retries for this plus a 2 s margin — unless the process that made it
+// restarts and settles it at once, which the first test below checks happens before then
 const RELAY_TIMEOUT_MS = 6000;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** One transaction; rejects when the connection is lost before the final reply. */
 async function send(port: number, rcpt: string, raw: string): Promise<Reply> {
