@@ -27,6 +27,8 @@ RUN npm prune --omit=dev --no-audit --no-fund && rm -rf web/src web/test
 COPY bin ./bin
 COPY packaging/healthcheck.js ./packaging/healthcheck.js
 COPY src ./src
+# the service's modules, type-stripped ahead (bin/stripped-typescript.js says why)
+RUN node --disable-warning=ExperimentalWarning scripts/strip-types.js
 
 FROM ${BASE_IMAGE}
 # a fixed uid/gid so a bind-mounted data volume can be chowned ahead of time

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
+import { SERVICE_NODE_FLAGS } from "../../bin/service-node-flags.js";
 import { freePort } from "../support/pebble.ts";
 
 const run = promisify(execFile);
@@ -43,6 +44,26 @@ describe("systemd unit", () => {
     assert.equal(directives.get("NoNewPrivileges"), "yes");
     assert.match(unit, /^Environment=MAILROUTE_SMTP_PORT=25$/m);
     assert.match(unit, /^Environment=MAILROUTE_ADMIN_TOKEN_FILE=/m, "the token comes from a file, not the command line");
+  });
+});
+
+describe("the service's Node flags", () => {
+  // an --import names the same file three ways (URL, relative, absolute): compare by file name
+  const normalised = (flags: readonly string[]) => flags.map((flag) => flag.replace(/^--import[= ]\S*\/([^/]+)$/, "--import $1"));
+  const flagsBefore = (commandLine: string, entry: string) => {
+    const words = commandLine.trim().split(/\s+/);
+    const flags: string[] = [];
+    for (let at = 1; at < words.length && !words[at]!.endsWith(entry); at++) flags.push(words[at]!.startsWith("--import") && !words[at]!.includes("=") ? `${words[at]}=${words[++at]}` : words[at]!);
+    return flags;
+  };
+
+  it("are the same for the launcher, npm start and the systemd unit (service-node-flags.js)", () => {
+    const start = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts["start"]!;
+    const execStart = /^ExecStart=(.+)$/m.exec(readFileSync(join(ROOT, "packaging", "mailroute.service"), "utf8"))![1]!;
+    const expected = normalised(SERVICE_NODE_FLAGS);
+    assert.ok(expected.includes("--import stripped-typescript.js"));
+    assert.deepEqual(normalised(flagsBefore(start, "src/cli/main.ts")), expected);
+    assert.deepEqual(normalised(flagsBefore(execStart, "src/cli/main.ts")), expected);
   });
 });
 
