@@ -22,7 +22,7 @@
  * - the whole relay is bounded by `deadlineMs`, well under the sender's DATA timeout.
  */
 import { randomUUID } from "node:crypto";
-import { Transform, pipeline, type Readable } from "node:stream";
+import { Transform, type Readable } from "node:stream";
 import type { Logger } from "../analytics/structured-log.ts";
 import type { DestinationChains } from "../routing/destination-expression.ts";
 import type { AttemptOutcome, DestinationSender } from "./destination-sender.ts";
@@ -126,9 +126,14 @@ export async function relayMessage(request: RelayRequest, deps: RelayDependencie
       claim.catch(() => undefined);
       return claim;
     };
-    const message = () => gateFinalDot(request.message(), claimOnce(), () => {
-      dotReleased = true;
-    });
+    const streams: Readable[] = [];
+    const message = () => {
+      const gated = gateFinalDot(request.message(), claimOnce(), () => {
+        dotReleased = true;
+      });
+      streams.push(gated);
+      return gated;
+    };
     const started = now();
     // the relay's deadline stops this attempt too; linked by hand and unlinked when the send
     // returns (an AbortSignal.any would stay alive with its listeners until the deadline)
@@ -140,6 +145,9 @@ export async function relayMessage(request: RelayRequest, deps: RelayDependencie
       sent = await deps.send(member, { from: request.mailFrom, size: request.size }, message, stop.signal);
     } finally {
       signal.removeEventListener("abort", onDeadline);
+      // the sender is done with the message: one it left unread (deadline, lost connection)
+      // lets its source go, or the spool file would stay open
+      for (const stream of streams) if (!stream.readableEnded) stream.destroy();
     }
     const outcome = { ...sent, durationMs: sent.durationMs || now() - started };
     if (claim !== null && !claimed && claimFailure === null) {
@@ -251,8 +259,16 @@ function gateFinalDot(source: Readable, gate: Promise<void>, onRelease: () => vo
       );
     },
   });
-  // errors of either side end both; the client hears them as an error of `gated`
-  pipeline(source, gated, () => undefined);
+  // Errors of either side end both; the client hears them as an error of `gated`. Wired by hand
+  // rather than with stream.pipeline, which aborts an AbortController of its own when it
+  // finishes, constructing a DOMException (stack trace included) for every message relayed:
+  // ~57 µs of the main thread per message, 1 % of it in the 1 KiB benchmark (issue 11).
+  source.once("error", (error: Error) => gated.destroy(error));
+  // the client gave up (error, deadline, closed connection): the spool stops reading
+  gated.once("close", () => {
+    if (!source.readableEnded) source.destroy();
+  });
+  source.pipe(gated);
   return gated;
 }
 

@@ -28,7 +28,8 @@ const DEADLINE_MS = 5000;
 interface Bench {
   db: Kysely<Database>;
   logs: { event: string; [field: string]: unknown }[];
-  relay(fingerprint: string, raw: string): Promise<RelayOutcome>;
+  /** `source` replaces the message stream the relay reads (by default `raw` in one chunk). */
+  relay(fingerprint: string, raw: string, source?: () => Readable): Promise<RelayOutcome>;
 }
 
 /** Wraps the real store ledger, e.g. to delay its claims (a slow disk, a busy database). */
@@ -77,9 +78,9 @@ async function bench(target: DatabaseTarget, sinkPort: number, use: (bench: Benc
     await use({
       db,
       logs,
-      relay: (fingerprint, raw) =>
+      relay: (fingerprint, raw, source) =>
         relayMessage(
-          { chains: [[DESTINATION]], mailFrom: "bounce@mx.mailroute.test", fingerprint, size: raw.length, message: () => Readable.from([Buffer.from(raw)]) },
+          { chains: [[DESTINATION]], mailFrom: "bounce@mx.mailroute.test", fingerprint, size: raw.length, message: source ?? (() => Readable.from([Buffer.from(raw)])) },
           { send: stack.send, ledger, deadlineMs, logger },
         ),
     });
@@ -251,6 +252,44 @@ forEachDatabase((target) => {
         assert.equal(reply.responseCode, 451);
         assert.doesNotMatch(reply.line, /trigger|refused/);
       });
+    });
+  });
+
+  it("abandons the attempt, without a dot, when the message source fails while it is read (a spool read error)", async () => {
+    await withSmtpSink(async (sink) => {
+      await bench(target, sink.port, async ({ relay }) => {
+        const raw = testMessage();
+        const failing = () =>
+          new Readable({
+            read() {
+              this.push(Buffer.from(raw.slice(0, 40)));
+              setImmediate(() => this.destroy(Object.assign(new Error("EIO: i/o error, read"), { code: "EIO" })));
+            },
+          });
+        const outcome = await relay(fingerprint(), raw, failing);
+        assert.equal(outcome.status, "temporary");
+        assert.equal(sink.messages.length, 0, "no dot, no message");
+      });
+    });
+  });
+
+  it("lets go of the message source when the attempt is cut off before the source ended (the deadline)", { timeout: 30_000 }, async () => {
+    await withSmtpSink(async (sink) => {
+      let source: Readable | null = null;
+      // a spool that never ends: only the relay deadline stops the attempt
+      const endless = () => (source = new Readable({ read() {} }));
+      await bench(
+        target,
+        sink.port,
+        async ({ relay }) => {
+          const outcome = await relay(fingerprint(), testMessage(), endless);
+          assert.equal(outcome.status, "temporary");
+          await sleep(50);
+          assert.ok(source !== null && source.destroyed, "the source was destroyed (its file is closed)");
+        },
+        undefined,
+        1000,
+      );
     });
   });
 
