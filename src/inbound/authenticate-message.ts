@@ -20,7 +20,8 @@
  * DNS problems are results, not errors.
  */
 import type { Readable } from "node:stream";
-import { authenticate, type AuthenticateResult, type DNSResolver } from "mailauth";
+import type { AuthenticateResult, DNSResolver } from "mailauth";
+import { authenticate } from "./mailauth-authenticate.ts";
 import type { DnsRecordResolver } from "./dns-txt-resolver.ts";
 import { capHeaderSection, DEFAULT_MAX_HEADER_BYTES } from "./header-cap.ts";
 

@@ -1,7 +1,8 @@
 /**
  * We patch private internals of two dependencies (src/smtp/command-hook-shim.ts,
  * src/smtp/enhanced-code-shim.ts, src/smtp/tls-credentials.ts for smtp-server; the deep imports
- * in src/delivery/mta-sts-policy.ts and src/delivery/message-signer.ts for mailauth). package.json
+ * in src/delivery/mta-sts-policy.ts and src/delivery/message-signer.ts, and the BIMI stand-ins of
+ * src/inbound/mailauth-authenticate.ts, for mailauth). package.json
  * pins both exactly; this test fails loudly when the installed version or the shape of what we
  * patch changes, so an upgrade is a deliberate act that re-checks each shim.
  */
@@ -10,6 +11,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { BIMI_MODULES } from "../../src/inbound/mailauth-authenticate.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const require = createRequire(join(ROOT, "package.json"));
@@ -54,5 +56,16 @@ describe("dependencies whose internals we patch", () => {
     assert.equal(typeof tools["parseHeaders"], "function", "mailauth/lib/tools parseHeaders is gone: message-signer.ts needs rework");
     const parsed = (tools["parseHeaders"] as (block: Buffer) => { parsed: { key: string; line: Buffer }[] })(Buffer.from("From: a@example.com\r\nSubject: hi\r\n\r\n"));
     assert.deepEqual(parsed.parsed.map((header) => header.key), ["from", "subject"], "parseHeaders changed its result shape");
+  });
+
+  it("mailauth.js still takes BIMI's functions from the modules mailauth-authenticate.ts stands in for", () => {
+    const source = readFileSync(require.resolve("mailauth"), "utf8");
+    const required = new Map([...source.matchAll(/const \{([^}]+)\} = require\('(\.\/bimi[^']*)'\)/g)].map((match) => [require.resolve(`mailauth/lib/${match[2]!.slice(2)}`), match[1]!.split(",").map((name) => name.split(":")[0]!.trim())]));
+    assert.equal(required.size, BIMI_MODULES.length, "mailauth.js requires other BIMI modules now: mailauth-authenticate.ts needs rework");
+    for (const { specifier, exports } of BIMI_MODULES) {
+      const names = required.get(require.resolve(specifier));
+      assert.ok(names !== undefined, `mailauth.js no longer requires ${specifier}`);
+      assert.deepEqual([...names].sort(), [...exports].sort(), `mailauth.js takes other names from ${specifier}`);
+    }
   });
 });
