@@ -49,6 +49,18 @@ describe("structured log redaction", () => {
     for (const secret of ["anything-at-all", "pw-value", "Digest xyz", "pw2", token]) assert.ok(!text().includes(secret), `${secret} leaked`);
   });
 
+  it("redacts each kind of secret on its own, in any letter case (the quick pre-check lets none through)", () => {
+    const cases: [string, string][] = [
+      [`x ${token}`, `x mr_${REDACTED}`],
+      ["BASIC dXNlcjpwYXNzd29yZA==", `BASIC ${REDACTED}`],
+      ["bearer abc.def", `bearer ${REDACTED}`],
+      ["PASSWORD=hunter2", `PASSWORD=${REDACTED}`],
+      ["Api-Key='k3y'", `Api-Key=${REDACTED}`],
+      ["SMTP://user:pa55@relay.example", `SMTP://user:${REDACTED}@relay.example`],
+    ];
+    for (const [input, expected] of cases) assert.equal(redactSecrets(input), expected, input);
+  });
+
   it("leaves ordinary envelope data, codes and ids alone", () => {
     const { logger, lines } = capture();
     const fields = { session: "abc123", rcpt: "mr_smith@example.com", from: "SRS0=HHH=TT=example.org=bob@mx.example.net", code: 250, enhanced: "2.0.0", tokens_used: false };
