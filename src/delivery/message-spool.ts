@@ -14,6 +14,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 
+// Spilled bytes are written, and read back, this many at a time: per-call costs (a thread-pool
+// round trip, a promise, a 64 KiB buffer per read) made up a quarter of the main thread's time
+// on 10 MiB messages. Measured, 10 MiB × 4 sessions: 64 KiB reads 5.7–6.3 msg/s, 1 MiB 7.0.
+const FILE_WRITE_BYTES = 256 * 1024;
+const FILE_READ_BYTES = 1024 * 1024;
+
 export interface MessageSpoolOptions {
   maxSize: number;
   memoryLimit?: number;
@@ -56,6 +62,16 @@ export class MessageSpool {
   }
 
   async write(chunk: Buffer): Promise<void> {
+    await this.#store(chunk);
+    await this.#flush();
+  }
+
+  // Spilled bytes wait here until there are FILE_WRITE_BYTES of them (fill() only): one file
+  // write per that many bytes, not one per network read.
+  readonly #pending: Buffer[] = [];
+  #pendingBytes = 0;
+
+  async #store(chunk: Buffer): Promise<void> {
     this.#received += chunk.length;
     if (this.#size >= this.#maxSize) return;
     const room = this.#maxSize - this.#size;
@@ -72,15 +88,27 @@ export class MessageSpool {
       // 0o600: a message in transit is private to this process.
       this.#file = await open(this.#filePath, "wx+", 0o600);
     }
-    await this.#file.write(part, 0, part.length, this.#fileBytes);
-    this.#fileBytes += part.length;
+    this.#pending.push(part);
+    this.#pendingBytes += part.length;
+    if (this.#pendingBytes >= FILE_WRITE_BYTES) await this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#pendingBytes === 0 || this.#file === null) return;
+    const parts = this.#pending.splice(0);
+    const bytes = this.#pendingBytes;
+    this.#pendingBytes = 0;
+    const { bytesWritten } = await this.#file.writev(parts, this.#fileBytes);
+    if (bytesWritten !== bytes) throw new Error(`message spool: wrote ${bytesWritten} of ${bytes} bytes to ${this.#filePath}`);
+    this.#fileBytes += bytes;
   }
 
   /** Consume a readable completely into the spool. */
   async fill(source: AsyncIterable<Buffer | string>): Promise<void> {
     for await (const chunk of source) {
-      await this.write(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
+      await this.#store(typeof chunk === "string" ? Buffer.from(chunk) : chunk);
     }
+    await this.#flush();
   }
 
   get sha256(): string {
@@ -112,7 +140,7 @@ export class MessageSpool {
         if (prefix !== undefined && prefix.length > 0) await writeAndWait(out, prefix);
         for (const chunk of memory) await writeAndWait(out, chunk);
         if (path !== null && fileBytes > 0) {
-          for await (const chunk of createReadStream(path, { start: 0, end: fileBytes - 1 })) {
+          for await (const chunk of createReadStream(path, { start: 0, end: fileBytes - 1, highWaterMark: FILE_READ_BYTES })) {
             await writeAndWait(out, chunk as Buffer);
           }
         }

@@ -1,0 +1,81 @@
+/**
+ * MessageSpool over a real temporary directory: what goes in comes out byte for byte, from
+ * memory and from its spill file, whether it arrives as many network-sized chunks (fill, which
+ * gathers spilled bytes into larger file writes) or as one write (a worker's hand-in, readable at
+ * once); the size limit counts but never stores the excess; dispose removes the file.
+ */
+import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import { MessageSpool } from "../../src/delivery/message-spool.ts";
+
+/** `total` random bytes in chunks of 1–`maxChunk` bytes, as a socket would hand them over. */
+function chunked(total: number, maxChunk: number): Buffer[] {
+  const chunks: Buffer[] = [];
+  let left = total;
+  while (left > 0) {
+    const size = Math.min(left, 1 + Math.floor(Math.random() * maxChunk));
+    chunks.push(randomBytes(size));
+    left -= size;
+  }
+  return chunks;
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of stream) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+describe("MessageSpool", () => {
+  let spoolDir: string;
+  before(() => {
+    spoolDir = mkdtempSync(join(tmpdir(), "mailroute-spool-test-"));
+  });
+  after(() => rmSync(spoolDir, { recursive: true, force: true }));
+
+  it("returns a message filled from many small chunks byte for byte, memory part and spill file alike, to every reader", async () => {
+    const chunks = chunked(3 * 1024 * 1024 + 12_345, 70_000);
+    const whole = Buffer.concat(chunks);
+    const spool = new MessageSpool({ maxSize: 10 * 1024 * 1024, spoolDir });
+    await spool.fill(Readable.from(chunks));
+    assert.equal(spool.size, whole.length);
+    assert.equal(spool.sha256, createHash("sha256").update(whole).digest("hex"));
+    const [file] = readdirSync(spoolDir);
+    assert.ok(file !== undefined, "the message spilled to a file");
+    assert.equal(statSync(join(spoolDir, file)).mode & 0o777, 0o600);
+    const prefix = Buffer.from("Received: by test\r\n");
+    const [first, second] = await Promise.all([readAll(spool.createReadStream()), readAll(spool.createReadStream(prefix))]);
+    assert.ok(first.equals(whole), "first reader got the message");
+    assert.ok(second.equals(Buffer.concat([prefix, whole])), "second reader got the prefix and the message");
+    await spool.dispose();
+    assert.deepEqual(readdirSync(spoolDir), [], "dispose removed the spill file");
+  });
+
+  it("makes one direct write readable at once, also when it spills less than a file write's worth", async () => {
+    for (const size of [100, 300 * 1024, 2 * 1024 * 1024]) {
+      const raw = randomBytes(size);
+      const spool = new MessageSpool({ maxSize: 10 * 1024 * 1024, spoolDir });
+      await spool.write(raw);
+      assert.ok((await readAll(spool.createReadStream())).equals(raw), `${size} bytes read back`);
+      await spool.dispose();
+    }
+  });
+
+  it("counts the bytes past maxSize but stores only maxSize of them", async () => {
+    const chunks = chunked(1024 * 1024, 50_000);
+    const whole = Buffer.concat(chunks);
+    const maxSize = 700 * 1024 + 3;
+    const spool = new MessageSpool({ maxSize, spoolDir });
+    await spool.fill(Readable.from(chunks));
+    assert.equal(spool.received, whole.length);
+    assert.equal(spool.size, maxSize);
+    assert.ok(spool.exceeded);
+    assert.ok((await readAll(spool.createReadStream())).equals(whole.subarray(0, maxSize)));
+    await spool.dispose();
+  });
+});
