@@ -128,6 +128,13 @@ export class MessageSpool {
     return Buffer.concat(parts).subarray(0, limit);
   }
 
+  /** The stored message in one Buffer (after `prefix`), when all of it is in memory; else null. */
+  inMemory(prefix?: Buffer): Buffer | null {
+    if (this.#disposed) throw new Error("message spool already disposed");
+    if (this.#file !== null) return null;
+    return Buffer.concat(prefix === undefined ? this.#chunks : [prefix, ...this.#chunks]);
+  }
+
   /** A fresh stream over the stored message, optionally preceded by extra bytes (a trace header). */
   createReadStream(prefix?: Buffer): Readable {
     if (this.#disposed) throw new Error("message spool already disposed");

@@ -7,8 +7,10 @@
  * Promises:
  * - `sign` keeps createMessageSigner's contract (header lines to prepend, never a modified
  *   message; throws only when the message stream failed or the keys could not be loaded):
- *   the message is streamed to the thread with flow control (port-stream.ts), never held
- *   whole, and read exactly once;
+ *   a message given as a stream is streamed to the thread with flow control (port-stream.ts),
+ *   never held whole, and read exactly once; one given as a Buffer of at most INLINE_BYTES goes
+ *   in the job itself (one message each way instead of a channel, chunks, acknowledgements
+ *   and an end: cross-thread wake-ups are what a small message's hop cost, issue 11);
  * - a thread that dies fails only the jobs it held (rejected, so the sender hears 451) and is
  *   replaced; `close` ends every thread and rejects what is still waiting;
  * - with `threads: 0` it signs on the calling thread instead (same signer, no pool).
@@ -19,7 +21,7 @@ import { DkimKeyStore } from "./dkim-keys.ts";
 import type { MessageSigner, SignedHeaders } from "./message-signer.ts";
 import { sendOverPort } from "./port-stream.ts";
 import { serveKeys } from "./signing-keys-remote.ts";
-import type { SigningJob, SigningWorkerData } from "./signing-worker.ts";
+import type { SigningAnswer, SigningJob, SigningWorkerData } from "./signing-worker.ts";
 
 export interface SigningPoolOptions {
   /**
@@ -48,7 +50,12 @@ interface Thread {
   ready: Promise<void>;
   started: boolean;
   inFlight: Set<(error: Error) => void>;
+  /** Jobs carried whole, by id, until their answer comes on the thread's port. */
+  inline: Map<number, (answer: SigningAnswer) => void>;
 }
+
+/** A message up to this size, given as a Buffer, is posted whole with its job. */
+export const INLINE_BYTES = 256 * 1024;
 
 const WORKER_URL = new URL("./signing-worker.ts", import.meta.url);
 // A signing thread holds keys and a few chunks in flight (the message is streamed under flow
@@ -79,6 +86,7 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
       worker,
       started: false,
       inFlight: new Set(),
+      inline: new Map(),
       ready: new Promise((resolve, reject) => {
         worker.once("message", () => {
           thread.started = true;
@@ -95,6 +103,14 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
       thread.inFlight.clear();
       if (!closed && thread.started && threads[index] === thread) threads[index] = start(index);
     };
+    worker.on("message", (message: "ready" | (SigningAnswer & { id: number })) => {
+      if (typeof message !== "object") return;
+      const deliver = thread.inline.get(message.id);
+      thread.inline.delete(message.id);
+      // the thread is only kept alive by jobs in flight, as with a streamed job's port
+      if (thread.inline.size === 0) worker.unref();
+      deliver?.(message);
+    });
     worker.on("error", (error) => fail(new Error(`signing thread failed: ${error.message}`)));
     worker.on("exit", (code) => fail(new Error(`signing thread exited (${code})`)));
     // idle threads must not keep the process alive (a job in flight does: its port is listened to)
@@ -105,22 +121,50 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
   for (let index = 0; index < size; index++) threads.push(start(index));
   await Promise.all(threads.map((thread) => thread.ready));
 
+  let nextId = 0;
+
+  function received(answer: SigningAnswer): SignedHeaders {
+    if ("error" in answer) throw new Error(answer.error);
+    const { result } = answer;
+    return { ...result, headers: Buffer.from(result.headers.buffer, result.headers.byteOffset, result.headers.byteLength) };
+  }
+
+  async function signInline(thread: Thread, request: Parameters<MessageSigner>[0], whole: Buffer): Promise<SignedHeaders> {
+    const id = nextId++;
+    // a copy the thread owns, transferred: the Buffer may be a slice of a shared pool
+    const message = new Uint8Array(whole);
+    const answer = await new Promise<SigningAnswer>((resolve, reject) => {
+      thread.inFlight.add(reject);
+      thread.inline.set(id, (reply) => {
+        thread.inFlight.delete(reject);
+        resolve(reply);
+      });
+      if (thread.inline.size === 1) thread.worker.ref();
+      const job: SigningJob = { id, message, routingDomain: request.routingDomain, arc: request.arc, authenticationResults: request.authenticationResults };
+      thread.worker.postMessage(job, [message.buffer]);
+    });
+    return received(answer);
+  }
+
   async function signOnThread(request: Parameters<MessageSigner>[0]): Promise<SignedHeaders> {
     if (closed) throw new Error("signing pool is closed");
     const thread = threads.reduce((best, candidate) => (candidate.inFlight.size < best.inFlight.size ? candidate : best));
     await thread.ready;
+    if (Buffer.isBuffer(request.message) && request.message.length <= INLINE_BYTES) return signInline(thread, request, request.message);
     const { port1, port2 } = new MessageChannel();
     try {
       return await new Promise<SignedHeaders>((resolve, reject) => {
         thread.inFlight.add(reject);
         const settle = () => thread.inFlight.delete(reject);
         // the same port carries the stream's acknowledgements ("ack"); the answer is the one object
-        port1.on("message", (answer: "ack" | { result?: SignedHeaders & { headers: Uint8Array }; error?: string }) => {
+        port1.on("message", (answer: "ack" | SigningAnswer) => {
           if (answer === "ack") return;
           settle();
-          if (answer.error !== undefined) return reject(new Error(answer.error));
-          const result = answer.result!;
-          resolve({ ...result, headers: Buffer.from(result.headers.buffer, result.headers.byteOffset, result.headers.byteLength) });
+          try {
+            resolve(received(answer));
+          } catch (error) {
+            reject(error as Error);
+          }
         });
         const job: SigningJob = { port: port2, routingDomain: request.routingDomain, arc: request.arc, authenticationResults: request.authenticationResults };
         thread.worker.postMessage(job, [port2]);

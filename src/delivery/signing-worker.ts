@@ -3,9 +3,10 @@
  * the SMTP thread, so RSA signing (the largest CPU cost per forwarded message) runs on another
  * core while the SMTP thread keeps reading and relaying.
  *
- * Promises: each request arrives with its own MessagePort carrying the message
- * (port-stream.ts) and gets exactly one answer on that port — the SignedHeaders, or
- * `{ error }` — after which the port is closed. It signs with the same code as the SMTP
+ * Promises: a large message arrives with its own MessagePort carrying it (port-stream.ts) and
+ * gets exactly one answer on that port — the SignedHeaders, or `{ error }` — after which the
+ * port is closed; a small one arrives whole, with an id, and gets exactly one answer with that
+ * id on the thread's own port. It signs with the same code as the SMTP
  * thread would (createMessageSigner), with the keys the main thread's DkimKeyStore holds,
  * asked for over `keyPort` (signing-keys-remote.ts) and parsed once per thread.
  */
@@ -13,7 +14,7 @@
 import { keyObjectsAccepted } from "./mailauth-key-objects.ts";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { remoteKeys } from "./signing-keys-remote.ts";
-import { createMessageSigner, type SignRequest } from "./message-signer.ts";
+import { createMessageSigner, type SignedHeaders, type SignRequest } from "./message-signer.ts";
 import { receiveFromPort } from "./port-stream.ts";
 
 export interface SigningWorkerData {
@@ -22,12 +23,17 @@ export interface SigningWorkerData {
   hostname: string;
 }
 
-export interface SigningJob {
-  port: MessagePort;
+interface JobMeta {
   routingDomain: string;
   arc: SignRequest["arc"];
   authenticationResults: string | null;
 }
+
+/** A message streamed over its own port, or (small enough to post whole) carried in the job itself. */
+export type SigningJob = (JobMeta & { port: MessagePort }) | (JobMeta & { id: number; message: Uint8Array });
+
+/** The answer to a job: the signer's result (header lines transferred as bytes), or why it failed. */
+export type SigningAnswer = { result: Omit<SignedHeaders, "headers"> & { headers: Uint8Array } } | { error: string };
 
 if (parentPort === null) throw new Error("signing-worker.ts runs as a worker thread (signing-pool.ts starts it)");
 const settings = workerData as SigningWorkerData;
@@ -38,18 +44,29 @@ const sign = createMessageSigner({
 // decided once, before the first job
 await keyObjectsAccepted();
 
-parentPort.on("message", (job: SigningJob) => {
-  const { port } = job;
-  sign({ message: receiveFromPort(port), routingDomain: job.routingDomain, arc: job.arc, authenticationResults: job.authenticationResults }).then(
+function answer(signing: Promise<SignedHeaders>, reply: (answer: SigningAnswer, transfer?: ArrayBuffer[]) => void): void {
+  signing.then(
     (signed) => {
       const headers = new Uint8Array(signed.headers);
-      port.postMessage({ result: { ...signed, headers } }, [headers.buffer]);
-      port.close();
+      reply({ result: { ...signed, headers } }, [headers.buffer]);
     },
-    (error: unknown) => {
-      port.postMessage({ error: (error as Error).message ?? String(error) });
-      port.close();
-    },
+    (error: unknown) => reply({ error: (error as Error).message ?? String(error) }),
   );
+}
+
+const thread = parentPort;
+thread.on("message", (job: SigningJob) => {
+  const meta = { routingDomain: job.routingDomain, arc: job.arc, authenticationResults: job.authenticationResults };
+  if ("id" in job) {
+    const { id } = job;
+    const message = Buffer.from(job.message.buffer, job.message.byteOffset, job.message.byteLength);
+    answer(sign({ message, ...meta }), (reply, transfer) => thread.postMessage({ id, ...reply }, transfer ?? []));
+    return;
+  }
+  const { port } = job;
+  answer(sign({ message: receiveFromPort(port), ...meta }), (reply, transfer) => {
+    port.postMessage(reply, transfer ?? []);
+    port.close();
+  });
 });
 parentPort.postMessage("ready");

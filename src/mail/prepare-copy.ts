@@ -24,7 +24,12 @@ import type { DispatchRequest } from "./dispatcher.ts";
 export interface CopyBody {
   readonly size: number;
   read(prefix: Buffer): Readable;
+  /** The whole copy in one Buffer when the body is in memory anyway (the signer then gets it in one piece), else null. */
+  whole(prefix: Buffer): Buffer | null;
 }
+
+// a copy up to this size goes to the signer whole (signing-pool.ts INLINE_BYTES)
+const WHOLE_FOR_SIGNING_BYTES = 256 * 1024;
 
 // views fed to the signer and the relay: large enough to be cheap, small enough to never copy much
 const PIECE_BYTES = 64 * 1024;
@@ -36,11 +41,11 @@ function* pieces(...buffers: Buffer[]): Generator<Buffer> {
 }
 
 export function spoolBody(spool: MessageSpool): CopyBody {
-  return { size: spool.size, read: (prefix) => spool.createReadStream(prefix) };
+  return { size: spool.size, read: (prefix) => spool.createReadStream(prefix), whole: (prefix) => spool.inMemory(prefix) };
 }
 
 export function bufferBody(body: Buffer): CopyBody {
-  return { size: body.length, read: (prefix) => Readable.from(pieces(prefix, body)) };
+  return { size: body.length, read: (prefix) => Readable.from(pieces(prefix, body)), whole: (prefix) => Buffer.concat([prefix, body]) };
 }
 
 export interface CopyRequest {
@@ -68,8 +73,9 @@ export interface PreparedCopy {
 export async function prepareCopy(copy: CopyRequest, signer: MessageSigner | null): Promise<PreparedCopy> {
   let signed: SignedHeaders | null = null;
   if (copy.sign && signer !== null) {
+    const small = copy.headers.length + copy.body.size <= WHOLE_FOR_SIGNING_BYTES;
     signed = await signer({
-      message: copy.body.read(copy.headers),
+      message: (small ? copy.body.whole(copy.headers) : null) ?? copy.body.read(copy.headers),
       routingDomain: copy.routingDomain,
       arc: copy.seal?.arc ?? null,
       authenticationResults: copy.seal?.authenticationResults ?? null,

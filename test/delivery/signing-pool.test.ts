@@ -6,7 +6,7 @@ import { PassThrough, Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { dkimVerify } from "mailauth";
 import { DkimKeyStore } from "../../src/delivery/dkim-keys.ts";
-import { createSigningPool, type SigningPool } from "../../src/delivery/signing-pool.ts";
+import { createSigningPool, INLINE_BYTES, type SigningPool } from "../../src/delivery/signing-pool.ts";
 
 let dir: string;
 let pool: SigningPool;
@@ -59,6 +59,17 @@ describe("signing pool", () => {
     })());
     const signed = await pool.sign({ message: source, routingDomain: "route.example", arc: null, authenticationResults: null });
     assert.deepEqual(await verdicts(signed.headers, copy), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
+  });
+
+  it("signs a Buffer on either side of the size posted whole with its job (above it, the Buffer is streamed)", async () => {
+    for (const size of [INLINE_BYTES - 1000, INLINE_BYTES + 1000, 3 * INLINE_BYTES]) {
+      // lines of 76 bytes, about `size` bytes in all
+      const body = Buffer.alloc(size - 200, "a");
+      for (let at = 76; at < body.length; at += 78) body.write("\r\n", at);
+      const whole = message(body);
+      const signed = await pool.sign({ message: whole, routingDomain: "route.example", arc: null, authenticationResults: null });
+      assert.deepEqual(await verdicts(signed.headers, whole), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"], `${whole.length} bytes`);
+    }
   });
 
   it("signs many messages at once across its threads, each with its own signature", async () => {
