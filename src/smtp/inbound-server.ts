@@ -44,6 +44,7 @@ import { installGreetPause } from "./greet-pause-shim.ts";
 import { LineEndingCheck, scanLineEndings } from "./line-ending-check.ts";
 import { installLineLengthShim } from "./line-length-shim.ts";
 import { installPipelinedDataShim } from "./pipelined-data-shim.ts";
+import { installDataScanShim } from "./data-scan-shim.ts";
 import { SessionDeadlines } from "./session-deadlines.ts";
 
 export interface InboundServerOptions {
@@ -96,6 +97,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
   installEnhancedCodeShim();
   installPipelinedDataShim();
   installLineLengthShim();
+  installDataScanShim();
   const now = deps.now ?? (() => new Date());
   // os.tmpdir() reads the environment on every call: once per server, not once per message
   const spoolDir = options.spoolDir ?? tmpdir();

@@ -1,6 +1,6 @@
 /**
  * We patch private internals of two dependencies (src/smtp/command-hook-shim.ts,
- * src/smtp/enhanced-code-shim.ts, src/smtp/tls-credentials.ts for smtp-server; the deep imports
+ * src/smtp/enhanced-code-shim.ts, src/smtp/tls-credentials.ts, src/smtp/data-scan-shim.ts for smtp-server; the deep imports
  * in src/delivery/mta-sts-policy.ts and src/delivery/message-signer.ts, and the BIMI stand-ins of
  * src/inbound/mailauth-authenticate.ts, for mailauth). package.json
  * pins both exactly; this test fails loudly when the installed version or the shape of what we
@@ -44,6 +44,11 @@ describe("dependencies whose internals we patch", () => {
     }
     assert.match(source, /_onCommand\(command, callback\)/, "SMTPConnection#_onCommand changed its parameters");
     assert.match(source, /send\(code, data, context\)/, "SMTPConnection#send changed its parameters");
+    // data-scan-shim.ts replaces SMTPStream#_feedDataStream and calls what it called
+    const stream = readFileSync(new URL(import.meta.resolve("smtp-server/lib/smtp-stream.js")), "utf8");
+    for (const member of ["_feedDataStream(chunk, done)", "_countDataBytes(len)", "_endDataMode(chunk, remainder, callback)", "this._lastBytes", "this._atDataStart", "this._dataStream"]) {
+      assert.ok(stream.includes(member), `SMTPStream no longer has ${member}: data-scan-shim.ts needs rework`);
+    }
     const { SMTPServer } = (await import("smtp-server")) as unknown as { SMTPServer: { prototype: Record<string, unknown> } };
     assert.equal(typeof SMTPServer.prototype["updateSecureContext"], "function", "SMTPServer#updateSecureContext is gone: tls-credentials.ts reloads certificates through it");
   });
