@@ -13,6 +13,7 @@
  */
 import type * as Mailauth from "mailauth";
 import { createRequire, Module } from "node:module";
+import { installMailauthScanShim } from "./mailauth-scan-shim.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -44,5 +45,8 @@ function placeStandIn(specifier: string, names: readonly string[]): void {
 }
 
 for (const { specifier, exports } of BIMI_MODULES) placeStandIn(specifier, exports);
+
+// its verifiers' parser finds line ends natively (mailauth-scan-shim.ts says why)
+installMailauthScanShim();
 
 export const authenticate = (require("mailauth") as typeof Mailauth).authenticate;

@@ -63,6 +63,13 @@ describe("dependencies whose internals we patch", () => {
     assert.deepEqual(parsed.parsed.map((header) => header.key), ["from", "subject"], "parseHeaders changed its result shape");
   });
 
+  it("mailauth's MessageParser still has the methods and fields mailauth-scan-shim.ts replaces", () => {
+    const source = readFileSync(require.resolve("mailauth/lib/dkim/message-parser.js"), "utf8");
+    for (const member of ["async processChunk(chunk)", "*ensureLinebreaks(input)", "this.stateBytes", "this.headerBytes", "this.lastByte", "this.headerChunks", "await this.emitHeaders(", "await this.nextChunk("]) {
+      assert.ok(source.includes(member), `MessageParser no longer has ${member}: mailauth-scan-shim.ts needs rework`);
+    }
+  });
+
   it("mailauth.js still takes BIMI's functions from the modules mailauth-authenticate.ts stands in for", () => {
     const source = readFileSync(require.resolve("mailauth"), "utf8");
     const required = new Map([...source.matchAll(/const \{([^}]+)\} = require\('(\.\/bimi[^']*)'\)/g)].map((match) => [require.resolve(`mailauth/lib/${match[2]!.slice(2)}`), match[1]!.split(",").map((name) => name.split(":")[0]!.trim())]));
