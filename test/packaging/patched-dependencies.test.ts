@@ -1,8 +1,9 @@
 /**
- * We patch private internals of two dependencies (src/smtp/command-hook-shim.ts,
+ * We patch private internals of three dependencies (src/smtp/command-hook-shim.ts,
  * src/smtp/enhanced-code-shim.ts, src/smtp/tls-credentials.ts, src/smtp/data-scan-shim.ts for smtp-server; the deep imports
  * in src/delivery/mta-sts-policy.ts and src/delivery/message-signer.ts, and the BIMI stand-ins of
- * src/inbound/mailauth-authenticate.ts, for mailauth). package.json
+ * src/inbound/mailauth-authenticate.ts, for mailauth; src/delivery/dot-stuffing-shim.ts for
+ * nodemailer). package.json
  * pins both exactly; this test fails loudly when the installed version or the shape of what we
  * patch changes, so an upgrade is a deliberate act that re-checks each shim.
  */
@@ -17,7 +18,7 @@ const ROOT = join(import.meta.dirname, "..", "..");
 const require = createRequire(join(ROOT, "package.json"));
 const manifest = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> };
 
-const PINNED = { "smtp-server": "3.21.6", mailauth: "7.1.0" } as const;
+const PINNED = { "smtp-server": "3.21.6", mailauth: "7.1.0", nodemailer: "7.0.13" } as const;
 
 function installedVersion(name: string): string {
   return (JSON.parse(readFileSync(join(ROOT, "node_modules", name, "package.json"), "utf8")) as { version: string }).version;
@@ -61,6 +62,13 @@ describe("dependencies whose internals we patch", () => {
     assert.equal(typeof tools["parseHeaders"], "function", "mailauth/lib/tools parseHeaders is gone: message-signer.ts needs rework");
     const parsed = (tools["parseHeaders"] as (block: Buffer) => { parsed: { key: string; line: Buffer }[] })(Buffer.from("From: a@example.com\r\nSubject: hi\r\n\r\n"));
     assert.deepEqual(parsed.parsed.map((header) => header.key), ["from", "subject"], "parseHeaders changed its result shape");
+  });
+
+  it("nodemailer's DataStream still has the fields and the _transform dot-stuffing-shim.ts wraps", () => {
+    const source = readFileSync(require.resolve("nodemailer/lib/smtp-connection/data-stream.js"), "utf8");
+    for (const member of ["_transform(chunk, encoding, done)", "this.inByteCount += chunk.length", "this.outByteCount", "this.lastByte = chunk[chunk.length - 1]", "(!i && (!this.lastByte || this.lastByte === 0x0a))"]) {
+      assert.ok(source.includes(member), `DataStream no longer has ${member}: dot-stuffing-shim.ts needs rework`);
+    }
   });
 
   it("mailauth's MessageParser still has the methods and fields mailauth-scan-shim.ts replaces", () => {

@@ -1,0 +1,76 @@
+/**
+ * nodemailer's dot-stuffing stream with a fast path for chunks it would not change
+ * (src/delivery/dot-stuffing-shim.ts) emits exactly what nodemailer's own does: random input full
+ * of dots, CRs and LFs, cut into random chunks, goes through a DataStream with nodemailer's
+ * _transform and one with ours; the bytes out and the byte counters must be identical.
+ */
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import { describe, it } from "node:test";
+import { installDotStuffingShim, type DataStreamInternals } from "../../src/delivery/dot-stuffing-shim.ts";
+
+const require = createRequire(import.meta.url);
+type DataStreamClass = new () => DataStreamInternals & NodeJS.ReadWriteStream;
+const DataStream = require("nodemailer/lib/smtp-connection/data-stream.js") as DataStreamClass;
+const originalTransform = DataStream.prototype._transform;
+installDotStuffingShim();
+
+async function stuff(chunks: readonly Buffer[], transform: "original" | "shim"): Promise<{ out: string; inBytes: number; outBytes: number }> {
+  const stream = new DataStream();
+  if (transform === "original") stream._transform = originalTransform;
+  const parts: Buffer[] = [];
+  stream.on("data", (chunk: Buffer) => parts.push(chunk));
+  const ended = new Promise((resolve) => stream.on("end", resolve));
+  for (const chunk of chunks) stream.write(chunk);
+  stream.end();
+  await ended;
+  return { out: Buffer.concat(parts).toString("latin1"), inBytes: stream.inByteCount, outBytes: stream.outByteCount };
+}
+
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PIECES = ["\r\n", "\r\n", "\r\n", "text ", "more text", ".", "\r\n.", "\n", "\r", "\n.", "..", "\0"];
+
+describe("dot-stuffing with a fast path", () => {
+  it("is the fast path that runs: a plain CRLF chunk comes out as the very same Buffer", async () => {
+    const stream = new DataStream();
+    const chunk = Buffer.from("Subject: x\r\n\r\nline\r\n");
+    const out: Buffer[] = [];
+    stream.on("data", (part: Buffer) => out.push(part));
+    stream.write(chunk);
+    stream.end();
+    await new Promise((resolve) => stream.on("end", resolve));
+    assert.equal(out[0], chunk);
+  });
+
+  it("emits exactly what nodemailer's own stream emits, on 4,000 random inputs in random chunks", async () => {
+    const next = random(2026);
+    let changed = 0;
+    for (let round = 0; round < 4000; round++) {
+      let text = "";
+      const count = Math.floor(next() * 40);
+      for (let index = 0; index < count; index++) text += PIECES[Math.floor(next() * PIECES.length)];
+      const input = Buffer.from(text, "latin1");
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < input.length; ) {
+        const size = 1 + Math.floor(next() * (next() < 0.3 ? input.length : 6));
+        chunks.push(input.subarray(at, at + size));
+        at += size;
+      }
+      const [mine, theirs] = await Promise.all([stuff(chunks, "shim"), stuff(chunks, "original")]);
+      assert.deepEqual(mine, theirs, `round ${round}: ${JSON.stringify(text)} in ${chunks.length} chunks`);
+      if (theirs.out !== `${text}\r\n.\r\n` && theirs.out !== `${text}.\r\n`) changed++;
+    }
+    // the corpus has inputs nodemailer changes (stuffed dots, bare LFs) and inputs it passes on
+    assert.ok(changed > 500 && changed < 3900, `${changed} of 4000 inputs were changed`);
+  });
+});
