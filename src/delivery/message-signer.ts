@@ -25,10 +25,11 @@
  *   domain's keys could not be loaded.
  *
  * Memory: the message is read exactly once, as a stream (a Buffer is fed in 64 KiB views, not
- * copied). What is held is the header block, at most MAX_HEADER_BLOCK, its parsed fields and the
- * chunk in flight; the body is only ever hashed. The relaxed body hash is computed once and
- * shared by every signature: both DKIM signatures, and the ARC-Message-Signature (same body
- * canonicalization and hash, no l=), so sealing needs no second pass over a 25 MiB body.
+ * copied). What is held is the header block, at most MAX_HEADER_BLOCK, its parsed fields (a
+ * second time with our DKIM-Signatures on top, when sealing) and the chunk in flight; the body
+ * is only ever hashed. The relaxed body hash is computed once and shared by every signature:
+ * both DKIM signatures, and the ARC-Message-Signature (same body canonicalization and hash, no
+ * l=), so sealing needs no second pass over a 25 MiB body.
  *
  * Why our own signer (header-fields.ts, signature-field.ts, arc-chain.ts, arc-sealer.ts) and not
  * mailauth's: the signing thread's memory (issue 11). mailauth's signer modules bring joi,
@@ -37,9 +38,7 @@
  * byte what mailauth 7.1's dkimSign/createSeal wrote for the same message, keys and time —
  * the same h= lists, tag order, folding, instances, cv= rules and refusals (in its words) —
  * and test/delivery/signature-equivalence.test.ts holds us to it against mailauth itself,
- * whose verifier also passes what we sign. One difference: a d= or s= that is not ASCII is
- * refused here, where mailauth would convert it to an A-label; our key store only has
- * A-label domains and ASCII selectors.
+ * whose verifier also passes what we sign.
  *
  * Not done: oversigning From (listing it once more than it occurs, RFC 6376 §5.4.2). h= lists
  * the fields present in the message only, as mailauth 7 did; receivers refuse or flag a second

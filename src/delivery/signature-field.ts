@@ -14,10 +14,11 @@
  *   can be, as libmime's foldLines folds;
  * - `signingProblem` says why a key or tag value cannot make a signature every verifier
  *   accepts, in mailauth's words and order of checks (its strict mode), or null.
- * Tag values must not contain line breaks (d= and s= are checked by signingProblem; the rest
- * are ours).
+ * d= and s= are written as A-labels (a-label.ts). Tag values must not contain line breaks (d=
+ * and s= are checked by signingProblem; the rest are ours).
  */
 import { createHash, sign, type KeyObject } from "node:crypto";
+import { toALabel } from "./a-label.ts";
 import { relaxedField } from "./header-fields.ts";
 
 export type SignatureKind = "DKIM-Signature" | "ARC-Message-Signature" | "ARC-Seal";
@@ -41,7 +42,8 @@ export function signField(kind: SignatureKind, tags: readonly Tag[], algorithm: 
 
 function formatField(kind: SignatureKind, tags: readonly Tag[], signature: string): string {
   const b = `b=${signature}`.replace(new RegExp(`.{${SIGNATURE_BREAK}}`, "g"), "$& ").trim();
-  return `${kind}: ${[...tags.map(([name, value]) => `${name}=${value}`), b].join("; ")}`;
+  // d= and s= name DNS records: as A-labels (RFC 8616 §3)
+  return `${kind}: ${[...tags.map(([name, value]) => `${name}=${name === "d" || name === "s" ? toALabel(value) : value}`), b].join("; ")}`;
 }
 
 /**
@@ -94,8 +96,7 @@ export function signingProblem(signing: Signing): string | null {
   for (const [tag, value, syntax] of [["d=", signing.domain, DOMAIN_NAME], ["s=", signing.selector, SELECTOR]] as const) {
     const trimmed = value.trim();
     if (trimmed === "") return `Missing ${tag} value`;
-    // d= and s= must already be A-labels: our key store keeps domains in their IDNA form
-    if (!syntax.test(trimmed)) return `Invalid ${tag} value ${JSON.stringify(value)}`;
+    if (!syntax.test(toALabel(trimmed))) return `Invalid ${tag} value ${JSON.stringify(value)}`;
   }
   if (unixTime(signing.time) === null) return "Signing time can not be represented in a t= tag";
   const keyType = signing.key.asymmetricKeyType;

@@ -263,9 +263,24 @@ describe("our signer and mailauth's, side by side", () => {
     }
   });
 
+  it("write non-ASCII d= and s= as the same A-labels", async () => {
+    const cases: [string, string][] = [
+      ["bücher.example", "sélecteur"],
+      ["ÉCOLE.Straße.example", "Ünïcödé-2026"],
+      ["例え\u3002テスト", "sel"],
+    ];
+    for (const [domain, selector] of cases) {
+      const keys: DomainKeys = { domain, rsa: key("rsa", selector, domain, 1024), ed25519: key("ed25519", `${selector}-ed`, domain) };
+      const ours = await assertSameAsMailauth({ keysFor: async () => keys }, message(AUTHOR), { status: { result: "none" }, i: 0 }, null, `${domain} ${selector}`);
+      assert.equal(ours.dkim.length, 2, `${domain}: signed`);
+      assert.ok(ours.headers.toString("latin1").includes("d=xn--"), `${domain}: an A-label`);
+    }
+  });
+
   it("refuse keys, names and times no verifier accepts in the same words", async () => {
     const ed = generateKeyPairSync("ed25519");
     const cases: [string, DomainKeys, Date?][] = [
+      ["a non-ASCII name with an @ in it", { domain: "ä@b.example", rsa: key("rsa", "s", "route.example", 1024) }],
       ["RSA-512", { domain: "route.example", rsa: key("rsa", "short", "route.example", 512), ed25519: key("ed25519", "ed", "route.example") }],
       ["a selector with an underscore", { domain: "route.example", rsa: key("rsa", "bad_selector", "route.example", 1024) }],
       ["a one-label domain", { domain: "localhost", rsa: key("rsa", "s", "localhost", 1024) }],
