@@ -57,7 +57,13 @@ export function readArcChain(fields: readonly HeaderField[]): ArcChain {
     highest = newest.instance;
     latestCv = cvOf(newest.seal) || latestCv;
   }
-  return { sets: sets === null ? null : sets.map(({ instance, seal, messageSignature, authenticationResults }) => ({ instance, seal: seal.field, messageSignature: messageSignature.field, authenticationResults: authenticationResults.field })), highest, latestCv };
+  const asFields = (set: ReadSet): ArcSet => ({
+    instance: set.instance,
+    seal: set.seal.field,
+    messageSignature: set.messageSignature.field,
+    authenticationResults: set.authenticationResults.field,
+  });
+  return { sets: sets === null ? null : sets.map(asFields), highest, latestCv };
 }
 
 type ReadSet = { instance: number; seal: ArcField; messageSignature: ArcField; authenticationResults: ArcField };
