@@ -20,33 +20,43 @@
  * - without an inbound ARC result (null/false) the copy is still DKIM-signed, just not sealed;
  *   whatever was not added is reported in `skipped`, as data, never thrown;
  * - a header block over MAX_HEADER_BLOCK (512 KiB) is not read further and nothing is signed
- *   (reported in `skipped`): mailauth's header parser is quadratic on such input;
+ *   (reported in `skipped`): a bound on what one message can make a signer hold;
  * - it throws only when it could not do its job at all: the message stream failed, or the
  *   domain's keys could not be loaded.
  *
  * Memory: the message is read exactly once, as a stream (a Buffer is fed in 64 KiB views, not
- * copied). What is held is the header block — once by mailauth's signer and once here, at
- * most MAX_HEADER_BLOCK each — plus the chunk in flight; the body is only ever hashed. The relaxed
- * body hash is computed once and shared by every signature: both DKIM signatures by mailauth,
- * and the ARC-Message-Signature by taking it from our own DKIM-Signature's bh= (same body
- * canonicalization and hash, no l=), so sealing needs no second pass over a 25 MiB body.
+ * copied). What is held is the header block, at most MAX_HEADER_BLOCK, its parsed fields (a
+ * second time with our DKIM-Signatures on top, when sealing) and the chunk in flight; the body
+ * is only ever hashed. The relaxed body hash is computed once and shared by every signature:
+ * both DKIM signatures, and the ARC-Message-Signature (same body canonicalization and hash, no
+ * l=), so sealing needs no second pass over a 25 MiB body.
  *
- * Not done: oversigning From (listing it once more than it occurs, RFC 6376 §5.4.2). mailauth 7
- * builds h= from the fields present in the message only, and we do not hand-roll DKIM
- * signing; receivers refuse or flag a second From (RFC 5322 §3.6, mailauth's
- * "multiple-from-fields"), which is what oversigning would have defended against.
+ * Why our own signer (header-fields.ts, signature-field.ts, arc-chain.ts, arc-sealer.ts) and not
+ * mailauth's: the signing thread's memory (issue 11). mailauth's signer modules bring joi,
+ * libmime, iconv-lite, encoding-japanese, tldts and punycode with them, +21 MiB RSS in a thread
+ * that only needs node:crypto. Inbound verification keeps mailauth. What we write is byte for
+ * byte what mailauth 7.1's dkimSign/createSeal wrote for the same message, keys and time —
+ * the same h= lists, tag order, folding, instances, cv= rules and refusals (in its words) —
+ * and test/delivery/signature-equivalence.test.ts holds us to it against mailauth itself,
+ * whose verifier also passes what we sign.
+ *
+ * Not done: oversigning From (listing it once more than it occurs, RFC 6376 §5.4.2). h= lists
+ * the fields present in the message only, as mailauth 7 did; receivers refuse or flag a second
+ * From (RFC 5322 §3.6, mailauth's "multiple-from-fields"), which is what oversigning would have
+ * defended against.
  */
-// first, before anything loads mailauth's signer: it wraps the function the signer binds at load
-import { keyObjectsAccepted } from "./mailauth-key-objects.ts";
-import { createRequire } from "node:module";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-// by path, not the package root: the root also loads BIMI, never used here (mailauth-signers.d.ts)
-import { createSeal, getARChain } from "mailauth/lib/arc/index.js";
-import type { ARCChainEntry, ARCResult } from "mailauth";
+import type { ARCResult } from "mailauth";
+import { sealArc, type ChainValidation } from "./arc-sealer.ts";
 import type { DkimKey, DkimKeyStore } from "./dkim-keys.ts";
 import { HeaderBlockCapture, HeaderBlockTooLarge } from "./header-block-capture.ts";
+import { fieldNameSet, fieldsToSign, parseHeaderFields, relaxedField } from "./header-fields.ts";
+import { readArcChain } from "./arc-chain.ts";
 import { RelaxedBodyHash } from "./relaxed-body-hash.ts";
+import { signField, signingProblem, unixTime, type Signing } from "./signature-field.ts";
+
+export type { ChainValidation };
 
 /**
  * What inbound authentication learned about the message's ARC chain: pass the `arc` field of
@@ -69,8 +79,6 @@ export interface SignRequest {
    */
   authenticationResults: string | null;
 }
-
-export type ChainValidation = "none" | "pass" | "fail";
 
 export interface SignedHeaders {
   /** The lines to prepend, each ending in CRLF; empty when nothing could be signed. */
@@ -110,33 +118,12 @@ export const DKIM_SIGNED_FIELDS: readonly string[] = Object.freeze([
   "BIMI-Selector",
 ]);
 
-// No one sends a header block this large, and mailauth's header parser takes time quadratic in
-// its continuation lines (measured: 1 MiB of them 0.6 s, 2 MiB 7 s, 25 MiB over ten minutes of
-// CPU). Past this we stop reading and sign nothing rather than let one message burn a core.
+// No one sends a header block this large (mailauth's parser, which we used to sign with, took
+// minutes of CPU on 25 MiB of continuation lines). Past this we stop reading and sign nothing:
+// what one message can make the signer hold stays bounded.
 const MAX_HEADER_BLOCK = 512 * 1024;
 const FEED_CHUNK = 64 * 1024;
-
-interface MailauthHeaders {
-  parsed: { key: string; casedKey: string; line: Buffer }[];
-  original: Buffer;
-}
-
-// mailauth's own header parser: createSeal() and getARChain() take headers in exactly its
-// shape, and parsing them any other way could make our ARC-Message-Signature cover different
-// bytes than a mailauth verifier reads. It is not in the typed API, hence the check at load.
-const { parseHeaders } = createRequire(import.meta.url)("mailauth/lib/tools") as { parseHeaders?: (block: Buffer) => MailauthHeaders };
-if (typeof parseHeaders !== "function") throw new Error("mailauth/lib/tools no longer exports parseHeaders: message-signer.ts needs updating");
-const parseHeaderBlock = parseHeaders;
-
-interface PreparedSigner {
-  finalize(): Promise<void>;
-  signatureHeaders: string[];
-  errors: { selector?: string; err: Error }[];
-}
-// mailauth's DKIM signer class: given `headers` and `bodyHash` it signs without a message stream
-// (its createSeal drives it the same way). Internal, hence the check at load; mailauth is pinned.
-const DkimSigner = (createRequire(import.meta.url)("mailauth/lib/dkim/dkim-signer") as { DkimSigner?: new (options: object) => PreparedSigner }).DkimSigner!;
-if (typeof DkimSigner !== "function") throw new Error("mailauth/lib/dkim/dkim-signer no longer exports DkimSigner: message-signer.ts needs updating");
+const DKIM_FIELDS = fieldNameSet(DKIM_SIGNED_FIELDS);
 
 export function createMessageSigner(options: MessageSignerOptions): MessageSigner {
   const hostname = options.hostname.trim();
@@ -146,32 +133,14 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
 
   return async function signAndSeal(request: SignRequest): Promise<SignedHeaders> {
     const keys = await keyStore.keysFor(request.routingDomain);
-    // the parsed key when mailauth takes it (mailauth-key-objects.ts), else the PEM it parses itself
-    const parsed = await keyObjectsAccepted();
-    const privateKeyOf = (key: DkimKey) => (parsed ? (key.privateKey as unknown as string) : key.privateKeyPem);
     const signTime = now();
     const dkimKeys: DkimKey[] = [keys.rsa, ...(keys.ed25519 ? [keys.ed25519] : [])];
     const skipped: SignedHeaders["skipped"] = [];
 
-    // the body is hashed here, natively where it is already canonical (relaxed-body-hash.ts),
-    // and mailauth signs the header block with that hash: its own pass over the body walked
-    // every byte in JavaScript, ~30 ms per MiB
+    // the body is hashed here, natively where it is already canonical (relaxed-body-hash.ts)
     const bodyHash = new RelaxedBodyHash();
     const capture = new HeaderBlockCapture(MAX_HEADER_BLOCK, { onBody: (chunk) => bodyHash.update(chunk) });
     const source = Buffer.isBuffer(request.message) ? Readable.from(views(request.message, FEED_CHUNK)) : request.message;
-    const signOptions = {
-      canonicalization: "relaxed/relaxed",
-      headerList: [...DKIM_SIGNED_FIELDS],
-      signTime,
-      // refuse rather than sign with a warning: a signature every verifier rejects helps no one
-      strict: true,
-      signatureData: dkimKeys.map((key) => ({
-        signingDomain: keys.domain,
-        selector: key.selector,
-        privateKey: privateKeyOf(key),
-        algorithm: key.algorithm === "rsa" ? "rsa-sha256" : "ed25519-sha256",
-      })),
-    };
     try {
       await pipeline(source, capture);
     } catch (error) {
@@ -181,26 +150,39 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
       skipped.push({ part: "dkim", reason: error.message }, { part: "arc", reason: error.message });
       return { headers: Buffer.alloc(0), dkim: [], arc: null, skipped };
     }
-    // mailauth's signer with a prepared header block and body hash signs without reading the
-    // message (as its createSeal does for the ARC-Message-Signature)
-    const signer = new DkimSigner({ ...signOptions, headers: parseHeaderBlock(capture.block), bodyHash: bodyHash.digest("base64") });
-    await signer.finalize();
-    const signed = { signatures: signer.signatureHeaders.join("\r\n"), errors: signer.errors };
+    const block = capture.block;
+    const fields = parseHeaderFields(block);
+    const bh = bodyHash.digest("base64");
 
-    const dkimFields = headerFields(signed.signatures);
-    for (const failure of signed.errors) skipped.push({ part: "dkim", reason: `${failure.selector ?? "?"}: ${failure.err.message}` });
+    // DKIM (RFC 6376 §5): relaxed/relaxed, sha256, every listed field present, bottom-up
+    const signed = fieldsToSign(fields, DKIM_FIELDS);
+    const signedData = signed.map((field) => Buffer.from(`${relaxedField(field.line)}\r\n`, "latin1"));
+    const dkimFields: string[] = [];
+    for (const key of dkimKeys) {
+      const signing = signingOf(keys.domain, key, signTime);
+      const problem = signed.some((field) => field.key === "from") ? signingProblem(signing) : "Can not sign a message that has no From header";
+      if (problem !== null) {
+        skipped.push({ part: "dkim", reason: `${key.selector}: ${problem}` });
+        continue;
+      }
+      try {
+        dkimFields.push(signField("DKIM-Signature", dkimTags(signing, signed.map((field) => field.name).join(": "), bh), signing.algorithm, signing.key, signedData));
+      } catch (error) {
+        skipped.push({ part: "dkim", reason: `${key.selector}: ${(error as Error).message}` });
+      }
+    }
     const dkim = dkimFields.map((field) => ({ selector: tag(field, "s") ?? "", algorithm: tag(field, "a") ?? "" }));
 
-    const sealed = await seal();
+    const sealed = seal();
     const lines = [...(sealed?.headers ?? []), ...dkimFields];
     return {
-      headers: Buffer.from(lines.map((line) => `${line}\r\n`).join(""), "binary"),
+      headers: Buffer.from(lines.map((line) => `${line}\r\n`).join(""), "latin1"),
       dkim,
       arc: sealed === null ? null : { instance: sealed.instance, cv: sealed.cv },
       skipped,
     };
 
-    async function seal(): Promise<{ headers: string[]; instance: number; cv: ChainValidation } | null> {
+    function seal(): { headers: string[]; instance: number; cv: ChainValidation } | null {
       const inbound = request.arc;
       if (inbound === null || inbound === false) return skip("no inbound ARC result to seal");
       const cv = chainValidation(inbound);
@@ -213,46 +195,30 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
       }
       // the ARC-Message-Signature hashes the body exactly as our DKIM signatures did
       // (relaxed, sha256, no l=), so their bh= is its body hash
-      const bodyHash = dkimFields.map((field) => tag(field, "bh")).find((value) => value !== null) ?? null;
-      if (bodyHash === null) return skip("no DKIM signature of ours to take the body hash from");
+      if (dkimFields.length === 0) return skip("no DKIM signature of ours to take the body hash from");
 
-      // the headers as the next hop will see them below the new ARC set: our DKIM-Signature on top
-      const headers = parseHeaderBlock(Buffer.concat([Buffer.from(dkimFields.map((line) => `${line}\r\n`).join(""), "binary"), capture.block]));
-      let chain: ARCChainEntry[] | false = false;
-      let chainReadable = true;
-      try {
-        chain = getARChain(headers);
-      } catch {
-        chainReadable = false; // only a cv=fail seal can go on top of it; mailauth refuses anything else
-      }
-      const highest = chain === false ? 0 : (chain.at(-1)?.i ?? 0);
+      // the header fields as the next hop will see them below the new ARC set: our DKIM-Signatures on top
+      // (parsed as one block: the message's first line may continue our last field)
+      const below = parseHeaderFields(Buffer.concat([Buffer.from(dkimFields.map((line) => `${line}\r\n`).join(""), "latin1"), block]));
+      const chain = readArcChain(below);
       // the verdict must be about this message's chain: a result from another message (or from
-      // before a hop added a set) would have us vouch for a chain nobody validated
-      if (chainReadable && typeof inbound.i === "number" && inbound.i !== highest) {
+      // before a hop added a set) would have us vouch for a chain nobody validated. An unreadable
+      // chain is not compared: only a cv=fail seal can go on top of it
+      const highest = chain.sets?.at(-1)?.instance ?? 0;
+      if (chain.sets !== null && typeof inbound.i === "number" && inbound.i !== highest) {
         return skip(`inbound ARC result is for i=${inbound.i} but the message's highest instance is i=${highest}`);
       }
-
-      const result = await createSeal(false, {
-        headers,
-        arc: { chain },
-        seal: {
-          signingDomain: keys.domain,
-          selector: keys.rsa.selector,
-          privateKey: privateKeyOf(keys.rsa),
-          algorithm: "rsa-sha256",
-          cv,
-          authResults: authResultsPayload(request.authenticationResults, inbound, hostname),
-          bodyHash,
-          signTime,
-        },
-        // refuses a gap in i= or a cv that does not fit the instance, instead of sealing a chain every validator fails
-        strict: true,
+      const result = sealArc({
+        fields: below,
+        chain,
+        bodyHash: bh,
+        cv,
+        authResults: authResultsPayload(request.authenticationResults, inbound, hostname),
+        // RSA: the one algorithm every ARC validator accepts
+        signing: signingOf(keys.domain, keys.rsa, signTime),
       });
-      const [arcSeal] = result.headers;
-      if (arcSeal === undefined) {
-        return skip(result.errors.map((failure) => failure.err.message).join("; ") || "mailauth created no ARC set");
-      }
-      return { headers: result.headers, instance: Number(tag(arcSeal, "i")), cv };
+      if ("refused" in result) return skip(result.refused);
+      return { headers: result.headers, instance: result.instance, cv };
     }
 
     function skip(reason: string): null {
@@ -260,6 +226,15 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
       return null;
     }
   };
+}
+
+function signingOf(domain: string, key: DkimKey, time: Date): Signing {
+  return { domain, selector: key.selector, algorithm: key.algorithm === "rsa" ? "rsa-sha256" : "ed25519-sha256", key: key.privateKey, time };
+}
+
+// the tags in mailauth's order (v a c d h i l q s t x z bh b): verifiers do not care, byte-identity does
+function dkimTags(signing: Signing, h: string, bh: string): [string, string][] {
+  return [["v", "1"], ["a", signing.algorithm], ["c", "relaxed/relaxed"], ["d", signing.domain], ["h", h], ["q", "dns/txt"], ["s", signing.selector], ["t", String(unixTime(signing.time))], ["bh", bh]];
 }
 
 /** The cv= to seal with, or null when the chain must not be sealed (mailauth authenticate()'s rule). */
@@ -290,11 +265,6 @@ export function authResultsPayload(given: string | null, arc: InboundArc, hostna
   let payload = lines.join("\r\n");
   if (arc.info && !/(^|;)\s*arc=/i.test(payload.replace(/\r\n/g, ""))) payload += `;\r\n ${arc.info}`;
   return payload;
-}
-
-/** Split CRLF-terminated header lines into fields (a field's folded lines stay together). */
-function headerFields(text: string): string[] {
-  return text.split(/\r\n(?![ \t])/).filter((field) => field.length > 0);
 }
 
 /** A tag's value in a DKIM-Signature / ARC header field (RFC 6376 §3.2 tag-list), whitespace removed. */

@@ -201,7 +201,7 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
 function inProcessSigner(keys: DkimKeyStore, hostname: string): MessageSigner {
   let signer: Promise<MessageSigner> | null = null;
   return async function signHere(request) {
-    // loaded on first use, as the threads load it (mailauth-key-objects.ts must come first)
+    // loaded on first use: a service with signing threads never loads the signer on this thread
     signer ??= import("./message-signer.ts").then(({ createMessageSigner }) => createMessageSigner({ keys, hostname }));
     return (await signer)(request);
   };

@@ -10,8 +10,6 @@
  * thread would (createMessageSigner), with the keys the main thread's DkimKeyStore holds,
  * asked for over `keyPort` (signing-keys-remote.ts) and parsed once per thread.
  */
-// first: mailauth's signer must load after the KeyObject wrap (mailauth-key-objects.ts)
-import { keyObjectsAccepted } from "./mailauth-key-objects.ts";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { remoteKeys } from "./signing-keys-remote.ts";
 import { createMessageSigner, type SignedHeaders, type SignRequest } from "./message-signer.ts";
@@ -41,8 +39,6 @@ const sign = createMessageSigner({
   keys: remoteKeys(settings.keyPort),
   hostname: settings.hostname,
 });
-// decided once, before the first job
-await keyObjectsAccepted();
 
 function answer(signing: Promise<SignedHeaders>, reply: (answer: SigningAnswer, transfer?: ArrayBuffer[]) => void): void {
   signing.then(

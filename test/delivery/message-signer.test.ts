@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { generateKeyPairSync } from "node:crypto";
+import crypto, { generateKeyPairSync } from "node:crypto";
 import { Resolver } from "node:dns/promises";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { after, before, describe, it } from "node:test";
+import { syncBuiltinESMExports } from "node:module";
+import { after, before, describe, it, mock } from "node:test";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { authenticate, dkimSign, type AuthenticateResult, type DNSResolver, type DKIMSignOptions } from "mailauth";
@@ -159,7 +160,7 @@ describe("signAndSeal", () => {
     assert.ok(dkimVerdicts(atSink).includes("route.example rsa-sha256 pass"), dkimVerdicts(atSink).join(", "));
   });
 
-  it("makes exactly the DKIM-Signature fields mailauth's dkimSign makes reading the whole message (our body hash, mailauth's signer)", async () => {
+  it("makes exactly the DKIM-Signature fields mailauth's dkimSign makes reading the whole message", async () => {
     const signTime = new Date("2026-11-23T11:00:06Z");
     const fixedSigner = createMessageSigner({ keys: routeKeys, hostname: "mx.route.example", now: () => signTime });
     const keys = await routeKeys.keysFor("route.example");
@@ -326,6 +327,23 @@ describe("signAndSeal", () => {
     assert.deepEqual(signed.skipped, [{ part: "dkim", reason }, { part: "arc", reason }]);
     // it stopped reading soon after the limit instead of handing 25 MiB to the header parser
     assert.ok(pulled < 2 * 1024 * 1024, `read ${pulled} bytes`);
+  });
+
+  it("signs with the keys the store parsed at load: no key is parsed again per message", async () => {
+    const parse = mock.method(crypto, "createPrivateKey");
+    // named imports of node:crypto see the mock too
+    syncBuiltinESMExports();
+    try {
+      for (let index = 0; index < 3; index++) {
+        const signed = await signer({ message: asForwarded(authorMessage(), "mx.route.example"), routingDomain: "route.example", arc: { status: { result: "none" }, i: 0 }, authenticationResults: null });
+        assert.equal(signed.dkim.length, 2);
+        assert.notEqual(signed.arc, null, "sealed as well");
+      }
+      assert.equal(parse.mock.callCount(), 0, "no key parsed while signing and sealing three messages");
+    } finally {
+      parse.mock.restore();
+      syncBuiltinESMExports();
+    }
   });
 
   it("fails when the message stream fails, rather than sign part of a message", async () => {

@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
 import { dkimVerify } from "mailauth";
 import { DkimKeyStore } from "../../src/delivery/dkim-keys.ts";
 import { createSigningPool, INLINE_BYTES, type SigningPool } from "../../src/delivery/signing-pool.ts";
 
+const run = promisify(execFile);
 let dir: string;
 let pool: SigningPool;
 let records: Map<string, string>;
@@ -97,6 +100,20 @@ describe("signing pool", () => {
     const heaps = await pool.heapStatistics();
     assert.equal(heaps.length, 2);
     for (const heap of heaps) assert.ok(heap.totalHeapSize < 100 * 1024 * 1024, `a signing thread holds ${(heap.totalHeapSize / 1048576).toFixed(0)} MiB of heap`);
+  });
+
+  it("keeps mailauth and the packages it brings out of the signing thread (issue 11, RSS: +21 MiB)", async () => {
+    const probe = join(import.meta.dirname, "..", "support", "signing-thread-packages-process.ts");
+    const hook = join(import.meta.dirname, "..", "support", "thread-packages-hook.ts");
+    const { stdout } = await run(process.execPath, ["--import", hook, probe], { encoding: "utf8", timeout: 60_000 });
+    const { signed, loaded } = JSON.parse(stdout.trim().split("\n").at(-1)!) as { signed: { dkim: number; arc: unknown }; loaded: { thread: string; url: string }[] };
+    // it did the whole job, and the hook saw the thread that did it
+    assert.deepEqual(signed, { dkim: 2, arc: { instance: 1, cv: "none" } });
+    const thread = loaded.filter((entry) => entry.thread === "mailroute-signing-0").map((entry) => entry.url);
+    assert.ok(thread.some((url) => url.endsWith("/src/delivery/message-signer.ts")), `the probe saw the signing thread load its signer: ${thread.length} modules`);
+    const packages = new Set(thread.filter((url) => url.includes("/node_modules/")).map((url) => url.slice(url.lastIndexOf("/node_modules/") + "/node_modules/".length).split("/")[0]!));
+    const heavy = ["mailauth", "joi", "@hapi", "libmime", "encoding-japanese", "iconv-lite", "tldts", "punycode.js", "punycode"].filter((name) => packages.has(name));
+    assert.deepEqual(heavy, [], `the signing thread loaded ${[...packages].join(", ")}`);
   });
 
   it("refuses to sign after close", async () => {

@@ -1,10 +1,12 @@
 /**
  * We patch private internals of three dependencies (src/smtp/command-hook-shim.ts,
- * src/smtp/enhanced-code-shim.ts, src/smtp/tls-credentials.ts, src/smtp/data-scan-shim.ts for smtp-server; the deep imports
- * in src/delivery/mta-sts-policy.ts and src/delivery/message-signer.ts, and the BIMI stand-ins of
- * src/inbound/mailauth-authenticate.ts, for mailauth; src/delivery/dot-stuffing-shim.ts for
- * nodemailer). package.json
- * pins both exactly; this test fails loudly when the installed version or the shape of what we
+ * src/smtp/enhanced-code-shim.ts, src/smtp/tls-credentials.ts, src/smtp/data-scan-shim.ts for
+ * smtp-server; the deep import in src/delivery/mta-sts-policy.ts, src/inbound/mailauth-scan-shim.ts
+ * and the BIMI stand-ins of src/inbound/mailauth-authenticate.ts for mailauth, and, in the tests
+ * only, mailauth's signer internals that test/delivery/mailauth-reference-signer.ts drives to
+ * hold our signer to mailauth's output; src/delivery/dot-stuffing-shim.ts for nodemailer).
+ * package.json
+ * pins each exactly; this test fails loudly when the installed version or the shape of what we
  * patch changes, so an upgrade is a deliberate act that re-checks each shim.
  */
 import assert from "node:assert/strict";
@@ -58,8 +60,12 @@ describe("dependencies whose internals we patch", () => {
     const mtaSts = (await import("mailauth/lib/mta-sts.js")) as Record<string, unknown>;
     assert.equal(typeof mtaSts["parsePolicy"], "function", "mailauth/lib/mta-sts.js parsePolicy is gone: mta-sts-policy.ts needs rework");
     assert.equal(typeof mtaSts["resolvePolicy"], "function", "mailauth/lib/mta-sts.js resolvePolicy is gone: mta-sts-policy.ts needs rework");
+    // what the reference signer of the equivalence test drives (our own signer loads none of it)
+    const reference = "test/delivery/mailauth-reference-signer.ts needs rework";
     const tools = require("mailauth/lib/tools") as Record<string, unknown>;
-    assert.equal(typeof tools["parseHeaders"], "function", "mailauth/lib/tools parseHeaders is gone: message-signer.ts needs rework");
+    assert.equal(typeof tools["parseHeaders"], "function", `mailauth/lib/tools parseHeaders is gone: ${reference}`);
+    assert.equal(typeof (require("mailauth/lib/dkim/dkim-signer") as Record<string, unknown>)["DkimSigner"], "function", `mailauth/lib/dkim/dkim-signer DkimSigner is gone: ${reference}`);
+    assert.equal(typeof (require("mailauth/lib/dkim/body") as Record<string, unknown>)["dkimBody"], "function", `mailauth/lib/dkim/body dkimBody is gone: ${reference}`);
     const parsed = (tools["parseHeaders"] as (block: Buffer) => { parsed: { key: string; line: Buffer }[] })(Buffer.from("From: a@example.com\r\nSubject: hi\r\n\r\n"));
     assert.deepEqual(parsed.parsed.map((header) => header.key), ["from", "subject"], "parseHeaders changed its result shape");
   });
