@@ -42,15 +42,31 @@ export class HeaderBlockCapture extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.#onBody === null) {
+      if (!this.#done && this.#scan(chunk) === null) return callback(new HeaderBlockTooLarge(this.#limit));
+      return callback(null, chunk);
+    }
+    try {
+      this.consume(chunk);
+    } catch (error) {
+      return callback(error as Error);
+    }
+    callback();
+  }
+
+  /**
+   * Sink mode, without the stream: takes a chunk at once, exactly as writing it would (the
+   * signer feeds a message it holds whole this way: no stream, no pipeline per message).
+   * Throws HeaderBlockTooLarge when the block outgrows the limit.
+   */
+  consume(chunk: Buffer): void {
     let bodyStart = 0;
     if (!this.#done) {
       const end = this.#scan(chunk);
-      if (end === null) return callback(new HeaderBlockTooLarge(this.#limit));
+      if (end === null) throw new HeaderBlockTooLarge(this.#limit);
       bodyStart = this.#done ? end : chunk.length;
     }
-    if (this.#onBody === null) return callback(null, chunk);
-    if (bodyStart < chunk.length) this.#onBody(bodyStart === 0 ? chunk : chunk.subarray(bodyStart));
-    callback();
+    if (bodyStart < chunk.length) this.#onBody?.(bodyStart === 0 ? chunk : chunk.subarray(bodyStart));
   }
 
   /** Where the header block ends in this chunk (its length when it goes on); null when the block outgrew the limit. */

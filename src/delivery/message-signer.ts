@@ -45,7 +45,7 @@
  * From (RFC 5322 §3.6, mailauth's "multiple-from-fields"), which is what oversigning would have
  * defended against.
  */
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ARCResult } from "mailauth";
 import { sealArc, type ChainValidation } from "./arc-sealer.ts";
@@ -140,9 +140,10 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
     // the body is hashed here, natively where it is already canonical (relaxed-body-hash.ts)
     const bodyHash = new RelaxedBodyHash();
     const capture = new HeaderBlockCapture(MAX_HEADER_BLOCK, { onBody: (chunk) => bodyHash.update(chunk) });
-    const source = Buffer.isBuffer(request.message) ? Readable.from(views(request.message, FEED_CHUNK)) : request.message;
     try {
-      await pipeline(source, capture);
+      // a message held whole is fed straight in: no stream and no pipeline for a small message
+      if (Buffer.isBuffer(request.message)) for (const view of views(request.message, FEED_CHUNK)) capture.consume(view);
+      else await pipeline(request.message, capture);
     } catch (error) {
       // the source is released by pipeline; only a header block past the limit is ours to report
       if (!Buffer.isBuffer(request.message)) request.message.destroy();

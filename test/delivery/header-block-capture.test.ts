@@ -67,4 +67,17 @@ describe("HeaderBlockCapture", () => {
       assert.equal(passed, 0);
     }
   });
+
+  it("consume() takes chunks at once, as writing them would: the same block and body, and the limit", () => {
+    const message = "From: a@b.example\r\nSubject: x\r\n\r\nline one\r\n\r\nline two\r\n";
+    for (const size of [1, 2, 5, 17, 1000]) {
+      const body: Buffer[] = [];
+      const sink = new HeaderBlockCapture(1024, { onBody: (chunk) => body.push(Buffer.from(chunk)) });
+      for (let at = 0; at < message.length; at += size) sink.consume(Buffer.from(message.slice(at, at + size)));
+      assert.equal(sink.block.toString(), "From: a@b.example\r\nSubject: x\r\n\r\n", `chunks of ${size}`);
+      assert.equal(Buffer.concat(body).toString(), "line one\r\n\r\nline two\r\n", `chunks of ${size}`);
+    }
+    const small = new HeaderBlockCapture(64, { onBody: () => undefined });
+    assert.throws(() => small.consume(Buffer.from(`X-Big: ${"y".repeat(100)}\r\n\r\n`)), HeaderBlockTooLarge);
+  });
 });

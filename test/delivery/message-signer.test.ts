@@ -329,6 +329,14 @@ describe("signAndSeal", () => {
     assert.ok(pulled < 2 * 1024 * 1024, `read ${pulled} bytes`);
   });
 
+  it("reports a header block over the limit in a message held whole (a Buffer) the same way, without throwing", async () => {
+    const message = Buffer.from(`From: alice@sender.example\r\nX-Long: ${"z".repeat(600 * 1024)}\r\n\r\nbody\r\n`);
+    const signed = await signer({ message, routingDomain: "route.example", arc: null, authenticationResults: null });
+    assert.equal(signed.headers.length, 0);
+    const reason = "header block larger than 524288 bytes: not signed";
+    assert.deepEqual(signed.skipped, [{ part: "dkim", reason }, { part: "arc", reason }]);
+  });
+
   it("signs with the keys the store parsed at load: no key is parsed again per message", async () => {
     const parse = mock.method(crypto, "createPrivateKey");
     // named imports of node:crypto see the mock too
