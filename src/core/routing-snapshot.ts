@@ -5,17 +5,35 @@
  * server within one poll interval and routing itself never touches the database.
  */
 import type { Kysely } from "kysely";
-import { buildRoutingTable, type RoutingTable, type RuleInput, type ZoneInput } from "../routing/routing-table.ts";
+import { routingTableBuilder, type RoutingTable, type ZoneInput } from "../routing/routing-table.ts";
 import { readConfigVersion } from "../store/config-version.ts";
 import { listVerifiedAddressKeys } from "../store/repositories/address-repository.ts";
-import { listAllRulesForRouting } from "../store/repositories/rule-repository.ts";
+import { rulesForRouting, type RoutingRuleRow } from "../store/repositories/rule-repository.ts";
 import { listAllCatchAlls, listAllZones } from "../store/repositories/zone-repository.ts";
 import type { Database } from "../store/schema.ts";
+import type { RuleAction } from "../routing/routing-table.ts";
 import { toRuleAction, type CloudflareAction, type CloudflareMatcher } from "./rule-actions.ts";
 import { zonePolicyOf } from "./zones/zone-service.ts";
 
-export async function loadRoutingTable(db: Kysely<Database>): Promise<RoutingTable> {
-  const [zoneRows, catchAllRows, ruleRows, verifiedRows] = await Promise.all([listAllZones(db), listAllCatchAlls(db), listAllRulesForRouting(db), listVerifiedAddressKeys(db)]);
+// a table read while changes keep landing is read again at most this many times, then used as
+// read (the watcher's next poll sees the newer version and reads it again anyway)
+const MAX_READS = 5;
+
+/**
+ * The routing table as the store holds it. Rules are read in pages, so the configuration
+ * version is read around them: a change committed meanwhile means the pages may disagree, and
+ * the table is read again rather than used torn.
+ */
+export async function loadRoutingTable(db: Kysely<Database>, options: { pageSize?: number } = {}): Promise<RoutingTable> {
+  for (let reads = 1; ; reads++) {
+    const before = await readConfigVersion(db);
+    const table = await readRoutingTable(db, options.pageSize);
+    if (reads >= MAX_READS || (await readConfigVersion(db)) === before) return table;
+  }
+}
+
+async function readRoutingTable(db: Kysely<Database>, pageSize: number | undefined): Promise<RoutingTable> {
+  const [zoneRows, catchAllRows, verifiedRows] = await Promise.all([listAllZones(db), listAllCatchAlls(db), listVerifiedAddressKeys(db)]);
   const catchAlls = new Map(catchAllRows.map((row) => [row.zone_id, row]));
   const zones: ZoneInput[] = zoneRows.map((zone) => {
     const catchAll = catchAlls.get(zone.id);
@@ -32,20 +50,52 @@ export async function loadRoutingTable(db: Kysely<Database>): Promise<RoutingTab
           : { id: `catch-all:${zone.id}`, name: catchAll.name, enabled: catchAll.enabled === 1, action: toRuleAction(JSON.parse(catchAll.actions) as CloudflareAction[]) },
     };
   });
-  const rules: RuleInput[] = ruleRows.map((row) => {
-    const matcher = (JSON.parse(row.matchers) as CloudflareMatcher[])[0];
-    const address = matcher?.value ?? row.match_key;
-    return {
-      id: row.id,
-      name: row.name,
-      enabled: row.enabled === 1,
-      zone: row.zone_name,
-      local: address.slice(0, address.lastIndexOf("@")),
-      action: toRuleAction(JSON.parse(row.actions) as CloudflareAction[]),
-      ...(row.delivery_mode === "queue" || row.delivery_mode === "relay" ? { deliveryMode: row.delivery_mode } : {}),
-    };
-  });
-  return buildRoutingTable({ zones, rules, verifiedDestinations: verifiedRows.map((row) => ({ account: row.account_id, email: row.email_key })) });
+  // Rules share a handful of distinct actions (many addresses, few inboxes): each distinct text
+  // is parsed once and its action shared, frozen, by every rule that has it. With a million
+  // rules, parsing every row's actions (and matchers) was most of the start-up time and memory.
+  const actions = new Map<string, RuleAction>();
+  const actionOf = (text: string): RuleAction => {
+    let action = actions.get(text);
+    if (action === undefined) {
+      action = deepFreeze(toRuleAction(JSON.parse(text) as CloudflareAction[]));
+      actions.set(text, action);
+    }
+    return action;
+  };
+  const dotInsensitive = new Set(zoneRows.filter((zone) => zone.dot_insensitive === 1).map((zone) => zone.name));
+  // The configured local part. match_key holds it normalised as the zone was when the rule was
+  // made (lower case, dots dropped in a dot-insensitive zone); the table normalises it as the
+  // zone is now, which gives the same key unless the zone stopped being dot-insensitive since
+  // and dots were dropped: only a match_key that could be such a one sends us to the matcher.
+  const localOf = (row: RoutingRuleRow): string => {
+    const local = row.match_key.slice(0, row.match_key.lastIndexOf("@"));
+    if (dotInsensitive.has(row.zone_name) || local.includes(".")) return local;
+    const address = (JSON.parse(row.matchers) as CloudflareMatcher[])[0]?.value ?? row.match_key;
+    return address.slice(0, address.lastIndexOf("@"));
+  };
+  const builder = routingTableBuilder({ zones, verifiedDestinations: verifiedRows.map((row) => ({ account: row.account_id, email: row.email_key })) });
+  for await (const page of rulesForRouting(db, pageSize)) {
+    for (const row of page) {
+      builder.add({
+        id: row.id,
+        name: row.name,
+        enabled: row.enabled === 1,
+        zone: row.zone_name,
+        local: localOf(row),
+        action: actionOf(row.actions),
+        ...(row.delivery_mode === "queue" || row.delivery_mode === "relay" ? { deliveryMode: row.delivery_mode } : {}),
+      });
+    }
+  }
+  return builder.finish();
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
 }
 
 export interface RoutingConfigWatcherOptions {

@@ -106,6 +106,22 @@ export function localKey(zone: Pick<RoutingZone, "dotInsensitive">, local: strin
 }
 
 export function buildRoutingTable(input: RoutingInput): RoutingTable {
+  const builder = routingTableBuilder(input);
+  for (const rule of input.rules) builder.add(rule);
+  return builder.finish();
+}
+
+export interface RoutingTableBuilder {
+  add(rule: RuleInput): void;
+  finish(): RoutingTable;
+}
+
+/**
+ * buildRoutingTable one rule at a time: a caller reading a million rules from the store adds
+ * each as it comes, so neither the rows nor the RuleInputs outlive their page (they die young
+ * instead of being promoted and collected with the table; issue 11, start-up).
+ */
+export function routingTableBuilder(input: Omit<RoutingInput, "rules">): RoutingTableBuilder {
   const zones = new Map<string, RoutingZone>();
   for (const zone of input.zones) {
     const name = normalizeDomain(zone.name);
@@ -113,20 +129,30 @@ export function buildRoutingTable(input: RoutingInput): RoutingTable {
     zones.set(name, Object.freeze({ ...zone, name, account: zone.account ?? DEFAULT_ROUTING_ACCOUNT, policy: Object.freeze({ ...(zone.policy ?? DEFAULT_ZONE_POLICY) }) }));
   }
   const rules = new Map<string, RouteEntry>();
-  for (const rule of input.rules) {
-    const zoneName = normalizeDomain(rule.zone);
-    const zone = zoneName === null ? undefined : zones.get(zoneName);
-    if (zone === undefined) continue;
-    rules.set(`${localKey(zone, rule.local)}@${zone.name}`, Object.freeze({ id: rule.id, name: rule.name, enabled: rule.enabled, action: rule.action, ...(rule.deliveryMode !== undefined ? { deliveryMode: rule.deliveryMode } : {}) }));
-  }
-  const verified = new Map<string, Set<string>>();
-  for (const entry of input.verifiedDestinations) {
-    const { account, email } = typeof entry === "string" ? { account: DEFAULT_ROUTING_ACCOUNT, email: entry } : entry;
-    let set = verified.get(account);
-    if (set === undefined) verified.set(account, (set = new Set()));
-    set.add(email.toLowerCase());
-  }
-  return Object.freeze({ zones, rules, verified });
+  // each rule names its zone as text: normalised once per distinct text, not once per rule
+  const zoneOf = new Map<string, RoutingZone | undefined>();
+  return {
+    add(rule) {
+      let zone = zoneOf.get(rule.zone);
+      if (!zoneOf.has(rule.zone)) {
+        const zoneName = normalizeDomain(rule.zone);
+        zone = zoneName === null ? undefined : zones.get(zoneName);
+        zoneOf.set(rule.zone, zone);
+      }
+      if (zone === undefined) return;
+      rules.set(`${localKey(zone, rule.local)}@${zone.name}`, Object.freeze({ id: rule.id, name: rule.name, enabled: rule.enabled, action: rule.action, ...(rule.deliveryMode !== undefined ? { deliveryMode: rule.deliveryMode } : {}) }));
+    },
+    finish() {
+      const verified = new Map<string, Set<string>>();
+      for (const entry of input.verifiedDestinations) {
+        const { account, email } = typeof entry === "string" ? { account: DEFAULT_ROUTING_ACCOUNT, email: entry } : entry;
+        let set = verified.get(account);
+        if (set === undefined) verified.set(account, (set = new Set()));
+        set.add(email.toLowerCase());
+      }
+      return Object.freeze({ zones, rules, verified });
+    },
+  };
 }
 
 export const EMPTY_ROUTING_TABLE: RoutingTable = buildRoutingTable({ zones: [], rules: [], verifiedDestinations: [] });
