@@ -5,7 +5,7 @@
  * server within one poll interval and routing itself never touches the database.
  */
 import type { Kysely } from "kysely";
-import { routingTableBuilder, type RoutingTable, type ZoneInput } from "../routing/routing-table.ts";
+import { routingTableBuilder, type RoutingTable, type RuleInput, type ZoneInput } from "../routing/routing-table.ts";
 import { readConfigVersion } from "../store/config-version.ts";
 import { listVerifiedAddressKeys } from "../store/repositories/address-repository.ts";
 import { rulesForRouting, type RoutingRuleRow } from "../store/repositories/rule-repository.ts";
@@ -66,25 +66,21 @@ async function readRoutingTable(db: Kysely<Database>, pageSize: number | undefin
   // The configured local part. match_key holds it normalised as the zone was when the rule was
   // made (lower case, dots dropped in a dot-insensitive zone); the table normalises it as the
   // zone is now, which gives the same key unless the zone stopped being dot-insensitive since
-  // and dots were dropped: only a match_key that could be such a one sends us to the matcher.
+  // and dots were dropped: only a match_key that could be such a one sends us to the matcher,
+  // and only when the matcher's text does not show it verbatim (a JSON string starting with the
+  // very same local part and its "@": then nothing was dropped).
   const localOf = (row: RoutingRuleRow): string => {
     const local = row.match_key.slice(0, row.match_key.lastIndexOf("@"));
-    if (dotInsensitive.has(row.zone_name) || local.includes(".")) return local;
+    if (dotInsensitive.has(row.zone_name) || local.includes(".") || row.matchers.includes(`"${local}@`)) return local;
     const address = (JSON.parse(row.matchers) as CloudflareMatcher[])[0]?.value ?? row.match_key;
     return address.slice(0, address.lastIndexOf("@"));
   };
   const builder = routingTableBuilder({ zones, verifiedDestinations: verifiedRows.map((row) => ({ account: row.account_id, email: row.email_key })) });
   for await (const page of rulesForRouting(db, pageSize)) {
     for (const row of page) {
-      builder.add({
-        id: row.id,
-        name: row.name,
-        enabled: row.enabled === 1,
-        zone: row.zone_name,
-        local: localOf(row),
-        action: actionOf(row.actions),
-        ...(row.delivery_mode === "queue" || row.delivery_mode === "relay" ? { deliveryMode: row.delivery_mode } : {}),
-      });
+      const rule: RuleInput = { id: row.id, name: row.name, enabled: row.enabled === 1, zone: row.zone_name, local: localOf(row), action: actionOf(row.actions) };
+      if (row.delivery_mode === "queue" || row.delivery_mode === "relay") rule.deliveryMode = row.delivery_mode;
+      builder.add(rule);
     }
   }
   return builder.finish();

@@ -140,7 +140,8 @@ export function routingTableBuilder(input: Omit<RoutingInput, "rules">): Routing
         zoneOf.set(rule.zone, zone);
       }
       if (zone === undefined) return;
-      rules.set(`${localKey(zone, rule.local)}@${zone.name}`, Object.freeze({ id: rule.id, name: rule.name, enabled: rule.enabled, action: rule.action, ...(rule.deliveryMode !== undefined ? { deliveryMode: rule.deliveryMode } : {}) }));
+      const entry: RouteEntry = rule.deliveryMode === undefined ? { id: rule.id, name: rule.name, enabled: rule.enabled, action: rule.action } : { id: rule.id, name: rule.name, enabled: rule.enabled, action: rule.action, deliveryMode: rule.deliveryMode };
+      rules.set(`${localKey(zone, rule.local)}@${zone.name}`, Object.freeze(entry));
     },
     finish() {
       const verified = new Map<string, Set<string>>();
