@@ -1,5 +1,5 @@
 /**
- * `node --max-semi-space-size=4 --import ./bin/stripped-typescript.js bench/signing-thread-cost.ts`:
+ * `npm run bench:signing` (the service's Node flags, bin/service-node-flags.js):
  * what one signing thread costs in memory, and what signing a small message costs in CPU
  * (issue 11). Small and quick on purpose: a few seconds, no network, nothing asserted.
  *
