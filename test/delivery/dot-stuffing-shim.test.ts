@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { describe, it } from "node:test";
 import { installDotStuffingShim, type DataStreamInternals } from "../../src/delivery/dot-stuffing-shim.ts";
+import { seededRandom } from "../support/seeded-random.ts";
 
 const require = createRequire(import.meta.url);
 type DataStreamClass = new () => DataStreamInternals & NodeJS.ReadWriteStream;
@@ -27,16 +28,6 @@ async function stuff(chunks: readonly Buffer[], transform: "original" | "shim"):
   return { out: Buffer.concat(parts).toString("latin1"), inBytes: stream.inByteCount, outBytes: stream.outByteCount };
 }
 
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PIECES = ["\r\n", "\r\n", "\r\n", "text ", "more text", ".", "\r\n.", "\n", "\r", "\n.", "..", "\0"];
 
@@ -53,7 +44,7 @@ describe("dot-stuffing with a fast path", () => {
   });
 
   it("emits exactly what nodemailer's own stream emits, on 4,000 random inputs in random chunks", async () => {
-    const next = random(2026);
+    const next = seededRandom(2026);
     let changed = 0;
     for (let round = 0; round < 4000; round++) {
       let text = "";

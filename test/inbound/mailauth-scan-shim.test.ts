@@ -12,6 +12,7 @@ import { createRequire } from "node:module";
 import { describe, it } from "node:test";
 import { dkimSign, dkimVerify } from "mailauth";
 import { installMailauthScanShim, ORIGINAL_METHODS, type ParserInternals } from "../../src/inbound/mailauth-scan-shim.ts";
+import { seededRandom } from "../support/seeded-random.ts";
 
 installMailauthScanShim();
 const { MessageParser } = createRequire(import.meta.url)("mailauth/lib/dkim/message-parser.js") as { MessageParser: new () => ParserInternals & { write(chunk: Buffer, callback: (error?: Error | null) => void): void; end(callback: () => void): void } };
@@ -48,22 +49,12 @@ async function trace(chunks: readonly Buffer[], methods: "original" | "shim", pa
   return { calls, state: parser.state, stateBytes: parser.stateBytes, headerBytes: parser.headerBytes, lastByte: parser.lastByte };
 }
 
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PIECES = ["\r", "\n", "\r\n", "\r\n", "a", "Subject: x", ": ", "\r\n\r\n", "\n\n", "\n\r\n", "\t", "body"];
 
 describe("mailauth's parser with native line-end searches", () => {
   it("does what mailauth's own parser does, on 4,000 random inputs in random chunks", async () => {
-    const next = random(611);
+    const next = seededRandom(611);
     let withBody = 0;
     for (let round = 0; round < 4000; round++) {
       let text = "";

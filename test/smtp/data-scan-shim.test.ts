@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SMTPStream } from "smtp-server/lib/smtp-stream.js";
 import { installDataScanShim, ORIGINAL_FEED, type StreamInternals } from "../../src/smtp/data-scan-shim.ts";
+import { seededRandom } from "../support/seeded-random.ts";
 
 installDataScanShim();
 const proto = SMTPStream.prototype as unknown as StreamInternals;
@@ -39,17 +40,6 @@ async function parse(chunks: readonly Buffer[], feed: "original" | "shim"): Prom
   return { content: Buffer.concat(parts).toString("latin1"), dataBytes: stream.dataBytes, ended: finished, commands };
 }
 
-// seeded, so a failure can be replayed
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const PIECES = [".", ".", "\r", "\n", "\r\n", "a", "bc", "\r\n.", "\r\n..", "\n.", "\r\n.\r\n", ".\r\n", "..\r\n", "\n.\r\n", "QUIT\r\n", "\r\n.\r\nRSET\r\n"];
 
@@ -72,7 +62,7 @@ function randomChunks(input: Buffer, next: () => number): Buffer[] {
 
 describe("DATA parser with a native dot search", () => {
   it("emits exactly what smtp-server's own parser emits, on 4,000 random inputs in random chunks", async () => {
-    const next = random(20261206);
+    const next = seededRandom(20261206);
     let terminated = 0;
     for (let round = 0; round < 4000; round++) {
       const input = randomInput(next);

@@ -12,6 +12,10 @@
  */
 import type { AddressInfo, Socket } from "node:net";
 import { SMTPServer } from "smtp-server";
+import { seededRandom } from "./seeded-random.ts";
+
+// the soak and the crash tests take the generator from here, as before
+export { seededRandom };
 
 export type SinkVerdict = "accept" | "tempfail" | "drop";
 
@@ -52,17 +56,6 @@ export interface FlakySink {
   stop(): Promise<void>;
 }
 
-/** mulberry32: a tiny seeded generator; the soak's randomness must be repeatable. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function messageIdOf(raw: Buffer | string): string {
   const text = typeof raw === "string" ? raw : raw.subarray(0, 64 * 1024).toString("latin1");
