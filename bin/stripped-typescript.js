@@ -46,9 +46,9 @@ function cachedJavaScript(url) {
   }
 }
 
-// registerHooks (Node >= 22.15) runs in the loading thread, synchronously; an older Node simply
-// strips as before. mailroute's .ts files are ES modules (package.json "type": "module").
-registerHooks?.({
+// registerHooks (Node >= 22.15; mailroute needs >= 22.19) runs in the loading thread,
+// synchronously. mailroute's .ts files are ES modules (package.json "type": "module").
+registerHooks({
   load(url, context, nextLoad) {
     const javaScript = cachedJavaScript(url);
     if (javaScript === null) return nextLoad(url, context);
