@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { describe, it } from "node:test";
 import { installDotStuffingShim, type DataStreamInternals } from "../../src/delivery/dot-stuffing-shim.ts";
-import { seededRandom } from "../support/seeded-random.ts";
+import { randomChunks, randomPieces, seededRandom } from "../support/seeded-random.ts";
 
 const require = createRequire(import.meta.url);
 type DataStreamClass = new () => DataStreamInternals & NodeJS.ReadWriteStream;
@@ -47,16 +47,9 @@ describe("dot-stuffing with a fast path", () => {
     const next = seededRandom(2026);
     let changed = 0;
     for (let round = 0; round < 4000; round++) {
-      let text = "";
-      const count = Math.floor(next() * 40);
-      for (let index = 0; index < count; index++) text += PIECES[Math.floor(next() * PIECES.length)];
+      const text = randomPieces(next, PIECES, 40);
       const input = Buffer.from(text, "latin1");
-      const chunks: Buffer[] = [];
-      for (let at = 0; at < input.length; ) {
-        const size = 1 + Math.floor(next() * (next() < 0.3 ? input.length : 6));
-        chunks.push(input.subarray(at, at + size));
-        at += size;
-      }
+      const chunks = randomChunks(input, next, { wholeShare: 0.3, maxSmall: 6 });
       const [mine, theirs] = await Promise.all([stuff(chunks, "shim"), stuff(chunks, "original")]);
       assert.deepEqual(mine, theirs, `round ${round}: ${JSON.stringify(text)} in ${chunks.length} chunks`);
       if (theirs.out !== `${text}\r\n.\r\n` && theirs.out !== `${text}.\r\n`) changed++;

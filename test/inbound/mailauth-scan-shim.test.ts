@@ -12,7 +12,7 @@ import { createRequire } from "node:module";
 import { describe, it } from "node:test";
 import { dkimSign, dkimVerify } from "mailauth";
 import { installMailauthScanShim, ORIGINAL_METHODS, type ParserInternals } from "../../src/inbound/mailauth-scan-shim.ts";
-import { seededRandom } from "../support/seeded-random.ts";
+import { randomChunks, randomPieces, seededRandom } from "../support/seeded-random.ts";
 
 installMailauthScanShim();
 const { MessageParser } = createRequire(import.meta.url)("mailauth/lib/dkim/message-parser.js") as { MessageParser: new () => ParserInternals & { write(chunk: Buffer, callback: (error?: Error | null) => void): void; end(callback: () => void): void } };
@@ -57,16 +57,9 @@ describe("mailauth's parser with native line-end searches", () => {
     const next = seededRandom(611);
     let withBody = 0;
     for (let round = 0; round < 4000; round++) {
-      let text = "";
-      const count = Math.floor(next() * 40);
-      for (let index = 0; index < count; index++) text += PIECES[Math.floor(next() * PIECES.length)];
+      const text = randomPieces(next, PIECES, 40);
       const input = Buffer.from(text, "latin1");
-      const chunks: Buffer[] = [];
-      for (let at = 0; at < input.length; ) {
-        const size = 1 + Math.floor(next() * (next() < 0.3 ? input.length : 5));
-        chunks.push(input.subarray(at, at + size));
-        at += size;
-      }
+      const chunks = randomChunks(input, next, { wholeShare: 0.3, maxSmall: 5 });
       for (const path of ["write", "direct"] as const) {
         const [mine, theirs] = await Promise.all([trace(chunks, "shim", path), trace(chunks, "original", path)]);
         assert.deepEqual(mine, theirs, `round ${round} (${path}): ${JSON.stringify(text)} in ${chunks.length} chunks`);

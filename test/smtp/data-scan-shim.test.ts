@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { SMTPStream } from "smtp-server/lib/smtp-stream.js";
 import { installDataScanShim, ORIGINAL_FEED, type StreamInternals } from "../../src/smtp/data-scan-shim.ts";
-import { seededRandom } from "../support/seeded-random.ts";
+import { randomChunks, randomPieces, seededRandom } from "../support/seeded-random.ts";
 
 installDataScanShim();
 const proto = SMTPStream.prototype as unknown as StreamInternals;
@@ -43,30 +43,13 @@ async function parse(chunks: readonly Buffer[], feed: "original" | "shim"): Prom
 
 const PIECES = [".", ".", "\r", "\n", "\r\n", "a", "bc", "\r\n.", "\r\n..", "\n.", "\r\n.\r\n", ".\r\n", "..\r\n", "\n.\r\n", "QUIT\r\n", "\r\n.\r\nRSET\r\n"];
 
-function randomInput(next: () => number): Buffer {
-  const count = Math.floor(next() * 60);
-  let text = "";
-  for (let index = 0; index < count; index++) text += PIECES[Math.floor(next() * PIECES.length)];
-  return Buffer.from(text, "latin1");
-}
-
-function randomChunks(input: Buffer, next: () => number): Buffer[] {
-  const chunks: Buffer[] = [];
-  for (let at = 0; at < input.length; ) {
-    const size = 1 + Math.floor(next() * (next() < 0.2 ? input.length : 8));
-    chunks.push(input.subarray(at, at + size));
-    at += size;
-  }
-  return chunks;
-}
-
 describe("DATA parser with a native dot search", () => {
   it("emits exactly what smtp-server's own parser emits, on 4,000 random inputs in random chunks", async () => {
     const next = seededRandom(20261206);
     let terminated = 0;
     for (let round = 0; round < 4000; round++) {
-      const input = randomInput(next);
-      const chunks = randomChunks(input, next);
+      const input = Buffer.from(randomPieces(next, PIECES, 60), "latin1");
+      const chunks = randomChunks(input, next, { wholeShare: 0.2, maxSmall: 8 });
       const [original, shim] = await Promise.all([parse(chunks, "original"), parse(chunks, "shim")]);
       assert.deepEqual(shim, original, `round ${round}: ${JSON.stringify(input.toString("latin1"))} in ${chunks.length} chunks`);
       if (original.ended) terminated++;
