@@ -21,6 +21,7 @@ import { runInNewContext } from "node:vm";
 import { DkimKeyStore } from "../src/delivery/dkim-keys.ts";
 import { createMessageSigner } from "../src/delivery/message-signer.ts";
 import { createSigningPool } from "../src/delivery/signing-pool.ts";
+import { AUTHOR_FIELDS, RECEIVED_FIELD } from "../test/support/author-message.ts";
 
 setFlagsFromString("--expose-gc");
 const gc = runInNewContext("gc") as () => void;
@@ -30,14 +31,8 @@ const PER_ROUND = 200;
 
 const message = Buffer.from(
   [
-    "Received: from mail.sender.example ([192.0.2.10]) by mx.route.example with ESMTPS id Q1; Mon, 23 Nov 2026 11:00:05 +0000",
-    "From: Alice <alice@sender.example>",
-    "To: bob@route.example",
-    "Subject: lunch",
-    "Date: Mon, 23 Nov 2026 11:00:00 +0000",
-    "Message-ID: <lunch-1@sender.example>",
-    "MIME-Version: 1.0",
-    "Content-Type: text/plain; charset=utf-8",
+    RECEIVED_FIELD,
+    ...AUTHOR_FIELDS,
     "",
     "Hello Bob, see you at noon. ".repeat(24).replace(/(.{70})/g, "$1\r\n"),
   ].join("\r\n"),

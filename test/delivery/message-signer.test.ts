@@ -14,6 +14,7 @@ import { DkimKeyStore } from "../../src/delivery/dkim-keys.ts";
 import { authResultsPayload, createMessageSigner, DKIM_SIGNED_FIELDS, type InboundArc, type MessageSigner } from "../../src/delivery/message-signer.ts";
 import { receivedHeader } from "../../src/delivery/trace-header.ts";
 import { startDnsServer, type TestDnsServer } from "../support/dns-server.ts";
+import { AUTHOR_FIELDS } from "../support/author-message.ts";
 
 // the memory test needs to see what is still alive, not what the collector has not reached yet
 setFlagsFromString("--expose-gc");
@@ -71,17 +72,7 @@ after(async () => {
 
 function authorMessage(body = "Hello Bob,\r\n\r\nsee you  at noon.   \r\n\r\n\r\n"): Buffer {
   return Buffer.from(
-    [
-      "From: Alice <alice@sender.example>",
-      "To: bob@route.example",
-      "Subject: lunch",
-      "Date: Mon, 23 Nov 2026 11:00:00 +0000",
-      "Message-ID: <lunch-1@sender.example>",
-      "MIME-Version: 1.0",
-      "Content-Type: text/plain; charset=utf-8",
-      "",
-      body,
-    ].join("\r\n"),
+    [...AUTHOR_FIELDS, "", body].join("\r\n"),
   );
 }
 

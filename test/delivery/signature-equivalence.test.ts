@@ -18,6 +18,7 @@ import { DkimKeyStore, type DkimKey, type DomainKeys } from "../../src/delivery/
 import { createMessageSigner, type InboundArc, type MessageSignerOptions, type SignedHeaders } from "../../src/delivery/message-signer.ts";
 import { startDnsServer, type TestDnsServer } from "../support/dns-server.ts";
 import { createMailauthSigner } from "./mailauth-reference-signer.ts";
+import { AUTHOR_FIELDS, RECEIVED_FIELD } from "../support/author-message.ts";
 
 const SIGN_TIME = new Date("2026-11-23T11:00:06Z");
 const CRLF = "\r\n";
@@ -86,16 +87,7 @@ function message(lines: string[], body = `Hello Bob,${CRLF}${CRLF}see you  at no
   return Buffer.from(lines.join(CRLF) + CRLF + CRLF + body, "latin1");
 }
 
-const AUTHOR = [
-  "Received: from mail.sender.example ([192.0.2.10]) by mx.route.example with ESMTPS id Q1; Mon, 23 Nov 2026 11:00:05 +0000",
-  "From: Alice <alice@sender.example>",
-  "To: bob@route.example",
-  "Subject: lunch",
-  "Date: Mon, 23 Nov 2026 11:00:00 +0000",
-  "Message-ID: <lunch-1@sender.example>",
-  "MIME-Version: 1.0",
-  "Content-Type: text/plain; charset=utf-8",
-];
+const AUTHOR = [RECEIVED_FIELD, ...AUTHOR_FIELDS];
 const utf8 = (text: string) => Buffer.from(text, "utf8").toString("latin1");
 
 /** Header-level variety: what canonicalization, field selection and h= folding are about. */
