@@ -55,6 +55,7 @@ import { fieldNameSet, fieldsToSign, parseHeaderFields, relaxedField } from "./h
 import { readArcChain } from "./arc-chain.ts";
 import { RelaxedBodyHash } from "./relaxed-body-hash.ts";
 import { signField, signingProblem, unixTime, type Signing } from "./signature-field.ts";
+import { isSpooledCopy, readSpooledCopy, type SpooledCopy } from "./spooled-copy.ts";
 
 export type { ChainValidation };
 
@@ -66,8 +67,11 @@ export type { ChainValidation };
 export type InboundArc = Pick<ARCResult, "status"> & Partial<Pick<ARCResult, "i" | "authResults" | "info">>;
 
 export interface SignRequest {
-  /** The message exactly as it will be sent, our Received: header included. Read once. */
-  message: Readable | Buffer;
+  /**
+   * The message exactly as it will be sent, our Received: header included. Read once: a stream,
+   * a Buffer, or a spilled message named by its spool (read here from the file).
+   */
+  message: Readable | Buffer | SpooledCopy;
   /** The domain the message was routed for: d= of every signature and of the seal. */
   routingDomain: string;
   /** `authenticate(...).arc` from inbound authentication; null or false when there is none. */
@@ -143,10 +147,12 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
     try {
       // a message held whole is fed straight in: no stream and no pipeline for a small message
       if (Buffer.isBuffer(request.message)) for (const view of views(request.message, FEED_CHUNK)) capture.consume(view);
-      else await pipeline(request.message, capture);
+      else if (isSpooledCopy(request.message)) {
+        for await (const chunk of readSpooledCopy(request.message)) for (const view of views(chunk, FEED_CHUNK)) capture.consume(view);
+      } else await pipeline(request.message, capture);
     } catch (error) {
       // the source is released by pipeline; only a header block past the limit is ours to report
-      if (!Buffer.isBuffer(request.message)) request.message.destroy();
+      if (!Buffer.isBuffer(request.message) && !isSpooledCopy(request.message)) request.message.destroy();
       if (!(error instanceof HeaderBlockTooLarge)) throw error;
       skipped.push({ part: "dkim", reason: error.message }, { part: "arc", reason: error.message });
       return { headers: Buffer.alloc(0), dkim: [], arc: null, skipped };

@@ -13,6 +13,7 @@ import { open, rm, type FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
+import type { SpooledCopy } from "./spooled-copy.ts";
 
 // Spilled bytes are written, and read back, this many at a time: per-call costs (a thread-pool
 // round trip, a promise, a 64 KiB buffer per read) made up a quarter of the main thread's time
@@ -133,6 +134,18 @@ export class MessageSpool {
     if (this.#disposed) throw new Error("message spool already disposed");
     if (this.#file !== null) return null;
     return Buffer.concat(prefix === undefined ? this.#chunks : [prefix, ...this.#chunks]);
+  }
+
+  /**
+   * The stored message (after `prefix`) as a SpooledCopy, for a reader on another thread to read
+   * from the file itself, when part of it spilled; else null (inMemory() has it all).
+   */
+  spilled(prefix?: Buffer): SpooledCopy | null {
+    if (this.#disposed) throw new Error("message spool already disposed");
+    if (this.#filePath === null || this.#fileBytes === 0) return null;
+    if (this.#pendingBytes > 0) throw new Error("message spool: spilled bytes not yet written (read it after fill() or write())");
+    const head = Buffer.concat(prefix === undefined ? this.#chunks : [prefix, ...this.#chunks]);
+    return { head, file: { path: this.#filePath, bytes: this.#fileBytes } };
   }
 
   /** A fresh stream over the stored message, optionally preceded by extra bytes (a trace header). */

@@ -20,6 +20,7 @@ import { MessageChannel, Worker } from "node:worker_threads";
 import { DkimKeyStore } from "./dkim-keys.ts";
 import type { MessageSigner, SignedHeaders } from "./message-signer.ts";
 import { sendOverPort } from "./port-stream.ts";
+import { isSpooledCopy, type SpooledCopy } from "./spooled-copy.ts";
 import { serveKeys } from "./signing-keys-remote.ts";
 import type { SigningAnswer, SigningJob, SigningWorkerData } from "./signing-worker.ts";
 
@@ -129,10 +130,13 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
     return { ...result, headers: Buffer.from(result.headers.buffer, result.headers.byteOffset, result.headers.byteLength) };
   }
 
-  async function signInline(thread: Thread, request: Parameters<MessageSigner>[0], whole: Buffer): Promise<SignedHeaders> {
+  /** A job answered on the thread's own port, by id: a message posted whole, or a spilled one named by its spool. */
+  async function signInline(thread: Thread, request: Parameters<MessageSigner>[0], carried: Buffer | SpooledCopy): Promise<SignedHeaders> {
     const id = nextId++;
     // a copy the thread owns, transferred: the Buffer may be a slice of a shared pool
-    const message = new Uint8Array(whole);
+    const bytes = new Uint8Array(Buffer.isBuffer(carried) ? carried : carried.head);
+    const meta = { id, routingDomain: request.routingDomain, arc: request.arc, authenticationResults: request.authenticationResults };
+    const job: SigningJob = Buffer.isBuffer(carried) ? { ...meta, message: bytes } : { ...meta, spooled: { head: bytes, path: carried.file.path, bytes: carried.file.bytes } };
     const answer = await new Promise<SigningAnswer>((resolve, reject) => {
       thread.inFlight.add(reject);
       thread.inline.set(id, (reply) => {
@@ -140,8 +144,7 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
         resolve(reply);
       });
       if (thread.inline.size === 1) thread.worker.ref();
-      const job: SigningJob = { id, message, routingDomain: request.routingDomain, arc: request.arc, authenticationResults: request.authenticationResults };
-      thread.worker.postMessage(job, [message.buffer]);
+      thread.worker.postMessage(job, [bytes.buffer]);
     });
     return received(answer);
   }
@@ -151,6 +154,8 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
     const thread = threads.reduce((best, candidate) => (candidate.inFlight.size < best.inFlight.size ? candidate : best));
     await thread.ready;
     if (Buffer.isBuffer(request.message) && request.message.length <= INLINE_BYTES) return signInline(thread, request, request.message);
+    if (isSpooledCopy(request.message)) return signInline(thread, request, request.message);
+    const source = request.message;
     const { port1, port2 } = new MessageChannel();
     try {
       return await new Promise<SignedHeaders>((resolve, reject) => {
@@ -169,7 +174,7 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
         const job: SigningJob = { port: port2, routingDomain: request.routingDomain, arc: request.arc, authenticationResults: request.authenticationResults };
         thread.worker.postMessage(job, [port2]);
         // the answer can only come after the last byte, so a failed send is the job's failure
-        sendOverPort(port1, request.message).catch((error: Error) => {
+        sendOverPort(port1, source).catch((error: Error) => {
           settle();
           reject(error);
         });

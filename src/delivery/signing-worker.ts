@@ -5,8 +5,9 @@
  *
  * Promises: a large message arrives with its own MessagePort carrying it (port-stream.ts) and
  * gets exactly one answer on that port — the SignedHeaders, or `{ error }` — after which the
- * port is closed; a small one arrives whole, with an id, and gets exactly one answer with that
- * id on the thread's own port. It signs with the same code as the SMTP
+ * port is closed; a small one arrives whole, and a spilled one as its spool names it (read here
+ * from the file, spooled-copy.ts), each with an id, and gets exactly one answer with that id on
+ * the thread's own port. It signs with the same code as the SMTP
  * thread would (createMessageSigner), with the keys the main thread's DkimKeyStore holds,
  * asked for over `keyPort` (signing-keys-remote.ts) and parsed once per thread.
  */
@@ -27,8 +28,14 @@ interface JobMeta {
   authenticationResults: string | null;
 }
 
-/** A message streamed over its own port, or (small enough to post whole) carried in the job itself. */
-export type SigningJob = (JobMeta & { port: MessagePort }) | (JobMeta & { id: number; message: Uint8Array });
+/**
+ * A message streamed over its own port; or, with an id, carried in the job itself (small enough
+ * to post whole) or named by its spool (`spooled`: the in-memory head carried, the file read here).
+ */
+export type SigningJob =
+  | (JobMeta & { port: MessagePort })
+  | (JobMeta & { id: number; message: Uint8Array })
+  | (JobMeta & { id: number; spooled: { head: Uint8Array; path: string; bytes: number } });
 
 /** The answer to a job: the signer's result (header lines transferred as bytes), or why it failed. */
 export type SigningAnswer = { result: Omit<SignedHeaders, "headers"> & { headers: Uint8Array } } | { error: string };
@@ -55,7 +62,10 @@ thread.on("message", (job: SigningJob) => {
   const meta = { routingDomain: job.routingDomain, arc: job.arc, authenticationResults: job.authenticationResults };
   if ("id" in job) {
     const { id } = job;
-    const message = Buffer.from(job.message.buffer, job.message.byteOffset, job.message.byteLength);
+    const message =
+      "spooled" in job
+        ? { head: Buffer.from(job.spooled.head.buffer, job.spooled.head.byteOffset, job.spooled.head.byteLength), file: { path: job.spooled.path, bytes: job.spooled.bytes } }
+        : Buffer.from(job.message.buffer, job.message.byteOffset, job.message.byteLength);
     answer(sign({ message, ...meta }), (reply, transfer) => thread.postMessage({ id, ...reply }, transfer ?? []));
     return;
   }

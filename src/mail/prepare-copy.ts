@@ -16,6 +16,7 @@
 import { Readable } from "node:stream";
 import type { InboundArc, MessageSigner, SignedHeaders } from "../delivery/message-signer.ts";
 import type { MessageSpool } from "../delivery/message-spool.ts";
+import type { SpooledCopy } from "../delivery/spooled-copy.ts";
 import { messageFingerprint } from "../delivery/message-fingerprint.ts";
 import type { DestinationChains } from "../routing/destination-expression.ts";
 import type { DispatchRequest } from "./dispatcher.ts";
@@ -26,6 +27,8 @@ export interface CopyBody {
   read(prefix: Buffer): Readable;
   /** The whole copy in one Buffer when the body is in memory anyway (the signer then gets it in one piece), else null. */
   whole(prefix: Buffer): Buffer | null;
+  /** The copy as its spool holds it, when part of it is in a file (the signer reads that itself), else null. */
+  spilled(prefix: Buffer): SpooledCopy | null;
 }
 
 // a copy up to this size goes to the signer whole (signing-pool.ts INLINE_BYTES)
@@ -41,11 +44,11 @@ function* pieces(...buffers: Buffer[]): Generator<Buffer> {
 }
 
 export function spoolBody(spool: MessageSpool): CopyBody {
-  return { size: spool.size, read: (prefix) => spool.createReadStream(prefix), whole: (prefix) => spool.inMemory(prefix) };
+  return { size: spool.size, read: (prefix) => spool.createReadStream(prefix), whole: (prefix) => spool.inMemory(prefix), spilled: (prefix) => spool.spilled(prefix) };
 }
 
 export function bufferBody(body: Buffer): CopyBody {
-  return { size: body.length, read: (prefix) => Readable.from(pieces(prefix, body)), whole: (prefix) => Buffer.concat([prefix, body]) };
+  return { size: body.length, read: (prefix) => Readable.from(pieces(prefix, body)), whole: (prefix) => Buffer.concat([prefix, body]), spilled: () => null };
 }
 
 export interface CopyRequest {
@@ -75,7 +78,9 @@ export async function prepareCopy(copy: CopyRequest, signer: MessageSigner | nul
   if (copy.sign && signer !== null) {
     const small = copy.headers.length + copy.body.size <= WHOLE_FOR_SIGNING_BYTES;
     signed = await signer({
-      message: (small ? copy.body.whole(copy.headers) : null) ?? copy.body.read(copy.headers),
+      // small: in one piece; spilled: named, for the signer to read from the file itself (the
+      // SMTP thread neither reads nor copies the body to sign it); else streamed
+      message: (small ? copy.body.whole(copy.headers) : null) ?? copy.body.spilled(copy.headers) ?? copy.body.read(copy.headers),
       routingDomain: copy.routingDomain,
       arc: copy.seal?.arc ?? null,
       authenticationResults: copy.seal?.authenticationResults ?? null,

@@ -14,6 +14,7 @@ import { pipeline } from "node:stream/promises";
 import { createSeal, getARChain, type ARCChainEntry } from "mailauth";
 import { HeaderBlockCapture, HeaderBlockTooLarge } from "../../src/delivery/header-block-capture.ts";
 import { authResultsPayload, DKIM_SIGNED_FIELDS, type ChainValidation, type InboundArc, type MessageSigner, type MessageSignerOptions, type SignedHeaders } from "../../src/delivery/message-signer.ts";
+import { isSpooledCopy, readSpooledCopy } from "../../src/delivery/spooled-copy.ts";
 
 const require = createRequire(import.meta.url);
 interface MailauthHeaders {
@@ -42,7 +43,7 @@ export function createMailauthSigner(options: MessageSignerOptions): MessageSign
 
     const bodyHash = dkimBody("relaxed", "sha256", false);
     const capture = new HeaderBlockCapture(MAX_HEADER_BLOCK, { onBody: (chunk) => bodyHash.update(chunk) });
-    const source = Buffer.isBuffer(request.message) ? Readable.from([request.message]) : request.message;
+    const source = Buffer.isBuffer(request.message) ? Readable.from([request.message]) : isSpooledCopy(request.message) ? Readable.from(readSpooledCopy(request.message)) : request.message;
     try {
       await pipeline(source, capture);
     } catch (error) {

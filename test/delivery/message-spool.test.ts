@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { MessageSpool } from "../../src/delivery/message-spool.ts";
+import { readSpooledCopy } from "../../src/delivery/spooled-copy.ts";
 
 /** `total` random bytes in chunks of 1–`maxChunk` bytes, as a socket would hand them over. */
 function chunked(total: number, maxChunk: number): Buffer[] {
@@ -54,6 +55,29 @@ describe("MessageSpool", () => {
     assert.ok(second.equals(Buffer.concat([prefix, whole])), "second reader got the prefix and the message");
     await spool.dispose();
     assert.deepEqual(readdirSync(spoolDir), [], "dispose removed the spill file");
+  });
+
+  it("names a spilled message for a reader elsewhere (spilled()): its memory part with the prefix, then exactly its file's bytes", async () => {
+    const small = new MessageSpool({ maxSize: 10 * 1024 * 1024, spoolDir });
+    await small.fill(Readable.from([randomBytes(1000)]));
+    assert.equal(small.spilled(), null, "a message held in memory has no file to name");
+    await small.dispose();
+    const chunks = chunked(2 * 1024 * 1024 + 777, 70_000);
+    const whole = Buffer.concat(chunks);
+    const spool = new MessageSpool({ maxSize: 10 * 1024 * 1024, spoolDir });
+    await spool.fill(Readable.from(chunks));
+    const prefix = Buffer.from("Received: by test\r\n");
+    const spilled = spool.spilled(prefix);
+    assert.ok(spilled !== null);
+    assert.equal(spilled.head.length + spilled.file.bytes, prefix.length + whole.length);
+    const parts: Buffer[] = [];
+    for await (const chunk of readSpooledCopy(spilled)) parts.push(chunk);
+    assert.ok(Buffer.concat(parts).equals(Buffer.concat([prefix, whole])), "head and file read back are the message after the prefix");
+    await spool.dispose();
+    // once the spool is gone, its file is too: a late reader fails instead of reading nothing
+    await assert.rejects(async () => {
+      for await (const chunk of readSpooledCopy(spilled)) void chunk;
+    }, /ENOENT/);
   });
 
   it("makes one direct write readable at once, also when it spills less than a file write's worth", async () => {

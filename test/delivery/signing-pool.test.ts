@@ -8,6 +8,7 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { dkimVerify } from "mailauth";
 import { DkimKeyStore } from "../../src/delivery/dkim-keys.ts";
+import { MessageSpool } from "../../src/delivery/message-spool.ts";
 import { createSigningPool, INLINE_BYTES, type SigningPool } from "../../src/delivery/signing-pool.ts";
 
 const run = promisify(execFile);
@@ -72,6 +73,25 @@ describe("signing pool", () => {
       const whole = message(body);
       const signed = await pool.sign({ message: whole, routingDomain: "route.example", arc: null, authenticationResults: null });
       assert.deepEqual(await verdicts(signed.headers, whole), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"], `${whole.length} bytes`);
+    }
+  });
+
+  it("signs a spilled message named by its spool: the thread reads the file itself, every byte of it", async () => {
+    const line = "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n";
+    const copy = message(line.repeat(Math.ceil((3 * 1024 * 1024) / line.length)));
+    const spool = new MessageSpool({ maxSize: 10 * 1024 * 1024, spoolDir: dir });
+    try {
+      // the spool holds the first 256 KiB in memory and the rest in its file, as a received message
+      await spool.fill(Readable.from([copy.subarray(0, 100_000), copy.subarray(100_000)]));
+      const prefix = Buffer.from("Received: by mx.route.example\r\n");
+      const spilled = spool.spilled(prefix);
+      assert.ok(spilled !== null && spilled.file.bytes > 0, "part of the message is in the spool's file");
+      const signed = await pool.sign({ message: spilled, routingDomain: "route.example", arc: null, authenticationResults: null });
+      assert.deepEqual(await verdicts(signed.headers, Buffer.concat([prefix, copy])), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
+      // a copy whose file holds fewer bytes than it names is an error, not a shorter message
+      await assert.rejects(pool.sign({ message: { head: spilled.head, file: { path: spilled.file.path, bytes: spilled.file.bytes + 10 } }, routingDomain: "route.example", arc: null, authenticationResults: null }), /expected/);
+    } finally {
+      await spool.dispose();
     }
   });
 

@@ -1,0 +1,68 @@
+/**
+ * prepareCopy hands the signer each copy in the cheapest form that is still the exact bytes: a
+ * small copy whole, a spilled one named by its spool (the signing thread reads the file itself;
+ * issue 11), and dispatches signatures + our headers + the body unchanged.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { after, before, describe, it } from "node:test";
+import type { SignRequest } from "../../src/delivery/message-signer.ts";
+import { MessageSpool } from "../../src/delivery/message-spool.ts";
+import { isSpooledCopy, readSpooledCopy } from "../../src/delivery/spooled-copy.ts";
+import { prepareCopy, spoolBody, type CopyRequest } from "../../src/mail/prepare-copy.ts";
+
+async function bytesOf(message: SignRequest["message"]): Promise<Buffer> {
+  if (Buffer.isBuffer(message)) return message;
+  const parts: Buffer[] = [];
+  for await (const chunk of isSpooledCopy(message) ? readSpooledCopy(message) : message) parts.push(chunk as Buffer);
+  return Buffer.concat(parts);
+}
+
+describe("prepareCopy", () => {
+  let spoolDir: string;
+  before(() => {
+    spoolDir = mkdtempSync(join(tmpdir(), "mailroute-prepare-copy-"));
+  });
+  after(() => rmSync(spoolDir, { recursive: true, force: true }));
+
+  for (const [label, size, form] of [
+    ["a small message", 10_000, "buffer"],
+    ["a spilled message", 3 * 1024 * 1024, "spooled"],
+  ] as const) {
+    it(`gives the signer ${label} as ${form === "buffer" ? "one Buffer" : "its spool's name, not a stream the SMTP thread reads"}, and dispatches exactly the signed bytes`, async () => {
+      const body = Buffer.alloc(size, "x");
+      for (let at = 76; at < body.length; at += 78) body.write("\r\n", at);
+      const spool = new MessageSpool({ maxSize: 10 * 1024 * 1024, spoolDir });
+      try {
+        await spool.fill(Readable.from([body]));
+        const headers = Buffer.from("Received: by mx.test\r\n");
+        const seen: SignRequest["message"][] = [];
+        const signature = Buffer.from("DKIM-Signature: test\r\n");
+        const copy: CopyRequest = {
+          chains: [],
+          envelopeFrom: "sender@origin.test",
+          headers,
+          body: spoolBody(spool),
+          routingDomain: "route.test",
+          sign: true,
+          seal: null,
+          identity: { messageId: null, mailFrom: "sender@origin.test", recipients: ["a@route.test"], contentSha256: spool.sha256 },
+        };
+        const prepared = await prepareCopy(copy, async (request) => {
+          seen.push(request.message);
+          assert.ok((await bytesOf(request.message)).equals(Buffer.concat([headers, body])), "the signer reads our headers and the body");
+          return { headers: signature, dkim: [], arc: null, skipped: [] };
+        });
+        assert.equal(seen.length, 1);
+        assert.equal(form === "buffer" ? Buffer.isBuffer(seen[0]) : isSpooledCopy(seen[0]), true, `signer got ${form}`);
+        assert.ok((await bytesOf(prepared.request.message())).equals(Buffer.concat([signature, headers, body])), "dispatched: signature, our headers, the body");
+        assert.equal(prepared.request.size, signature.length + headers.length + body.length);
+      } finally {
+        await spool.dispose();
+      }
+    });
+  }
+});
