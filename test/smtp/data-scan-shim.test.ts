@@ -58,6 +58,16 @@ describe("DATA parser with a native dot search", () => {
     assert.ok(terminated > 1000 && terminated < 3900, `${terminated} of 4000 inputs terminated`);
   });
 
+  it("emits the same in chunks long enough that the held-back bytes go on alone (no copy onto the next chunk)", async () => {
+    const next = seededRandom(20261207);
+    for (let round = 0; round < 4000; round++) {
+      const input = Buffer.from(randomPieces(next, PIECES, 80), "latin1");
+      const chunks = randomChunks(input, next, { wholeShare: 0.05, maxSmall: 40 });
+      const [original, shim] = await Promise.all([parse(chunks, "original"), parse(chunks, "shim")]);
+      assert.deepEqual(shim, original, `round ${round}: ${JSON.stringify(input.toString("latin1"))} in ${chunks.length} chunks`);
+    }
+  });
+
   it("handles a large message with escape dots across many chunks the same way", async () => {
     const line = (index: number) => (index % 7 === 0 ? ".." : "") + `line ${index} `.repeat(5) + "\r\n";
     const body = Buffer.from(Array.from({ length: 20_000 }, (_, index) => line(index)).join("") + ".\r\nQUIT\r\n", "latin1");
