@@ -23,7 +23,9 @@ const LF = 0x0a;
 const CR = 0x0d;
 const CRLF = Buffer.from("\r\n");
 // anything that makes a complete-lines chunk differ from its canonical form
-const NEEDS_REWRITE = /\t| {2}| \r\n|(?:^|[^\r])\n/;
+// (the bare LF as a lookbehind, not as "(?:^|[^\r])\n": the same matches, found about five
+// times faster, since V8 no longer tries the class at every byte; issue 11)
+const NEEDS_REWRITE = /\t| {2}| \r\n|\n(?<!\r\n)/;
 
 export class RelaxedBodyHash {
   readonly #hash: Hash;

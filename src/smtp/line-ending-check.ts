@@ -9,12 +9,16 @@
  * default and sendmail's 'g'/'u' options do) rather than normalise it: rewriting line ends
  * would also break the sender's DKIM body hash, and nobody legitimate needs it any more.
  *
- * Promises: a streaming scan with O(1) state (CRLF split across chunks is handled), two
- * indexOf passes per chunk; it reports the first violation only; it never changes the bytes.
+ * Promises: a streaming scan with O(1) state (CRLF split across chunks is handled), one regular
+ * expression pass per chunk; it reports the first violation only (a chunk's bare LF before its
+ * bare CR); it never changes the bytes.
  */
 
 const CR = 0x0d;
 const LF = 0x0a;
+// a CR not followed by LF, or an LF not preceded by CR (as one alternation: V8 scans for it
+// about twice as fast as for either half alone)
+const BARE_LINE_ENDING = /\r(?!\n)|\n(?<!\r\n)/g;
 
 export type BareLineEnding = "CR" | "LF";
 
@@ -34,17 +38,27 @@ export class LineEndingCheck {
       this.#found = "CR";
       return;
     }
-    for (let at = chunk.indexOf(LF); at !== -1; at = chunk.indexOf(LF, at + 1)) {
-      if ((at === 0 ? this.#previous : chunk[at - 1]) !== CR) {
+    // One native regular expression pass over the chunk as latin1 text finds every candidate;
+    // an indexOf per line end, twice, cost 2.7 times as much on ordinary 76-byte lines (~4 ms
+    // of the SMTP thread per 10 MiB message; issue 11). A bare LF anywhere in the chunk is
+    // reported before a bare CR, as the two passes did.
+    const text = chunk.toString("latin1");
+    let bareCr = false;
+    BARE_LINE_ENDING.lastIndex = 0;
+    for (let match = BARE_LINE_ENDING.exec(text); match !== null; match = BARE_LINE_ENDING.exec(text)) {
+      const at = match.index;
+      if (text.charCodeAt(at) === LF) {
+        // an LF first in the chunk is paired with a CR that ended the previous one
+        if (at === 0 && this.#previous === CR) continue;
         this.#found = "LF";
         return;
       }
+      // a CR last in the chunk is decided by the next chunk
+      if (at < text.length - 1) bareCr = true;
     }
-    for (let at = chunk.indexOf(CR); at !== -1 && at < chunk.length - 1; at = chunk.indexOf(CR, at + 1)) {
-      if (chunk[at + 1] !== LF) {
-        this.#found = "CR";
-        return;
-      }
+    if (bareCr) {
+      this.#found = "CR";
+      return;
     }
     this.#previous = chunk[chunk.length - 1]!;
   }
