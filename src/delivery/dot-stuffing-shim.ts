@@ -1,7 +1,7 @@
 /**
  * Gives nodemailer's dot-stuffing stream (the DataStream its SMTP client sends every message
  * through) a fast path: a chunk it would hand on unchanged — every LF preceded by CR, no dot
- * starting a line — is recognised with Buffer#indexOf and passed on as it is, instead of being
+ * starting a line — is recognised with one native regular-expression pass and passed on as it is, instead of being
  * walked byte by byte in JavaScript (~5 % of the SMTP thread on 10 MiB messages, issue 11). That
  * is nearly every chunk mailroute relays: smtp-server delivered the message with CRLF line ends
  * and undid the sender's dot-stuffing, so only lines that really start with a dot need work.
@@ -30,14 +30,20 @@ export interface DataStreamInternals {
   [INSTALLED]?: boolean;
 }
 
+// a bare LF (nodemailer makes it CRLF), or a dot right after an LF (nodemailer doubles it); as
+// one alternation V8 scans latin1 text for this about twice as fast as an indexOf per line end
+const CHANGED_BY_STUFFING = /\n(?<!\r\n)|\.(?<=\n\.)/g;
+
 /** True when nodemailer's _transform would hand `chunk` on unchanged. */
 function passesUnchanged(chunk: Buffer, lastByte: number | false | undefined): boolean {
   // a dot at the very start of a line that began in an earlier chunk (or of the message)
   if (chunk[0] === DOT && (!lastByte || lastByte === LF)) return false;
-  for (let newline = chunk.indexOf(LF); newline !== -1; newline = chunk.indexOf(LF, newline + 1)) {
-    const before = newline === 0 ? lastByte : chunk[newline - 1];
-    // a bare LF becomes CRLF; a dot after a line end is doubled
-    if (before !== CR || chunk[newline + 1] === DOT) return false;
+  const text = chunk.toString("latin1");
+  CHANGED_BY_STUFFING.lastIndex = 0;
+  for (let match = CHANGED_BY_STUFFING.exec(text); match !== null; match = CHANGED_BY_STUFFING.exec(text)) {
+    // an LF first in the chunk ends the CR that ended the previous one: not bare
+    if (match.index === 0 && lastByte === CR) continue;
+    return false;
   }
   return true;
 }
