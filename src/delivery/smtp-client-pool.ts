@@ -19,11 +19,14 @@ import type { Readable } from "node:stream";
 import type { SecureContext } from "node:tls";
 import SMTPConnection from "nodemailer/lib/smtp-connection/index.js";
 import { installDotStuffingShim } from "./dot-stuffing-shim.ts";
+import { installEnvelopePipeliningShim } from "./envelope-pipelining-shim.ts";
 import { tlsRequirementFor, type TlsRequirement } from "./mta-sts-policy.ts";
 import { smtpTlsOptions, tlsPolicyFailure, TlsPolicyError, tlsPoolKey, unmetTlsRequirement, type ConnectionTlsState } from "./outbound-tls.ts";
 
-// messages leave through nodemailer's dot-stuffing stream, with a fast path (dot-stuffing-shim.ts)
+// messages leave through nodemailer's dot-stuffing stream, with a fast path (dot-stuffing-shim.ts),
+// after an envelope sent in one write where the server allows it (envelope-pipelining-shim.ts)
 installDotStuffingShim();
+installEnvelopePipeliningShim();
 
 /** A requirement the client can act on (an MX the policy refuses is never connected to). */
 export type ConnectableTlsRequirement = Exclude<TlsRequirement, { refuse: string }>;

@@ -77,6 +77,22 @@ describe("dependencies whose internals we patch", () => {
     }
   });
 
+  it("nodemailer's SMTPConnection still queues MAIL FROM's handler and words refusals as envelope-pipelining-shim.ts relies on", () => {
+    const source = readFileSync(require.resolve("nodemailer/lib/smtp-connection/index.js"), "utf8");
+    const members = [
+      "_setEnvelope(envelope, callback)",
+      "this._responseActions.push(str => {\n            this._actionMAIL(str, callback);\n        });",
+      "this._envelope.rcptQueue = JSON.parse(JSON.stringify(this._envelope.to || []));",
+      "_actionMAIL(str, callback)",
+      "_actionDATA(str, callback)",
+      "_getDsnRcptToArgs()",
+      "message = 'Recipient command failed';",
+      "err = this._formatError(\"Can't send mail - all recipients were rejected\", 'EENVELOPE', str, 'RCPT TO');",
+      "/[ -]PIPELINING\\b/im",
+    ];
+    for (const member of members) assert.ok(source.includes(member), `SMTPConnection no longer has ${member}: envelope-pipelining-shim.ts needs rework`);
+  });
+
   it("mailauth's MessageParser still has the methods and fields mailauth-scan-shim.ts replaces", () => {
     const source = readFileSync(require.resolve("mailauth/lib/dkim/message-parser.js"), "utf8");
     for (const member of ["async processChunk(chunk)", "*ensureLinebreaks(input)", "this.stateBytes", "this.headerBytes", "this.lastByte", "this.headerChunks", "await this.emitHeaders(", "await this.nextChunk("]) {
