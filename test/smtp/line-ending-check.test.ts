@@ -63,4 +63,17 @@ describe("LineEndingCheck", () => {
     // the corpus reaches every verdict
     assert.deepEqual([...seen].sort(), ["CR", "LF", null].sort());
   });
+
+  it("scans a chunk longer than a network read in slices, with a CRLF across a slice boundary and a bare LF far in", () => {
+    const slice = 64 * 1024;
+    // "\r" last in the first slice, "\n" first in the second: a CRLF, not a bare CR
+    const straddling = Buffer.alloc(3 * slice, "a");
+    for (let at = 100; at < straddling.length - 2; at += 100) straddling.write("\r\n", at, "latin1");
+    straddling.write("\r\n", slice - 1, "latin1");
+    straddling.write("\r\n", straddling.length - 2, "latin1");
+    assert.equal(verdict(straddling.toString("latin1")), null);
+    const bare = Buffer.from(straddling);
+    bare[2 * slice + 50] = 0x0a;
+    assert.equal(verdict(bare.toString("latin1")), "LF");
+  });
 });
