@@ -8,12 +8,15 @@
 // kept peak RSS at 50 SMTP sessions near 310–330 MiB instead of 420–465 (issue 11, measured
 // side by side).
 //
-// Old generation grown by 40 % per major GC (V8 otherwise picks up to 4x on a fast collector):
+// Old generation grown by 60 % per major GC (V8 otherwise picks up to 4x on a fast collector):
 // with 50 sessions the main heap's old space filled with promoted per-message garbage up to
-// ~105 MiB before V8 collected it. Measured at 50 sessions, 1 KiB, interleaved, 3 runs each:
-// peak RSS 253–356 → 198–223 MiB at the same msg/s (default 230–321, this 286–321).
+// ~105 MiB before V8 collected it. 40 % kept it lowest (peak at 50 sessions, 1 KiB, interleaved:
+// 253–356 MiB by default, 198–223 at 40 %), but V8 scales the external-memory limit with it too,
+// and at 40 % 10 MiB messages set off a major GC each: 20.7–21.2 msg/s against 23.6–24.1 at 60 %,
+// whose 50-session peak is ~10 MiB higher (208–228 against 197–220; issue 11, measured side by
+// side, 2 runs each).
 //
 // The stripped-TypeScript loader hook (stripped-typescript.js): modules come from the cache
 // scripts/strip-types.js writes, so Node's TypeScript stripper (WebAssembly, resident once
 // loaded) stays out of the service and its signing thread: idle RSS 186–188 → 149–151 MiB.
-export const SERVICE_NODE_FLAGS = Object.freeze(["--max-semi-space-size=4", "--heap-growing-percent=40", `--import=${new URL("./stripped-typescript.js", import.meta.url).href}`]);
+export const SERVICE_NODE_FLAGS = Object.freeze(["--max-semi-space-size=4", "--heap-growing-percent=60", `--import=${new URL("./stripped-typescript.js", import.meta.url).href}`]);
