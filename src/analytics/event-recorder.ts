@@ -7,7 +7,8 @@ import type { Database, EventTable } from "../store/schema.ts";
 import { normalizeOutcome } from "./event-outcome.ts";
 import { messagesTotal } from "./metrics.ts";
 import type { Logger } from "./structured-log.ts";
-import { deleteEventsBefore, insertEvents } from "../store/repositories/event-repository.ts";
+import { deleteEventsBefore, insertEvents, insertEventsOnWriter } from "../store/repositories/event-repository.ts";
+import type { SqliteWriter } from "../store/sqlite-writer.ts";
 
 /** An event as the SMTP side knows it; the account is derived from its zone when recorded. */
 export type MailEvent = Omit<Insertable<EventTable>, "id" | "account_id">;
@@ -30,13 +31,21 @@ const MAX_BATCH_ROWS = 500;
  * a caller that awaits it — the SMTP reply does — reads them back at once, as before. A batch the
  * store refuses is retried message by message, so one bad row loses only its own message's events.
  */
-export function createEventRecorder(db: Kysely<Database>, logger: Logger, accountOf: (zone: string) => string | null = () => null, nodeId: string | null = null): EventRecorder {
+export function createEventRecorder(
+  db: Kysely<Database>,
+  logger: Logger,
+  accountOf: (zone: string) => string | null = () => null,
+  nodeId: string | null = null,
+  /** SQLite: write on the store writer thread (sqlite-writer.ts) instead of this one. */
+  writer: SqliteWriter | null = null,
+): EventRecorder {
   let waiting: { rows: Insertable<EventTable>[]; done: () => void }[] = [];
   let writing = false;
 
   async function write(batch: readonly { rows: Insertable<EventTable>[] }[]): Promise<void> {
     try {
-      await insertEvents(db, batch.flatMap((entry) => entry.rows));
+      const rows = batch.flatMap((entry) => entry.rows);
+      await (writer === null ? insertEvents(db, rows) : insertEventsOnWriter(db, writer, rows));
       return;
     } catch (error) {
       if (batch.length === 1) {

@@ -57,6 +57,7 @@ import { QueueDispatcher } from "../workers/queue-dispatcher.ts";
 import type { InvocationResult } from "../workers/worker-types.ts";
 import { settleIntentsOfOwner, storeDeliveryLedger } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
+import { SqliteWriter } from "../store/sqlite-writer.ts";
 import { readConfigVersion } from "../store/config-version.ts";
 import { StartupError } from "./startup-error.ts";
 import { startHousekeeping } from "./housekeeping.ts";
@@ -180,7 +181,10 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   started.push({ name: "configuration watch", undo: () => configWatch.stop() });
 
   const srs = new SrsRewriter({ secrets: secrets.srs, domain: settings.hostname, postsrsdCompat: settings.srsPostsrsdCompat });
-  const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS, owner: nodeId });
+  // SQLite: the writes every relayed message makes (ledger, events) run on a thread of their own
+  const writer = store.sqliteFile === undefined ? null : await SqliteWriter.start(store.sqliteFile).catch((error: unknown) => failStart(error, storeFailure));
+  if (writer !== null) started.push({ name: "store writer", undo: () => writer.close() });
+  const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS, owner: nodeId, writer });
   // attempts this node id left in flight when its previous process died: sent again on retry now
   const recoveredIntents = await settleIntentsOfOwner(store.db, nodeId, new Date()).catch((error: unknown) => failStart(error, storeFailure));
   if (recoveredIntents > 0) logger.log("warn", "ledger_intents_recovered", { count: recoveredIntents });
@@ -234,7 +238,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   const signer = signing.sign;
   const relayDeps = { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs, logger };
 
-  const events = createEventRecorder(store.db, logger, (zone) => routing.table.zones.get(zone)?.account ?? null, nodeId);
+  const events = createEventRecorder(store.db, logger, (zone) => routing.table.zones.get(zone)?.account ?? null, nodeId, writer);
   const dispatcher = createInSessionDispatcher(relayDeps);
   // Queue delivery mode (issue 13): zones that ask for it get 250 once a deferred copy is stored
   reportQueueStats(() => queueStats(store.db));

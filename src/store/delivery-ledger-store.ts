@@ -26,7 +26,9 @@
  * expiry is a plain string comparison on both databases.
  */
 import { sql, type Kysely } from "kysely";
+import { prepareQuery, preparedFor, type PreparedQuery } from "./prepared-query.ts";
 import type { Database } from "./schema.ts";
+import type { SqliteWriter } from "./sqlite-writer.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -41,30 +43,16 @@ export interface AcceptedDelivery {
 }
 
 export async function recordAccepted(db: Kysely<Database>, entry: AcceptedDelivery): Promise<void> {
+  await recordAcceptedWith(kyselyRunner(db), statementsFor(db), entry);
+}
+
+async function recordAcceptedWith(run: Runner, statements: LedgerStatements, entry: AcceptedDelivery): Promise<void> {
   if (!(Number.isFinite(entry.ttlDays) && entry.ttlDays > 0)) {
     throw new Error(`delivery ledger: ttlDays ${entry.ttlDays} is not a positive number of days`);
   }
   const acceptedAt = entry.now.toISOString();
   const expiresAt = new Date(entry.now.getTime() + entry.ttlDays * DAY_MS).toISOString();
-  await db
-    .insertInto("delivery_ledger")
-    .values({
-      fingerprint: entry.fingerprint,
-      destination: entry.destination,
-      accepted_at: acceptedAt,
-      expires_at: expiresAt,
-      upstream_reply: entry.upstreamReply,
-    })
-    // Update rather than ignore: an expired-but-unpurged entry must come back to life when
-    // the destination accepts again, or the next retry would deliver a duplicate.
-    .onConflict((oc) =>
-      oc.columns(["fingerprint", "destination"]).doUpdateSet({
-        accepted_at: acceptedAt,
-        expires_at: expiresAt,
-        upstream_reply: entry.upstreamReply,
-      }),
-    )
-    .execute();
+  await run(statements.accept, [entry.fingerprint, entry.destination, acceptedAt, expiresAt, entry.upstreamReply]);
 }
 
 /** Destinations that accepted this message and whose entry has not expired at `now`. */
@@ -89,20 +77,11 @@ export interface LedgerView {
 
 /** Everything the ledger knows about one message, in one round trip. */
 export async function ledgerView(db: Kysely<Database>, fingerprint: string, now: Date): Promise<LedgerView> {
-  const at = now.toISOString();
-  const rows = await db
-    .selectFrom("delivery_ledger")
-    .select(["destination", sql<string>`'accepted'`.as("state"), "expires_at as settles_at"])
-    .where("fingerprint", "=", fingerprint)
-    .where("expires_at", ">", at)
-    .unionAll(
-      db
-        .selectFrom("delivery_intents")
-        .select(["destination", "state", "settles_at"])
-        .where("fingerprint", "=", fingerprint)
-        .where("expires_at", ">", at),
-    )
-    .execute();
+  return ledgerViewWith(kyselyRunner(db), statementsFor(db), fingerprint, now);
+}
+
+async function ledgerViewWith(run: Runner, statements: LedgerStatements, fingerprint: string, now: Date): Promise<LedgerView> {
+  const rows = (await run(statements.view, [fingerprint, now.toISOString()])) as { destination: string; state: string; settles_at: string }[];
   const accepted = new Set(rows.filter((row) => row.state === "accepted").map((row) => row.destination));
   const intents = new Map<string, { state: IntentState; settlesAt: Date }>();
   for (const row of rows) {
@@ -128,25 +107,16 @@ export interface DeliveryClaim {
  * existing one had settled (then it is taken over), false while another attempt's is live.
  */
 export async function claimDelivery(db: Kysely<Database>, claim: DeliveryClaim): Promise<boolean> {
+  return claimDeliveryWith(kyselyRunner(db), statementsFor(db), claim);
+}
+
+async function claimDeliveryWith(run: Runner, statements: LedgerStatements, claim: DeliveryClaim): Promise<boolean> {
   if (!(Number.isFinite(claim.ttlDays) && claim.ttlDays > 0)) {
     throw new Error(`delivery ledger: ttlDays ${claim.ttlDays} is not a positive number of days`);
   }
-  const fields = {
-    attempt_id: claim.attemptId,
-    state: "sending",
-    started_at: claim.now.toISOString(),
-    settles_at: claim.settlesAt.toISOString(),
-    expires_at: new Date(claim.now.getTime() + claim.ttlDays * DAY_MS).toISOString(),
-  };
-  const row = await db
-    .insertInto("delivery_intents")
-    .values({ fingerprint: claim.fingerprint, destination: claim.destination, ...fields })
-    // the conditional update is the whole lock: the database applies it atomically, and a
-    // live intent (settles_at still ahead) makes it a no-op that returns no row
-    .onConflict((oc) => oc.columns(["fingerprint", "destination"]).doUpdateSet(fields).where("delivery_intents.settles_at", "<=", claim.now.toISOString()))
-    .returning("attempt_id")
-    .executeTakeFirst();
-  return row !== undefined;
+  const expiresAt = new Date(claim.now.getTime() + claim.ttlDays * DAY_MS).toISOString();
+  const rows = await run(statements.claim, [claim.fingerprint, claim.destination, claim.attemptId, claim.now.toISOString(), claim.settlesAt.toISOString(), expiresAt]);
+  return rows.length > 0;
 }
 
 export interface DeliverySettlement {
@@ -160,16 +130,13 @@ export interface DeliverySettlement {
 
 /** Ends an attempt that got no 250: forgets its intent, or marks it maybe delivered and settled now. */
 export async function settleDelivery(db: Kysely<Database>, settlement: DeliverySettlement): Promise<void> {
-  const mine = { fingerprint: settlement.fingerprint, destination: settlement.destination, attempt_id: settlement.attemptId };
-  if (settlement.outcome === "not-sent") {
-    await db.deleteFrom("delivery_intents").where((eb) => eb.and(mine)).execute();
-    return;
-  }
-  await db
-    .updateTable("delivery_intents")
-    .set({ state: "maybe-delivered", settles_at: settlement.now.toISOString() })
-    .where((eb) => eb.and(mine))
-    .execute();
+  await settleDeliveryWith(kyselyRunner(db), statementsFor(db), settlement);
+}
+
+async function settleDeliveryWith(run: Runner, statements: LedgerStatements, settlement: DeliverySettlement): Promise<void> {
+  const mine = [settlement.fingerprint, settlement.destination, settlement.attemptId] as const;
+  if (settlement.outcome === "not-sent") await run(statements.forget, mine);
+  else await run(statements.maybeDelivered, [settlement.now.toISOString(), ...mine]);
 }
 
 /**
@@ -204,25 +171,87 @@ export interface StoreLedgerOptions {
   now?: () => Date;
   /** This process's node id: the owner its intents carry (settleIntentsOfOwner). */
   owner?: string;
+  /** SQLite: run the ledger's statements on the store writer thread instead of this one. */
+  writer?: SqliteWriter | null;
 }
 
 /** The ledger as the relay uses it (relay-message.ts `DeliveryLedger`), over one store. */
 export function storeDeliveryLedger(db: Kysely<Database>, options: StoreLedgerOptions) {
   const now = options.now ?? (() => new Date());
   const { ttlDays } = options;
+  const run = options.writer ? writerRunner(options.writer) : kyselyRunner(db);
+  const statements = statementsFor(db);
   const owned = (attemptId: string) => (options.owner === undefined ? attemptId : `${options.owner}/${attemptId}`);
   return Object.freeze({
     view: function view(fingerprint: string) {
-      return ledgerView(db, fingerprint, now());
+      return ledgerViewWith(run, statements, fingerprint, now());
     },
     claim: function claim(fingerprint: string, destination: string, attemptId: string, settlesAt: Date) {
-      return claimDelivery(db, { fingerprint, destination, attemptId: owned(attemptId), now: now(), settlesAt, ttlDays });
+      return claimDeliveryWith(run, statements, { fingerprint, destination, attemptId: owned(attemptId), now: now(), settlesAt, ttlDays });
     },
     recordAccepted: function record(fingerprint: string, destination: string, upstreamReply: string) {
-      return recordAccepted(db, { fingerprint, destination, upstreamReply, now: now(), ttlDays });
+      return recordAcceptedWith(run, statements, { fingerprint, destination, upstreamReply, now: now(), ttlDays });
     },
     settle: function settle(fingerprint: string, destination: string, attemptId: string, outcome: DeliverySettlement["outcome"]) {
-      return settleDelivery(db, { fingerprint, destination, attemptId: owned(attemptId), outcome, now: now() });
+      return settleDeliveryWith(run, statements, { fingerprint, destination, attemptId: owned(attemptId), outcome, now: now() });
     },
   });
 }
+
+/** Runs one prepared statement and gives its rows: on the Kysely connection, or on the writer thread. */
+type Runner = (query: PreparedQuery<readonly unknown[]>, args: readonly unknown[]) => Promise<Record<string, unknown>[]>;
+
+function kyselyRunner(db: Kysely<Database>): Runner {
+  return async (query, args) => (await db.executeQuery<Record<string, unknown>>(query.compiled(args))).rows;
+}
+
+function writerRunner(writer: SqliteWriter): Runner {
+  return async (query, args) => (await writer.run([{ sql: query.sql, parameters: query.parameters(args) }], { transaction: false }))[0]!;
+}
+
+type LedgerStatements = ReturnType<typeof statementsFor>;
+
+/**
+ * The statements every relayed message makes, built and compiled once per store (prepared-query.ts):
+ * - view: (fingerprint, now) → acceptances and intents not expired at `now`;
+ * - accept: (fingerprint, destination, accepted_at, expires_at, upstream reply) — an update
+ *   rather than an ignore on conflict: an expired-but-unpurged entry must come back to life when
+ *   the destination accepts again, or the next retry would deliver a duplicate;
+ * - claim: (fingerprint, destination, attempt id, now, settles_at, expires_at) → a row when won:
+ *   the conditional update is the whole lock, applied atomically by the database, and a live
+ *   intent (settles_at still ahead) makes it a no-op that returns no row;
+ * - forget / maybeDelivered: an attempt's own intent, deleted or marked (the latter with `now` first).
+ */
+const statementsFor = preparedFor((db: Kysely<Database>) => ({
+  view: prepareQuery<readonly unknown[]>(2, (fingerprint, at) =>
+    db
+      .selectFrom("delivery_ledger")
+      .select(["destination", sql<string>`'accepted'`.as("state"), "expires_at as settles_at"])
+      .where("fingerprint", "=", fingerprint!)
+      .where("expires_at", ">", at!)
+      .unionAll(db.selectFrom("delivery_intents").select(["destination", "state", "settles_at"]).where("fingerprint", "=", fingerprint!).where("expires_at", ">", at!)),
+  ),
+  accept: prepareQuery<readonly unknown[]>(5, (fingerprint, destination, acceptedAt, expiresAt, reply) =>
+    db
+      .insertInto("delivery_ledger")
+      .values({ fingerprint: fingerprint!, destination: destination!, accepted_at: acceptedAt!, expires_at: expiresAt!, upstream_reply: reply! })
+      .onConflict((oc) => oc.columns(["fingerprint", "destination"]).doUpdateSet({ accepted_at: acceptedAt!, expires_at: expiresAt!, upstream_reply: reply! })),
+  ),
+  claim: prepareQuery<readonly unknown[]>(6, (fingerprint, destination, attemptId, now, settlesAt, expiresAt) => {
+    const fields = { attempt_id: attemptId!, state: "sending", started_at: now!, settles_at: settlesAt!, expires_at: expiresAt! };
+    return db
+      .insertInto("delivery_intents")
+      .values({ fingerprint: fingerprint!, destination: destination!, ...fields })
+      .onConflict((oc) => oc.columns(["fingerprint", "destination"]).doUpdateSet(fields).where("delivery_intents.settles_at", "<=", now!))
+      .returning("attempt_id");
+  }),
+  forget: prepareQuery<readonly unknown[]>(3, (fingerprint, destination, attemptId) =>
+    db.deleteFrom("delivery_intents").where((eb) => eb.and({ fingerprint: fingerprint!, destination: destination!, attempt_id: attemptId! })),
+  ),
+  maybeDelivered: prepareQuery<readonly unknown[]>(4, (at, fingerprint, destination, attemptId) =>
+    db
+      .updateTable("delivery_intents")
+      .set({ state: "maybe-delivered", settles_at: at! })
+      .where((eb) => eb.and({ fingerprint: fingerprint!, destination: destination!, attempt_id: attemptId! })),
+  ),
+}));

@@ -9,7 +9,7 @@
  * across processes; two stores on one file in one process take turns instead of
  * deadlocking (sqlite-file-turns.ts).
  */
-import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
 import {
   CompiledQuery,
   SqliteAdapter,
@@ -22,10 +22,9 @@ import {
   type SqliteDialectConfig,
   type SqliteStatement,
 } from "kysely";
+import { openDatabaseSync } from "./sqlite-connection.ts";
 import { FileTurns } from "./sqlite-file-turns.ts";
 
-/** How long a connection waits for another process's write lock before failing with SQLITE_BUSY. */
-const BUSY_TIMEOUT_MS = 5000;
 /** Prepared statements kept per connection (bounded: query shapes built from user input could be many). */
 const STATEMENT_CACHE_SIZE = 256;
 
@@ -38,25 +37,6 @@ export function createNodeSqliteDialect(path: string): SqliteDialect {
     },
   };
   return new NodeSqliteDialect(config, FileTurns.forPath(path));
-}
-
-function openDatabaseSync(path: string): DatabaseSync {
-  const db = new DatabaseSync(path);
-  try {
-    // busy_timeout first: switching to WAL needs a lock another process may hold.
-    db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    // WAL: the server keeps reading while a CLI process writes, and vice versa.
-    db.exec("PRAGMA journal_mode = WAL");
-    // NORMAL is durable across process crashes in WAL mode; only an OS crash or power
-    // loss can lose the last commits, never corrupt the file.
-    db.exec("PRAGMA synchronous = NORMAL");
-    // SQLite leaves foreign keys off per connection unless asked: cascades depend on it.
-    db.exec("PRAGMA foreign_keys = ON");
-  } catch (error) {
-    db.close();
-    throw new Error(`sqlite database "${path}": cannot configure connection`, { cause: error });
-  }
-  return db;
 }
 
 class NodeSqliteDialect extends SqliteDialect {

@@ -52,7 +52,7 @@ export class StoreMissingError extends Error {
 }
 
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
-  const { dialect, kyselyDialect, target } = await chooseDialect(options);
+  const { dialect, kyselyDialect, target, file } = await chooseDialect(options);
   const db = new Kysely<Database>({ dialect: kyselyDialect });
   try {
     await migrateToLatest(db, dialect);
@@ -65,6 +65,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   return Object.freeze({
     db,
     dialect,
+    ...(file === undefined ? {} : { sqliteFile: file }),
     async close(): Promise<void> {
       await db.destroy();
     },
@@ -76,6 +77,8 @@ interface ChosenDialect {
   kyselyDialect: Dialect;
   /** The database as error messages name it: a file path, or a URL without its password. */
   target: string;
+  /** SQLite: the database file. */
+  file?: string;
 }
 
 async function chooseDialect(options: OpenStoreOptions): Promise<ChosenDialect> {
@@ -88,7 +91,7 @@ async function chooseDialect(options: OpenStoreOptions): Promise<ChosenDialect> 
     const path = join(options.dataDir, SQLITE_FILE_NAME);
     ensurePrivateFile(path, onTightened);
     for (const suffix of ["-wal", "-shm"]) tightenIfPresent(`${path}${suffix}`, PRIVATE_FILE_MODE, onTightened);
-    return { dialect: "sqlite", kyselyDialect: createNodeSqliteDialect(path), target: `"${path}"` };
+    return { dialect: "sqlite", kyselyDialect: createNodeSqliteDialect(path), target: `"${path}"`, file: path };
   }
   if (!/^postgres(ql)?:\/\//i.test(url)) {
     // Name the scheme only: the URL may carry a password.

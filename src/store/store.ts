@@ -11,6 +11,8 @@ export type StoreDialect = "sqlite" | "postgres";
 export interface Store {
   readonly db: Kysely<Database>;
   readonly dialect: StoreDialect;
+  /** The SQLite file (a SQLite store only): for a second connection to it (sqlite-writer.ts). */
+  readonly sqliteFile?: string;
   /** Closes the SQLite file or drains the PostgreSQL pool. Safe to call twice. */
   close(): Promise<void>;
 }

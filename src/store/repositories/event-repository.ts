@@ -5,7 +5,9 @@
  * index alone.
  */
 import { sql, type Insertable, type Kysely, type Selectable } from "kysely";
+import { prepareQuery, preparedFor, type PreparedQuery } from "../prepared-query.ts";
 import type { Database, EventTable } from "../schema.ts";
+import type { SqliteWriter, WriterStatement } from "../sqlite-writer.ts";
 
 export type EventRow = Selectable<EventTable>;
 
@@ -162,6 +164,57 @@ export async function countZoneOutcomes(db: Kysely<Database>, account: string, z
  */
 export async function insertEvents(db: Kysely<Database>, rows: readonly Insertable<EventTable>[]): Promise<void> {
   if (rows.length === 0) return;
+  const counts = hourlyCounts(rows);
+  await db.transaction().execute(async (trx) => {
+    await trx.insertInto("events").values([...rows]).execute();
+    if (counts.length === 0) return;
+    await trx
+      .insertInto("event_hourly")
+      .values(counts)
+      .onConflict((oc) => oc.columns(["zone", "account_id", "hour", "outcome"]).doUpdateSet((eb) => ({ count: eb("event_hourly.count", "+", eb.ref("excluded.count")) })))
+      .execute();
+  });
+}
+
+/**
+ * insertEvents on the store writer thread (SQLite): the same rows and counts in one transaction
+ * there, as prepared statements (one per row and one per count), so the SMTP thread neither
+ * builds nor runs them.
+ */
+export async function insertEventsOnWriter(db: Kysely<Database>, writer: SqliteWriter, rows: readonly Insertable<EventTable>[]): Promise<void> {
+  if (rows.length === 0) return;
+  const statements: WriterStatement[] = [];
+  const prepared = eventStatementsFor(db);
+  for (const row of rows) {
+    // as Kysely does, a column given as undefined is left out (its default applies)
+    const columns = Object.keys(row).filter((column) => (row as Record<string, unknown>)[column] !== undefined);
+    const key = columns.join(",");
+    let insert = prepared.inserts.get(key);
+    if (insert === undefined) {
+      insert = prepareQuery(columns.length, (...slots) => db.insertInto("events").values(Object.fromEntries(columns.map((column, index) => [column, slots[index]])) as unknown as Insertable<EventTable>));
+      prepared.inserts.set(key, insert);
+    }
+    statements.push({ sql: insert.sql, parameters: insert.parameters(columns.map((column) => (row as Record<string, unknown>)[column])) });
+  }
+  for (const count of hourlyCounts(rows)) {
+    statements.push({ sql: prepared.hourly.sql, parameters: prepared.hourly.parameters([count.zone, count.account_id, count.hour, count.outcome, count.count]) });
+  }
+  await writer.run(statements, { transaction: true });
+}
+
+const eventStatementsFor = preparedFor((db: Kysely<Database>) => ({
+  /** One-row inserts by their column list (the recorder's rows all have the same few). */
+  inserts: new Map<string, PreparedQuery<readonly unknown[]>>(),
+  hourly: prepareQuery<readonly unknown[]>(5, (zone, account, hour, outcome, count) =>
+    db
+      .insertInto("event_hourly")
+      .values({ zone: zone!, account_id: account!, hour: hour!, outcome: outcome!, count: count as unknown as number })
+      .onConflict((oc) => oc.columns(["zone", "account_id", "hour", "outcome"]).doUpdateSet((eb) => ({ count: eb("event_hourly.count", "+", eb.ref("excluded.count")) }))),
+  ),
+}));
+
+/** The hourly rollups' increments for `rows`: one per zone, account, hour and outcome. */
+function hourlyCounts(rows: readonly Insertable<EventTable>[]): { zone: string; account_id: string; hour: string; outcome: string; count: number }[] {
   const counts = new Map<string, { zone: string; account_id: string; hour: string; outcome: string; count: number }>();
   for (const row of rows) {
     if (row.zone === null || row.zone === undefined) continue;
@@ -171,15 +224,7 @@ export async function insertEvents(db: Kysely<Database>, rows: readonly Insertab
     if (existing !== undefined) existing.count += 1;
     else counts.set(key, { ...entry, count: 1 });
   }
-  await db.transaction().execute(async (trx) => {
-    await trx.insertInto("events").values([...rows]).execute();
-    if (counts.size === 0) return;
-    await trx
-      .insertInto("event_hourly")
-      .values([...counts.values()])
-      .onConflict((oc) => oc.columns(["zone", "account_id", "hour", "outcome"]).doUpdateSet((eb) => ({ count: eb("event_hourly.count", "+", eb.ref("excluded.count")) })))
-      .execute();
-  });
+  return [...counts.values()];
 }
 
 /** Deletes events, and their hourly counts, from before `before`; returns how many events. */

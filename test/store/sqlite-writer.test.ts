@@ -1,0 +1,155 @@
+/**
+ * The store writer thread (src/store/sqlite-writer.ts) on real SQLite files: what it commits the
+ * Kysely connection reads at once; a job's transaction is all or nothing; it waits for a write
+ * lock the SMTP thread's connection holds instead of deadlocking with it; the delivery ledger
+ * and the event recorder give the same answers through it as on the Kysely connection; an idle
+ * writer does not keep a process alive.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { after, before, describe, it } from "node:test";
+import { silentLogger } from "../../src/analytics/structured-log.ts";
+import { createEventRecorder, type MailEvent } from "../../src/analytics/event-recorder.ts";
+import { storeDeliveryLedger } from "../../src/store/delivery-ledger-store.ts";
+import { openStore, type Store } from "../../src/store/open-store.ts";
+import { recentEvents } from "../../src/store/repositories/event-repository.ts";
+import { SqliteWriter, SqliteWriterError } from "../../src/store/sqlite-writer.ts";
+
+const run = promisify(execFile);
+
+describe("store writer thread", () => {
+  let root: string;
+  let store: Store;
+  let writer: SqliteWriter;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "mailroute-writer-"));
+    store = await openStore({ dataDir: join(root, "data") });
+    writer = await SqliteWriter.start(store.sqliteFile!);
+  });
+  after(async () => {
+    await writer.close();
+    await store.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("commits what the Kysely connection then reads, and answers with the rows of statements that return some", async () => {
+    const [inserted, none, selected] = await writer.run(
+      [
+        { sql: "insert into settings (key, value) values (?, ?) returning key", parameters: ["writer.a", "1"] },
+        { sql: "insert into settings (key, value) values (?, ?)", parameters: ["writer.b", "2"] },
+        { sql: "select key, value from settings where key like 'writer.%' order by key", parameters: [] },
+      ],
+      { transaction: true },
+    );
+    assert.deepEqual(inserted, [{ key: "writer.a" }]);
+    assert.deepEqual(none, []);
+    assert.deepEqual(selected, [{ key: "writer.a", value: "1" }, { key: "writer.b", value: "2" }]);
+    const read = await store.db.selectFrom("settings").select(["key", "value"]).where("key", "like", "writer.%").orderBy("key").execute();
+    assert.deepEqual(read, [{ key: "writer.a", value: "1" }, { key: "writer.b", value: "2" }]);
+  });
+
+  it("rolls a failed job back whole and rejects with SQLite's error", async () => {
+    await assert.rejects(
+      writer.run(
+        [
+          { sql: "insert into settings (key, value) values (?, ?)", parameters: ["rollback.a", "1"] },
+          { sql: "insert into settings (key, value) values (?, ?)", parameters: ["rollback.a", "again"] },
+        ],
+        { transaction: true },
+      ),
+      (error: unknown) => error instanceof SqliteWriterError && /UNIQUE constraint failed/.test(error.message) && error.code === "ERR_SQLITE_ERROR",
+    );
+    assert.equal((await store.db.selectFrom("settings").select("key").where("key", "=", "rollback.a").execute()).length, 0, "nothing of the failed job remains");
+    // and the writer goes on with the next job
+    await writer.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: ["rollback.b", "1"] }], { transaction: false });
+  });
+
+  it("waits for a write lock the Kysely connection holds across awaits, then commits (no deadlock)", async () => {
+    let written: Promise<unknown> | null = null;
+    await store.db.transaction().execute(async (trx) => {
+      await trx.insertInto("settings").values({ key: "lock.held", value: "1" }).execute();
+      written = writer.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: ["lock.writer", "1"] }], { transaction: true });
+      // the writer is blocked on our lock meanwhile; this thread keeps running
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal((await trx.selectFrom("settings").select("key").where("key", "=", "lock.writer").execute()).length, 0);
+    });
+    await written;
+    assert.equal((await store.db.selectFrom("settings").select("key").where("key", "in", ["lock.held", "lock.writer"]).execute()).length, 2);
+  });
+
+  it("gives the delivery ledger's answers through the writer as on the Kysely connection", async () => {
+    const T0 = new Date("2026-03-01T12:00:00.000Z");
+    const clock = { now: T0 };
+    const answers = async (ledger: ReturnType<typeof storeDeliveryLedger>, fingerprint: string) => {
+      const steps: unknown[] = [];
+      steps.push(await ledger.claim(fingerprint, "a@x.net", "first", new Date(T0.getTime() + 10_000)));
+      steps.push(await ledger.claim(fingerprint, "a@x.net", "second", new Date(T0.getTime() + 10_000)));
+      steps.push(await ledger.view(fingerprint));
+      await ledger.settle(fingerprint, "a@x.net", "first", "maybe-sent");
+      steps.push(await ledger.view(fingerprint));
+      steps.push(await ledger.claim(fingerprint, "b@y.net", "third", new Date(T0.getTime() + 10_000)));
+      await ledger.settle(fingerprint, "b@y.net", "third", "not-sent");
+      await ledger.recordAccepted(fingerprint, "c@z.net", "250 ok");
+      steps.push(await ledger.view(fingerprint));
+      return steps;
+    };
+    const direct = await answers(storeDeliveryLedger(store.db, { ttlDays: 7, now: () => clock.now, owner: "node" }), "fp-direct");
+    const viaWriter = await answers(storeDeliveryLedger(store.db, { ttlDays: 7, now: () => clock.now, owner: "node", writer }), "fp-writer");
+    assert.deepEqual(viaWriter, direct);
+    assert.equal(direct[0], true);
+    assert.equal(direct[1], false, "a live intent is not claimed twice");
+    const intents = await store.db.selectFrom("delivery_intents").select(["fingerprint", "attempt_id", "state"]).orderBy("fingerprint").execute();
+    assert.deepEqual(intents, [
+      { fingerprint: "fp-direct", attempt_id: "node/first", state: "maybe-delivered" },
+      { fingerprint: "fp-writer", attempt_id: "node/first", state: "maybe-delivered" },
+    ]);
+  });
+
+  it("records events through the writer, each record readable once it resolves; a refused row loses only its own message's", async () => {
+    const event = (rcpt: string): MailEvent => ({ received_at: "2026-11-01T00:00:00.000Z", session_id: "s", client_ip: "192.0.2.1", message_id: null, subject: null, mail_from: "a@x.test", rcpt_to: rcpt, zone: "x.test", action: "forward", outcome: "forwarded", reply_code: 250, reply_text: "250 ok", size: 10, duration_ms: 1, detail: "{}" });
+    const failures: unknown[] = [];
+    const logger = { ...silentLogger, log: (_level: string, name: string, fields: unknown) => void (name === "event_record_failed" && failures.push(fields)) };
+    const recorder = createEventRecorder(store.db, logger as typeof silentLogger, () => "acct", "node-1", writer);
+    const broken = { ...event("bad@example.com"), action: null as unknown as string };
+    await Promise.all(
+      [[event("r1@example.com")], [broken], [event("r2@example.com"), event("r3@example.com")]].map(async (events) => {
+        await recorder.record(events);
+        for (const one of events) if (one !== broken) assert.ok((await recentEvents(store.db, 100)).some((row) => row.rcpt_to === one.rcpt_to), `${one.rcpt_to} readable`);
+      }),
+    );
+    const rows = (await recentEvents(store.db, 100)).filter((row) => row.rcpt_to.startsWith("r"));
+    assert.deepEqual(rows.map((row) => row.rcpt_to).sort(), ["r1@example.com", "r2@example.com", "r3@example.com"]);
+    assert.ok(rows.every((row) => row.account_id === "acct" && row.node_id === "node-1"));
+    assert.equal(failures.length, 1);
+    const hourly = await store.db.selectFrom("event_hourly").select(["zone", "outcome", "count"]).where("zone", "=", "x.test").execute();
+    assert.deepEqual(hourly, [{ zone: "x.test", outcome: "forwarded", count: 3 }], "the rollup counts what was recorded, not the refused row");
+  });
+
+  it("does not keep an idle process alive", async () => {
+    const script = `
+      import { openStore } from ${JSON.stringify(new URL("../../src/store/open-store.ts", import.meta.url).href)};
+      import { SqliteWriter } from ${JSON.stringify(new URL("../../src/store/sqlite-writer.ts", import.meta.url).href)};
+      const store = await openStore({ dataDir: ${JSON.stringify(join(root, "idle"))} });
+      const writer = await SqliteWriter.start(store.sqliteFile);
+      await writer.run([{ sql: "insert into settings (key, value) values ('idle', '1')", parameters: [] }], { transaction: false });
+      await store.close();
+      console.log("done");
+    `;
+    const file = join(root, "idle-child.mjs");
+    await writeFile(file, script);
+    const { stdout } = await run(process.execPath, [file], { timeout: 20_000 });
+    assert.equal(stdout.trim(), "done");
+  });
+
+  it("refuses jobs once closed", async () => {
+    const own = await SqliteWriter.start(store.sqliteFile!);
+    const pending = own.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: ["closing", "1"] }], { transaction: false });
+    await own.close();
+    await pending;
+    await assert.rejects(own.run([], { transaction: false }), /closed/);
+  });
+});
