@@ -226,6 +226,32 @@ describe("core services", () => {
       assert.equal((await service.addresses.get("late@x.net")).verified, null);
     });
 
+    it("makes a verification link work before the message carrying it has left, and a failed send's link never", async () => {
+      const store = await target.open();
+      const service = services(store);
+      await service.addresses.create("quick@x.net");
+      const links = new VerificationLinks(store, { publicUrl: "http://mx.example:8787/" });
+      // the recipient follows the link while the sender still waits for the upstream's 250
+      const seenDuringSend: string[] = [];
+      let failedLink = "";
+      assert.equal(
+        await links.flush(async (message) => {
+          seenDuringSend.push((await links.describe(message.link.split("/verify/")[1]!)).state);
+        }),
+        1,
+      );
+      assert.deepEqual(seenDuringSend, ["valid"]);
+      await service.addresses.create("slow@x.net");
+      assert.equal(
+        await links.flush(async (message) => {
+          failedLink = message.link.split("/verify/")[1]!;
+          throw new Error("451 try later");
+        }),
+        0,
+      );
+      assert.equal((await links.describe(failedLink)).state, "unknown", "a link whose message never left verifies nothing");
+    });
+
     it("lets a second connection's change reach a watcher through the version poll", async () => {
       const server = await target.open();
       const cli = services(await target.open());

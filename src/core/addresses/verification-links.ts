@@ -62,6 +62,9 @@ export class VerificationLinks {
       }
       const secret = randomBytes(32).toString("base64url");
       const expiresAt = new Date(now.getTime() + VERIFICATION_TTL_MS).toISOString();
+      // the link works before the message carrying it leaves: its recipient may follow it the
+      // moment it arrives, before this flush has heard the upstream's 250
+      await addresses.armVerification(db, request.id, { tokenHash: tokenHash(secret), expiresAt });
       try {
         await send({ account: request.account_id, email: address.email, link: this.linkFor(secret), expiresAt });
         await addresses.markVerificationSent(db, request.id, { tokenHash: tokenHash(secret), sentAt: this.#now().toISOString(), expiresAt });

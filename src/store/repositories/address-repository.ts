@@ -71,13 +71,18 @@ export async function claimVerification(db: Kysely<Database>, id: string, claime
   return Number(result.numUpdatedRows) === 1;
 }
 
+/** The link's hash and expiry, stored before the message carrying it leaves: a recipient may follow it at once. */
+export async function armVerification(db: Kysely<Database>, id: string, patch: { tokenHash: string; expiresAt: string }): Promise<void> {
+  await db.updateTable("address_verifications").set({ token_hash: patch.tokenHash, expires_at: patch.expiresAt }).where("id", "=", id).execute();
+}
+
 export async function markVerificationSent(db: Kysely<Database>, id: string, patch: { tokenHash: string; sentAt: string; expiresAt: string }): Promise<void> {
   await db.updateTable("address_verifications").set({ token_hash: patch.tokenHash, sent_at: patch.sentAt, expires_at: patch.expiresAt, last_error: null }).where("id", "=", id).execute();
 }
 
-/** A failed send: released for another try, with the reason kept for the operator. */
+/** A failed send: released for another try (its link disarmed: the next try makes a new one), with the reason kept for the operator. */
 export async function releaseVerification(db: Kysely<Database>, id: string, error: string): Promise<void> {
-  await db.updateTable("address_verifications").set({ claimed_at: null, last_error: error }).where("id", "=", id).execute();
+  await db.updateTable("address_verifications").set({ claimed_at: null, token_hash: null, expires_at: null, last_error: error }).where("id", "=", id).execute();
 }
 
 /** Unsent claims older than `cutoff` go back to pending: the process that claimed them died. */
