@@ -66,8 +66,21 @@ export class SqliteWriter {
   }
 
   /** Runs `statements` in order (in one transaction when `transaction`); each statement's rows. */
-  async run(statements: readonly WriterStatement[], options: { transaction: boolean }): Promise<WriterRows[]> {
-    if (this.#closed) throw new Error("the store writer is closed");
+  run(statements: readonly WriterStatement[], options: { transaction: boolean }): Promise<WriterRows[]> {
+    if (this.#closed) return Promise.reject(new Error("the store writer is closed"));
+    const job = this.#run(statements, options);
+    // close() waits for every job given before it, answered or failed
+    this.#inFlight.add(job);
+    void job.then(
+      () => this.#inFlight.delete(job),
+      () => this.#inFlight.delete(job),
+    );
+    return job;
+  }
+
+  readonly #inFlight = new Set<Promise<WriterRows[]>>();
+
+  async #run(statements: readonly WriterStatement[], options: { transaction: boolean }): Promise<WriterRows[]> {
     const thread = this.#current();
     await thread.ready;
     const id = this.#nextId++;
@@ -83,13 +96,9 @@ export class SqliteWriter {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await Promise.allSettled([...this.#inFlight]);
     const thread = this.#thread;
     if (thread === null) return;
-    await Promise.allSettled([...thread.pending.values()].map((pending) => new Promise<void>((settled) => {
-      const { resolve, reject } = pending;
-      pending.resolve = (rows) => (resolve(rows), settled());
-      pending.reject = (error) => (reject(error), settled());
-    })));
     const exited = new Promise<void>((resolve) => thread.worker.once("exit", () => resolve()));
     thread.worker.ref();
     thread.worker.postMessage("close");

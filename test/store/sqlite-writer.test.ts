@@ -68,6 +68,17 @@ describe("store writer thread", () => {
     await writer.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: ["rollback.b", "1"] }], { transaction: false });
   });
 
+  it("answers each of many jobs given at once on its own: one failing fails only itself", async () => {
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 20 }, (_, index) =>
+        writer.run([{ sql: "insert into settings (key, value) values (?, ?) returning key", parameters: [index === 7 ? "batch.0" : `batch.${index}`, String(index)] }], { transaction: true }),
+      ),
+    );
+    assert.deepEqual(outcomes.map((outcome) => outcome.status), Array.from({ length: 20 }, (_, index) => (index === 7 ? "rejected" : "fulfilled")));
+    assert.deepEqual((outcomes[3] as PromiseFulfilledResult<unknown>).value, [[{ key: "batch.3" }]]);
+    assert.equal((await store.db.selectFrom("settings").select("key").where("key", "like", "batch.%").execute()).length, 19);
+  });
+
   it("waits for a write lock the Kysely connection holds across awaits, then commits (no deadlock)", async () => {
     let written: Promise<unknown> | null = null;
     await store.db.transaction().execute(async (trx) => {
