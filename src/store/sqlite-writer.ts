@@ -4,7 +4,9 @@
  * node:sqlite is synchronous, so on the SMTP thread each of those statements, its commit and
  * its WAL writes stopped everything else: with them, the 1 KiB relay ran at ~800 msg/s; with
  * them taken away entirely, at ~1,200 (issue 11). Here they run beside the SMTP thread, which
- * only posts them and reads the answer.
+ * only posts them and reads the answer. (By hand: Kysely's dialects run on the calling thread, and
+ * no maintained library puts node:sqlite on a worker thread; this is a queue of statements and
+ * their answers, with SQL that Kysely compiled.)
  *
  * Promises:
  * - `run` resolves once the statements ran — in one transaction when asked, committed before
