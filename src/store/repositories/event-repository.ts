@@ -168,12 +168,16 @@ export async function insertEvents(db: Kysely<Database>, rows: readonly Insertab
   await db.transaction().execute(async (trx) => {
     await trx.insertInto("events").values([...rows]).execute();
     if (counts.length === 0) return;
-    await trx
-      .insertInto("event_hourly")
-      .values(counts)
-      .onConflict((oc) => oc.columns(["zone", "account_id", "hour", "outcome"]).doUpdateSet((eb) => ({ count: eb("event_hourly.count", "+", eb.ref("excluded.count")) })))
-      .execute();
+    await addToHourly(trx, counts).execute();
   });
+}
+
+/** Adds counts to the hourly rollups (a new row, or the count added to the row there is). */
+function addToHourly(db: Kysely<Database>, counts: Insertable<Database["event_hourly"]> | Insertable<Database["event_hourly"]>[]) {
+  return db
+    .insertInto("event_hourly")
+    .values(counts)
+    .onConflict((oc) => oc.columns(["zone", "account_id", "hour", "outcome"]).doUpdateSet((eb) => ({ count: eb("event_hourly.count", "+", eb.ref("excluded.count")) })));
 }
 
 /**
@@ -205,12 +209,7 @@ export async function insertEventsOnWriter(db: Kysely<Database>, writer: SqliteW
 const eventStatementsFor = preparedFor((db: Kysely<Database>) => ({
   /** One-row inserts by their column list (the recorder's rows all have the same few). */
   inserts: new Map<string, PreparedQuery<readonly unknown[]>>(),
-  hourly: prepareQuery<readonly unknown[]>(5, (zone, account, hour, outcome, count) =>
-    db
-      .insertInto("event_hourly")
-      .values({ zone: zone!, account_id: account!, hour: hour!, outcome: outcome!, count: count as unknown as number })
-      .onConflict((oc) => oc.columns(["zone", "account_id", "hour", "outcome"]).doUpdateSet((eb) => ({ count: eb("event_hourly.count", "+", eb.ref("excluded.count")) }))),
-  ),
+  hourly: prepareQuery<readonly unknown[]>(5, (zone, account, hour, outcome, count) => addToHourly(db, { zone: zone!, account_id: account!, hour: hour!, outcome: outcome!, count: count as unknown as number })),
 }));
 
 /** The hourly rollups' increments for `rows`: one per zone, account, hour and outcome. */
