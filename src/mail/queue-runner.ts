@@ -54,7 +54,7 @@ export interface QueueRunner {
   stop(): Promise<void>;
 }
 
-const CLAIM_MARGIN_MS = 30_000;
+export const CLAIM_MARGIN_MS = 30_000;
 const HEADER_LIMIT = 64 * 1024;
 
 export function backoffMs(attempts: number, timing: QueueTiming): number {

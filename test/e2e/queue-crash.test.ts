@@ -22,6 +22,7 @@ import { createTestDatabase, type TestDatabase } from "../support/postgres-datab
 import { startProcessCluster, type ProcessCluster } from "../support/process-cluster.ts";
 import { sendUntilAnswered } from "../support/retrying-sender.ts";
 import { testMessage } from "../support/smtp-test-client.ts";
+import { CLAIM_MARGIN_MS } from "../../src/mail/queue-runner.ts";
 
 // a claim lasts the relay timeout + 30 s: the shortest relay timeout that still leaves the
 // (delayed) retries room keeps the takeover wait near half a minute
@@ -137,7 +138,13 @@ for (const backend of ["sqlite", "postgres"] as const) {
         const claimedByVictim = () => store.db.selectFrom("queued_messages").select(["id", "message_id", "claim_expires_at"]).where("claimed_by", "=", "node-a").where("claim_expires_at", "is not", null).execute();
         // first the runner's retries are answered 451 at least once, then one finds node-a in a pass
         await until("a retry from the queue answered 451", () => setup.sink.verdicts.tempfail > MESSAGES, 20_000);
-        await until("node-a to claim queued messages for a retry", async () => (await claimedByVictim()).length > 0, 20_000);
+        // a claim made in the last 100 ms: its retry waits on the 300 ms RCPT for a while yet, so
+        // the kill lands mid-retry (a claim seen just as its retry ends may be gone by the kill)
+        const freshlyClaimed = async () => {
+          const since = new Date(Date.now() + RELAY_TIMEOUT_MS + CLAIM_MARGIN_MS - 100).toISOString();
+          return (await claimedByVictim()).some((row) => row.claim_expires_at! >= since);
+        };
+        await until("node-a to claim queued messages for a retry", freshlyClaimed, 20_000);
         assert.ok(victim.killNow(), "node-a was serving when killed");
         await victim.exited;
         const orphanedRows = await claimedByVictim();
