@@ -98,6 +98,13 @@ describe("settings", () => {
     }
   });
 
+  it("writes the store's per-message rows on their own thread unless --store-writer-thread false", () => {
+    assert.equal(loadSettings({ hostname: "mx.example.com" }, {}).storeWriterThread, true);
+    assert.equal(loadSettings({ hostname: "mx.example.com", "store-writer-thread": "false" }, {}).storeWriterThread, false);
+    assert.equal(loadSettings({ hostname: "mx.example.com" }, { MAILROUTE_STORE_WRITER_THREAD: "false" }).storeWriterThread, false);
+    assert.throws(() => loadSettings({ hostname: "mx.example.com", "store-writer-thread": "sometimes" }, {}), (error: Error) => error instanceof SettingsError && /^--store-writer-thread: /.test(error.message));
+  });
+
   it("leaves the signing threads to the pool's default unless --signing-threads gives a number; 0 signs on the SMTP thread", () => {
     assert.equal(loadSettings({ hostname: "mx.example.com" }, {}).signingThreads, null);
     assert.equal(loadSettings({ hostname: "mx.example.com", "signing-threads": "auto" }, {}).signingThreads, null);
