@@ -16,7 +16,7 @@ import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { SERVICE_NODE_FLAGS } from "../bin/service-node-flags.js";
+import { SERVICE_ENVIRONMENT, SERVICE_NODE_FLAGS } from "../bin/service-node-flags.js";
 import { freePort } from "../test/support/free-port.ts";
 import { childRss, processTreeRss, selfRss, type RssReader } from "./rss-sampler.ts";
 
@@ -69,7 +69,8 @@ export async function startChildServer(settings: ServerSettings): Promise<BenchS
   const argv = [CLI_ENTRY, "start", ...Object.entries(flags).flatMap(([name, value]) => [`--${name}`, value])];
   // MAILROUTE_* from the caller's shell must not change what is measured (flags win anyway,
   // but an unflagged one such as MAILROUTE_TRANSPORT would slip through)
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("MAILROUTE_")));
+  // and the service's own environment (service-node-flags.js), as the launcher gives it
+  const env = { ...SERVICE_ENVIRONMENT, ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("MAILROUTE_"))) };
   // --processes n: the banner comes once every process serves, so stdout goes to a file to watch
   const processes = Number(flags.processes ?? "1");
   const banner = processes > 1 ? join(settings.dataDir, "..", `${settings.dataDir.split("/").at(-1)}-stdout.log`) : null;

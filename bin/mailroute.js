@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { SERVICE_NODE_FLAGS } from "./service-node-flags.js";
+import { SERVICE_ENVIRONMENT, SERVICE_NODE_FLAGS } from "./service-node-flags.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const entry = join(root, "src", "cli", "main.ts");
@@ -24,7 +24,7 @@ flags.push(...SERVICE_NODE_FLAGS);
 // Files mailroute creates (database, -wal/-shm, keys, secrets) are private to its user; the
 // child inherits the umask.
 process.umask(0o077);
-const child = spawn(runtime, [...flags, entry, ...process.argv.slice(2)], { stdio: "inherit" });
+const child = spawn(runtime, [...flags, entry, ...process.argv.slice(2)], { stdio: "inherit", env: { ...SERVICE_ENVIRONMENT, ...process.env } });
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => child.kill(signal));
 child.on("exit", (code, signal) => {
   if (signal) process.kill(process.pid, signal);

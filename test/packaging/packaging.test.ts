@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { SERVICE_NODE_FLAGS } from "../../bin/service-node-flags.js";
+import { SERVICE_ENVIRONMENT, SERVICE_NODE_FLAGS } from "../../bin/service-node-flags.js";
 import { freePort } from "../support/pebble.ts";
 
 const run = promisify(execFile);
@@ -51,7 +51,8 @@ describe("the service's Node flags", () => {
   // an --import names the same file three ways (URL, relative, absolute): compare by file name
   const normalised = (flags: readonly string[]) => flags.map((flag) => flag.replace(/^--import[= ]\S*\/([^/]+)$/, "--import $1"));
   const flagsBefore = (commandLine: string, entry: string) => {
-    const words = commandLine.trim().split(/\s+/);
+    // leading NAME=value words are the environment (environmentBefore), then the node binary
+    const words = commandLine.trim().split(/\s+/).filter((word, index, all) => !all.slice(0, index + 1).every((before) => /^[A-Z_]+=/.test(before)));
     const flags: string[] = [];
     for (let at = 1; at < words.length && !words[at]!.endsWith(entry); at++) flags.push(words[at]!.startsWith("--import") && !words[at]!.includes("=") ? `${words[at]}=${words[++at]}` : words[at]!);
     return flags;
@@ -64,6 +65,25 @@ describe("the service's Node flags", () => {
     assert.ok(expected.includes("--import stripped-typescript.js"));
     assert.deepEqual(normalised(flagsBefore(start, "src/cli/main.ts")), expected);
     assert.deepEqual(normalised(flagsBefore(execStart, "src/cli/main.ts")), expected);
+  });
+
+  it("come with the same environment from the launcher, npm start and the systemd unit; an operator's own value wins", async () => {
+    assert.deepEqual(SERVICE_ENVIRONMENT, { MALLOC_ARENA_MAX: "2" });
+    const start = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts["start"]!;
+    const leading = Object.fromEntries(start.trim().split(/\s+/).filter((word, index, all) => all.slice(0, index + 1).every((before) => /^[A-Z_]+=/.test(before))).map((word) => word.split("=") as [string, string]));
+    assert.deepEqual(leading, SERVICE_ENVIRONMENT);
+    const unit = readFileSync(join(ROOT, "packaging", "mailroute.service"), "utf8");
+    for (const [name, value] of Object.entries(SERVICE_ENVIRONMENT)) assert.match(unit, new RegExp(`^Environment=${name}=${value}$`, "m"));
+    // the launcher's child (src/cli/main.ts) reports its environment through a probe, and exits
+    // (URL-encoded: NODE_OPTIONS is split at spaces)
+    const probe = `data:text/javascript,${encodeURIComponent(`if (process.argv[1]?.endsWith("main.ts")) { console.log(JSON.stringify({ arenas: process.env.MALLOC_ARENA_MAX ?? null })); process.exit(0); }`)}`;
+    const launch = async (extra: Record<string, string>) => {
+      const env = { ...Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== "MALLOC_ARENA_MAX")), ...extra, NODE_OPTIONS: `--import=${probe}` };
+      const { stdout } = await run(process.execPath, [join(ROOT, "bin", "mailroute.js"), "--version"], { env, encoding: "utf8", timeout: 60_000 });
+      return JSON.parse(stdout.trim().split("\n").at(-1)!) as { arenas: string | null };
+    };
+    assert.deepEqual(await launch({}), { arenas: "2" });
+    assert.deepEqual(await launch({ MALLOC_ARENA_MAX: "4" }), { arenas: "4" });
   });
 });
 
