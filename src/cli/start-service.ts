@@ -181,11 +181,6 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   started.push({ name: "configuration watch", undo: () => configWatch.stop() });
 
   const srs = new SrsRewriter({ secrets: secrets.srs, domain: settings.hostname, postsrsdCompat: settings.srsPostsrsdCompat });
-  // SQLite: the writes every relayed message makes (ledger, events) run on a thread of their own
-  // (--store-writer-thread false: on this one, ~12 MiB less for a node where memory matters most)
-  const writer = store.sqliteFile === undefined || !settings.storeWriterThread ? null : await SqliteWriter.start(store.sqliteFile).catch((error: unknown) => failStart(error, storeFailure));
-  if (writer !== null) started.push({ name: "store writer", undo: () => writer.close() });
-  const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS, owner: nodeId, writer });
   // attempts this node id left in flight when its previous process died: sent again on retry now
   const recoveredIntents = await settleIntentsOfOwner(store.db, nodeId, new Date()).catch((error: unknown) => failStart(error, storeFailure));
   if (recoveredIntents > 0) logger.log("warn", "ledger_intents_recovered", { count: recoveredIntents });
@@ -234,8 +229,25 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
   // DKIM signing and ARC sealing on worker threads: the other cores (issue 11); --signing-threads 0
   // signs on this thread instead, ~30 MiB less for a node whose memory matters more than its CPU
-  const signing = await createSigningPool({ keys, hostname: settings.hostname, ...(settings.signingThreads === null ? {} : { threads: settings.signingThreads }) }).catch((error: unknown) => failStart(error));
+  // (SQLite: the first signing thread also runs the store writer, below)
+  const sqliteWriterFile = settings.storeWriterThread ? store.sqliteFile : undefined;
+  const signing = await createSigningPool({
+    keys,
+    hostname: settings.hostname,
+    ...(settings.signingThreads === null ? {} : { threads: settings.signingThreads }),
+    ...(sqliteWriterFile === undefined ? {} : { hostStoreWriter: sqliteWriterFile }),
+  }).catch((error: unknown) => failStart(error));
   started.push({ name: "signing threads", undo: () => signing.close() });
+  // SQLite: the writes every relayed message makes (ledger, events) run beside the SMTP thread, on
+  // the first signing thread (one isolate fewer, ~12 MiB) or, with --signing-threads 0, on a thread
+  // of their own (--store-writer-thread false: on this one, for a node where memory matters most).
+  // Stopped before the signing threads (undone in reverse), so its jobs in flight finish first.
+  const writer =
+    sqliteWriterFile === undefined
+      ? null
+      : await (signing.writerPort === null ? SqliteWriter.start(sqliteWriterFile) : SqliteWriter.hostedBy(signing.writerPort)).catch((error: unknown) => failStart(error, storeFailure));
+  if (writer !== null) started.push({ name: "store writer", undo: () => writer.close() });
+  const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS, owner: nodeId, writer });
   const signer = signing.sign;
   const relayDeps = { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs, logger };
 

@@ -16,7 +16,7 @@
  * - with `threads: 0` it signs on the calling thread instead (same signer, no pool).
  */
 import { availableParallelism } from "node:os";
-import { MessageChannel, Worker } from "node:worker_threads";
+import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { DkimKeyStore } from "./dkim-keys.ts";
 import type { MessageSigner, SignedHeaders } from "./message-signer.ts";
 import { sendOverPort } from "./port-stream.ts";
@@ -36,11 +36,22 @@ export interface SigningPoolOptions {
   hostname: string;
   /** Signing threads; default: one fewer than the cores (at least one, at most four). */
   threads?: number;
+  /**
+   * A SQLite file whose store writer service (sqlite-writer-service.ts) the first thread also
+   * runs, reached through `writerPort` (SqliteWriter.hostedBy): one worker thread for both, not
+   * two (issue 11, RSS). Ignored with `threads: 0`.
+   */
+  hostStoreWriter?: string;
 }
 
 export interface SigningPool {
   readonly sign: MessageSigner;
   readonly threads: number;
+  /**
+   * The port of the store writer service the first thread runs (`hostStoreWriter`), once that
+   * thread is ready; after the thread died, its replacement's. Null when the pool hosts none.
+   */
+  readonly writerPort: (() => Promise<MessagePort>) | null;
   /**
    * Each thread's V8 heap (committed and used bytes) and the bytes outside it that the thread's
    * isolate still accounts for (array buffers: message copies not yet freed): what the pool
@@ -57,6 +68,10 @@ interface Thread {
   inFlight: Set<(error: Error) => void>;
   /** Jobs carried whole, by id, until their answer comes on the thread's port. */
   inline: Map<number, (answer: SigningAnswer) => void>;
+  /** This side of the store writer service's port, when this thread hosts it; `closed` once the service or the thread ended. */
+  store: { port: MessagePort; closed: boolean } | null;
+  /** Resolves after the thread exited and, if the pool is open, was replaced. */
+  exited: Promise<void>;
 }
 
 /** A message up to this size, given as a Buffer, is posted whole with its job. */
@@ -84,14 +99,24 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
     serveKeys(keyPort, (domain) => keys.keysFor(domain));
     // an idle key port must not keep the process alive
     keyPort.unref();
-    const data: SigningWorkerData = { keyPort: threadKeyPort, hostname: options.hostname };
-    const worker = new Worker(WORKER_URL, { workerData: data, transferList: [threadKeyPort], name: `mailroute-signing-${index}`, resourceLimits: SIGNING_THREAD_LIMITS });
+    const storeChannel = index === 0 && options.hostStoreWriter !== undefined ? new MessageChannel() : null;
+    const data: SigningWorkerData = {
+      keyPort: threadKeyPort,
+      hostname: options.hostname,
+      ...(storeChannel === null ? {} : { store: { port: storeChannel.port2, path: options.hostStoreWriter! } }),
+    };
+    const transferList = storeChannel === null ? [threadKeyPort] : [threadKeyPort, storeChannel.port2];
+    const worker = new Worker(WORKER_URL, { workerData: data, transferList, name: `mailroute-signing-${index}`, resourceLimits: SIGNING_THREAD_LIMITS });
     worker.once("exit", () => keyPort.close());
+    const store = storeChannel === null ? null : { port: storeChannel.port1, closed: false };
+    store?.port.once("close", () => (store.closed = true));
     const thread: Thread = {
       worker,
       started: false,
       inFlight: new Set(),
       inline: new Map(),
+      store,
+      exited: Promise.resolve(),
       ready: new Promise((resolve, reject) => {
         worker.once("message", () => {
           thread.started = true;
@@ -118,6 +143,8 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
     });
     worker.on("error", (error) => fail(new Error(`signing thread failed: ${error.message}`)));
     worker.on("exit", (code) => fail(new Error(`signing thread exited (${code})`)));
+    // registered after `fail`, so it resolves once a replacement is in place
+    thread.exited = new Promise((resolve) => worker.once("exit", () => resolve()));
     // idle threads must not keep the process alive (a job in flight does: its port is listened to)
     thread.ready.then(() => worker.unref(), () => undefined);
     return thread;
@@ -188,8 +215,21 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
     }
   }
 
+  async function writerPort(): Promise<MessagePort> {
+    // a port whose thread just died may be seen before the pool replaced that thread: wait for it
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (closed) throw new Error("signing pool is closed");
+      const thread = threads[0]!;
+      await thread.ready;
+      if (!thread.store!.closed) return thread.store!.port;
+      await thread.exited;
+    }
+    throw new Error("the signing thread that hosts the store writer keeps ending");
+  }
+
   return {
     threads: size,
+    writerPort: size > 0 && options.hostStoreWriter !== undefined ? writerPort : null,
     sign: size === 0 ? inProcessSigner(keys, options.hostname) : signOnThread,
     async heapStatistics() {
       const all = await Promise.all(threads.map((thread) => thread.worker.getHeapStatistics()));

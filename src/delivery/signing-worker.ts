@@ -15,11 +15,14 @@ import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { remoteKeys } from "./signing-keys-remote.ts";
 import { createMessageSigner, type SignedHeaders, type SignRequest } from "./message-signer.ts";
 import { receiveFromPort } from "./port-stream.ts";
+import { serveWrites } from "../store/sqlite-writer-service.ts";
 
 export interface SigningWorkerData {
   /** Key requests to the main thread (transferred with the workerData). */
   keyPort: MessagePort;
   hostname: string;
+  /** The store writer service this thread runs too (signing-pool.ts `hostStoreWriter`): its port (transferred) and SQLite file. */
+  store?: { port: MessagePort; path: string };
 }
 
 interface JobMeta {
@@ -42,6 +45,8 @@ export type SigningAnswer = { result: Omit<SignedHeaders, "headers"> & { headers
 
 if (parentPort === null) throw new Error("signing-worker.ts runs as a worker thread (signing-pool.ts starts it)");
 const settings = workerData as SigningWorkerData;
+// the store writer's statements run between signing jobs, on this thread's connection
+if (settings.store !== undefined) serveWrites(settings.store.port, settings.store.path);
 const sign = createMessageSigner({
   keys: remoteKeys(settings.keyPort),
   hostname: settings.hostname,

@@ -18,8 +18,8 @@
  *   `close` waits for the jobs in flight, then closes the connection;
  * - an idle writer does not keep the process alive.
  */
-import { Worker } from "node:worker_threads";
-import type { WriterAnswer, WriterJob, WriterStatement } from "./sqlite-writer-thread.ts";
+import { Worker, type MessagePort } from "node:worker_threads";
+import type { WriterAnswer, WriterJob, WriterStatement } from "./sqlite-writer-service.ts";
 
 export type { WriterStatement };
 export type WriterRows = Record<string, unknown>[];
@@ -44,25 +44,39 @@ interface Pending {
   reject(error: Error): void;
 }
 
-interface Thread {
-  worker: Worker;
-  ready: Promise<void>;
+/** Where jobs go: a Worker of the writer's own, or a port to a writer service on another thread. */
+type Endpoint = Pick<Worker, "postMessage" | "ref" | "unref"> | Pick<MessagePort, "postMessage" | "ref" | "unref">;
+
+interface Link {
+  ready: Promise<Endpoint>;
   pending: Map<number, Pending>;
+  /** Asks the service to close its connection; resolves once it did, or its thread is gone. */
+  close(): Promise<void>;
 }
 
+/** The port of a writer service (sqlite-writer-service.ts) on a thread that hosts it; a new one after that thread was replaced. */
+export type WriterHost = () => Promise<MessagePort>;
+
 export class SqliteWriter {
-  readonly #path: string;
-  #thread: Thread | null = null;
+  readonly #open: () => Link;
+  #link: Link | null = null;
   #nextId = 0;
   #closed = false;
 
-  private constructor(path: string) {
-    this.#path = path;
+  private constructor(open: (writer: SqliteWriter) => Link) {
+    this.#open = () => open(this);
   }
 
-  /** A writer on the SQLite file at `path`, its thread started and its connection open. */
+  /** A writer on the SQLite file at `path`, on a thread of its own, started and its connection open. */
   static async start(path: string): Promise<SqliteWriter> {
-    const writer = new SqliteWriter(path);
+    const writer = new SqliteWriter((self) => self.#ownThread(path));
+    await writer.#current().ready;
+    return writer;
+  }
+
+  /** A writer on a thread `host` already runs (the host opened the connection), its first port obtained. */
+  static async hostedBy(host: WriterHost): Promise<SqliteWriter> {
+    const writer = new SqliteWriter((self) => self.#hosted(host));
     await writer.#current().ready;
     return writer;
   }
@@ -83,15 +97,15 @@ export class SqliteWriter {
   readonly #inFlight = new Set<Promise<WriterRows[]>>();
 
   async #run(statements: readonly WriterStatement[], options: { transaction: boolean }): Promise<WriterRows[]> {
-    const thread = this.#current();
-    await thread.ready;
+    const link = this.#current();
+    const endpoint = await link.ready;
     const id = this.#nextId++;
     return new Promise<WriterRows[]>((resolve, reject) => {
-      thread.pending.set(id, { resolve, reject });
+      link.pending.set(id, { resolve, reject });
       // a job in flight keeps the process up until it is answered; an idle writer does not
-      if (thread.pending.size === 1) thread.worker.ref();
+      if (link.pending.size === 1) endpoint.ref();
       const job: WriterJob = { id, statements, transaction: options.transaction };
-      thread.worker.postMessage(job);
+      endpoint.postMessage(job);
     });
   }
 
@@ -99,46 +113,91 @@ export class SqliteWriter {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.allSettled([...this.#inFlight]);
-    const thread = this.#thread;
-    if (thread === null) return;
-    const exited = new Promise<void>((resolve) => thread.worker.once("exit", () => resolve()));
-    thread.worker.ref();
-    thread.worker.postMessage("close");
-    await exited;
+    await this.#link?.close();
   }
 
-  #current(): Thread {
-    if (this.#thread !== null) return this.#thread;
-    const worker = new Worker(THREAD_URL, { workerData: { path: this.#path }, name: "mailroute-store-writer", resourceLimits: THREAD_LIMITS });
-    const pending = new Map<number, Pending>();
-    const thread: Thread = {
-      worker,
-      pending,
-      ready: new Promise<void>((resolve, reject) => {
-        worker.once("message", () => resolve());
-        worker.once("error", reject);
-        worker.once("exit", (code) => reject(new Error(`store writer thread exited (${code}) before it was ready`)));
-      }),
-    };
-    thread.ready.then(() => worker.unref(), () => undefined);
-    worker.on("message", (answer: WriterAnswer | "ready") => {
+  #current(): Link {
+    this.#link ??= this.#open();
+    return this.#link;
+  }
+
+  /** Answers to the link's jobs, and what fails them all: the thread or port going away. */
+  #wire(link: Link, endpoint: Endpoint, listen: (listener: (answer: WriterAnswer | "ready") => void) => void): (error: Error) => void {
+    listen((answer) => {
       if (typeof answer !== "object") return;
-      const waiting = pending.get(answer.id);
-      pending.delete(answer.id);
-      if (pending.size === 0) worker.unref();
+      const waiting = link.pending.get(answer.id);
+      link.pending.delete(answer.id);
+      if (link.pending.size === 0) endpoint.unref();
       if (waiting === undefined) return;
       if ("error" in answer) waiting.reject(new SqliteWriterError(answer.error.message, answer.error.code));
       else waiting.resolve(answer.rows);
     });
-    // a thread that dies fails only its own jobs; the next job gets a new thread
-    const fail = (error: Error) => {
-      for (const waiting of pending.values()) waiting.reject(error);
-      pending.clear();
-      if (this.#thread === thread) this.#thread = null;
+    // a thread that dies fails only its own jobs; the next job gets a new link
+    return (error: Error) => {
+      for (const waiting of link.pending.values()) waiting.reject(error);
+      link.pending.clear();
+      if (this.#link === link) this.#link = null;
     };
+  }
+
+  #ownThread(path: string): Link {
+    const worker = new Worker(THREAD_URL, { workerData: { path }, name: "mailroute-store-writer", resourceLimits: THREAD_LIMITS });
+    const link: Link = {
+      pending: new Map(),
+      ready: new Promise<Endpoint>((resolve, reject) => {
+        worker.once("message", () => resolve(worker));
+        worker.once("error", reject);
+        worker.once("exit", (code) => reject(new Error(`store writer thread exited (${code}) before it was ready`)));
+      }),
+      close: async () => {
+        const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+        worker.ref();
+        worker.postMessage("close");
+        await exited;
+      },
+    };
+    link.ready.then(() => worker.unref(), () => undefined);
+    const fail = this.#wire(link, worker, (listener) => worker.on("message", listener));
     worker.on("error", (error) => fail(new Error(`store writer thread failed: ${error.message}`)));
     worker.on("exit", (code) => fail(new Error(`store writer thread exited (${code})`)));
-    this.#thread = thread;
-    return thread;
+    return link;
+  }
+
+  #hosted(host: WriterHost): Link {
+    let port: MessagePort | null = null;
+    let gone = false;
+    const goneWaiters: (() => void)[] = [];
+    const link: Link = {
+      pending: new Map(),
+      ready: host().then(
+        (given) =>
+          new Promise<Endpoint>((resolve, reject) => {
+            port = given;
+            const fail = this.#wire(link, given, (listener) => given.on("message", listener));
+            given.once("message", () => resolve(given));
+            given.once("close", () => {
+              gone = true;
+              for (const wake of goneWaiters.splice(0)) wake();
+              reject(new Error("the store writer's host thread went away before it was ready"));
+              fail(new Error("the store writer's host thread went away"));
+            });
+          }),
+      ),
+      close: async () => {
+        if (port === null || gone) return;
+        const closed = new Promise<void>((resolve) => goneWaiters.push(resolve));
+        port.ref();
+        port.postMessage("close");
+        await closed;
+      },
+    };
+    // a failed host leaves no link behind: the next job asks again
+    link.ready.then(
+      (endpoint) => endpoint.unref(),
+      () => {
+        if (this.#link === link) this.#link = null;
+      },
+    );
+    return link;
   }
 }

@@ -1,8 +1,9 @@
 /**
  * --store-writer-thread (SQLite): on by default, the delivery ledger's and the activity events'
- * writes run on a thread of their own (src/store/sqlite-writer.ts); false makes them on the SMTP
- * thread. Either way a relayed message is in the ledger and the activity log by the time the
- * sender hears 250; only the threads differ (the OS names the writer "mailroute-store").
+ * writes run beside the SMTP thread (src/store/sqlite-writer.ts): on the first signing thread, or
+ * on a thread of their own with --signing-threads 0 (the OS names it "mailroute-store"); false
+ * makes them on the SMTP thread. Either way a relayed message is in the ledger and the activity
+ * log by the time the sender hears 250; only the threads differ.
  */
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
@@ -15,12 +16,18 @@ function threadNames(): string[] {
   return readdirSync("/proc/self/task").map((task) => readFileSync(`/proc/self/task/${task}/comm`, "utf8").trim());
 }
 
-for (const onItsOwnThread of [true, false]) {
-  describe(`--store-writer-thread ${onItsOwnThread}`, () => {
+const MODES: { label: string; settings: Record<string, string>; where: string; ownThread: boolean }[] = [
+  { label: "--store-writer-thread true (the default)", settings: {}, where: "written on the first signing thread", ownThread: false },
+  { label: "--store-writer-thread true --signing-threads 0", settings: { "signing-threads": "0" }, where: "written on a thread of their own", ownThread: true },
+  { label: "--store-writer-thread false", settings: { "store-writer-thread": "false" }, where: "written on the SMTP thread", ownThread: false },
+];
+
+for (const mode of MODES) {
+  describe(mode.label, () => {
     let h: Harness;
 
     before(async () => {
-      h = await startHarness({ destinations: ["dest.test"], settings: { "store-writer-thread": String(onItsOwnThread) } });
+      h = await startHarness({ destinations: ["dest.test"], settings: mode.settings });
       await h.config.zones.create("route.example");
       await h.config.addresses.create("alice@dest.test", { verified: true });
       await h.config.rules.create({ matchers: [{ type: "literal", field: "to", value: "hello@route.example" }], actions: [{ type: "forward", value: ["alice@dest.test"] }] });
@@ -29,11 +36,11 @@ for (const onItsOwnThread of [true, false]) {
 
     after(async () => {
       await h?.stop();
-      if (onItsOwnThread) assert.ok(!threadNames().includes("mailroute-store"), "the writer thread ends with the service");
+      if (mode.ownThread) assert.ok(!threadNames().includes("mailroute-store"), "the writer thread ends with the service");
     });
 
-    it(`relays, with the acceptance in the ledger and the event in the activity log at the sender's 250, ${onItsOwnThread ? "written on the store writer thread" : "written on the SMTP thread"}`, async () => {
-      assert.equal(threadNames().includes("mailroute-store"), onItsOwnThread);
+    it(`relays, with the acceptance in the ledger and the event in the activity log at the sender's 250, ${mode.where}`, async () => {
+      assert.equal(threadNames().includes("mailroute-store"), mode.ownThread);
       const { client } = await SmtpTestClient.connect(h.port);
       await client.envelope("sender@origin.test", ["hello@route.example"]);
       const reply = await client.data(testMessage({ from: "sender@origin.test", to: "hello@route.example" }));

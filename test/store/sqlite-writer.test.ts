@@ -1,16 +1,18 @@
 /**
- * The store writer thread (src/store/sqlite-writer.ts) on real SQLite files: what it commits the
- * Kysely connection reads at once; a job's transaction is all or nothing; it waits for a write
- * lock the SMTP thread's connection holds instead of deadlocking with it; the delivery ledger
- * and the event recorder give the same answers through it as on the Kysely connection; an idle
- * writer does not keep a process alive.
+ * The store writer (src/store/sqlite-writer.ts) on real SQLite files, on a thread of its own and
+ * hosted by the first signing thread, alike: what it commits the Kysely connection reads at once;
+ * a job's transaction is all or nothing; it waits for a write lock the SMTP thread's connection
+ * holds instead of deadlocking with it; the delivery ledger and the event recorder give the same
+ * answers through it as on the Kysely connection; an idle writer does not keep a process alive.
+ * Hosted, it adds no thread, and a host thread that dies fails only the jobs it held.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { after, before, describe, it } from "node:test";
 import { silentLogger } from "../../src/analytics/structured-log.ts";
 import { createEventRecorder, type MailEvent } from "../../src/analytics/event-recorder.ts";
@@ -18,22 +20,49 @@ import { storeDeliveryLedger } from "../../src/store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../../src/store/open-store.ts";
 import { recentEvents } from "../../src/store/repositories/event-repository.ts";
 import { SqliteWriter, SqliteWriterError } from "../../src/store/sqlite-writer.ts";
+import { createSigningPool, type SigningPool } from "../../src/delivery/signing-pool.ts";
 
 const run = promisify(execFile);
 
-describe("store writer thread", () => {
+/** Names of this process's threads, as the OS has them (15 characters at most). */
+async function threadNames(): Promise<string[]> {
+  return Promise.all((await readdir("/proc/self/task")).map(async (task) => (await readFile(`/proc/self/task/${task}/comm`, "utf8")).trim()));
+}
+
+const OWN_THREAD = "a thread of its own";
+const SIGNING_THREAD = "the first signing thread";
+
+for (const host of [OWN_THREAD, SIGNING_THREAD]) describe(`store writer on ${host}`, () => {
   let root: string;
   let store: Store;
   let writer: SqliteWriter;
+  const pools: SigningPool[] = [];
+  /** A writer as start-service makes it for this host: its own thread, or a signing pool's first. */
+  const startWriter = async (file: string) => {
+    if (host === OWN_THREAD) return SqliteWriter.start(file);
+    const keyDir = join(root, `keys-${pools.length}`);
+    await mkdir(keyDir);
+    const pool = await createSigningPool({ keyDir, hostname: "mx.writer.test", threads: 1, hostStoreWriter: file });
+    pools.push(pool);
+    return SqliteWriter.hostedBy(pool.writerPort!);
+  };
   before(async () => {
     root = await mkdtemp(join(tmpdir(), "mailroute-writer-"));
     store = await openStore({ dataDir: join(root, "data") });
-    writer = await SqliteWriter.start(store.sqliteFile!);
+    writer = await startWriter(store.sqliteFile!);
   });
   after(async () => {
     await writer.close();
+    for (const pool of pools) await pool.close();
     await store.close();
     await rm(root, { recursive: true, force: true });
+  });
+
+  it(host === OWN_THREAD ? "runs on a thread named mailroute-store-writer" : "adds no thread: the signing thread runs it", async () => {
+    await writer.run([{ sql: "insert into settings (key, value) values ('where', '1')", parameters: [] }], { transaction: false });
+    const names = await threadNames();
+    assert.equal(names.includes("mailroute-store"), host === OWN_THREAD, names.join(", "));
+    if (host === SIGNING_THREAD) assert.equal(names.filter((name) => name.startsWith("mailroute-")).join(","), "mailroute-signi");
   });
 
   it("commits what the Kysely connection then reads, and answers with the rows of statements that return some", async () => {
@@ -144,8 +173,9 @@ describe("store writer thread", () => {
     const script = `
       import { openStore } from ${JSON.stringify(new URL("../../src/store/open-store.ts", import.meta.url).href)};
       import { SqliteWriter } from ${JSON.stringify(new URL("../../src/store/sqlite-writer.ts", import.meta.url).href)};
+      import { createSigningPool } from ${JSON.stringify(new URL("../../src/delivery/signing-pool.ts", import.meta.url).href)};
       const store = await openStore({ dataDir: ${JSON.stringify(join(root, "idle"))} });
-      const writer = await SqliteWriter.start(store.sqliteFile);
+      const writer = ${host === OWN_THREAD ? "await SqliteWriter.start(store.sqliteFile)" : "await SqliteWriter.hostedBy((await createSigningPool({ keyDir: store.sqliteFile + '-keys', hostname: 'mx.writer.test', threads: 1, hostStoreWriter: store.sqliteFile })).writerPort)"};
       await writer.run([{ sql: "insert into settings (key, value) values ('idle', '1')", parameters: [] }], { transaction: false });
       await store.close();
       console.log("done");
@@ -157,10 +187,49 @@ describe("store writer thread", () => {
   });
 
   it("refuses jobs once closed", async () => {
-    const own = await SqliteWriter.start(store.sqliteFile!);
+    const own = await startWriter(store.sqliteFile!);
     const pending = own.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: ["closing", "1"] }], { transaction: false });
     await own.close();
     await pending;
     await assert.rejects(own.run([], { transaction: false }), /closed/);
+  });
+});
+
+describe("store writer hosted by a thread that dies", () => {
+  let root: string;
+  let store: Store;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "mailroute-writer-host-"));
+    store = await openStore({ dataDir: join(root, "data") });
+  });
+  after(async () => {
+    await store.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("fails the jobs the dead thread held, then runs the next job on the host's replacement", async () => {
+    const hosts: Worker[] = [];
+    const host = async (): Promise<MessagePort> => {
+      const { port1, port2 } = new MessageChannel();
+      hosts.push(new Worker(new URL("../support/writer-host-thread.ts", import.meta.url), { workerData: { port: port2, path: store.sqliteFile }, transferList: [port2] }));
+      return port1;
+    };
+    const writer = await SqliteWriter.hostedBy(host);
+    try {
+      await writer.run([{ sql: "insert into settings (key, value) values ('host.1', '1')", parameters: [] }], { transaction: true });
+      const first = hosts[0]!;
+      first.postMessage("hang");
+      await new Promise((resolve) => first.once("message", resolve));
+      const held = writer.run([{ sql: "insert into settings (key, value) values ('host.held', '1')", parameters: [] }], { transaction: true });
+      await first.terminate();
+      await assert.rejects(held, /host thread went away/);
+      await writer.run([{ sql: "insert into settings (key, value) values ('host.2', '1')", parameters: [] }], { transaction: true });
+      assert.equal(hosts.length, 2, "the next job asked the host for its replacement");
+      const keys = await store.db.selectFrom("settings").select("key").where("key", "like", "host.%").orderBy("key").execute();
+      assert.deepEqual(keys.map((row) => row.key), ["host.1", "host.2"], "the held job never ran");
+    } finally {
+      await writer.close();
+      await Promise.all(hosts.map((worker) => worker.terminate()));
+    }
   });
 });

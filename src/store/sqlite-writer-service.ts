@@ -1,0 +1,79 @@
+/**
+ * The store writer's statement runner (sqlite-writer.ts), on whichever thread hosts it: a thread
+ * of its own (sqlite-writer-thread.ts) or the first signing thread (signing-worker.ts), so one
+ * worker thread serves both and the ~12 MiB of a second one is saved (issue 11, RSS).
+ *
+ * Promises: `serveWrites` opens its own connection to the SQLite file (sqlite-connection.ts),
+ * posts "ready" on `port`, and then runs the jobs it receives there — one at a time, each
+ * job's statements in one transaction (BEGIN IMMEDIATE … COMMIT, rolled back whole on any error)
+ * when it asks for one. Every job gets exactly one answer with its id, after its commit: the rows
+ * of each statement that returns columns (empty for the others), or `{ error }` with SQLite's
+ * message and code. "close" closes the connection, then the port. Statements are prepared once
+ * per SQL text (a bounded cache). Loads node:sqlite only.
+ */
+import type { StatementSync } from "node:sqlite";
+import type { MessagePort } from "node:worker_threads";
+import { openDatabaseSync } from "./sqlite-connection.ts";
+
+export interface WriterStatement {
+  sql: string;
+  parameters: readonly unknown[];
+}
+
+export interface WriterJob {
+  id: number;
+  statements: readonly WriterStatement[];
+  transaction: boolean;
+}
+
+export type WriterAnswer = { id: number; rows: Record<string, unknown>[][] } | { id: number; error: { message: string; code?: string } };
+
+// as the Kysely dialect bounds its own (node-sqlite-dialect.ts)
+const STATEMENT_CACHE_SIZE = 256;
+
+export function serveWrites(port: MessagePort, path: string): void {
+  const db = openDatabaseSync(path);
+  const statements = new Map<string, StatementSync>();
+
+  function prepared(sql: string): StatementSync {
+    let statement = statements.get(sql);
+    if (statement === undefined) {
+      statement = db.prepare(sql);
+      if (statements.size >= STATEMENT_CACHE_SIZE) statements.delete(statements.keys().next().value!);
+      statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  function run({ sql, parameters }: WriterStatement): Record<string, unknown>[] {
+    const statement = prepared(sql);
+    const values = parameters as Parameters<StatementSync["run"]>;
+    if (statement.columns().length > 0) return statement.all(...values) as Record<string, unknown>[];
+    statement.run(...values);
+    return [];
+  }
+
+  port.on("message", (job: WriterJob | "close") => {
+    if (job === "close") {
+      db.close();
+      port.close();
+      return;
+    }
+    try {
+      if (job.transaction) db.exec("BEGIN IMMEDIATE");
+      let rows: Record<string, unknown>[][];
+      try {
+        rows = job.statements.map(run);
+        if (job.transaction) db.exec("COMMIT");
+      } catch (error) {
+        if (job.transaction && db.isTransaction) db.exec("ROLLBACK");
+        throw error;
+      }
+      port.postMessage({ id: job.id, rows } satisfies WriterAnswer);
+    } catch (error) {
+      const failure = error as Error & { code?: string };
+      port.postMessage({ id: job.id, error: { message: failure.message, ...(typeof failure.code === "string" ? { code: failure.code } : {}) } } satisfies WriterAnswer);
+    }
+  });
+  port.postMessage("ready");
+}
