@@ -6,7 +6,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { SMTPServer } from "smtp-server";
+import { SMTPServer } from "../smtp/smtp-server-package.ts";
 import { readHeaderFields } from "../delivery/header-block.ts";
 import { usageError } from "./cli-error.ts";
 import { parseCommand, type LeafSpec } from "./command-spec.ts";

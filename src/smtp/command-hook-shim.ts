@@ -5,8 +5,8 @@
  * stops the command (a 421 also closes the connection, as smtp-server does for any 421).
  * Re-check this when upgrading smtp-server: it is the one place we lean on its internals.
  */
-import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
-import type { SMTPServer, SMTPServerSession } from "smtp-server";
+import { SMTPConnection } from "./smtp-server-package.ts";
+import type { SMTPServer, SMTPServerSession } from "./smtp-server-package.ts";
 import type { SmtpReply } from "../mail/smtp-reply.ts";
 
 export type CommandHook = (name: string, session: SMTPServerSession) => SmtpReply | null;

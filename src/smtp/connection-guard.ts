@@ -14,7 +14,7 @@
  * The per-command limits apply to every client, trusted or not: no legitimate MTA comes near
  * them. Each refusal comes from the reply catalogue, is logged once, and a 421 closes.
  */
-import type { SMTPServerSession } from "smtp-server";
+import type { SMTPServerSession } from "./smtp-server-package.ts";
 import type { Logger } from "../analytics/structured-log.ts";
 import type { ClientLimits, LimitRefusal } from "../inbound/client-limits.ts";
 import type { DnsblChecker } from "../inbound/dnsbl-checker.ts";

@@ -7,7 +7,7 @@
  * SMTPStream (3.21.x: _handlerPending, _dataStream, _parser._dataMode, _parser.dataBytes).
  * smtp-server is pinned to that exact version; re-check these names when upgrading.
  */
-import type { SMTPServer } from "smtp-server";
+import type { SMTPServer } from "./smtp-server-package.ts";
 import type { SmtpReply } from "../mail/smtp-reply.ts";
 
 export interface ConnectionView {

@@ -14,7 +14,7 @@
  * input in random chunks through both and compares everything they emit. Installed once,
  * idempotent; smtp-server is pinned to the exact version this was written against.
  */
-import { SMTPStream } from "smtp-server/lib/smtp-stream.js";
+import { SMTPStream } from "./smtp-server-package.ts";
 
 const INSTALLED = Symbol.for("mailroute.data-scan-shim");
 /** smtp-server's own method, kept for the equivalence test. */

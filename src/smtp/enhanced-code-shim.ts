@@ -6,7 +6,7 @@
  * own 2.6.0), so for those we tell smtp-server not to add its own. Installed once,
  * idempotent; everything smtp-server composes itself keeps its own codes.
  */
-import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
+import { SMTPConnection } from "./smtp-server-package.ts";
 
 const ENHANCED_PREFIX = /^[245]\.\d{1,3}\.\d{1,3} /;
 const INSTALLED = Symbol.for("mailroute.enhanced-code-shim");

@@ -4,8 +4,8 @@
  * replaces init once (smtp-server is pinned exactly: re-check when upgrading); a server without
  * a registered GreetPause keeps smtp-server's own behaviour.
  */
-import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
-import type { SMTPServer } from "smtp-server";
+import { SMTPConnection } from "./smtp-server-package.ts";
+import type { SMTPServer } from "./smtp-server-package.ts";
 import type { GreetPause } from "./greet-pause.ts";
 
 const PAUSES = Symbol.for("mailroute.greet-pauses");

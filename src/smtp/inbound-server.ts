@@ -20,7 +20,7 @@
  */
 import { tmpdir } from "node:os";
 import type { AddressInfo } from "node:net";
-import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from "./smtp-server-package.ts";
 import type { EventRecorder } from "../analytics/event-recorder.ts";
 import { RefusalLog } from "../analytics/refusal-log.ts";
 import type { Logger } from "../analytics/structured-log.ts";

@@ -17,8 +17,8 @@
  * This leans on smtp-server's private SMTPStream#_write/_commandTooLong/_remainder and
  * SMTPConnection#_createParser (3.21.x; smtp-server is pinned: re-check when upgrading).
  */
-import { SMTPStream } from "smtp-server/lib/smtp-stream.js";
-import { SMTPConnection } from "smtp-server/lib/smtp-connection.js";
+import { SMTPStream } from "./smtp-server-package.ts";
+import { SMTPConnection } from "./smtp-server-package.ts";
 import { replies } from "../mail/reply-catalogue.ts";
 import { SmtpReply } from "../mail/smtp-reply.ts";
 

@@ -11,7 +11,7 @@
  * runs survives. Behaviour is otherwise unchanged. Installed once, idempotent; smtp-server is
  * pinned to the exact version this was written against (re-check when upgrading).
  */
-import { SMTPStream } from "smtp-server/lib/smtp-stream.js";
+import { SMTPStream } from "./smtp-server-package.ts";
 
 const INSTALLED = Symbol.for("mailroute.pipelined-data-shim");
 

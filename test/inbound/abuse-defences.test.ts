@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { Resolver } from "node:dns/promises";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { SMTPServer, type SMTPServerSession } from "smtp-server";
+import { SMTPServer, type SMTPServerSession } from "../../src/smtp/smtp-server-package.ts";
 import { ClientLimits, type LimitRefusal } from "../../src/inbound/client-limits.ts";
 import { createDnsblChecker, type DnsblChecker, type LookupA } from "../../src/inbound/dnsbl-checker.ts";
 import { installEnhancedCodeShim } from "../../src/smtp/enhanced-code-shim.ts";

@@ -40,19 +40,19 @@ describe("dependencies whose internals we patch", () => {
     // command-hook-shim.ts wraps _onCommand(command, callback); enhanced-code-shim.ts wraps send(code, data, context)
     assert.equal(typeof proto["_onCommand"], "function", "SMTPConnection#_onCommand is gone: command-hook-shim.ts needs rework");
     assert.equal(typeof proto["send"], "function", "SMTPConnection#send is gone: enhanced-code-shim.ts needs rework");
-    // the file the shims' import really loads (the package maps lib/ to its ESM build)
-    const source = readFileSync(new URL(import.meta.resolve("smtp-server/lib/smtp-connection.js")), "utf8");
+    // the file the shims really patch: smtp-server-package.ts loads the CommonJS build
+    const source = readFileSync(require.resolve("smtp-server/lib/smtp-connection.js"), "utf8");
     for (const field of ["this._server", "this._ready", "this._upgrading", "this._nextHandler"]) {
       assert.ok(source.includes(field), `SMTPConnection no longer uses ${field}: command-hook-shim.ts reads it`);
     }
     assert.match(source, /_onCommand\(command, callback\)/, "SMTPConnection#_onCommand changed its parameters");
     assert.match(source, /send\(code, data, context\)/, "SMTPConnection#send changed its parameters");
     // data-scan-shim.ts replaces SMTPStream#_feedDataStream and calls what it called
-    const stream = readFileSync(new URL(import.meta.resolve("smtp-server/lib/smtp-stream.js")), "utf8");
+    const stream = readFileSync(require.resolve("smtp-server/lib/smtp-stream.js"), "utf8");
     for (const member of ["_feedDataStream(chunk, done)", "_countDataBytes(len)", "_endDataMode(chunk, remainder, callback)", "this._lastBytes", "this._atDataStart", "this._dataStream"]) {
       assert.ok(stream.includes(member), `SMTPStream no longer has ${member}: data-scan-shim.ts needs rework`);
     }
-    const { SMTPServer } = (await import("smtp-server")) as unknown as { SMTPServer: { prototype: Record<string, unknown> } };
+    const { SMTPServer } = (await import("../../src/smtp/smtp-server-package.ts")) as unknown as { SMTPServer: { prototype: Record<string, unknown> } };
     assert.equal(typeof SMTPServer.prototype["updateSecureContext"], "function", "SMTPServer#updateSecureContext is gone: tls-credentials.ts reloads certificates through it");
   });
 

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { SMTPStream } from "smtp-server/lib/smtp-stream.js";
+import { SMTPStream } from "../../src/smtp/smtp-server-package.ts";
 import { installDataScanShim, ORIGINAL_FEED, type StreamInternals } from "../../src/smtp/data-scan-shim.ts";
 import { randomChunks, randomPieces, seededRandom } from "../support/seeded-random.ts";
 
