@@ -24,6 +24,8 @@ import { createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, rmSync, unwatchFile, watchFile, writeFileSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { createSecureContext } from "node:tls";
+import { Worker } from "node:worker_threads";
+import type { DevCertificateAnswer, DevCertificateRequest } from "./dev-certificate-thread.ts";
 
 export interface TlsKeyPair {
   readonly key: string;
@@ -221,29 +223,34 @@ export async function createDevCredentials(hostname: string, dataDir: string, op
   if (!usableDevCertificate(certFile, keyFile, name, now())) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const notBeforeDate = new Date(now().getTime() - 3_600_000); // an hour of slack for clock skew
-    // selfsigned (with @peculiar/x509, ~4 MB of heap) only when a certificate is made: the pair
-    // is kept in the data directory and reused by every later start (issue 11, RSS)
-    const { generate } = await import("selfsigned");
-    const pems = await generate([{ name: "commonName", value: name }], {
-      // RSA: the one key type every SMTP client that can do TLS at all can use
-      keyType: "rsa",
-      keySize: 2048,
-      algorithm: "sha256",
-      notBeforeDate,
-      notAfterDate: new Date(notBeforeDate.getTime() + DEV_VALIDITY_MS),
-      extensions: [
-        { name: "basicConstraints", cA: false },
-        { name: "keyUsage", digitalSignature: true, keyEncipherment: true, critical: true },
-        { name: "extKeyUsage", serverAuth: true },
-        { name: "subjectAltName", altNames: [{ type: 2, value: name }] },
-      ],
-    });
+    // made on a thread of its own, only when a certificate is made: the pair is kept in the
+    // data directory and reused by every later start (issue 11, RSS)
+    const pems = await makeDevCertificate({ hostname: name, notBefore: notBeforeDate, notAfter: new Date(notBeforeDate.getTime() + DEV_VALIDITY_MS) });
     // key first, each through a rename: a crash in between leaves a mismatch, which the next
     // start regenerates, never a half-written file
-    writeAtomically(keyFile, pems.private, 0o600);
+    writeAtomically(keyFile, pems.key, 0o600);
     writeAtomically(certFile, pems.cert, 0o644);
   }
   return TlsCredentials.watch({ certFile, keyFile, intervalMs: options.intervalMs ?? 60_000, onError: options.onError });
+}
+
+const DEV_CERTIFICATE_THREAD = new URL("./dev-certificate-thread.ts", import.meta.url);
+
+/** A self-signed pair, made on a short-lived thread (dev-certificate-thread.ts says why). */
+function makeDevCertificate(request: DevCertificateRequest): Promise<{ cert: string; key: string }> {
+  return new Promise((resolve, reject) => {
+    const thread = new Worker(DEV_CERTIFICATE_THREAD, { workerData: request, name: "mailroute-dev-certificate" });
+    let answered = false;
+    thread.once("message", (answer: DevCertificateAnswer) => {
+      answered = true;
+      if ("error" in answer) reject(new Error(`dev certificate: ${answer.error}`));
+      else resolve(answer);
+    });
+    thread.once("error", (error) => reject(new Error(`dev certificate: ${error.message}`)));
+    thread.once("exit", (code) => {
+      if (!answered) reject(new Error(`dev certificate: its thread exited (${code}) without one`));
+    });
+  });
 }
 
 function usableDevCertificate(certFile: string, keyFile: string, hostname: string, now: Date): boolean {

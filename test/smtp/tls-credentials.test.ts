@@ -232,6 +232,27 @@ describe("dev mode self-signed certificate", () => {
     }
   });
 
+  it("makes it on a thread of its own: selfsigned and @peculiar never load in the caller's thread (issue 11, RSS)", async () => {
+    const dataDir = mkdtempSync(join(work, "dev-thread-"));
+    // a child process whose main thread records every module it loads (a hook cannot be added to this one's)
+    const script = join(dataDir, "probe.mts");
+    writeFileSync(
+      script,
+      `
+      import { registerHooks } from "node:module";
+      const loaded = [];
+      registerHooks({ load(url, context, next) { loaded.push(url); return next(url, context); } });
+      const { createDevCredentials } = await import(${JSON.stringify(new URL("../../src/smtp/tls-credentials.ts", import.meta.url).href)});
+      const credentials = await createDevCredentials("mx.thread.example", ${JSON.stringify(dataDir)});
+      credentials.close();
+      console.log(JSON.stringify({ dnsNames: credentials.summary.dnsNames, heavy: loaded.filter((url) => url.includes("/node_modules/selfsigned/") || url.includes("/node_modules/@peculiar/")).length }));
+    `,
+    );
+    const { execFileSync } = await import("node:child_process");
+    const stdout = execFileSync(process.execPath, [script], { encoding: "utf8", timeout: 60_000 });
+    assert.deepEqual(JSON.parse(stdout.trim().split("\n").at(-1)!), { dnsNames: ["mx.thread.example"], heavy: 0 });
+  });
+
   it("keeps the same certificate across restarts, and makes a new one when the hostname changes", async () => {
     const dataDir = mkdtempSync(join(work, "dev-"));
     const firstStart = await createDevCredentials("mx.dev.example", dataDir);
