@@ -231,21 +231,15 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   // signs on this thread instead, ~30 MiB less for a node whose memory matters more than its CPU
   // (SQLite: the first signing thread also runs the store writer, below)
   const sqliteWriterFile = settings.storeWriterThread ? store.sqliteFile : undefined;
-  const signing = await createSigningPool({
-    keys,
-    hostname: settings.hostname,
-    ...(settings.signingThreads === null ? {} : { threads: settings.signingThreads }),
-    ...(sqliteWriterFile === undefined ? {} : { hostStoreWriter: sqliteWriterFile }),
-  }).catch((error: unknown) => failStart(error));
+  const poolOptions = { keys, hostname: settings.hostname, ...(sqliteWriterFile === undefined ? {} : { hostStoreWriter: sqliteWriterFile }) };
+  const signing = await createSigningPool({ ...poolOptions, ...(settings.signingThreads === null ? {} : { threads: settings.signingThreads }) }).catch((error: unknown) => failStart(error));
   started.push({ name: "signing threads", undo: () => signing.close() });
   // SQLite: the writes every relayed message makes (ledger, events) run beside the SMTP thread, on
   // the first signing thread (one isolate fewer, ~12 MiB) or, with --signing-threads 0, on a thread
   // of their own (--store-writer-thread false: on this one, for a node where memory matters most).
   // Stopped before the signing threads (undone in reverse), so its jobs in flight finish first.
-  const writer =
-    sqliteWriterFile === undefined
-      ? null
-      : await (signing.writerPort === null ? SqliteWriter.start(sqliteWriterFile) : SqliteWriter.hostedBy(signing.writerPort)).catch((error: unknown) => failStart(error, storeFailure));
+  const startWriter = (file: string) => (signing.writerPort === null ? SqliteWriter.start(file) : SqliteWriter.hostedBy(signing.writerPort));
+  const writer = sqliteWriterFile === undefined ? null : await startWriter(sqliteWriterFile).catch((error: unknown) => failStart(error, storeFailure));
   if (writer !== null) started.push({ name: "store writer", undo: () => writer.close() });
   const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS, owner: nodeId, writer });
   const signer = signing.sign;
