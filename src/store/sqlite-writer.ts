@@ -164,31 +164,30 @@ export class SqliteWriter {
   }
 
   #hosted(host: WriterHost): Link {
-    let port: MessagePort | null = null;
-    let gone = false;
-    const goneWaiters: (() => void)[] = [];
+    // settles when the port closes: the service closed it, or its thread ended
+    let ended: Promise<void> = Promise.resolve();
     const link: Link = {
       pending: new Map(),
       ready: host().then(
-        (given) =>
+        (port) =>
           new Promise<Endpoint>((resolve, reject) => {
-            port = given;
-            const fail = this.#wire(link, given, (listener) => given.on("message", listener));
-            given.once("message", () => resolve(given));
-            given.once("close", () => {
-              gone = true;
-              for (const wake of goneWaiters.splice(0)) wake();
-              reject(new Error("the store writer's host thread went away before it was ready"));
-              fail(new Error("the store writer's host thread went away"));
-            });
+            const fail = this.#wire(link, port, (listener) => port.on("message", listener));
+            ended = new Promise((settle) =>
+              port.once("close", () => {
+                reject(new Error("the store writer's host thread went away before it was ready"));
+                fail(new Error("the store writer's host thread went away"));
+                settle();
+              }),
+            );
+            port.once("message", () => resolve(port));
           }),
       ),
       close: async () => {
-        if (port === null || gone) return;
-        const closed = new Promise<void>((resolve) => goneWaiters.push(resolve));
+        const port = await link.ready.catch(() => null);
+        if (port === null) return;
         port.ref();
         port.postMessage("close");
-        await closed;
+        await ended;
       },
     };
     // a failed host leaves no link behind: the next job asks again
