@@ -20,6 +20,8 @@
  * policy means for one MX; `outbound-tls.ts` turns that into SMTP client options.
  */
 import { domainToASCII } from "node:url";
+// first: mailauth's tools load libmime, whose charset converter and type list stay unloaded
+import "../inbound/mailauth-stand-ins.ts";
 import { parsePolicy, resolvePolicy } from "mailauth/lib/mta-sts.js";
 import type { Logger } from "../analytics/structured-log.ts";
 import { createPolicyFetcher, DEFAULT_POLICY_TIMEOUT_MS, type PolicyFetcher } from "./mta-sts-fetch.ts";

@@ -2,7 +2,9 @@
  * Optional subsystems are loaded when used, not at start (issue 11, RSS): a SQLite node without
  * ACME never loads pg or acme-client; graphql-js comes with the first GraphQL query, which
  * still answers; selfsigned never in the service's thread: the dev certificate is made on a
- * short-lived thread of its own, once, and the one kept in the data directory is reused. Observed
+ * short-lived thread of its own, once, and the one kept in the data directory is reused; mailauth's
+ * BIMI code and libmime's charset converter (src/inbound/mailauth-stand-ins.ts) are not loaded by
+ * a start, though both the inbound authentication and the MTA-STS policy code load mailauth. Observed
  * in child processes through a resolve hook (test/support/loaded-packages-process.ts).
  */
 import assert from "node:assert/strict";
@@ -48,6 +50,13 @@ describe("optional subsystems", () => {
   it("starts a SQLite node without ACME with neither pg nor acme-client nor graphql loaded", () => {
     for (const run of [first, second]) {
       for (const name of ["pg", "acme-client", "graphql"]) assert.ok(!run.atStart.includes(name), `${name} loaded at start`);
+    }
+  });
+
+  it("starts without mailauth's BIMI code or libmime's charset converter and type list", () => {
+    for (const run of [first, second]) {
+      for (const name of ["undici", "@postalsys/vmc", "fast-xml-parser", "iconv-lite", "encoding-japanese"]) assert.ok(!run.atStart.includes(name), `${name} loaded at start`);
+      assert.ok(run.atStart.includes("libmime"), "libmime itself is loaded (the hook saw it)");
     }
   });
 

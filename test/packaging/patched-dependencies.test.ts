@@ -2,7 +2,7 @@
  * We patch private internals of three dependencies (src/smtp/command-hook-shim.ts,
  * src/smtp/enhanced-code-shim.ts, src/smtp/tls-credentials.ts, src/smtp/data-scan-shim.ts for
  * smtp-server; the deep import in src/delivery/mta-sts-policy.ts, src/inbound/mailauth-scan-shim.ts
- * and the BIMI stand-ins of src/inbound/mailauth-authenticate.ts for mailauth, and, in the tests
+ * and the BIMI and libmime stand-ins of src/inbound/mailauth-stand-ins.ts for mailauth, and, in the tests
  * only, mailauth's signer internals that test/delivery/mailauth-reference-signer.ts drives to
  * hold our signer to mailauth's output; src/delivery/dot-stuffing-shim.ts for nodemailer).
  * package.json
@@ -14,7 +14,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { BIMI_MODULES } from "../../src/inbound/mailauth-authenticate.ts";
+import { BIMI_MODULES, deferredModulePath, LIBMIME_MODULES } from "../../src/inbound/mailauth-stand-ins.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const require = createRequire(join(ROOT, "package.json"));
@@ -100,14 +100,32 @@ describe("dependencies whose internals we patch", () => {
     }
   });
 
-  it("mailauth.js still takes BIMI's functions from the modules mailauth-authenticate.ts stands in for", () => {
+  it("mailauth.js still takes BIMI's functions from the modules mailauth-stand-ins.ts stands in for", () => {
     const source = readFileSync(require.resolve("mailauth"), "utf8");
     const required = new Map([...source.matchAll(/const \{([^}]+)\} = require\('(\.\/bimi[^']*)'\)/g)].map((match) => [require.resolve(`mailauth/lib/${match[2]!.slice(2)}`), match[1]!.split(",").map((name) => name.split(":")[0]!.trim())]));
-    assert.equal(required.size, BIMI_MODULES.length, "mailauth.js requires other BIMI modules now: mailauth-authenticate.ts needs rework");
+    assert.equal(required.size, BIMI_MODULES.length, "mailauth.js requires other BIMI modules now: mailauth-stand-ins.ts needs rework");
     for (const { specifier, exports } of BIMI_MODULES) {
       const names = required.get(require.resolve(specifier));
       assert.ok(names !== undefined, `mailauth.js no longer requires ${specifier}`);
       assert.deepEqual([...names].sort(), [...exports].sort(), `mailauth.js takes other names from ${specifier}`);
+    }
+  });
+
+  it("libmime, as mailauth resolves it, still takes only the stand-ins' names from its charset converter and type list", () => {
+    const libmimeSource = readFileSync(deferredModulePath("libmime/lib/libmime.js"), "utf8");
+    const bindings: Record<string, string> = { "libmime/lib/charset.js": "libcharset", "libmime/lib/mimetypes.js": "mimetypes" };
+    assert.deepEqual(LIBMIME_MODULES.map((deferred) => deferred.specifier).sort(), Object.keys(bindings).sort(), "a libmime stand-in this test does not check");
+    for (const { specifier, exports, data = [] } of LIBMIME_MODULES) {
+      const binding = bindings[specifier]!;
+      const file = specifier.slice("libmime/lib/".length).replace(/\.js$/, "");
+      assert.match(libmimeSource, new RegExp(`const ${binding} = require\\('\\./${file}'\\);`), `libmime.js no longer requires ./${file} as ${binding}: mailauth-stand-ins.ts needs rework`);
+      const used = new Set([...libmimeSource.matchAll(new RegExp(`\\b${binding}\\.(\\w+)`, "g"))].map((match) => match[1]!));
+      assert.deepEqual([...used].filter((name) => ![...exports, ...data].includes(name)), [], `libmime.js uses more of ${specifier} than its stand-in has`);
+      // and the real module still defines every name the stand-in offers (read from its source:
+      // this process loaded the stand-ins, so requiring the path would answer with them)
+      const moduleSource = readFileSync(deferredModulePath(specifier), "utf8");
+      for (const name of exports) assert.match(moduleSource, new RegExp(`^ {4}${name}\\(`, "m"), `${specifier} no longer defines the function ${name}`);
+      for (const name of data) assert.match(moduleSource, new RegExp(`^ {4}${name}: \\{`, "m"), `${specifier} no longer exports ${name}`);
     }
   });
 });
