@@ -42,6 +42,7 @@ import { installEnhancedCodeShim } from "./enhanced-code-shim.ts";
 import { createGreetPause, DEFAULT_GREET_PAUSE_MS } from "./greet-pause.ts";
 import { installGreetPause } from "./greet-pause-shim.ts";
 import { LineEndingCheck, scanLineEndings } from "./line-ending-check.ts";
+import { streamChunks } from "./stream-chunks.ts";
 import { installLineLengthShim } from "./line-length-shim.ts";
 import { installPipelinedDataShim } from "./pipelined-data-shim.ts";
 import { installDataScanShim } from "./data-scan-shim.ts";
@@ -188,7 +189,8 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     const started = Date.now();
     try {
       const lineEndings = new LineEndingCheck();
-      await spool.fill(scanLineEndings(stream, lineEndings));
+      // chunk by chunk as they came: iterating the stream itself joined waiting chunks (a copy)
+      await spool.fill(scanLineEndings(streamChunks(stream), lineEndings));
       if (stream.sizeExceeded || spool.exceeded) {
         logger.log("info", "message_too_big", { session: session.id, size: spool.received });
         throw new SmtpReply(replies.MESSAGE_TOO_BIG, { limit: options.maxMessageSize });
