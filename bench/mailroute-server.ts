@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SERVICE_ENVIRONMENT, SERVICE_NODE_FLAGS } from "../bin/service-node-flags.js";
 import { freePort } from "../test/support/free-port.ts";
-import { childRss, processTreeRss, selfRss, type RssReader } from "./rss-sampler.ts";
+import { childAnonRss, childRss, processTreeRss, selfRss, type RssReader } from "./rss-sampler.ts";
 
 export const REPO_ROOT = join(import.meta.dirname, "..");
 export const CLI_ENTRY = join(REPO_ROOT, "src", "cli", "main.ts");
@@ -33,6 +33,8 @@ export interface BenchServer {
   readonly description: string;
   readonly port: number;
   readonly rss: RssReader;
+  /** The anonymous part of `rss` (rss-sampler.ts childAnonRss); null when it cannot be told apart (in-process). */
+  readonly anonRss: RssReader | null;
   stop(): Promise<void>;
 }
 
@@ -108,6 +110,7 @@ export async function startChildServer(settings: ServerSettings): Promise<BenchS
     port,
     // --processes n: the primary and every service process
     rss: processes > 1 ? processTreeRss(child.pid!) : childRss(child.pid!),
+    anonRss: processes > 1 ? processTreeRss(child.pid!, childAnonRss) : childAnonRss(child.pid!),
     stop,
   };
 }
@@ -123,6 +126,7 @@ export async function startInProcessServer(settings: ServerSettings): Promise<Be
     description: "in-process startMailroute (silent logger); RSS is the whole bench process",
     port: mailroute.smtp.port,
     rss: selfRss(),
+    anonRss: null,
     stop: () => mailroute.close(),
   };
 }
