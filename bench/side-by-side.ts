@@ -261,7 +261,12 @@ export async function runSideBySide(): Promise<void> {
       return made;
     };
     const targets: Record<TargetName, Target> = {
-      ...Object.fromEntries(MAILROUTE_TARGETS.map((name, index) => [name, { name, port: servers[index]!.port, rss: sampler(servers[index]!.rss), anonRss: servers[index]!.anonRss === null ? null : sampler(servers[index]!.anonRss!), queued: () => 0 }])),
+      ...Object.fromEntries(
+        MAILROUTE_TARGETS.map((name, index) => {
+          const server = servers[index]!;
+          return [name, { name, port: server.port, rss: sampler(server.rss), anonRss: server.anonRss === null ? null : sampler(server.anonRss), queued: () => 0 }];
+        }),
+      ),
       postfix: { name: "postfix", port: postfix.port, rss: sampler(postfix.rss), anonRss: null, queued: () => postfix!.queued() },
     };
     const names = [...MAILROUTE_TARGETS, "postfix"];
