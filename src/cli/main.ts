@@ -5,48 +5,50 @@
  * "did you mean …" diagnosis of a mistyped command, subcommand or flag come from the
  * commander tree in command-tree.ts; each command parses its own argv with commander against
  * the same declaration (command-spec.ts), so what help lists is what the command accepts.
+ *
+ * A command's module, and the commander tree (which declares every command), are loaded only
+ * when needed: `mailroute start` runs for months, and every module it loads stays in its heap
+ * (issue 11, RSS). A start loads its own module and none of the other commands' code or their
+ * dependencies (the Workers CLI's wrangler configuration parsers, say); the tree comes in for
+ * help, a diagnosis, or a word after the command that may name a subcommand.
  */
+import type { Command } from "commander";
 import { ValidationError } from "../core/validation-error.ts";
 import { CliError } from "./cli-error.ts";
-import { activityCommand } from "./activity-command.ts";
-import { addressCommand } from "./address-commands.ts";
-import { initCommand } from "./init-command.ts";
-import { catchAllCommand } from "./catch-all-command.ts";
-import { domainCommand } from "./domain-commands.ts";
-import { routeCommand } from "./route-command.ts";
-import { ruleCommand } from "./rule-commands.ts";
 import { type Output } from "./command-output.ts";
-import { accountCommand, auditCommand, tokenCommand } from "./account-commands.ts";
-import { queueCommand } from "./queue-commands.ts";
-import { doctorCommand } from "./doctor-command.ts";
-import { sendCommand } from "./send-command.ts";
-import { sinkCommand } from "./sink-command.ts";
-import { workerCommand } from "./worker/worker-command.ts";
-import { startCommand } from "./start-command.ts";
-import { commandTree, explain } from "./command-tree.ts";
 
-const COMMANDS: Record<string, (argv: string[], output: Output) => Promise<void>> = {
-  start: startCommand,
-  init: initCommand,
-  domain: domainCommand,
-  address: addressCommand,
-  rule: ruleCommand,
-  "catch-all": catchAllCommand,
-  route: routeCommand,
-  send: sendCommand,
-  activity: activityCommand,
-  "dev-sink": sinkCommand,
-  doctor: doctorCommand,
-  worker: (argv, output) => workerCommand(argv, output),
-  account: accountCommand,
-  token: tokenCommand,
-  audit: auditCommand,
-  queue: queueCommand,
+type CommandRun = (argv: string[], output: Output) => Promise<void>;
+
+/** Each command's run, from its module, loaded when that command is run. */
+const COMMANDS: Record<string, () => Promise<CommandRun>> = {
+  start: async () => (await import("./start-command.ts")).startCommand,
+  init: async () => (await import("./init-command.ts")).initCommand,
+  domain: async () => (await import("./domain-commands.ts")).domainCommand,
+  address: async () => (await import("./address-commands.ts")).addressCommand,
+  rule: async () => (await import("./rule-commands.ts")).ruleCommand,
+  "catch-all": async () => (await import("./catch-all-command.ts")).catchAllCommand,
+  route: async () => (await import("./route-command.ts")).routeCommand,
+  send: async () => (await import("./send-command.ts")).sendCommand,
+  activity: async () => (await import("./activity-command.ts")).activityCommand,
+  "dev-sink": async () => (await import("./sink-command.ts")).sinkCommand,
+  doctor: async () => (await import("./doctor-command.ts")).doctorCommand,
+  worker: async () => (await import("./worker/worker-command.ts")).workerCommand,
+  account: async () => (await import("./account-commands.ts")).accountCommand,
+  token: async () => (await import("./account-commands.ts")).tokenCommand,
+  audit: async () => (await import("./account-commands.ts")).auditCommand,
+  queue: async () => (await import("./queue-commands.ts")).queueCommand,
 };
 
 /** Where commander's help and diagnoses go: help to stdout (our Output), mistakes to stderr. */
-function tree(output: Output, errors: string[] = []) {
+async function tree(output: Output, errors: string[] = []): Promise<Command> {
+  const { commandTree } = await import("./command-tree.ts");
   return commandTree({ out: (text) => output.out(text), err: (text) => errors.push(text) });
+}
+
+/** command-tree.ts `explain` on a fresh tree. */
+async function explain(output: Output, argv: string[], errors?: string[]): Promise<number | null> {
+  const { explain: explainWith } = await import("./command-tree.ts");
+  return explainWith(await tree(output, errors), argv);
 }
 
 function wantsHelpOrVersion(argv: string[]): boolean {
@@ -56,9 +58,9 @@ function wantsHelpOrVersion(argv: string[]): boolean {
 }
 
 /** Commander's verdict on argv (a mistake and its "Did you mean …?"), printed to stderr. */
-function diagnose(output: Output, argv: string[]): number {
+async function diagnose(output: Output, argv: string[]): Promise<number> {
   const errors: string[] = [];
-  const code = explain(tree(output, errors), argv) ?? 2;
+  const code = (await explain(output, argv, errors)) ?? 2;
   for (const text of errors) console.error(text);
   return code;
 }
@@ -68,41 +70,44 @@ function diagnose(output: Output, argv: string[]): number {
  * for `worker`, still parsed by node:util ("Unknown option '--x'"); commander's own message
  * ("unknown option '--x'") already carries the suggestion.
  */
-function suggestFlag(output: Output, command: string, rest: string[], message: string): string | null {
+async function suggestFlag(output: Output, command: string, rest: string[], message: string): Promise<string | null> {
   const flag = /Unknown option '(-[^']+)'/.exec(message)?.[1];
   if (flag === undefined) return null;
-  const subcommand = tree(output).commands.find((c) => c.name() === command)?.commands.find((c) => c.name() === rest[0]);
+  const subcommand = (await tree(output)).commands.find((c) => c.name() === command)?.commands.find((c) => c.name() === rest[0]);
   const errors: string[] = [];
-  explain(tree(output, errors), [command, ...(subcommand === undefined ? [] : [subcommand.name()]), flag]);
+  await explain(output, [command, ...(subcommand === undefined ? [] : [subcommand.name()]), flag], errors);
   return /\(Did you mean [^)]+\)/.exec(errors.join("\n"))?.[0] ?? null;
 }
 
 export async function main(argv: string[], output: Output = { out: (line) => console.log(line) }): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined) {
-    output.out(tree(output).helpInformation().trimEnd());
+    output.out((await tree(output)).helpInformation().trimEnd());
     return 2;
   }
-  if (command === "help") return explain(tree(output), [...rest, "--help"]) ?? 0;
-  if (wantsHelpOrVersion(argv)) return explain(tree(output), argv) ?? 0;
-  const run = COMMANDS[command];
-  if (run === undefined) return diagnose(output, [command]);
-  const family = tree(output).commands.find((c) => c.name() === command);
+  if (command === "help") return (await explain(output, [...rest, "--help"])) ?? 0;
+  if (wantsHelpOrVersion(argv)) return (await explain(output, argv)) ?? 0;
+  const load = COMMANDS[command];
+  if (load === undefined) return diagnose(output, [command]);
   const verb = rest[0];
-  if (family !== undefined && family.commands.length > 0 && verb !== undefined && !verb.startsWith("-") && !family.commands.some((c) => c.name() === verb)) {
-    return diagnose(output, [command, verb]);
+  // the tree only for a word that may name a subcommand: `start --flags` never needs it
+  if (verb !== undefined && !verb.startsWith("-")) {
+    const family = (await tree(output)).commands.find((c) => c.name() === command);
+    if (family !== undefined && family.commands.length > 0 && !family.commands.some((c) => c.name() === verb)) return diagnose(output, [command, verb]);
   }
   try {
+    const run = await load();
     await run(rest, output);
     return 0;
   } catch (error) {
     if (error instanceof CliError) {
       console.error(`mailroute ${command}: ${error.message}`);
-      const suggestion = error.exitCode === 2 ? suggestFlag(output, command, rest, error.message) : null;
+      const suggestion = error.exitCode === 2 ? await suggestFlag(output, command, rest, error.message) : null;
       if (suggestion !== null) console.error(suggestion);
       if (error.exitCode === 2 && error.hint?.startsWith("usage: ")) {
         // the usage line comes from the commander tree, which also answers --help
-        const leaf = family?.commands.find((c) => c.name() === verb) ?? family ?? tree(output).commands.find((c) => c.name() === command);
+        const family = (await tree(output)).commands.find((c) => c.name() === command);
+        const leaf = family?.commands.find((c) => c.name() === verb) ?? family;
         const path = leaf === family || leaf === undefined ? command : `${command} ${verb}`;
         if (leaf !== undefined) console.error(`usage: mailroute ${path} ${leaf.usage()}`);
         console.error(`see: mailroute ${path} --help`);
