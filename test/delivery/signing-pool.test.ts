@@ -130,9 +130,13 @@ describe("signing pool", () => {
     const before = await pool.heapStatistics();
     for (const copy of copies) await pool.sign({ message: copy, routingDomain: "route.example", arc: null, authenticationResults: null });
     const after = await pool.heapStatistics();
+    // all 40 copies are ~4 MiB; held copies would show as most of that. The bound is half of it:
+    // a busy machine was seen reporting ~1 MiB more external memory at this point (CI, under
+    // full-suite load), with every copy released
+    const total = copies.reduce((sum, copy) => sum + copy.length, 0);
     for (const [index, heap] of after.entries()) {
       const held = heap.externalMemory - before[index]!.externalMemory;
-      assert.ok(held < 1024 * 1024, `signing thread ${index} still holds ${(held / 1024).toFixed(0)} KiB of answered messages`);
+      assert.ok(held < total / 2, `signing thread ${index} still holds ${(held / 1024).toFixed(0)} KiB of answered messages (${(total / 1024).toFixed(0)} KiB were sent)`);
     }
   });
 
