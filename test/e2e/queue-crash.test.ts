@@ -264,16 +264,26 @@ describe("queue mode on sqlite: the node SIGKILLed between the destination's 451
   it("delivers each message once, whether the killed node had stored it, answered it, or neither", { timeout: 90_000 }, async () => {
     const node = cluster.nodes[0]!;
     const outcomes = { lost_before_store: 0, stored_unanswered: 0, answered_250: 0 };
+    // per message, what happened to it, for the failure message: a duplicate here is the
+    // no-duplicate promise broken, and CI once saw one (message 5) that never came back alone
+    const timeline = new Map<number, string[]>();
+    const mark = (n: number, what: string) => timeline.set(n, [...(timeline.get(n) ?? []), `${new Date().toISOString()} ${what}`]);
     const store = await setup.openStore();
     try {
       for (let n = 0; n < SWEEP; n++) {
         const messageId = `<kill-before-250-${n}@origin.test>`;
         killAfter.set(messageId, n);
         const raw = testMessage({ messageId, to: "q@queue.test" });
-        const first = await sendUntilAnswered({ ports: [node.port], from: "sender@origin.test", rcpt: "q@queue.test", raw, maxAttempts: 1 }).catch(() => null);
+        const first = await sendUntilAnswered({ ports: [node.port], from: "sender@origin.test", rcpt: "q@queue.test", raw, maxAttempts: 1 }).catch((error: Error) => {
+          mark(n, `first attempt: ${error.message}`);
+          return null;
+        });
+        if (first !== null) mark(n, `first attempt: ${first.at(-1)!.reply!.line}`);
         await node.exited;
         const stored = (await store.db.selectFrom("queued_messages").select("id").where("message_id", "=", messageId).execute()).length > 0;
+        mark(n, `killed; stored: ${stored}`);
         await node.start();
+        mark(n, "restarted");
         if (first !== null) {
           // the 250 beat the kill: the message is the queue's now, and it was stored
           assert.match(first.at(-1)!.reply!.line, /^250 .*1 deferred destination\(s\) will be retried/);
@@ -284,11 +294,19 @@ describe("queue mode on sqlite: the node SIGKILLed between the destination's 451
         outcomes[stored ? "stored_unanswered" : "lost_before_store"]++;
         // the sender retries the message it never heard 250 for; the destination accepts now
         const retry = await sendUntilAnswered({ ports: [node.port], from: "sender@origin.test", rcpt: "q@queue.test", raw, maxAttempts: 20 });
+        for (const attempt of retry) mark(n, `retry: ${attempt.reply?.line ?? attempt.error}`);
         assert.equal(retry.at(-1)!.reply!.code, 250);
       }
       // the copies stored before a kill are retried from the queue too: the ledger stops them
       await until("the queue to empty", async () => (await store.db.selectFrom("queued_messages").select("id").execute()).length === 0, 30_000);
-      for (let n = 0; n < SWEEP; n++) assert.equal(setup.sink.copiesOf(`<kill-before-250-${n}@origin.test>`, "one@a.test").length, 1, `message ${n}: one copy`);
+      for (let n = 0; n < SWEEP; n++) {
+        const messageId = `<kill-before-250-${n}@origin.test>`;
+        const copies = setup.sink.copiesOf(messageId, "one@a.test");
+        if (copies.length === 1) continue;
+        const events = await store.db.selectFrom("events").select(["received_at", "session_id", "outcome", "reply_code", "detail"]).where("message_id", "=", messageId).orderBy("id").execute();
+        const told = [...(timeline.get(n) ?? []), ...copies.map((copy) => `${new Date(copy.acceptedAt).toISOString()} the sink accepted a copy`), ...events.map((event) => `${event.received_at} event: ${JSON.stringify(event)}`)];
+        assert.equal(copies.length, 1, `message ${n}: one copy\n${told.sort().join("\n")}`);
+      }
       console.log(JSON.stringify({ event: "queue_kill_before_250", messages: SWEEP, ...outcomes, copies: setup.sink.copies.length }));
     } finally {
       await store.close();
