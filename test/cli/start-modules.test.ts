@@ -8,10 +8,11 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { freePort } from "../support/free-port.ts";
 
@@ -35,8 +36,7 @@ describe("mailroute start loads only what the service uses", () => {
       stdio: ["ignore", "pipe", "pipe"],
     });
     try {
-      // the banner, not the first greeting: the service stops cleanly on SIGTERM (and the hook
-      // writes its list) once it has printed it
+      // the banner, not the first greeting: by then the service has loaded what it runs with
       await new Promise<void>((resolve, reject) => {
         let stdout = "";
         let stderr = "";
@@ -48,6 +48,9 @@ describe("mailroute start loads only what the service uses", () => {
         child.once("exit", (code, signal) => reject(new Error(`mailroute start exited (${code ?? signal}) before its banner: ${stderr}`)));
         setTimeout(() => reject(new Error(`no banner within 20 s: ${stderr}`)), 20_000).unref();
       });
+      // the hook writes its list on SIGUSR2 (its own handler, installed before anything loaded)
+      child.kill("SIGUSR2");
+      for (let round = 0; round < 500 && !existsSync(modulesFile); round++) await sleep(20);
     } finally {
       child.kill("SIGTERM");
       if (child.exitCode === null && child.signalCode === null) await once(child, "exit");
