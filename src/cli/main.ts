@@ -87,7 +87,8 @@ export async function main(argv: string[], output: Output = { out: (line) => con
   }
   if (command === "help") return (await explain(output, [...rest, "--help"])) ?? 0;
   if (wantsHelpOrVersion(argv)) return (await explain(output, argv)) ?? 0;
-  const load = COMMANDS[command];
+  // own names only: `mailroute toString` is an unknown command, not Object.prototype's method
+  const load = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (load === undefined) return diagnose(output, [command]);
   const verb = rest[0];
   // the tree only for a word that may name a subcommand: `start --flags` never needs it

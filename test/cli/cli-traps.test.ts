@@ -177,6 +177,14 @@ describe("mailroute CLI traps (issue 12)", () => {
     assert.match(flag.stderr, /see: mailroute rule add --help/);
   });
 
+  it("calls a word that only an object's prototype knows an unknown command, with exit code 2", async () => {
+    for (const word of ["toString", "constructor", "__proto__"]) {
+      const result = await cli([word]);
+      assert.equal(result.code, 2, `${word}: ${result.stderr}`);
+      assert.match(result.stderr, new RegExp(`unknown command '${word}'`));
+    }
+  });
+
   it("refuses a rule for a worker that was never deployed, unless --allow-undeployed", async () => {
     const refused = await cli(["rule", "add", "ghost@traps.example", "--worker", "ghost", ...store()]);
     assert.equal(refused.code, 1);
