@@ -6,19 +6,17 @@
  * test/cli/cli-traps.test.ts and flag-help-parity.test.ts.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { setTimeout as sleep } from "node:timers/promises";
+import { pathToFileURL } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { freePort } from "../support/free-port.ts";
+import { MailrouteProcess } from "../support/mailroute-process.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const HOOK = pathToFileURL(join(ROOT, "test", "support", "main-thread-modules-hook.ts")).href;
-const BANNER = "mailroute is receiving mail on";
 
 describe("mailroute start loads only what the service uses", () => {
   let dir: string;
@@ -27,33 +25,18 @@ describe("mailroute start loads only what the service uses", () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "mailroute-start-modules-"));
     const modulesFile = join(dir, "modules.json");
-    const flags = ["--data-dir", join(dir, "data"), "--smtp-host", "127.0.0.1", "--smtp-port", String(await freePort()), "--http-host", "127.0.0.1", "--http-port", String(await freePort()), "--hostname", "mx.mailroute.test"];
-    // MAILROUTE_* from the caller's shell must not change what runs
-    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("MAILROUTE_")));
-    const child = spawn(process.execPath, [join(ROOT, "src", "cli", "main.ts"), "start", ...flags], {
-      cwd: ROOT,
-      env: { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ""} --import=${HOOK}`.trim(), LOADED_MODULES_FILE: modulesFile },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    // read by MailrouteProcess's child (it passes on all but MAILROUTE_* variables); this test
+    // file runs in a process of its own
+    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ""} --import=${HOOK}`.trim();
+    process.env.LOADED_MODULES_FILE = modulesFile;
+    const service = new MailrouteProcess({ "data-dir": join(dir, "data"), "http-host": "127.0.0.1", "http-port": String(await freePort()), hostname: "mx.mailroute.test" }, await freePort());
     try {
-      // the banner, not the first greeting: by then the service has loaded what it runs with
-      await new Promise<void>((resolve, reject) => {
-        let stdout = "";
-        let stderr = "";
-        child.stdout!.setEncoding("utf8").on("data", (text: string) => {
-          stdout += text;
-          if (stdout.includes(BANNER)) resolve();
-        });
-        child.stderr!.setEncoding("utf8").on("data", (text: string) => (stderr += text));
-        child.once("exit", (code, signal) => reject(new Error(`mailroute start exited (${code ?? signal}) before its banner: ${stderr}`)));
-        setTimeout(() => reject(new Error(`no banner within 20 s: ${stderr}`)), 20_000).unref();
-      });
-      // the hook writes its list on SIGUSR2 (its own handler, installed before anything loaded)
-      child.kill("SIGUSR2");
+      await service.start();
+      // the hook writes its list on SIGUSR2: its own handler, installed before anything loaded
+      assert.ok(service.signal("SIGUSR2"), "the service is running");
       for (let round = 0; round < 500 && !existsSync(modulesFile); round++) await sleep(20);
     } finally {
-      child.kill("SIGTERM");
-      if (child.exitCode === null && child.signalCode === null) await once(child, "exit");
+      await service.stop();
     }
     loaded = JSON.parse(readFileSync(modulesFile, "utf8")) as string[];
   });

@@ -110,6 +110,13 @@ export class MailrouteProcess {
     return child.kill("SIGKILL");
   }
 
+  /** Sends `signal` to the current child (a test's own preloaded handler, say); false while none runs. */
+  signal(signal: NodeJS.Signals): boolean {
+    const child = this.#child;
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return false;
+    return child.kill(signal);
+  }
+
   async stop(): Promise<void> {
     const child = this.#child;
     if (child === null || child.exitCode !== null || child.signalCode !== null) return;
