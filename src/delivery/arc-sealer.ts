@@ -17,7 +17,7 @@
  */
 import { MAX_ARC_INSTANCE, type ArcChain } from "./arc-chain.ts";
 import { fieldNameSet, fieldsToSign, relaxedField, type HeaderField } from "./header-fields.ts";
-import { signField, signingProblem, unixTime, type Signing } from "./signature-field.ts";
+import { signField, signingProblem, unixTime, type KeyOperationSite, type Signing } from "./signature-field.ts";
 
 export type ChainValidation = "none" | "pass" | "fail";
 
@@ -33,6 +33,8 @@ export interface SealRequest {
   authResults: string;
   /** The sealing key and d=, s=, t=; rsa-sha256 (RFC 8617 §5.1: the one algorithm every validator takes). */
   signing: Signing;
+  /** Where the two key operations run (signature-field.ts); default "inline". */
+  site?: KeyOperationSite;
 }
 
 export type SealResult = { headers: [seal: string, messageSignature: string, authResults: string]; instance: number } | { refused: string };
@@ -49,7 +51,7 @@ const ARC_SIGNED_FIELDS = fieldNameSet([
 ]);
 const CRLF = "\r\n";
 
-export function sealArc(request: SealRequest): SealResult {
+export async function sealArc(request: SealRequest): Promise<SealResult> {
   const { cv, signing, chain } = request;
   if (chain.highest >= MAX_ARC_INSTANCE) return { refused: `Can not add ARC set i=${chain.highest + 1}, the chain already has ${chain.highest} sets` };
   if (chain.latestCv === "fail") return { refused: `The newest ARC-Seal (i=${chain.highest}) has cv=fail, the chain can not be sealed again` };
@@ -68,21 +70,23 @@ export function sealArc(request: SealRequest): SealResult {
   let messageSignature: string;
   let seal: string;
   try {
-    messageSignature = signField(
+    messageSignature = await signField(
       "ARC-Message-Signature",
       [["i", String(instance)], ["a", signing.algorithm], ["c", "relaxed/relaxed"], ["d", signing.domain], ["h", signed.map((field) => field.name).join(": ")], ["q", "dns/txt"], ["s", signing.selector], ["t", t], ["bh", request.bodyHash]],
       signing.algorithm,
       signing.key,
       signed.map((field) => relaxedLine(field.line)),
+      request.site,
     );
     const authResults = `ARC-Authentication-Results: i=${instance}; ${request.authResults}`;
     const sealed = cv === "pass" ? chain.sets!.flatMap((set) => [set.authenticationResults, set.messageSignature, set.seal].map((field) => relaxedLine(field.line))) : [];
-    seal = signField(
+    seal = await signField(
       "ARC-Seal",
       [["i", String(instance)], ["a", signing.algorithm], ["t", t], ["cv", cv], ["d", signing.domain], ["s", signing.selector]],
       signing.algorithm,
       signing.key,
       [...sealed, relaxedLine(authResults), relaxedLine(messageSignature)],
+      request.site,
     );
     return { headers: [seal, messageSignature, authResults], instance };
   } catch (error) {

@@ -54,7 +54,7 @@ import { HeaderBlockCapture, HeaderBlockTooLarge } from "./header-block-capture.
 import { fieldNameSet, fieldsToSign, parseHeaderFields, relaxedField } from "./header-fields.ts";
 import { readArcChain } from "./arc-chain.ts";
 import { RelaxedBodyHash } from "./relaxed-body-hash.ts";
-import { signField, signingProblem, unixTime, type Signing } from "./signature-field.ts";
+import { signField, signingProblem, unixTime, type KeyOperationSite, type Signing } from "./signature-field.ts";
 import { isSpooledCopy, readSpooledCopy, type SpooledCopy } from "./spooled-copy.ts";
 
 export type { ChainValidation };
@@ -104,6 +104,11 @@ export interface MessageSignerOptions {
    */
   hostname: string;
   now?: () => Date;
+  /**
+   * Where each signature's key operation runs (signature-field.ts): "thread-pool" when the
+   * signer runs on the SMTP thread, "inline" (the default) on a signing thread.
+   */
+  keyOperations?: KeyOperationSite;
 }
 
 export type MessageSigner = (request: SignRequest) => Promise<SignedHeaders>;
@@ -134,6 +139,7 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
   if (!/^[^\s;()"]+$/.test(hostname)) throw new Error(`message signer hostname "${options.hostname}": not usable as an authserv-id`);
   const now = options.now ?? (() => new Date());
   const keyStore = options.keys;
+  const site = options.keyOperations ?? "inline";
 
   return async function signAndSeal(request: SignRequest): Promise<SignedHeaders> {
     const keys = await keyStore.keysFor(request.routingDomain);
@@ -173,14 +179,14 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
         continue;
       }
       try {
-        dkimFields.push(signField("DKIM-Signature", dkimTags(signing, signed.map((field) => field.name).join(": "), bh), signing.algorithm, signing.key, signedData));
+        dkimFields.push(await signField("DKIM-Signature", dkimTags(signing, signed.map((field) => field.name).join(": "), bh), signing.algorithm, signing.key, signedData, site));
       } catch (error) {
         skipped.push({ part: "dkim", reason: `${key.selector}: ${(error as Error).message}` });
       }
     }
     const dkim = dkimFields.map((field) => ({ selector: tag(field, "s") ?? "", algorithm: tag(field, "a") ?? "" }));
 
-    const sealed = seal();
+    const sealed = await seal();
     const lines = [...(sealed?.headers ?? []), ...dkimFields];
     return {
       headers: Buffer.from(lines.map((line) => `${line}\r\n`).join(""), "latin1"),
@@ -189,7 +195,7 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
       skipped,
     };
 
-    function seal(): { headers: string[]; instance: number; cv: ChainValidation } | null {
+    async function seal(): Promise<{ headers: string[]; instance: number; cv: ChainValidation } | null> {
       const inbound = request.arc;
       if (inbound === null || inbound === false) return skip("no inbound ARC result to seal");
       const cv = chainValidation(inbound);
@@ -215,7 +221,7 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
       if (chain.sets !== null && typeof inbound.i === "number" && inbound.i !== highest) {
         return skip(`inbound ARC result is for i=${inbound.i} but the message's highest instance is i=${highest}`);
       }
-      const result = sealArc({
+      const result = await sealArc({
         fields: below,
         chain,
         bodyHash: bh,
@@ -223,6 +229,7 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
         authResults: authResultsPayload(request.authenticationResults, inbound, hostname),
         // RSA: the one algorithm every ARC validator accepts
         signing: signingOf(keys.domain, keys.rsa, signTime),
+        site,
       });
       if ("refused" in result) return skip(result.refused);
       return { headers: result.headers, instance: result.instance, cv };

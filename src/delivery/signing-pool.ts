@@ -13,7 +13,8 @@
  *   and an end: cross-thread wake-ups are what a small message's hop cost, issue 11);
  * - a thread that dies fails only the jobs it held (rejected, so the sender hears 451) and is
  *   replaced; `close` ends every thread and rejects what is still waiting;
- * - with `threads: 0` it signs on the calling thread instead (same signer, no pool).
+ * - with `threads: 0` it signs on the calling thread instead (same signer, no pool), each
+ *   signature's key operation on libuv's thread pool, so the thread keeps serving meanwhile.
  */
 import { availableParallelism } from "node:os";
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
@@ -251,7 +252,8 @@ function inProcessSigner(keys: DkimKeyStore, hostname: string): MessageSigner {
   let signer: Promise<MessageSigner> | null = null;
   return async function signHere(request) {
     // loaded on first use: a service with signing threads never loads the signer on this thread
-    signer ??= import("./message-signer.ts").then(({ createMessageSigner }) => createMessageSigner({ keys, hostname }));
+    // its key operations on libuv's pool: three RSA signatures per copy otherwise stop every session
+    signer ??= import("./message-signer.ts").then(({ createMessageSigner }) => createMessageSigner({ keys, hostname, keyOperations: "thread-pool" }));
     return (await signer)(request);
   };
 }

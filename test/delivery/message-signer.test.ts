@@ -289,6 +289,19 @@ describe("signAndSeal", () => {
     assert.deepEqual(signed.skipped, [{ part: "arc", reason: "inbound ARC result is for i=1 but the message's highest instance is i=0" }]);
   });
 
+  it("makes the same bytes with its key operations on libuv's thread pool as inline (the SMTP thread signing itself)", async () => {
+    const received = await signedByAuthor(authorMessage());
+    const inbound = await authenticateInbound(received, FIRST_HOP);
+    const copy = asForwarded(received, "mx.route.example");
+    const now = () => new Date("2026-11-23T11:00:06Z");
+    const inline = createMessageSigner({ keys: routeKeys, hostname: "mx.route.example", now });
+    const pooled = createMessageSigner({ keys: routeKeys, hostname: "mx.route.example", now, keyOperations: "thread-pool" });
+    const request = { message: copy, routingDomain: "route.example", arc: inbound.arc, authenticationResults: null };
+    const [a, b] = await Promise.all([inline(request), pooled({ ...request })]);
+    assert.deepEqual(fieldNames(b.headers), ["ARC-Seal", "ARC-Message-Signature", "ARC-Authentication-Results", "DKIM-Signature", "DKIM-Signature"]);
+    assert.equal(b.headers.toString("latin1"), a.headers.toString("latin1"));
+  });
+
   it("reports a message it cannot sign (no From) instead of throwing", async () => {
     const noFrom = Buffer.from("To: bob@route.example\r\nSubject: anonymous\r\n\r\nhello\r\n");
 

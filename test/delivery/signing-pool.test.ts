@@ -154,6 +154,35 @@ describe("signing pool", () => {
     assert.deepEqual(heavy, [], `the signing thread loaded ${[...packages].join(", ")}`);
   });
 
+  it("with threads: 0, signs on this thread with each key operation on libuv's pool: the thread keeps turning meanwhile, and a verifier passes (issue 11)", async () => {
+    const here = await createSigningPool({ keyDir: dir, selector: "mailroute", ed25519: true, hostname: "mx.route.example", threads: 0 });
+    try {
+      const copy = message("Hello Bob,\r\nsigned beside the sessions.\r\n");
+      const request = { message: copy, routingDomain: "route.example", arc: { status: { result: "none" as const } }, authenticationResults: null };
+      // the first job loads the signer and the keys (file reads): not what is counted
+      await here.sign(request);
+      // four key operations, one after the other (DKIM RSA, DKIM Ed25519, ARC-Message-Signature,
+      // ARC-Seal): each answer from the pool arrives on a turn of the event loop of its own.
+      // Signed inline, all of them would run before the loop turned once.
+      let turns = 0;
+      let signing = true;
+      const turn = () => {
+        if (!signing) return;
+        turns++;
+        setImmediate(turn);
+      };
+      setImmediate(turn);
+      const signed = await here.sign(request);
+      signing = false;
+      assert.ok(turns >= 4, `the event loop turned ${turns} times while the copy was signed`);
+      assert.deepEqual(signed.arc, { instance: 1, cv: "none" });
+      assert.deepEqual(signed.skipped, []);
+      assert.deepEqual(await verdicts(signed.headers, copy), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
+    } finally {
+      await here.close();
+    }
+  });
+
   it("refuses to sign after close", async () => {
     const closing = await createSigningPool({ keyDir: dir, selector: "mailroute", ed25519: false, hostname: "mx.route.example", threads: 1 });
     await closing.close();
