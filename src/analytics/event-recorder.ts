@@ -8,7 +8,7 @@ import { normalizeOutcome } from "./event-outcome.ts";
 import { messagesTotal } from "./metrics.ts";
 import type { Logger } from "./structured-log.ts";
 import { deleteEventsBefore, insertEvents, insertEventsOnWriter } from "../store/repositories/event-repository.ts";
-import type { SqliteWriter } from "../store/sqlite-writer.ts";
+import type { StoreWriter } from "../store/sqlite-writer.ts";
 
 /** An event as the SMTP side knows it; the account is derived from its zone when recorded. */
 export type MailEvent = Omit<Insertable<EventTable>, "id" | "account_id">;
@@ -36,8 +36,8 @@ export function createEventRecorder(
   logger: Logger,
   accountOf: (zone: string) => string | null = () => null,
   nodeId: string | null = null,
-  /** SQLite: write on the store writer thread (sqlite-writer.ts) instead of this one. */
-  writer: SqliteWriter | null = null,
+  /** SQLite: write through the store writer (sqlite-writer.ts: a thread, or grouped on this one) instead of Kysely. */
+  writer: StoreWriter | null = null,
 ): EventRecorder {
   let waiting: { rows: Insertable<EventTable>[]; done: () => void }[] = [];
   let writing = false;

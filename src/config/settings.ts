@@ -185,7 +185,7 @@ export const SETTING_SPECS: Readonly<Record<FlaggedSetting, SettingSpec>> = Obje
   httpsPort: { flag: "https-port", kind: "string", describe: "HTTPS port for the MTA-STS policy hosts, with ACME certificates (443 in production; off when absent)", default: "" },
   processes: { flag: "processes", kind: "string", describe: "service processes sharing the SMTP and HTTP ports (node:cluster): a number, or auto for one per core", default: "1" },
   signingThreads: { flag: "signing-threads", kind: "string", describe: "worker threads for DKIM signing and ARC sealing (each ~30 MiB): a number, 0 to sign on the SMTP thread (key operations on libuv's thread pool), or auto for one fewer than the cores (1 to 4)", default: "auto" },
-  storeWriterThread: { flag: "store-writer-thread", kind: "boolean", describe: "SQLite: write the delivery ledger and the activity events beside the SMTP thread, with a connection of their own on the first signing thread (or on a thread of their own with --signing-threads 0, ~12 MiB); false writes them on the SMTP thread, slower", default: "true" },
+  storeWriterThread: { flag: "store-writer-thread", kind: "boolean", describe: "SQLite: write the delivery ledger and the activity events beside the SMTP thread, with a connection of their own on the first signing thread (or on a thread of their own with --signing-threads 0, ~12 MiB); false writes them on the SMTP thread, those of one turn of its event loop committed together", default: "true" },
   trustedNetworks: { flag: "trusted-networks", kind: "list", describe: "CIDRs of this installation's own clients (not limited; auth failures marked, not refused); \"none\" for none", default: "127.0.0.0/8,::1/128" },
 });
 

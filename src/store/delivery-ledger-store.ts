@@ -28,7 +28,7 @@
 import { sql, type Kysely } from "kysely";
 import { prepareQuery, preparedFor, type PreparedQuery } from "./prepared-query.ts";
 import type { Database } from "./schema.ts";
-import type { SqliteWriter } from "./sqlite-writer.ts";
+import type { StoreWriter } from "./sqlite-writer.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -171,8 +171,8 @@ export interface StoreLedgerOptions {
   now?: () => Date;
   /** This process's node id: the owner its intents carry (settleIntentsOfOwner). */
   owner?: string;
-  /** SQLite: run the ledger's statements on the store writer thread instead of this one. */
-  writer?: SqliteWriter | null;
+  /** SQLite: run the ledger's statements through the store writer (a thread, or grouped on this one) instead of Kysely. */
+  writer?: StoreWriter | null;
 }
 
 /** The ledger as the relay uses it (relay-message.ts `DeliveryLedger`), over one store. */
@@ -205,7 +205,7 @@ function kyselyRunner(db: Kysely<Database>): Runner {
   return async (query, args) => (await db.executeQuery<Record<string, unknown>>(query.compiled(args))).rows;
 }
 
-function writerRunner(writer: SqliteWriter): Runner {
+function writerRunner(writer: StoreWriter): Runner {
   return async (query, args) => (await writer.run([{ sql: query.sql, parameters: query.parameters(args) }], { transaction: false }))[0]!;
 }
 

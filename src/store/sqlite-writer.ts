@@ -24,6 +24,17 @@ import type { WriterAnswer, WriterJob, WriterStatement } from "./sqlite-writer-s
 export type { WriterStatement };
 export type WriterRows = Record<string, unknown>[];
 
+/**
+ * Where the writes every relayed message makes go (the ledger, the activity events), as
+ * compiled statements: a writer thread (SqliteWriter) or this thread, grouped per turn of the
+ * event loop (sqlite-group-commit.ts).
+ */
+export interface StoreWriter {
+  /** Runs `statements` in order (in one transaction when `transaction`); each statement's rows. */
+  run(statements: readonly WriterStatement[], options: { transaction: boolean }): Promise<WriterRows[]>;
+  close(): Promise<void>;
+}
+
 const THREAD_URL = new URL("./sqlite-writer-thread.ts", import.meta.url);
 // the thread holds a few statements and the rows of one job: a small young generation keeps its
 // heap near that, as for the signing threads
@@ -57,7 +68,7 @@ interface Link {
 /** The port of a writer service (sqlite-writer-service.ts) on a thread that hosts it; a new one after that thread was replaced. */
 export type WriterHost = () => Promise<MessagePort>;
 
-export class SqliteWriter {
+export class SqliteWriter implements StoreWriter {
   readonly #open: () => Link;
   #link: Link | null = null;
   #nextId = 0;

@@ -2,7 +2,7 @@
  * --store-writer-thread (SQLite): on by default, the delivery ledger's and the activity events'
  * writes run beside the SMTP thread (src/store/sqlite-writer.ts): on the first signing thread, or
  * on a thread of their own with --signing-threads 0 (the OS names it "mailroute-store"); false
- * makes them on the SMTP thread. Either way a relayed message is in the ledger and the activity
+ * makes them on the SMTP thread, grouped per turn of its event loop (sqlite-group-commit.ts). Either way a relayed message is in the ledger and the activity
  * log by the time the sender hears 250; only the threads differ.
  */
 import assert from "node:assert/strict";

@@ -1,6 +1,7 @@
 /**
- * The store writer (src/store/sqlite-writer.ts) on real SQLite files, on a thread of its own and
- * hosted by the first signing thread, alike: what it commits the Kysely connection reads at once;
+ * The store writer (src/store/sqlite-writer.ts) on real SQLite files, on a thread of its own,
+ * hosted by the first signing thread, and on this thread with its jobs grouped per turn of the
+ * event loop (src/store/sqlite-group-commit.ts, `--store-writer-thread false`), alike: what it commits the Kysely connection reads at once;
  * a job's transaction is all or nothing; it waits for a write lock the SMTP thread's connection
  * holds instead of deadlocking with it; the delivery ledger and the event recorder give the same
  * answers through it as on the Kysely connection; an idle writer does not keep a process alive.
@@ -14,12 +15,14 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { after, before, describe, it } from "node:test";
+import { sql } from "kysely";
 import { silentLogger } from "../../src/analytics/structured-log.ts";
 import { createEventRecorder, type MailEvent } from "../../src/analytics/event-recorder.ts";
 import { storeDeliveryLedger } from "../../src/store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../../src/store/open-store.ts";
 import { recentEvents } from "../../src/store/repositories/event-repository.ts";
-import { SqliteWriter, SqliteWriterError } from "../../src/store/sqlite-writer.ts";
+import { SqliteGroupCommit } from "../../src/store/sqlite-group-commit.ts";
+import { SqliteWriter, SqliteWriterError, type StoreWriter } from "../../src/store/sqlite-writer.ts";
 import { createSigningPool, type SigningPool } from "../../src/delivery/signing-pool.ts";
 
 const run = promisify(execFile);
@@ -31,15 +34,17 @@ async function threadNames(): Promise<string[]> {
 
 const OWN_THREAD = "a thread of its own";
 const SIGNING_THREAD = "the first signing thread";
+const THIS_THREAD = "this thread, grouped per turn";
 
-for (const host of [OWN_THREAD, SIGNING_THREAD]) describe(`store writer on ${host}`, () => {
+for (const host of [OWN_THREAD, SIGNING_THREAD, THIS_THREAD]) describe(`store writer on ${host}`, () => {
   let root: string;
   let store: Store;
-  let writer: SqliteWriter;
+  let writer: StoreWriter;
   const pools: SigningPool[] = [];
   /** A writer as start-service makes it for this host: its own thread, or a signing pool's first. */
-  const startWriter = async (file: string) => {
+  const startWriter = async (file: string): Promise<StoreWriter> => {
     if (host === OWN_THREAD) return SqliteWriter.start(file);
+    if (host === THIS_THREAD) return new SqliteGroupCommit(store.db);
     const keyDir = join(root, `keys-${pools.length}`);
     await mkdir(keyDir);
     const pool = await createSigningPool({ keyDir, hostname: "mx.writer.test", threads: 1, hostStoreWriter: file });
@@ -58,11 +63,11 @@ for (const host of [OWN_THREAD, SIGNING_THREAD]) describe(`store writer on ${hos
     await rm(root, { recursive: true, force: true });
   });
 
-  it(host === OWN_THREAD ? "runs on a thread named mailroute-store-writer" : "adds no thread: the signing thread runs it", async () => {
+  it(host === OWN_THREAD ? "runs on a thread named mailroute-store-writer" : host === SIGNING_THREAD ? "adds no thread: the signing thread runs it" : "adds no thread at all", async () => {
     await writer.run([{ sql: "insert into settings (key, value) values ('where', '1')", parameters: [] }], { transaction: false });
     const names = await threadNames();
     assert.equal(names.includes("mailroute-store"), host === OWN_THREAD, names.join(", "));
-    if (host === SIGNING_THREAD) assert.equal(names.filter((name) => name.startsWith("mailroute-")).join(","), "mailroute-signi");
+    assert.equal(names.filter((name) => name.startsWith("mailroute-")).join(","), { [OWN_THREAD]: "mailroute-store", [SIGNING_THREAD]: "mailroute-signi", [THIS_THREAD]: "" }[host]);
   });
 
   it("commits what the Kysely connection then reads, and answers with the rows of statements that return some", async () => {
@@ -174,8 +179,9 @@ for (const host of [OWN_THREAD, SIGNING_THREAD]) describe(`store writer on ${hos
       import { openStore } from ${JSON.stringify(new URL("../../src/store/open-store.ts", import.meta.url).href)};
       import { SqliteWriter } from ${JSON.stringify(new URL("../../src/store/sqlite-writer.ts", import.meta.url).href)};
       import { createSigningPool } from ${JSON.stringify(new URL("../../src/delivery/signing-pool.ts", import.meta.url).href)};
+      import { SqliteGroupCommit } from ${JSON.stringify(new URL("../../src/store/sqlite-group-commit.ts", import.meta.url).href)};
       const store = await openStore({ dataDir: ${JSON.stringify(join(root, "idle"))} });
-      const writer = ${host === OWN_THREAD ? "await SqliteWriter.start(store.sqliteFile)" : "await SqliteWriter.hostedBy((await createSigningPool({ keyDir: store.sqliteFile + '-keys', hostname: 'mx.writer.test', threads: 1, hostStoreWriter: store.sqliteFile })).writerPort)"};
+      const writer = ${{ [OWN_THREAD]: "await SqliteWriter.start(store.sqliteFile)", [SIGNING_THREAD]: "await SqliteWriter.hostedBy((await createSigningPool({ keyDir: store.sqliteFile + '-keys', hostname: 'mx.writer.test', threads: 1, hostStoreWriter: store.sqliteFile })).writerPort)", [THIS_THREAD]: "new SqliteGroupCommit(store.db)" }[host]};
       await writer.run([{ sql: "insert into settings (key, value) values ('idle', '1')", parameters: [] }], { transaction: false });
       await store.close();
       console.log("done");
@@ -192,6 +198,58 @@ for (const host of [OWN_THREAD, SIGNING_THREAD]) describe(`store writer on ${hos
     await own.close();
     await pending;
     await assert.rejects(own.run([], { transaction: false }), /closed/);
+  });
+});
+
+describe("store writer on this thread: what grouping per turn changes", () => {
+  let root: string;
+  let store: Store;
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), "mailroute-group-commit-"));
+    store = await openStore({ dataDir: join(root, "data") });
+  });
+  after(async () => {
+    await store.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  /** Frames in the WAL after `write`, from an empty one: a commit appends every page it changed. */
+  async function walFramesAfter(write: () => Promise<unknown>): Promise<number> {
+    await sql`pragma wal_checkpoint(truncate)`.execute(store.db);
+    await write();
+    const { rows } = await sql<{ log: number }>`pragma wal_checkpoint(passive)`.execute(store.db);
+    return rows[0]!.log;
+  }
+
+  it("commits the jobs given in one turn together: their shared page is written once, not once per job", async () => {
+    const writer = new SqliteGroupCommit(store.db);
+    const insert = (key: string) => writer.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: [key, "1"] }], { transaction: false });
+    const together = await walFramesAfter(() => Promise.all(Array.from({ length: 20 }, (_, index) => insert(`turn.${index}`))));
+    const oneByOne = await walFramesAfter(async () => {
+      for (let index = 0; index < 20; index++) await insert(`apart.${index}`);
+    });
+    assert.ok(oneByOne >= 20, `20 jobs in 20 turns: ${oneByOne} frames`);
+    assert.ok(together <= 4, `20 jobs in one turn: ${together} frames (one commit)`);
+    assert.equal((await store.db.selectFrom("settings").select("key").where("key", "like", "turn.%").execute()).length, 20);
+    await writer.close();
+  });
+
+  it("waits for a Kysely transaction in progress and is not rolled back with it", async () => {
+    const writer = new SqliteGroupCommit(store.db);
+    let written: Promise<unknown> | null = null;
+    await assert.rejects(
+      store.db.transaction().execute(async (trx) => {
+        await trx.insertInto("settings").values({ key: "undone.kysely", value: "1" }).execute();
+        written = writer.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: ["kept.writer", "1"] }], { transaction: true });
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        throw new Error("the caller gives up");
+      }),
+      /gives up/,
+    );
+    await written;
+    const keys = (await store.db.selectFrom("settings").select("key").where("key", "in", ["undone.kysely", "kept.writer"]).execute()).map((row) => row.key);
+    assert.deepEqual(keys, ["kept.writer"]);
+    await writer.close();
   });
 });
 

@@ -7,7 +7,7 @@
 import { sql, type Insertable, type Kysely, type Selectable } from "kysely";
 import { prepareQuery, preparedFor, type PreparedQuery } from "../prepared-query.ts";
 import type { Database, EventTable } from "../schema.ts";
-import type { SqliteWriter, WriterStatement } from "../sqlite-writer.ts";
+import type { StoreWriter, WriterStatement } from "../sqlite-writer.ts";
 
 export type EventRow = Selectable<EventTable>;
 
@@ -181,11 +181,11 @@ function addToHourly(db: Kysely<Database>, counts: Insertable<Database["event_ho
 }
 
 /**
- * insertEvents on the store writer thread (SQLite): the same rows and counts in one transaction
+ * insertEvents through the store writer (SQLite: its thread, or this one's group commit): the same rows and counts in one transaction
  * there, as prepared statements (one per row and one per count), so the SMTP thread neither
  * builds nor runs them.
  */
-export async function insertEventsOnWriter(db: Kysely<Database>, writer: SqliteWriter, rows: readonly Insertable<EventTable>[]): Promise<void> {
+export async function insertEventsOnWriter(db: Kysely<Database>, writer: StoreWriter, rows: readonly Insertable<EventTable>[]): Promise<void> {
   if (rows.length === 0) return;
   const statements: WriterStatement[] = [];
   const prepared = eventStatementsFor(db);
