@@ -57,6 +57,7 @@ import { QueueDispatcher } from "../workers/queue-dispatcher.ts";
 import type { InvocationResult } from "../workers/worker-types.ts";
 import { settleIntentsOfOwner, storeDeliveryLedger } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
+import { leaseKyselyConnection } from "../store/kysely-connection-lease.ts";
 import { SqliteGroupCommit } from "../store/sqlite-group-commit.ts";
 import { SqliteWriter, type StoreWriter } from "../store/sqlite-writer.ts";
 import { readConfigVersion } from "../store/config-version.ts";
@@ -243,7 +244,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   // without one (--store-writer-thread false), the same statements are committed together on this
   // thread, once per turn of the event loop (sqlite-group-commit.ts): ~3 commits per message saved
   const writer: StoreWriter | null =
-    sqliteWriterFile !== undefined ? await startWriter(sqliteWriterFile).catch((error: unknown) => failStart(error, storeFailure)) : store.sqliteFile !== undefined ? new SqliteGroupCommit(store.db) : null;
+    sqliteWriterFile !== undefined ? await startWriter(sqliteWriterFile).catch((error: unknown) => failStart(error, storeFailure)) : store.sqliteFile !== undefined ? new SqliteGroupCommit(leaseKyselyConnection(store.db)) : null;
   if (writer !== null) started.push({ name: "store writer", undo: () => writer.close() });
   const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS, owner: nodeId, writer });
   const signer = signing.sign;

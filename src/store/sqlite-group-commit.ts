@@ -1,16 +1,20 @@
 /**
- * SqliteGroupCommit: the store writer's contract (`StoreWriter`, sqlite-writer.ts) on the calling
- * thread, for a node that writes without a store writer thread (`--store-writer-thread false`):
- * the writes every relayed message makes (the delivery ledger's view, claim, acceptance and
- * settlement, the activity events) from every session, gathered while the event loop turns and
- * committed together.
+ * SqliteGroupCommit: the store writer's contract (`StoreWriter`, sqlite-writer.ts) as a queue of
+ * jobs that are committed together, once per turn of the event loop, on the connection a lender
+ * gives: the SMTP thread's without a store writer thread (`--store-writer-thread false`, Kysely's
+ * own connection, kysely-connection-lease.ts). The writes every relayed message makes (the
+ * delivery ledger's claim, acceptance and settlement, the activity events) from every session
+ * go to the store in one transaction per turn instead of one each.
  *
- * Why: node:sqlite is synchronous, and on SQLite a commit (its WAL append and the index update)
- * costs more than the rows it carries. Each message used to make three commits of its own on
- * this thread, through Kysely's query builder; that cost the single-threaded node ~20 % of its
+ * Not on the store writer thread (sqlite-writer-service.ts): there it did not change throughput
+ * (the SMTP thread is the bottleneck beside it; interleaved, 2 rounds of every cell), so that
+ * thread still commits job by job.
+ *
+ * Why: on SQLite a commit (its WAL append, ~80–115 µs here) costs more than the rows it carries,
+ * and each message made three. On the SMTP thread they cost the one-thread node ~20 % of its
  * throughput and ~15–20 MiB RSS at 50 sessions against the same node with no writes at all
  * (issue 11, measured side by side). By hand: no maintained library batches node:sqlite
- * statements across callers; this is a queue drained once per turn, as the writer thread's is.
+ * statements across callers; this is a queue drained once per turn.
  *
  * Promises:
  * - `run` resolves once its statements ran and were committed, with each statement's rows (empty
@@ -19,14 +23,17 @@
  *   store in one transaction (BEGIN IMMEDIATE … COMMIT), in the order given. Each job is a
  *   savepoint of its own: a job whose statement fails is rolled back whole and rejected alone,
  *   the others still commit; a failed COMMIT (or BEGIN) rejects every job of its batch;
- * - batches run on the store's own Kysely connection, which Kysely lends to one caller at a time:
- *   a batch never lands inside a transaction another caller has open on it (that caller's
- *   statements would join the batch), it waits for it, as any query does;
+ * - a batch runs only while the lender lends the connection (Kysely's: never inside a transaction
+ *   another caller has open on it; that caller's statements would have joined the batch);
  * - `close` waits for every job given before it; later ones are refused.
+ * Loads no Kysely (the lender does).
  */
-import { CompiledQuery, type Kysely } from "kysely";
-import type { Database } from "./schema.ts";
 import { SqliteWriterError, type StoreWriter, type WriterRows, type WriterStatement } from "./sqlite-writer.ts";
+
+/** Runs one statement on the connection a batch holds: its rows (empty for statements that return no columns). */
+export type RunStatement = (statement: WriterStatement) => WriterRows | Promise<WriterRows>;
+/** Lends the connection for one batch: calls `batch` with a way to run statements on it, settles when it did. */
+export type LendConnection = (batch: (run: RunStatement) => Promise<void>) => Promise<void>;
 
 interface Job {
   statements: readonly WriterStatement[];
@@ -34,22 +41,23 @@ interface Job {
   reject(error: Error): void;
 }
 
-const BEGIN = CompiledQuery.raw("begin immediate");
-const COMMIT = CompiledQuery.raw("commit");
-const ROLLBACK = CompiledQuery.raw("rollback");
-const SAVEPOINT = CompiledQuery.raw("savepoint job");
-const RELEASE = CompiledQuery.raw("release job");
-const ROLLBACK_JOB = CompiledQuery.raw("rollback to job");
+const plain = (sql: string): WriterStatement => Object.freeze({ sql, parameters: Object.freeze([]) });
+const BEGIN = plain("begin immediate");
+const COMMIT = plain("commit");
+const ROLLBACK = plain("rollback");
+const SAVEPOINT = plain("savepoint job");
+const RELEASE = plain("release job");
+const ROLLBACK_JOB = plain("rollback to job");
 
 export class SqliteGroupCommit implements StoreWriter {
-  readonly #db: Kysely<Database>;
+  readonly #lend: LendConnection;
   #waiting: Job[] = [];
   #scheduled = false;
   #closed = false;
   readonly #batches = new Set<Promise<void>>();
 
-  constructor(db: Kysely<Database>) {
-    this.#db = db;
+  constructor(lend: LendConnection) {
+    this.#lend = lend;
   }
 
   /** Runs `statements` in order, together (`transaction` is implied: a job is one savepoint). */
@@ -84,13 +92,17 @@ export class SqliteGroupCommit implements StoreWriter {
   async #commit(jobs: readonly Job[]): Promise<void> {
     const outcomes: (WriterRows[] | Error)[] = [];
     try {
-      await this.#db.connection().execute(async (connection) => {
-        await connection.executeQuery(BEGIN);
+      await this.#lend(async (run) => {
+        await run(BEGIN);
         try {
-          for (const job of jobs) outcomes.push(await runJob(connection, job.statements));
-          await connection.executeQuery(COMMIT);
+          for (const job of jobs) outcomes.push(await runJob(run, job.statements));
+          await run(COMMIT);
         } catch (error) {
-          await connection.executeQuery(ROLLBACK).catch(() => undefined);
+          try {
+            await run(ROLLBACK);
+          } catch {
+            // no transaction left to roll back: the failure that got here is the one to report
+          }
           throw error;
         }
       });
@@ -108,17 +120,17 @@ export class SqliteGroupCommit implements StoreWriter {
 }
 
 /** One job's statements inside its savepoint: their rows, or the error that undid them all. */
-async function runJob(connection: Kysely<Database>, statements: readonly WriterStatement[]): Promise<WriterRows[] | Error> {
-  await connection.executeQuery(SAVEPOINT);
+async function runJob(run: RunStatement, statements: readonly WriterStatement[]): Promise<WriterRows[] | Error> {
+  await run(SAVEPOINT);
   try {
     const rows: WriterRows[] = [];
-    for (const statement of statements) rows.push((await connection.executeQuery<Record<string, unknown>>(CompiledQuery.raw(statement.sql, [...statement.parameters]))).rows as WriterRows);
-    await connection.executeQuery(RELEASE);
+    for (const statement of statements) rows.push(await run(statement));
+    await run(RELEASE);
     return rows;
   } catch (error) {
-    // undoes this job only; a rollback that fails leaves the batch to fail at its COMMIT
-    await connection.executeQuery(ROLLBACK_JOB);
-    await connection.executeQuery(RELEASE);
+    // undoes this job only (a rollback that fails fails the whole batch)
+    await run(ROLLBACK_JOB);
+    await run(RELEASE);
     return writerError(error);
   }
 }

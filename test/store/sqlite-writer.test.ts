@@ -21,6 +21,7 @@ import { createEventRecorder, type MailEvent } from "../../src/analytics/event-r
 import { storeDeliveryLedger } from "../../src/store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../../src/store/open-store.ts";
 import { recentEvents } from "../../src/store/repositories/event-repository.ts";
+import { leaseKyselyConnection } from "../../src/store/kysely-connection-lease.ts";
 import { SqliteGroupCommit } from "../../src/store/sqlite-group-commit.ts";
 import { SqliteWriter, SqliteWriterError, type StoreWriter } from "../../src/store/sqlite-writer.ts";
 import { createSigningPool, type SigningPool } from "../../src/delivery/signing-pool.ts";
@@ -44,7 +45,7 @@ for (const host of [OWN_THREAD, SIGNING_THREAD, THIS_THREAD]) describe(`store wr
   /** A writer as start-service makes it for this host: its own thread, or a signing pool's first. */
   const startWriter = async (file: string): Promise<StoreWriter> => {
     if (host === OWN_THREAD) return SqliteWriter.start(file);
-    if (host === THIS_THREAD) return new SqliteGroupCommit(store.db);
+    if (host === THIS_THREAD) return new SqliteGroupCommit(leaseKyselyConnection(store.db));
     const keyDir = join(root, `keys-${pools.length}`);
     await mkdir(keyDir);
     const pool = await createSigningPool({ keyDir, hostname: "mx.writer.test", threads: 1, hostStoreWriter: file });
@@ -180,8 +181,9 @@ for (const host of [OWN_THREAD, SIGNING_THREAD, THIS_THREAD]) describe(`store wr
       import { SqliteWriter } from ${JSON.stringify(new URL("../../src/store/sqlite-writer.ts", import.meta.url).href)};
       import { createSigningPool } from ${JSON.stringify(new URL("../../src/delivery/signing-pool.ts", import.meta.url).href)};
       import { SqliteGroupCommit } from ${JSON.stringify(new URL("../../src/store/sqlite-group-commit.ts", import.meta.url).href)};
+      import { leaseKyselyConnection } from ${JSON.stringify(new URL("../../src/store/kysely-connection-lease.ts", import.meta.url).href)};
       const store = await openStore({ dataDir: ${JSON.stringify(join(root, "idle"))} });
-      const writer = ${{ [OWN_THREAD]: "await SqliteWriter.start(store.sqliteFile)", [SIGNING_THREAD]: "await SqliteWriter.hostedBy((await createSigningPool({ keyDir: store.sqliteFile + '-keys', hostname: 'mx.writer.test', threads: 1, hostStoreWriter: store.sqliteFile })).writerPort)", [THIS_THREAD]: "new SqliteGroupCommit(store.db)" }[host]};
+      const writer = ${{ [OWN_THREAD]: "await SqliteWriter.start(store.sqliteFile)", [SIGNING_THREAD]: "await SqliteWriter.hostedBy((await createSigningPool({ keyDir: store.sqliteFile + '-keys', hostname: 'mx.writer.test', threads: 1, hostStoreWriter: store.sqliteFile })).writerPort)", [THIS_THREAD]: "new SqliteGroupCommit(leaseKyselyConnection(store.db))" }[host]};
       await writer.run([{ sql: "insert into settings (key, value) values ('idle', '1')", parameters: [] }], { transaction: false });
       await store.close();
       console.log("done");
@@ -222,7 +224,7 @@ describe("store writer on this thread: what grouping per turn changes", () => {
   }
 
   it("commits the jobs given in one turn together: their shared page is written once, not once per job", async () => {
-    const writer = new SqliteGroupCommit(store.db);
+    const writer = new SqliteGroupCommit(leaseKyselyConnection(store.db));
     const insert = (key: string) => writer.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: [key, "1"] }], { transaction: false });
     const together = await walFramesAfter(() => Promise.all(Array.from({ length: 20 }, (_, index) => insert(`turn.${index}`))));
     const oneByOne = await walFramesAfter(async () => {
@@ -235,7 +237,7 @@ describe("store writer on this thread: what grouping per turn changes", () => {
   });
 
   it("waits for a Kysely transaction in progress and is not rolled back with it", async () => {
-    const writer = new SqliteGroupCommit(store.db);
+    const writer = new SqliteGroupCommit(leaseKyselyConnection(store.db));
     let written: Promise<unknown> | null = null;
     await assert.rejects(
       store.db.transaction().execute(async (trx) => {
