@@ -75,24 +75,55 @@ export async function startCommand(argv: string[], output: Output, terminal: Tok
   }
 
   if (settings.processes > 1) return startProcesses(argv, settings, output, terminal, logger);
+  // Listening from before the service starts: it answers SMTP before startMailroute resolves, and
+  // a SIGTERM then (a supervisor stopping it as soon as it greets) found no handler and killed it
+  // without its clean stop. One asked for while starting is honoured once started; a second one
+  // while still starting (a start stuck on a lock, say) ends the process at once, as before.
+  const stopAsked = stopSignal();
   // loaded here: the primary of --processes n needs none of the service's modules
   const { startMailroute } = await import("./start-service.ts");
   const service = await startMailroute(settings, { logger }).catch((error: unknown) => {
+    stopAsked.cancel();
     throw explainStartFailure(error, settings);
   });
+  stopAsked.started();
   if (service.generatedAdminToken !== null) {
     announceGeneratedToken(service.generatedAdminToken, { terminal, dataDir: settings.dataDir, logger });
   }
-  output.out(`mailroute is receiving mail on ${service.smtp.address}:${service.smtp.port} as ${settings.hostname}; HTTP on ${service.http.address}:${service.http.port}; data in ${settings.dataDir}`);
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-      void service.close().then(resolve);
-    };
-    process.on("SIGINT", stop);
-    process.on("SIGTERM", stop);
-  });
+  if (!stopAsked.asked) output.out(`mailroute is receiving mail on ${service.smtp.address}:${service.smtp.port} as ${settings.hostname}; HTTP on ${service.http.address}:${service.http.port}; data in ${settings.dataDir}`);
+  await stopAsked.promise;
+  await service.close();
+}
+
+/** SIGINT or SIGTERM, once: `promise` settles on the first; a second before `started()` exits at once. */
+function stopSignal(): { promise: Promise<void>; readonly asked: boolean; started(): void; cancel(): void } {
+  let asked = false;
+  let starting = true;
+  let resolve!: () => void;
+  const promise = new Promise<void>((settle) => (resolve = settle));
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (asked && starting) process.exit(signal === "SIGINT" ? 130 : 143);
+    asked = true;
+    if (!starting) off();
+    resolve();
+  };
+  const off = () => {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  return {
+    promise,
+    get asked() {
+      return asked;
+    },
+    started() {
+      starting = false;
+      if (asked) off();
+    },
+    cancel: off,
+  };
 }
 
 /** --processes n (issue 11): the admin token and the banner once, here; the service in n forked processes. */
