@@ -22,6 +22,8 @@
  * `--processes 1,2` (or MAILROUTE_BENCH_PROCESSES=1,2) runs mailroute once per process count
  * (`mailroute start --processes n`, each on its own data directory), all interleaved with
  * Postfix in the same run; peak RSS is then the sum over the primary and its processes.
+ * `--one-thread` adds a mailroute with `--signing-threads 0 --store-writer-thread false` (the
+ * node for a small machine), measured in the same run.
  * `--cells 0,1,2` keeps only those cells (indexes into CELLS), for a shorter run.
  * Last, routing at scale (routing-scale.ts): start-up and lookup times with 1 M custom addresses
  * (`--routing-rules N`, 0 skips it).
@@ -62,7 +64,23 @@ const PROCESS_COUNTS = option("processes", "MAILROUTE_BENCH_PROCESSES", "1").spl
 if (PROCESS_COUNTS.some((count) => !Number.isInteger(count) || count < 1 || count > 64)) throw new Error("--processes: a list of process counts such as 1,2");
 /** A mailroute target's name: "mailroute" for one process (as before), "mailroute ×n" otherwise. */
 const mailrouteName = (processes: number) => (processes === 1 ? "mailroute" : `mailroute ×${processes}`);
-const MAILROUTE_TARGETS = PROCESS_COUNTS.map(mailrouteName);
+/**
+ * `--one-thread` (MAILROUTE_BENCH_ONE_THREAD=1) adds the node for a small machine beside the
+ * default one: `--signing-threads 0 --store-writer-thread false`, everything on the SMTP thread
+ * but the key operations (libuv's pool): its memory and its throughput in the same run.
+ */
+const ONE_THREAD = process.argv.includes("--one-thread") || process.env.MAILROUTE_BENCH_ONE_THREAD === "1";
+interface MailrouteVariant {
+  name: string;
+  /** Its data directory's name under the bench's. */
+  dir: string;
+  flags: Readonly<Record<string, string>>;
+}
+const MAILROUTE_VARIANTS: readonly MailrouteVariant[] = [
+  ...PROCESS_COUNTS.map((processes): MailrouteVariant => ({ name: mailrouteName(processes), dir: `p${processes}`, flags: processes > 1 ? { processes: String(processes) } : {} })),
+  ...(ONE_THREAD ? [{ name: "mailroute (one thread)", dir: "one-thread", flags: { "signing-threads": "0", "store-writer-thread": "false" } }] : []),
+];
+const MAILROUTE_TARGETS = MAILROUTE_VARIANTS.map((variant) => variant.name);
 
 interface Cell {
   label: string;
@@ -233,9 +251,9 @@ export async function runSideBySide(): Promise<void> {
   const samplers: RssSampler[] = [];
   try {
     let signingOptOut = false;
-    for (const processes of PROCESS_COUNTS) {
+    for (const variant of MAILROUTE_VARIANTS) {
       // one data directory per mailroute: two services on one SQLite file would share its writes
-      const own = join(dataDir, `p${processes}`);
+      const own = join(dataDir, variant.dir);
       ({ signingOptOut } = await configureDataDir(own));
       servers.push(
         await startChildServer({
@@ -243,7 +261,7 @@ export async function runSideBySide(): Promise<void> {
           dnsAddress: dns.address,
           sinkPort: sink.port,
           hostname: "mx.mailroute.test",
-          extraFlags: { "log-level": "info", transport: `relay.test=127.0.0.1:${sink.port}`, ...(processes > 1 ? { processes: String(processes) } : {}) },
+          extraFlags: { "log-level": "info", transport: `relay.test=127.0.0.1:${sink.port}`, ...variant.flags },
         }),
       );
     }
