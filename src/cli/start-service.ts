@@ -39,6 +39,7 @@ import type { TlsCredentialsError } from "../smtp/tls-credentials.ts";
 import { setUpCertificates } from "../tls/certificate-setup.ts";
 import { DkimKeyStore } from "../delivery/dkim-keys.ts";
 import { createSigningPool } from "../delivery/signing-pool.ts";
+import { startStoreWriter } from "./store-writer-start.ts";
 import { authenticateMessage } from "../inbound/authenticate-message.ts";
 import { ClientLimits } from "../inbound/client-limits.ts";
 import { createDnsblChecker } from "../inbound/dnsbl-checker.ts";
@@ -57,9 +58,6 @@ import { QueueDispatcher } from "../workers/queue-dispatcher.ts";
 import type { InvocationResult } from "../workers/worker-types.ts";
 import { settleIntentsOfOwner, storeDeliveryLedger } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
-import { leaseKyselyConnection } from "../store/kysely-connection-lease.ts";
-import { SqliteGroupCommit } from "../store/sqlite-group-commit.ts";
-import { SqliteWriter, type StoreWriter } from "../store/sqlite-writer.ts";
 import { readConfigVersion } from "../store/config-version.ts";
 import { StartupError } from "./startup-error.ts";
 import { startHousekeeping } from "./housekeeping.ts";
@@ -236,15 +234,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   const poolOptions = { keys, hostname: settings.hostname, ...(sqliteWriterFile === undefined ? {} : { hostStoreWriter: sqliteWriterFile }) };
   const signing = await createSigningPool({ ...poolOptions, ...(settings.signingThreads === null ? {} : { threads: settings.signingThreads }) }).catch((error: unknown) => failStart(error));
   started.push({ name: "signing threads", undo: () => signing.close() });
-  // SQLite: the writes every relayed message makes (ledger, events) run beside the SMTP thread, on
-  // the first signing thread (one isolate fewer, ~12 MiB) or, with --signing-threads 0, on a thread
-  // of their own (--store-writer-thread false: on this one, for a node where memory matters most).
   // Stopped before the signing threads (undone in reverse), so its jobs in flight finish first.
-  const startWriter = (file: string) => (signing.writerPort === null ? SqliteWriter.start(file) : SqliteWriter.hostedBy(signing.writerPort));
-  // without one (--store-writer-thread false), the same statements are committed together on this
-  // thread, once per turn of the event loop (sqlite-group-commit.ts): ~3 commits per message saved
-  const writer: StoreWriter | null =
-    sqliteWriterFile !== undefined ? await startWriter(sqliteWriterFile).catch((error: unknown) => failStart(error, storeFailure)) : store.sqliteFile !== undefined ? new SqliteGroupCommit(leaseKyselyConnection(store.db)) : null;
+  const writer = await startStoreWriter(store, { onThread: settings.storeWriterThread, host: signing.writerPort }).catch((error: unknown) => failStart(error, storeFailure));
   if (writer !== null) started.push({ name: "store writer", undo: () => writer.close() });
   const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS, owner: nodeId, writer });
   const signer = signing.sign;

@@ -203,16 +203,26 @@ for (const host of [OWN_THREAD, SIGNING_THREAD, THIS_THREAD]) describe(`store wr
   });
 });
 
-describe("store writer on this thread: what grouping per turn changes", () => {
+/** A store on a fresh data directory for the suite that calls it, removed after it. */
+function suiteStore(prefix: string): () => Store {
   let root: string;
   let store: Store;
   before(async () => {
-    root = await mkdtemp(join(tmpdir(), "mailroute-group-commit-"));
+    root = await mkdtemp(join(tmpdir(), prefix));
     store = await openStore({ dataDir: join(root, "data") });
   });
   after(async () => {
     await store.close();
     await rm(root, { recursive: true, force: true });
+  });
+  return () => store;
+}
+
+describe("store writer on this thread: what grouping per turn changes", () => {
+  const storeOf = suiteStore("mailroute-group-commit-");
+  let store: Store;
+  before(() => {
+    store = storeOf();
   });
 
   /** Frames in the WAL after `write`, from an empty one: a commit appends every page it changed. */
@@ -256,15 +266,10 @@ describe("store writer on this thread: what grouping per turn changes", () => {
 });
 
 describe("store writer hosted by a thread that dies", () => {
-  let root: string;
+  const storeOf = suiteStore("mailroute-writer-host-");
   let store: Store;
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), "mailroute-writer-host-"));
-    store = await openStore({ dataDir: join(root, "data") });
-  });
-  after(async () => {
-    await store.close();
-    await rm(root, { recursive: true, force: true });
+  before(() => {
+    store = storeOf();
   });
 
   it("fails the jobs the dead thread held, then runs the next job on the host's replacement", async () => {
