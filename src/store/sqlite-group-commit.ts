@@ -128,9 +128,15 @@ async function runJob(run: RunStatement, statements: readonly WriterStatement[])
     await run(RELEASE);
     return rows;
   } catch (error) {
-    // undoes this job only (a rollback that fails fails the whole batch)
-    await run(ROLLBACK_JOB);
-    await run(RELEASE);
+    try {
+      // undoes this job only
+      await run(ROLLBACK_JOB);
+      await run(RELEASE);
+    } catch {
+      // SQLite rolled the whole transaction back (RAISE(ROLLBACK), some I/O and full-disk errors):
+      // the batch fails, every job in it, with this job's error
+      throw error;
+    }
     return writerError(error);
   }
 }

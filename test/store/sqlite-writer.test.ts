@@ -246,6 +246,24 @@ describe("store writer on this thread: what grouping per turn changes", () => {
     await writer.close();
   });
 
+  it("fails every job of a batch SQLite rolled back whole, with the error that did it, and goes on with the next", async () => {
+    await sql`create table if not exists rollback_probe (x text)`.execute(store.db);
+    await sql`create trigger if not exists rollback_probe_trigger before insert on rollback_probe when new.x = 'boom' begin select raise(rollback, 'rolled back whole'); end`.execute(store.db);
+    const writer = new SqliteGroupCommit(leaseKyselyConnection(store.db));
+    const outcomes = await Promise.allSettled([
+      writer.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: ["whole.before", "1"] }], { transaction: true }),
+      writer.run([{ sql: "insert into rollback_probe (x) values (?)", parameters: ["boom"] }], { transaction: true }),
+    ]);
+    assert.deepEqual(
+      outcomes.map((outcome) => (outcome.status === "rejected" ? (outcome.reason as Error).message : "fulfilled")),
+      ["rolled back whole", "rolled back whole"],
+    );
+    assert.equal((await store.db.selectFrom("settings").select("key").where("key", "=", "whole.before").execute()).length, 0, "the job before it was undone with it");
+    await writer.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: ["whole.after", "1"] }], { transaction: true });
+    assert.equal((await store.db.selectFrom("settings").select("key").where("key", "=", "whole.after").execute()).length, 1);
+    await writer.close();
+  });
+
   it("waits for a Kysely transaction in progress and is not rolled back with it", async () => {
     const writer = new SqliteGroupCommit(leaseKyselyConnection(store.db));
     let written: Promise<unknown> | null = null;
