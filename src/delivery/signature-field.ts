@@ -4,10 +4,10 @@
  *
  * Promises:
  * - `signField` hashes the given canonical header data followed by the new field itself in
- *   relaxed form with an empty b= (RFC 6376 §3.7), signs it (on the calling thread or on
- *   libuv's thread pool, as asked: the same bytes either way) (rsa-sha256: RSASSA-PKCS1-v1_5;
+ *   relaxed form with an empty b= (RFC 6376 §3.7), signs it (rsa-sha256: RSASSA-PKCS1-v1_5;
  *   ed25519-sha256: Ed25519 over the SHA-256 digest, RFC 8463 §3) and returns the field with
- *   the signature in b=, no CRLF at its end;
+ *   the signature in b=, no CRLF at its end; the key operation runs on the calling thread or on
+ *   libuv's thread pool, as asked, the same bytes either way;
  * - the field is byte for byte what mailauth 7.1 writes for the same tags (what signed our mail
  *   before issue 11; test/delivery/signature-equivalence.test.ts compares): the tags in the
  *   order given (callers list them in mailauth's order), b= broken by a space every 75
@@ -34,14 +34,14 @@ const SIGNATURE_BREAK = 75;
 
 /**
  * Where the key operation itself runs (the hashing and folding around it stay on the caller):
- * - "inline": on the calling thread, synchronously; for a signing thread, which has nothing
- *   else to do meanwhile;
+ * - "inline": on the calling thread, synchronously; for a signing thread (the pool there made
+ *   no measurable difference: the cores are busy either way);
  * - "thread-pool": on libuv's thread pool (node:crypto's callback form), the calling thread
  *   free until the signature is made. For the SMTP thread when it signs itself
- *   (`--signing-threads 0`): an RSA-2048 signature is ~0.3 ms of CPU and a forwarded copy
- *   takes three, during which no session was served (issue 11: 1 KiB × 50 sessions 288 →
- *   ~500 msg/s with signatures on the pool, measured side by side). The signature is the same
- *   bytes either way (RSASSA-PKCS1-v1_5 and Ed25519 are deterministic).
+ *   (`--signing-threads 0`): an RSA-2048 signature is ~0.2–0.3 ms of CPU and a forwarded copy
+ *   takes three, during which no session was served (issue 11: 1 KiB × 50 sessions 382–400 →
+ *   533–551 msg/s with signatures on the pool, interleaved). The signature is the same bytes
+ *   either way (RSASSA-PKCS1-v1_5 and Ed25519 are deterministic).
  */
 export type KeyOperationSite = "inline" | "thread-pool";
 
