@@ -6,7 +6,6 @@
  * every time; before the fix it found no handler and the process died by the signal.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import { tmpdir } from "node:os";
@@ -15,8 +14,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { openStore } from "../../src/store/open-store.ts";
 import { freePort } from "../support/free-port.ts";
-
-const ROOT = join(import.meta.dirname, "..", "..");
+import { MailrouteProcess } from "../support/mailroute-process.ts";
 
 /** True once process `pid` has `file` open. */
 function hasOpen(pid: number, file: string): boolean {
@@ -50,28 +48,24 @@ describe("mailroute start, signalled while starting", () => {
     const lock = new DatabaseSync(dbFile);
     lock.exec("PRAGMA busy_timeout = 5000");
     lock.exec("BEGIN IMMEDIATE");
-    const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("MAILROUTE_")));
-    const args = ["start", "--data-dir", join(dir, "data"), "--smtp-host", "127.0.0.1", "--smtp-port", String(await freePort()), "--http-host", "127.0.0.1", "--http-port", String(await freePort()), "--hostname", "mx.mailroute.test", "--admin-token", "signal-test-token"];
-    const child = spawn(process.execPath, [join(ROOT, "src", "cli", "main.ts"), ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (text: string) => (stdout += text));
-    child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+    const service = new MailrouteProcess({ "data-dir": join(dir, "data"), "http-host": "127.0.0.1", "http-port": String(await freePort()), hostname: "mx.mailroute.test" }, await freePort());
     try {
+      service.launch();
+      const pid = service.pid!;
       // it has the store open: its start is under way, waiting for the lock held here
-      for (let round = 0; round < 400 && !hasOpen(child.pid!, dbFile); round++) await sleep(25);
-      assert.ok(hasOpen(child.pid!, dbFile), `the service opened its store (${stderr.trim()})`);
-      assert.ok(child.kill("SIGTERM"));
+      for (let round = 0; round < 400 && !hasOpen(pid, dbFile); round++) await sleep(25);
+      assert.ok(hasOpen(pid, dbFile), `the service opened its store (${service.stderr.trim()})`);
+      assert.ok(service.signal("SIGTERM"));
       await sleep(100);
       lock.exec("COMMIT");
-      const { code, signal } = await exited;
-      assert.deepEqual({ code, signal }, { code: 0, signal: null }, stderr.trim());
-      assert.ok(!stdout.includes("mailroute is receiving mail"), "no banner for a service that was asked to stop");
+      await service.exited;
+      assert.deepEqual(service.exitStatus, { code: 0, signal: null }, service.stderr.trim());
+      assert.ok(!service.printed.some((line) => line.includes("mailroute is receiving mail")), "no banner for a service that was asked to stop");
     } finally {
       if (lock.isTransaction) lock.exec("ROLLBACK");
       lock.close();
-      child.kill("SIGKILL");
+      service.killNow();
+      await service.stop();
     }
   });
 });

@@ -44,7 +44,36 @@ export class MailrouteProcess {
     return this.#ready;
   }
 
+  /** Lines the children printed on stdout that are not JSON log lines (the banner). */
+  readonly printed: string[] = [];
+  #exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+
+  /** How the current child ended (null while it runs): an exit code, or the signal that killed it. */
+  get exitStatus(): { code: number | null; signal: NodeJS.Signals | null } | null {
+    return this.#exit;
+  }
+
+  /** The current child's process id (undefined before the first launch). */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
   async start(): Promise<void> {
+    this.launch();
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      if (this.#exit !== null) throw new Error(`mailroute exited (${describeExit(this.#exit)}) before answering SMTP: ${this.#stderr.trim() || "no output"}`);
+      if (await greets(this.port)) {
+        this.#ready = this.#exit === null;
+        return;
+      }
+      await sleep(50);
+    }
+    throw new Error(`mailroute did not greet on 127.0.0.1:${this.port} within ${READY_TIMEOUT_MS} ms`);
+  }
+
+  /** Starts a child and returns at once, without waiting for it to serve (a test of its start). */
+  launch(): void {
     // MAILROUTE_* from the caller's shell must not change what runs
     const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("MAILROUTE_")));
     const child = spawn(process.execPath, [CLI_ENTRY, "start", ...this.#flags], { cwd: REPO_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
@@ -57,7 +86,10 @@ export class MailrouteProcess {
       const lines = pending.split("\n");
       pending = lines.pop() ?? "";
       for (const line of lines) {
-        if (!line.startsWith("{")) continue;
+        if (!line.startsWith("{")) {
+          this.printed.push(line);
+          continue;
+        }
         try {
           this.logs.push(JSON.parse(line) as LogLine);
         } catch {
@@ -69,7 +101,7 @@ export class MailrouteProcess {
     child.stderr!.on("data", (text: string) => {
       this.#stderr = (this.#stderr + text).slice(-4000);
     });
-    let exit: string | null = null;
+    this.#exit = null;
     // if the test or soak dies on an uncaught error, its mailroute must not outlive it
     const killOnExit = () => child.kill("SIGKILL");
     process.once("exit", killOnExit);
@@ -77,20 +109,15 @@ export class MailrouteProcess {
       child.once("exit", (code, signal) => {
         process.off("exit", killOnExit);
         this.#ready = false;
-        exit = signal === null ? `exit code ${code}` : `signal ${signal}`;
+        this.#exit = { code, signal };
         resolve();
       });
     });
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    while (Date.now() < deadline) {
-      if (exit !== null) throw new Error(`mailroute exited (${exit}) before answering SMTP: ${this.#stderr.trim() || "no output"}`);
-      if (await greets(this.port)) {
-        this.#ready = exit === null;
-        return;
-      }
-      await sleep(50);
-    }
-    throw new Error(`mailroute did not greet on 127.0.0.1:${this.port} within ${READY_TIMEOUT_MS} ms`);
+  }
+
+  /** What the current child printed on stderr last (up to 4,000 characters). */
+  get stderr(): string {
+    return this.#stderr;
   }
 
   /** Resolves when the current child has exited, whoever ended it. */
@@ -125,6 +152,10 @@ export class MailrouteProcess {
     await this.#exited;
     clearTimeout(timer);
   }
+}
+
+function describeExit(exit: { code: number | null; signal: NodeJS.Signals | null }): string {
+  return exit.signal === null ? `exit code ${exit.code}` : `signal ${exit.signal}`;
 }
 
 function greets(port: number): Promise<boolean> {
