@@ -13,6 +13,7 @@ import { joinClusterMetrics } from "../analytics/cluster-metrics.ts";
 import { processNodeId, resolveNodeId } from "../config/node-id.ts";
 import type { Settings } from "../config/settings.ts";
 import { CliError } from "./cli-error.ts";
+import { startIdleMemoryRelease } from "./idle-memory-release.ts";
 import type { ProcessMessage } from "./process-messages.ts";
 import { explainStartFailure } from "./start-failure.ts";
 import { startMailroute } from "./start-service.ts";
@@ -35,8 +36,10 @@ export async function runServiceProcess(base: Readonly<Settings>, slot: number, 
     process.exit(explained.exitCode);
   }
   await tell({ type: "mailroute:ready", nodeId: service.nodeId, smtp: service.smtp, http: service.http });
+  const memoryRelease = settings.releaseIdleMemory ? startIdleMemoryRelease(logger) : null;
   await new Promise<void>((resolve) => {
     const stop = () => {
+      memoryRelease?.stop();
       process.off("SIGINT", stop);
       process.off("SIGTERM", stop);
       process.off("disconnect", stop);

@@ -20,6 +20,7 @@ import { announceGeneratedToken, type TokenTerminal } from "./admin-token-notice
 import { CliError } from "./cli-error.ts";
 import { byFlagName, parseCommand, settingFlags, type LeafSpec } from "./command-spec.ts";
 import type { Output } from "./command-output.ts";
+import { startIdleMemoryRelease } from "./idle-memory-release.ts";
 import cluster from "node:cluster";
 import { preparePrimary } from "./primary-preflight.ts";
 import { PROCESS_SLOT_ENV } from "./process-messages.ts";
@@ -91,7 +92,10 @@ export async function startCommand(argv: string[], output: Output, terminal: Tok
     announceGeneratedToken(service.generatedAdminToken, { terminal, dataDir: settings.dataDir, logger });
   }
   if (!stopAsked.asked) output.out(`mailroute is receiving mail on ${service.smtp.address}:${service.smtp.port} as ${settings.hostname}; HTTP on ${service.http.address}:${service.http.port}; data in ${settings.dataDir}`);
+  // per process, not in startMailroute: a collection and a trim act on the whole process
+  const memoryRelease = settings.releaseIdleMemory ? startIdleMemoryRelease(logger) : null;
   await stopAsked.promise;
+  memoryRelease?.stop();
   await service.close();
 }
 

@@ -97,6 +97,8 @@ export interface Settings {
   signingThreads: number | null;
   /** SQLite: make the per-message writes (ledger, events) on a thread of their own (sqlite-writer.ts). */
   storeWriterThread: boolean;
+  /** Give memory back to the system when quiet after work that grew it (idle-memory-release.ts). */
+  releaseIdleMemory: boolean;
 }
 
 function publicUrl(value: string): string | null {
@@ -186,6 +188,7 @@ export const SETTING_SPECS: Readonly<Record<FlaggedSetting, SettingSpec>> = Obje
   processes: { flag: "processes", kind: "string", describe: "service processes sharing the SMTP and HTTP ports (node:cluster): a number, or auto for one per core", default: "1" },
   signingThreads: { flag: "signing-threads", kind: "string", describe: "worker threads for DKIM signing and ARC sealing (each ~30 MiB): a number, 0 to sign on the SMTP thread (key operations on libuv's thread pool), or auto for one fewer than the cores (1 to 4)", default: "auto" },
   storeWriterThread: { flag: "store-writer-thread", kind: "boolean", describe: "SQLite: write the delivery ledger and the activity events beside the SMTP thread, with a connection of their own on the first signing thread (or on a thread of their own with --signing-threads 0, ~12 MiB); false writes them on the SMTP thread, those of one turn of its event loop committed together", default: "true" },
+  releaseIdleMemory: { flag: "release-idle-memory", kind: "boolean", describe: "when the service goes quiet after work that grew its memory by 16 MiB or more, run a full garbage collection and glibc's malloc_trim to give that memory back to the system (at most every 3 s; logged as memory_released)", default: "true" },
   trustedNetworks: { flag: "trusted-networks", kind: "list", describe: "CIDRs of this installation's own clients (not limited; auth failures marked, not refused); \"none\" for none", default: "127.0.0.0/8,::1/128" },
 });
 
@@ -321,6 +324,7 @@ export function loadSettings(flags: Readonly<Record<string, string | undefined>>
     processes: raw("processes").trim().toLowerCase() === "auto" ? availableParallelism() : integer("processes", 1, 64),
     signingThreads: raw("signingThreads").trim().toLowerCase() === "auto" ? null : integer("signingThreads", 0, 16),
     storeWriterThread: flag("storeWriterThread"),
+    releaseIdleMemory: flag("releaseIdleMemory"),
   });
 }
 

@@ -98,6 +98,13 @@ describe("settings", () => {
     }
   });
 
+  it("gives memory back when quiet unless --release-idle-memory false", () => {
+    assert.equal(loadSettings({ hostname: "mx.example.com" }, {}).releaseIdleMemory, true);
+    assert.equal(loadSettings({ hostname: "mx.example.com", "release-idle-memory": "false" }, {}).releaseIdleMemory, false);
+    assert.equal(loadSettings({ hostname: "mx.example.com" }, { MAILROUTE_RELEASE_IDLE_MEMORY: "false" }).releaseIdleMemory, false);
+    assert.throws(() => loadSettings({ hostname: "mx.example.com", "release-idle-memory": "later" }, {}), (error: Error) => error instanceof SettingsError && /^--release-idle-memory: /.test(error.message));
+  });
+
   it("writes the store's per-message rows on their own thread unless --store-writer-thread false", () => {
     assert.equal(loadSettings({ hostname: "mx.example.com" }, {}).storeWriterThread, true);
     assert.equal(loadSettings({ hostname: "mx.example.com", "store-writer-thread": "false" }, {}).storeWriterThread, false);

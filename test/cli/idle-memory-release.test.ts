@@ -1,0 +1,188 @@
+/**
+ * The idle memory release's policy (src/cli/idle-memory-release.ts) on a host whose memory,
+ * event-loop load and clock the test sets: when it collects and trims, in which order, what it
+ * logs, and what it leaves alone. Its wiring into `mailroute start`, with the real collection and
+ * glibc's real malloc_trim, is test/e2e/idle-memory-release.test.ts.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Logger, LogLevel } from "../../src/analytics/structured-log.ts";
+import { IdleMemoryRelease, type MemoryReleaseHost } from "../../src/cli/idle-memory-release.ts";
+
+const MIB = 1024 * 1024;
+
+interface Logged {
+  level: LogLevel;
+  event: string;
+  fields: Readonly<Record<string, unknown>>;
+}
+
+/** A host the test drives: rss, utilization and time are plain fields; calls are recorded. */
+function fakeHost(options: { collect?: boolean | "throws"; trim?: boolean | "throws" } = {}) {
+  const calls: string[] = [];
+  const logged: Logged[] = [];
+  const state = { rss: 100 * MIB, utilization: 0, now: 0, freedByCollect: 10 * MIB, freedByTrim: 20 * MIB };
+  const logger: Logger = {
+    log: (level, event, fields = {}) => logged.push({ level, event, fields }),
+    child: () => logger,
+  };
+  const step = (name: string, mode: boolean | "throws" | undefined, freed: () => number) => {
+    if (mode === false) return null;
+    return () => {
+      calls.push(name);
+      if (mode === "throws") throw new Error(`${name} broke`);
+      state.rss -= freed();
+      state.now += 5;
+      return true;
+    };
+  };
+  const host: MemoryReleaseHost = {
+    rss: () => state.rss,
+    loopUtilization: () => state.utilization,
+    collect: step("collect", options.collect, () => state.freedByCollect),
+    trim: step("trim", options.trim, () => state.freedByTrim),
+    now: () => state.now,
+    logger,
+  };
+  return { host, state, calls, logged };
+}
+
+describe("IdleMemoryRelease", () => {
+  it("collects, then trims, once the process is quiet and has grown, and logs what it gave back", () => {
+    const { host, state, calls, logged } = fakeHost();
+    const release = new IdleMemoryRelease(host);
+    state.rss = 150 * MIB;
+    state.now = 20_000;
+    const made = release.check();
+    assert.deepEqual(calls, ["collect", "trim"]);
+    assert.deepEqual(made, { rssBefore: 150 * MIB, rssAfter: 120 * MIB, collectMs: 5, trimMs: 5 });
+    assert.deepEqual(logged, [{ level: "info", event: "memory_released", fields: { rss_before_mib: 150, rss_after_mib: 120, collect_ms: 5, trim_ms: 5 } }]);
+  });
+
+  it("leaves a busy process alone, however much it has grown", () => {
+    const { host, state, calls } = fakeHost();
+    const release = new IdleMemoryRelease(host);
+    state.rss = 400 * MIB;
+    state.now = 20_000;
+    state.utilization = 0.3;
+    assert.equal(release.check(), null);
+    state.utilization = 0.05;
+    assert.equal(release.check(), null, "5 % busy is not quiet");
+    state.utilization = 0.01;
+    assert.ok(release.check() !== null, "then quiet: released");
+    assert.deepEqual(calls, ["collect", "trim"]);
+  });
+
+  it("leaves a quiet process alone until it has grown 16 MiB over its level at start", () => {
+    const { host, state, calls } = fakeHost();
+    const release = new IdleMemoryRelease(host);
+    state.now = 20_000;
+    state.rss = 115.9 * MIB;
+    assert.equal(release.check(), null);
+    state.rss = 116 * MIB;
+    assert.ok(release.check() !== null);
+    assert.deepEqual(calls, ["collect", "trim"]);
+  });
+
+  it("takes the level a release reached as the new baseline, and waits 3 s between releases", () => {
+    const { host, state, calls } = fakeHost();
+    const release = new IdleMemoryRelease(host);
+    state.rss = 200 * MIB;
+    state.now = 20_000;
+    assert.ok(release.check() !== null);
+    assert.equal(state.rss, 170 * MIB);
+    // nothing freed this time: 170 + 16 is what it takes now
+    state.freedByCollect = 0;
+    state.freedByTrim = 0;
+    state.now += 3_000;
+    state.rss = 185 * MIB;
+    assert.equal(release.check(), null, "grown 15 MiB over the last release's level");
+    state.rss = 186 * MIB;
+    state.now -= 1;
+    assert.equal(release.check(), null, "less than 3 s after the last release");
+    state.now += 1;
+    assert.ok(release.check() !== null);
+    assert.deepEqual(calls, ["collect", "trim", "collect", "trim"]);
+  });
+
+  it("measures growth from the lowest level seen while quiet, when memory came down by itself", () => {
+    const { host, state, calls } = fakeHost();
+    const release = new IdleMemoryRelease(host);
+    state.now = 20_000;
+    state.rss = 90 * MIB;
+    assert.equal(release.check(), null, "below the level at start");
+    state.rss = 106 * MIB;
+    assert.ok(release.check() !== null, "16 MiB over 90, though only 6 over the level at start");
+    assert.deepEqual(calls, ["collect", "trim"]);
+  });
+
+  it("does not lower that level while busy", () => {
+    const { host, state } = fakeHost();
+    const release = new IdleMemoryRelease(host);
+    state.now = 20_000;
+    state.rss = 90 * MIB;
+    state.utilization = 0.5;
+    assert.equal(release.check(), null);
+    state.utilization = 0;
+    state.rss = 106 * MIB;
+    assert.equal(release.check(), null, "the level stays at start's 100 MiB");
+  });
+
+  it("honours the options it is given", () => {
+    const { host, state, calls } = fakeHost();
+    const release = new IdleMemoryRelease(host, { growthBytes: 1 * MIB, quietUtilization: 0.5, minGapMs: 0 });
+    state.rss = 101 * MIB;
+    state.utilization = 0.4;
+    assert.ok(release.check() !== null);
+    assert.deepEqual(calls, ["collect", "trim"]);
+  });
+
+  it("trims alone where the process cannot collect (no --expose-gc), and collects alone where there is no malloc_trim", () => {
+    const noCollect = fakeHost({ collect: false });
+    const trimming = new IdleMemoryRelease(noCollect.host);
+    noCollect.state.rss = 150 * MIB;
+    noCollect.state.now = 20_000;
+    const trimmed = trimming.check();
+    assert.deepEqual(noCollect.calls, ["trim"]);
+    assert.equal(trimmed?.collectMs, null);
+    assert.equal(noCollect.logged[0]?.fields.collect_ms, null);
+
+    const noTrim = fakeHost({ trim: false });
+    const collecting = new IdleMemoryRelease(noTrim.host);
+    noTrim.state.rss = 150 * MIB;
+    noTrim.state.now = 20_000;
+    assert.equal(collecting.check()?.trimMs, null);
+    assert.deepEqual(noTrim.calls, ["collect"]);
+  });
+
+  it("does nothing at all with neither", () => {
+    const { host, state, logged } = fakeHost({ collect: false, trim: false });
+    const release = new IdleMemoryRelease(host);
+    state.rss = 500 * MIB;
+    state.now = 20_000;
+    assert.equal(release.check(), null);
+    assert.deepEqual(logged, []);
+  });
+
+  it("logs a step that throws once, drops it, and still makes the other", () => {
+    const { host, state, calls, logged } = fakeHost({ collect: "throws" });
+    const release = new IdleMemoryRelease(host);
+    state.rss = 150 * MIB;
+    state.now = 20_000;
+    const first = release.check();
+    assert.equal(first?.collectMs, null);
+    assert.equal(first?.trimMs, 5);
+    assert.deepEqual(
+      logged.map((line) => [line.level, line.event, line.fields.step ?? null]),
+      [
+        ["warn", "memory_release_failed", "collect"],
+        ["info", "memory_released", null],
+      ],
+    );
+    assert.equal(logged[0]!.fields.error, "collect broke");
+    state.now += 10_000;
+    state.rss += 40 * MIB;
+    assert.ok(release.check() !== null);
+    assert.deepEqual(calls, ["collect", "trim", "trim"], "the collection is not tried again");
+  });
+});
