@@ -32,7 +32,7 @@ import { loadMallocTrim, type MallocTrim } from "./malloc-trim.ts";
 const MIB = 1024 * 1024;
 
 export interface MemoryReleaseOptions {
-  /** Growth over the last release's level that makes a release worth it, bytes (default 16 MiB). */
+  /** Growth over the lowest quiet level since the last release that makes a release worth it, bytes (default 16 MiB). */
   growthBytes?: number;
   /** The event loop's busy share below which the process counts as quiet (default 0.05). */
   quietUtilization?: number;
@@ -96,8 +96,8 @@ export class IdleMemoryRelease {
     this.#baseline = Math.min(this.#baseline, rssBefore);
     if (rssBefore < this.#baseline + this.#growthBytes) return null;
     // collect first: the buffers it frees are what the trim then gives back
-    const collectMs = this.#timed("collect", () => this.#collect?.());
-    const trimMs = this.#timed("trim", () => this.#trim?.());
+    const collectMs = this.#timed("collect");
+    const trimMs = this.#timed("trim");
     const rssAfter = this.#host.rss();
     this.#lastRelease = this.#host.now();
     this.#baseline = rssAfter;
@@ -112,8 +112,9 @@ export class IdleMemoryRelease {
   }
 
   /** How long `step` took, ms; null when that step is unavailable or has failed once (then dropped). */
-  #timed(step: "collect" | "trim", run: () => unknown): number | null {
-    if ((step === "collect" ? this.#collect : this.#trim) === null) return null;
+  #timed(step: "collect" | "trim"): number | null {
+    const run = step === "collect" ? this.#collect : this.#trim;
+    if (run === null) return null;
     const started = this.#host.now();
     try {
       run();
