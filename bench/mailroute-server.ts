@@ -4,7 +4,11 @@
  * not shared with the load generator's event loop; when that entry point is missing or does not
  * come up, startMailroute in this process instead, and the result says which one ran.
  *
- * The child runs with the launcher's V8 flags (bin/service-node-flags.js).
+ * The child runs with the launcher's V8 flags (bin/service-node-flags.js), and from a fresh
+ * type-stripped cache: the first child started brings the cache up to date with src/ (what
+ * `npm start` does before it starts). A source edited since the last `npm run build:stripped`
+ * would otherwise be stripped by Node at start, whose stripper stays resident (~15 MiB more RSS
+ * in every figure, silently: it cost two sessions' runs their absolute numbers).
  *
  * Promises: a returned server answers SMTP on 127.0.0.1:`port` with a 220 greeting; `rss` reads
  * the server's own resident set (the whole bench process when in-process); `stop` ends the child
@@ -17,6 +21,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SERVICE_ENVIRONMENT, SERVICE_NODE_FLAGS } from "../bin/service-node-flags.js";
+import { writeStrippedCache } from "../scripts/strip-types.js";
 import { freePort } from "../test/support/free-port.ts";
 import { childAnonRss, childRss, processTreeRss, selfRss, type RssReader } from "./rss-sampler.ts";
 
@@ -64,15 +69,23 @@ function flagsFor(settings: ServerSettings, smtpPort: number, httpPort: number):
   };
 }
 
+let strippedCacheChecked = false;
+
 export async function startChildServer(settings: ServerSettings): Promise<BenchServer> {
   if (!existsSync(CLI_ENTRY)) throw new Error(`${CLI_ENTRY} does not exist`);
+  if (!strippedCacheChecked) {
+    // throws if the cache cannot be written: a figure measured with Node's stripper loaded is wrong
+    writeStrippedCache([join(REPO_ROOT, "src")]);
+    strippedCacheChecked = true;
+  }
   const port = await freePort();
   const flags = flagsFor(settings, port, await freePort());
   const argv = [CLI_ENTRY, "start", ...Object.entries(flags).flatMap(([name, value]) => [`--${name}`, value])];
   // MAILROUTE_* from the caller's shell must not change what is measured (flags win anyway,
   // but an unflagged one such as MAILROUTE_TRANSPORT would slip through)
   // and the service's own environment (service-node-flags.js), as the launcher gives it
-  const env = { ...SERVICE_ENVIRONMENT, ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("MAILROUTE_"))) };
+  // (all but the stripped cache's location: the child reads the cache refreshed above)
+  const env = { ...SERVICE_ENVIRONMENT, ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("MAILROUTE_") || name === "MAILROUTE_STRIPPED_TS_CACHE")) };
   // --processes n: the banner comes once every process serves, so stdout goes to a file to watch
   const processes = Number(flags.processes ?? "1");
   const banner = processes > 1 ? join(settings.dataDir, "..", `${settings.dataDir.split("/").at(-1)}-stdout.log`) : null;

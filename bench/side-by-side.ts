@@ -338,6 +338,7 @@ export async function runSideBySide(): Promise<void> {
         runs[ourName]!.map((run) => Math.round(run.msgPerSecond)).join(" / "),
         runs.postfix!.map((run) => Math.round(run.msgPerSecond)).join(" / "),
         mib(maxOf(runs[ourName]!.map((run) => run.peakRssBytes))),
+        runs[ourName]!.map((run) => (run.peakRssBytes === null ? "?" : (run.peakRssBytes / 1048576).toFixed(0))).join(" / "),
         mib(maxOf(runs[ourName]!.map((run) => run.peakAnonRssBytes))),
         mib(maxOf(runs.postfix!.map((run) => run.peakRssBytes))),
         [...runs[ourName]!, ...runs.postfix!].some((run) => run.problem !== null) ? "see notes" : "",
@@ -357,6 +358,7 @@ export async function runSideBySide(): Promise<void> {
           { title: "mailroute runs", align: "left" },
           { title: "Postfix runs", align: "left" },
           { title: "mailroute peak RSS" },
+          { title: "its runs, MiB", align: "left" },
           { title: "of it anonymous" },
           { title: "Postfix peak PSS (sum)" },
           { title: "", align: "left" },
@@ -364,6 +366,7 @@ export async function runSideBySide(): Promise<void> {
         rows,
         [
           "msg/s: messages that reached the sink ÷ time from the first connection to the last delivery (Postfix's queue drained).",
+          "Peak RSS: the highest of the runs (each run's own peak beside it, in the order they ran).",
           "Postfix: PSS of master + daemons summed (shared pages divided among them); mailroute: RSS of its one process (worker threads included); mailroute ×n: RSS of the primary and its n processes summed.",
           "Anonymous: mailroute's RSS less the pages it maps from files (~55 MiB here: the Node binary's code and read-only data and the shared libraries, one copy in the page cache for every process running them).",
           ...problems,
