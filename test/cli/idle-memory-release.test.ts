@@ -1,13 +1,20 @@
 /**
  * The idle memory release's policy (src/cli/idle-memory-release.ts) on a host whose memory,
  * event-loop load and clock the test sets: when it collects and trims, in which order, what it
- * logs, and what it leaves alone. Its wiring into `mailroute start`, with the real collection and
- * glibc's real malloc_trim, is test/e2e/idle-memory-release.test.ts.
+ * logs, and what it leaves alone; and this process's two collections, in a real Node process.
+ * Its wiring into `mailroute start`, with the real collection and glibc's real malloc_trim, is
+ * test/e2e/idle-memory-release.test.ts.
  */
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
 import type { Logger, LogLevel } from "../../src/analytics/structured-log.ts";
 import { IdleMemoryRelease, type MemoryReleaseHost } from "../../src/cli/idle-memory-release.ts";
+
+const MODULE_URL = pathToFileURL(join(import.meta.dirname, "..", "..", "src", "cli", "idle-memory-release.ts")).href;
 
 const MIB = 1024 * 1024;
 
@@ -18,10 +25,10 @@ interface Logged {
 }
 
 /** A host the test drives: rss, utilization and time are plain fields; calls are recorded. */
-function fakeHost(options: { collect?: boolean | "throws"; trim?: boolean | "throws" } = {}) {
+function fakeHost(options: { collect?: boolean | "throws"; collectReducing?: boolean; trim?: boolean | "throws" } = {}) {
   const calls: string[] = [];
   const logged: Logged[] = [];
-  const state = { rss: 100 * MIB, utilization: 0, now: 0, freedByCollect: 10 * MIB, freedByTrim: 20 * MIB };
+  const state = { rss: 100 * MIB, utilization: 0, now: 0, freedByCollect: 10 * MIB, freedByCollectReducing: 25 * MIB, freedByTrim: 20 * MIB };
   const logger: Logger = {
     log: (level, event, fields = {}) => logged.push({ level, event, fields }),
     child: () => logger,
@@ -40,6 +47,7 @@ function fakeHost(options: { collect?: boolean | "throws"; trim?: boolean | "thr
     rss: () => state.rss,
     loopUtilization: () => state.utilization,
     collect: step("collect", options.collect, () => state.freedByCollect),
+    collectReducing: step("collectReducing", options.collectReducing ?? options.collect !== false, () => state.freedByCollectReducing),
     trim: step("trim", options.trim, () => state.freedByTrim),
     now: () => state.now,
     logger,
@@ -55,8 +63,8 @@ describe("IdleMemoryRelease", () => {
     state.now = 20_000;
     const made = release.check();
     assert.deepEqual(calls, ["collect", "trim"]);
-    assert.deepEqual(made, { rssBefore: 150 * MIB, rssAfter: 120 * MIB, collectMs: 5, trimMs: 5 });
-    assert.deepEqual(logged, [{ level: "info", event: "memory_released", fields: { rss_before_mib: 150, rss_after_mib: 120, collect_ms: 5, trim_ms: 5 } }]);
+    assert.deepEqual(made, { stage: "quiet", rssBefore: 150 * MIB, rssAfter: 120 * MIB, collectMs: 5, trimMs: 5 });
+    assert.deepEqual(logged, [{ level: "info", event: "memory_released", fields: { stage: "quiet", rss_before_mib: 150, rss_after_mib: 120, collect_ms: 5, trim_ms: 5 } }]);
   });
 
   it("leaves a busy process alone, however much it has grown", () => {
@@ -161,6 +169,8 @@ describe("IdleMemoryRelease", () => {
     state.rss = 500 * MIB;
     state.now = 20_000;
     assert.equal(release.check(), null);
+    state.now = 600_000;
+    assert.equal(release.check(), null);
     assert.deepEqual(logged, []);
   });
 
@@ -184,5 +194,108 @@ describe("IdleMemoryRelease", () => {
     state.rss += 40 * MIB;
     assert.ok(release.check() !== null);
     assert.deepEqual(calls, ["collect", "trim", "trim"], "the collection is not tried again");
+  });
+
+  describe("after a long quiet", () => {
+    /** One check a second for `seconds`, as the timer makes them; the releases made, by stage. */
+    function checkEverySecond(release: IdleMemoryRelease, state: { now: number }, seconds: number): string[] {
+      const made: string[] = [];
+      for (let i = 0; i < seconds; i++) {
+        state.now += 1_000;
+        const one = release.check();
+        if (one !== null) made.push(one.stage);
+      }
+      return made;
+    }
+
+    it("makes the memory-reducing release once a minute has been quiet, then the trim, and logs its stage", () => {
+      const { host, state, calls, logged } = fakeHost();
+      const release = new IdleMemoryRelease(host);
+      state.rss = 110 * MIB; // grown, but less than the 16 MiB a release after a burst takes
+      assert.deepEqual(checkEverySecond(release, state, 59), []);
+      assert.deepEqual(checkEverySecond(release, state, 1), ["long_quiet"]);
+      assert.deepEqual(calls, ["collectReducing", "trim"]);
+      assert.deepEqual(logged.map((line) => [line.event, line.fields.stage, line.fields.rss_before_mib, line.fields.rss_after_mib]), [["memory_released", "long_quiet", 110, 65]]);
+    });
+
+    it("counts the minute again from a busy interval", () => {
+      const { host, state } = fakeHost();
+      const release = new IdleMemoryRelease(host);
+      assert.deepEqual(checkEverySecond(release, state, 59), []);
+      state.utilization = 0.2;
+      assert.deepEqual(checkEverySecond(release, state, 1), []);
+      state.utilization = 0;
+      assert.deepEqual(checkEverySecond(release, state, 59), []);
+      assert.deepEqual(checkEverySecond(release, state, 1), ["long_quiet"]);
+    });
+
+    it("follows the release after a burst, and is not repeated until memory grew 4 MiB over its level and another minute passed", () => {
+      const { host, state, calls } = fakeHost();
+      const release = new IdleMemoryRelease(host);
+      state.rss = 200 * MIB;
+      assert.deepEqual(checkEverySecond(release, state, 1), ["quiet"], "the burst's release first: 200 → 170 MiB");
+      assert.deepEqual(checkEverySecond(release, state, 59), ["long_quiet"], "then the minute's: 170 → 125 MiB");
+      assert.deepEqual(calls, ["collect", "trim", "collectReducing", "trim"]);
+      state.rss += 3.9 * MIB;
+      assert.deepEqual(checkEverySecond(release, state, 120), [], "grown less than 4 MiB: left alone, however long");
+      state.rss += 0.1 * MIB;
+      assert.deepEqual(checkEverySecond(release, state, 1), ["long_quiet"]);
+      state.rss += 10 * MIB;
+      assert.deepEqual(checkEverySecond(release, state, 59), [], "a minute apart at least");
+      assert.deepEqual(checkEverySecond(release, state, 1), ["long_quiet"]);
+    });
+
+    it("makes the regular collection instead where the memory-reducing one is not available", () => {
+      const { host, state, calls } = fakeHost({ collectReducing: false });
+      const release = new IdleMemoryRelease(host);
+      assert.deepEqual(checkEverySecond(release, state, 60), ["long_quiet"]);
+      assert.deepEqual(calls, ["collect", "trim"]);
+    });
+
+    it("honours its options", () => {
+      const { host, state } = fakeHost();
+      const release = new IdleMemoryRelease(host, { longQuietMs: 5_000, longQuietGrowthBytes: 1 * MIB });
+      assert.deepEqual(checkEverySecond(release, state, 5), ["long_quiet"]);
+      state.rss += 1 * MIB;
+      assert.deepEqual(checkEverySecond(release, state, 5), ["long_quiet"]);
+    });
+  });
+});
+
+describe("processCollections", () => {
+  /** V8's committed heap after each of the two collections, in a Node process run with `flags`. */
+  async function heapAfterCollections(flags: readonly string[]): Promise<{ available: boolean; afterRegular: number; afterReducing: number }> {
+    const script = `
+      import v8 from "node:v8";
+      import { processCollections } from ${JSON.stringify(MODULE_URL)};
+      const { collect, collectReducing } = processCollections();
+      if (collect === null || collectReducing === null) {
+        console.log(JSON.stringify({ available: false, afterRegular: 0, afterReducing: 0 }));
+      } else {
+        // garbage enough to grow the young generation and the old space
+        let held = [];
+        for (let round = 0; round < 20; round++) {
+          held = [];
+          for (let i = 0; i < 100000; i++) held.push({ i, text: "x" + i });
+        }
+        held = null;
+        collect();
+        const afterRegular = v8.getHeapStatistics().total_heap_size;
+        collectReducing();
+        console.log(JSON.stringify({ available: true, afterRegular, afterReducing: v8.getHeapStatistics().total_heap_size }));
+      }`;
+    const { stdout } = await promisify(execFile)(process.execPath, [...flags, "--input-type=module", "--eval", script], { timeout: 30_000 });
+    return JSON.parse(stdout.trim().split("\n").at(-1)!) as { available: boolean; afterRegular: number; afterReducing: number };
+  }
+
+  it("with --expose-gc, the memory-reducing collection hands back the heap the regular one keeps", async () => {
+    // the young generation the service runs with
+    const heap = await heapAfterCollections(["--expose-gc", "--max-semi-space-size=4"]);
+    assert.equal(heap.available, true);
+    assert.ok(heap.afterReducing < heap.afterRegular - 4 * MIB, `committed heap ${(heap.afterRegular / MIB).toFixed(1)} MiB after the regular collection, ${(heap.afterReducing / MIB).toFixed(1)} after the memory-reducing one`);
+  });
+
+  it("without --expose-gc, neither", async () => {
+    assert.equal((await heapAfterCollections([])).available, false);
   });
 });
