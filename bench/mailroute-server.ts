@@ -15,13 +15,12 @@
  * it started (SIGTERM, then SIGKILL after 5 s) and nothing else. Logging is at "warn" (child)
  * or silent (in-process), so log writes do not dominate the figures.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { SERVICE_ENVIRONMENT, SERVICE_NODE_FLAGS } from "../bin/service-node-flags.js";
-import { writeStrippedCache } from "../scripts/strip-types.js";
 import { freePort } from "../test/support/free-port.ts";
 import { childAnonRss, childRss, processTreeRss, selfRss, type RssReader } from "./rss-sampler.ts";
 
@@ -74,8 +73,9 @@ let strippedCacheChecked = false;
 export async function startChildServer(settings: ServerSettings): Promise<BenchServer> {
   if (!existsSync(CLI_ENTRY)) throw new Error(`${CLI_ENTRY} does not exist`);
   if (!strippedCacheChecked) {
-    // throws if the cache cannot be written: a figure measured with Node's stripper loaded is wrong
-    writeStrippedCache([join(REPO_ROOT, "src")]);
+    // `npm run build:stripped`, as a child so its stripper stays out of this process's output and
+    // memory; what it cannot write it says on stderr, shown here
+    execFileSync(process.execPath, ["--disable-warning=ExperimentalWarning", join(REPO_ROOT, "scripts", "strip-types.js")], { stdio: ["ignore", "ignore", "inherit"], timeout: 60_000 });
     strippedCacheChecked = true;
   }
   const port = await freePort();
