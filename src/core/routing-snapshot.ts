@@ -62,7 +62,8 @@ async function readRoutingTable(db: Kysely<Database>, pageSize: number | undefin
     }
     return action;
   };
-  const dotInsensitive = new Set(zoneRows.filter((zone) => zone.dot_insensitive === 1).map((zone) => zone.name));
+  const zoneNames = new Map(zoneRows.map((zone) => [zone.id, zone.name]));
+  const dotInsensitive = new Set(zoneRows.filter((zone) => zone.dot_insensitive === 1).map((zone) => zone.id));
   // The configured local part. match_key holds it normalised as the zone was when the rule was
   // made (lower case, dots dropped in a dot-insensitive zone); the table normalises it as the
   // zone is now, which gives the same key unless the zone stopped being dot-insensitive since
@@ -71,14 +72,17 @@ async function readRoutingTable(db: Kysely<Database>, pageSize: number | undefin
   // very same local part and its "@": then nothing was dropped).
   const localOf = (row: RoutingRuleRow): string => {
     const local = row.match_key.slice(0, row.match_key.lastIndexOf("@"));
-    if (dotInsensitive.has(row.zone_name) || local.includes(".") || row.matchers.includes(`"${local}@`)) return local;
+    if (dotInsensitive.has(row.zone_id) || local.includes(".") || row.matchers.includes(`"${local}@`)) return local;
     const address = (JSON.parse(row.matchers) as CloudflareMatcher[])[0]?.value ?? row.match_key;
     return address.slice(0, address.lastIndexOf("@"));
   };
   const builder = routingTableBuilder({ zones, verifiedDestinations: verifiedRows.map((row) => ({ account: row.account_id, email: row.email_key })) });
   for await (const page of rulesForRouting(db, pageSize)) {
     for (const row of page) {
-      const rule: RuleInput = { id: row.id, name: row.name, enabled: row.enabled === 1, zone: row.zone_name, local: localOf(row), action: actionOf(row.actions) };
+      // a rule of a zone made after the zones were read: the version check reads the table again
+      const zone = zoneNames.get(row.zone_id);
+      if (zone === undefined) continue;
+      const rule: RuleInput = { id: row.id, name: row.name, enabled: row.enabled === 1, zone, local: localOf(row), action: actionOf(row.actions) };
       if (row.delivery_mode === "queue" || row.delivery_mode === "relay") rule.deliveryMode = row.delivery_mode;
       builder.add(rule);
     }

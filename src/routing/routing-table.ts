@@ -6,6 +6,7 @@
  */
 import type { DestinationChains } from "./destination-expression.ts";
 import { normalizeDomain } from "./email-address.ts";
+import { ruleIndexBuilder } from "./rule-index.ts";
 
 export type RuleAction =
   | { type: "forward"; chains: DestinationChains }
@@ -85,7 +86,7 @@ export interface RoutingZone {
 
 export interface RoutingTable {
   readonly zones: ReadonlyMap<string, RoutingZone>;
-  /** Keyed by `localKey(zone, local)@zone`. */
+  /** Keyed by `localKey(zone, local)@zone`; compact (rule-index.ts): entries are equal per key, not identical. */
   readonly rules: ReadonlyMap<string, RouteEntry>;
   /** Verified destination addresses (lower-case) per account: one account's verification never activates another's rule. */
   readonly verified: ReadonlyMap<string, ReadonlySet<string>>;
@@ -128,7 +129,7 @@ export function routingTableBuilder(input: Omit<RoutingInput, "rules">): Routing
     if (name === null) continue;
     zones.set(name, Object.freeze({ ...zone, name, account: zone.account ?? DEFAULT_ROUTING_ACCOUNT, policy: Object.freeze({ ...(zone.policy ?? DEFAULT_ZONE_POLICY) }) }));
   }
-  const rules = new Map<string, RouteEntry>();
+  const rules = ruleIndexBuilder();
   // each rule names its zone as text: normalised once per distinct text, not once per rule
   const zoneOf = new Map<string, RoutingZone | undefined>();
   return {
@@ -140,8 +141,7 @@ export function routingTableBuilder(input: Omit<RoutingInput, "rules">): Routing
         zoneOf.set(rule.zone, zone);
       }
       if (zone === undefined) return;
-      const entry: RouteEntry = rule.deliveryMode === undefined ? { id: rule.id, name: rule.name, enabled: rule.enabled, action: rule.action } : { id: rule.id, name: rule.name, enabled: rule.enabled, action: rule.action, deliveryMode: rule.deliveryMode };
-      rules.set(`${localKey(zone, rule.local)}@${zone.name}`, Object.freeze(entry));
+      rules.set(`${localKey(zone, rule.local)}@${zone.name}`, rule);
     },
     finish() {
       const verified = new Map<string, Set<string>>();
@@ -151,7 +151,7 @@ export function routingTableBuilder(input: Omit<RoutingInput, "rules">): Routing
         if (set === undefined) verified.set(account, (set = new Set()));
         set.add(email.toLowerCase());
       }
-      return Object.freeze({ zones, rules, verified });
+      return Object.freeze({ zones, rules: rules.finish(), verified });
     },
   };
 }
