@@ -72,30 +72,19 @@ export type RoutingRuleRow = Pick<Selectable<RuleTable>, "id" | "name" | "enable
  * made in ascending order, which hid it). PostgreSQL has no stable row position: there, by id.
  */
 export async function* rulesForRouting(db: Kysely<Database>, pageSize = ROUTING_PAGE_ROWS): AsyncGenerator<RoutingRuleRow[]> {
-  const columns = ["rules.id", "rules.name", "rules.enabled", "rules.match_key", "rules.matchers", "rules.actions", "rules.delivery_mode", "rules.zone_id"] as const;
-  if (db.getExecutor().adapter instanceof SqliteAdapter) {
-    let after = 0;
-    for (;;) {
-      const page = await db
-        .selectFrom("rules")
-        .select(columns)
-        .select(sql<number>`rules.rowid`.as("position"))
-        .where(sql<number>`rules.rowid`, ">", after)
-        .orderBy(sql`rules.rowid`)
-        .limit(pageSize)
-        .execute();
-      if (page.length > 0) yield page;
-      if (page.length < pageSize) return;
-      after = page[page.length - 1]!.position;
-    }
-  }
-  let after: string | null = null;
+  const position = db.getExecutor().adapter instanceof SqliteAdapter ? sql<number | string>`rules.rowid` : sql<number | string>`rules.id`;
+  let after: number | string | null = null;
   for (;;) {
-    let query = db.selectFrom("rules").select(columns).orderBy("rules.id").limit(pageSize);
-    if (after !== null) query = query.where("rules.id", ">", after);
+    let query = db
+      .selectFrom("rules")
+      .select(["rules.id", "rules.name", "rules.enabled", "rules.match_key", "rules.matchers", "rules.actions", "rules.delivery_mode", "rules.zone_id"])
+      .select(position.as("position"))
+      .orderBy(position)
+      .limit(pageSize);
+    if (after !== null) query = query.where(position, ">", after);
     const page = await query.execute();
     if (page.length > 0) yield page;
     if (page.length < pageSize) return;
-    after = page[page.length - 1]!.id;
+    after = page[page.length - 1]!.position;
   }
 }
