@@ -25,9 +25,13 @@
  *   the others still commit; a failed COMMIT (or BEGIN) rejects every job of its batch;
  * - a batch runs only while the lender lends the connection (Kysely's: never inside a transaction
  *   another caller has open on it; that caller's statements would have joined the batch);
- * - `close` waits for every job given before it; later ones are refused.
+ * - `close` waits for every job given before it; later ones are refused;
+ * - once the batches pause for `quietCheckpointMs` (50 ms) after a commit, the WAL is
+ *   checkpointed on the lent connection (quiet-checkpoint.ts), so the batch that crosses the
+ *   auto-checkpoint threshold does not hold the event loop for it.
  * Loads no Kysely (the lender does).
  */
+import { CHECKPOINT_SQL, QuietCheckpoint } from "./quiet-checkpoint.ts";
 import { SqliteWriterError, type StoreWriter, type WriterRows, type WriterStatement } from "./sqlite-writer.ts";
 
 /** Runs one statement on the connection a batch holds: its rows (empty for statements that return no columns). */
@@ -48,6 +52,7 @@ const ROLLBACK = plain("rollback");
 const SAVEPOINT = plain("savepoint job");
 const RELEASE = plain("release job");
 const ROLLBACK_JOB = plain("rollback to job");
+const CHECKPOINT = plain(CHECKPOINT_SQL);
 
 export class SqliteGroupCommit implements StoreWriter {
   readonly #lend: LendConnection;
@@ -55,9 +60,17 @@ export class SqliteGroupCommit implements StoreWriter {
   #scheduled = false;
   #closed = false;
   readonly #batches = new Set<Promise<void>>();
+  // on this thread too, the checkpoint waits for a pause in the batches rather than stopping the
+  // event loop inside the batch that crosses the auto-checkpoint threshold (quiet-checkpoint.ts)
+  readonly #checkpoint: QuietCheckpoint;
 
-  constructor(lend: LendConnection) {
+  constructor(lend: LendConnection, quietCheckpointMs?: number) {
     this.#lend = lend;
+    const checkpoint = (): Promise<void> =>
+      this.#lend(async (run) => {
+        await run(CHECKPOINT);
+      });
+    this.#checkpoint = new QuietCheckpoint(() => this.#track(checkpoint()), quietCheckpointMs);
   }
 
   /** Runs `statements` in order, together (`transaction` is implied: a job is one savepoint). */
@@ -74,6 +87,7 @@ export class SqliteGroupCommit implements StoreWriter {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#checkpoint.stop();
     // the jobs given before: written now rather than at their turn (which then finds none)
     this.#drain();
     await Promise.allSettled([...this.#batches]);
@@ -84,9 +98,14 @@ export class SqliteGroupCommit implements StoreWriter {
     const jobs = this.#waiting;
     if (jobs.length === 0) return;
     this.#waiting = [];
-    const batch = this.#commit(jobs);
-    this.#batches.add(batch);
-    void batch.finally(() => this.#batches.delete(batch));
+    void this.#track(this.#commit(jobs));
+  }
+
+  /** `close` waits for it: a batch, or a checkpoint on the lent connection. */
+  #track(work: Promise<void>): Promise<void> {
+    this.#batches.add(work);
+    void work.finally(() => this.#batches.delete(work)).catch(() => undefined);
+    return work;
   }
 
   async #commit(jobs: readonly Job[]): Promise<void> {
@@ -111,6 +130,7 @@ export class SqliteGroupCommit implements StoreWriter {
       for (const job of jobs) job.reject(failure);
       return;
     }
+    this.#checkpoint.committed();
     jobs.forEach((job, index) => {
       const outcome = outcomes[index]!;
       if (outcome instanceof Error) job.reject(outcome);

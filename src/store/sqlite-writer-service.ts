@@ -8,11 +8,13 @@
  * job's statements in one transaction (BEGIN IMMEDIATE … COMMIT, rolled back whole on any error)
  * when it asks for one. Every job gets exactly one answer with its id, after its commit: the rows
  * of each statement that returns columns (empty for the others), or `{ error }` with SQLite's
- * message and code. "close" closes the connection, then the port. Statements are prepared once
+ * message and code. Once the jobs pause for 50 ms after a commit, the WAL is checkpointed
+ * (quiet-checkpoint.ts). "close" closes the connection, then the port. Statements are prepared once
  * per SQL text (a bounded cache). Loads node:sqlite only.
  */
 import type { StatementSync } from "node:sqlite";
 import type { MessagePort } from "node:worker_threads";
+import { CHECKPOINT_SQL, QuietCheckpoint } from "./quiet-checkpoint.ts";
 import { openDatabaseSync } from "./sqlite-connection.ts";
 
 export interface WriterStatement {
@@ -34,6 +36,9 @@ const STATEMENT_CACHE_SIZE = 256;
 export function serveWrites(port: MessagePort, path: string): void {
   const db = openDatabaseSync(path);
   const statements = new Map<string, StatementSync>();
+  // the WAL is checkpointed here once the jobs pause, not inside the job that crosses the
+  // auto-checkpoint threshold: that job's message would wait for two fsyncs (quiet-checkpoint.ts)
+  const checkpoint = new QuietCheckpoint(() => db.exec(CHECKPOINT_SQL));
 
   function prepared(sql: string): StatementSync {
     let statement = statements.get(sql);
@@ -55,6 +60,7 @@ export function serveWrites(port: MessagePort, path: string): void {
 
   port.on("message", (job: WriterJob | "close") => {
     if (job === "close") {
+      checkpoint.stop();
       db.close();
       port.close();
       return;
@@ -70,6 +76,7 @@ export function serveWrites(port: MessagePort, path: string): void {
         throw error;
       }
       port.postMessage({ id: job.id, rows } satisfies WriterAnswer);
+      checkpoint.committed();
     } catch (error) {
       const failure = error as Error & { code?: string };
       port.postMessage({ id: job.id, error: { message: failure.message, ...(typeof failure.code === "string" ? { code: failure.code } : {}) } } satisfies WriterAnswer);

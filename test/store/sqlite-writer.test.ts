@@ -194,6 +194,22 @@ for (const host of [OWN_THREAD, SIGNING_THREAD, THIS_THREAD]) describe(`store wr
     assert.equal(stdout.trim(), "done");
   });
 
+  it("checkpoints the WAL once its jobs pause, though they never reached SQLite's auto-checkpoint", async () => {
+    // NOOP: what the WAL holds and how much of it is already in the database file, changing nothing
+    const wal = async () => (await sql<{ log: number; checkpointed: number }>`pragma wal_checkpoint(noop)`.execute(store.db)).rows[0]!;
+    for (let index = 0; index < 5; index++) {
+      await writer.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: [`quiet.${index}`, "x".repeat(2000)] }], { transaction: true });
+    }
+    let state = await wal();
+    const deadline = Date.now() + 10_000;
+    while (!(state.log > 0 && state.checkpointed === state.log) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      state = await wal();
+    }
+    assert.ok(state.log > 0 && state.log < 1000, `a few pages, far below the 1,000 of the auto-checkpoint: ${JSON.stringify(state)}`);
+    assert.equal(state.checkpointed, state.log, "every frame of the WAL is in the database file");
+  });
+
   it("refuses jobs once closed", async () => {
     const own = await startWriter(store.sqliteFile!);
     const pending = own.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: ["closing", "1"] }], { transaction: false });
@@ -234,7 +250,8 @@ describe("store writer on this thread: what grouping per turn changes", () => {
   }
 
   it("commits the jobs given in one turn together: their shared page is written once, not once per job", async () => {
-    const writer = new SqliteGroupCommit(leaseKyselyConnection(store.db));
+    // no quiet checkpoint in between (a minute): it would restart the WAL this test counts
+    const writer = new SqliteGroupCommit(leaseKyselyConnection(store.db), 60_000);
     const insert = (key: string) => writer.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: [key, "1"] }], { transaction: false });
     const together = await walFramesAfter(() => Promise.all(Array.from({ length: 20 }, (_, index) => insert(`turn.${index}`))));
     const oneByOne = await walFramesAfter(async () => {

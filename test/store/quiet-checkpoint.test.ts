@@ -1,0 +1,118 @@
+/**
+ * QuietCheckpoint (src/store/quiet-checkpoint.ts): the WAL checkpoint runs once the writer has
+ * gone quiet after a commit, never while commits keep coming, never twice at once, never without
+ * a commit since the last one; a failure is dropped and the next quiet tries again; `stop`
+ * cancels; the timer does not keep a process alive. (On real SQLite files, with every store
+ * writer host: test/store/sqlite-writer.test.ts.)
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { describe, it } from "node:test";
+import { promisify } from "node:util";
+import { QuietCheckpoint } from "../../src/store/quiet-checkpoint.ts";
+
+const run = promisify(execFile);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls until `ready` holds, for at most `ms`: timers on a loaded machine fire late, never early. */
+async function until(ready: () => boolean, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!ready() && Date.now() < deadline) await sleep(5);
+}
+
+describe("QuietCheckpoint", () => {
+  it("checkpoints once after a commit and the quiet that follows it, and not again without a commit", async () => {
+    let runs = 0;
+    const checkpoint = new QuietCheckpoint(() => runs++, 20);
+    checkpoint.committed();
+    checkpoint.committed();
+    assert.equal(runs, 0, "not inside the commit's own turn");
+    await until(() => runs > 0);
+    assert.equal(runs, 1);
+    await sleep(80);
+    assert.equal(runs, 1, "no commit since: nothing to checkpoint");
+    checkpoint.committed();
+    await until(() => runs > 1);
+    assert.equal(runs, 2);
+    checkpoint.stop();
+  });
+
+  it("waits while commits keep coming closer together than the quiet", async () => {
+    let runs = 0;
+    const checkpoint = new QuietCheckpoint(() => runs++, 60);
+    const started = Date.now();
+    // a commit every 5 ms for 250 ms: each starts the quiet over
+    while (Date.now() - started < 250) {
+      checkpoint.committed();
+      await sleep(5);
+      // a pause this long only on a badly stalled machine: the quiet really happened then
+      if (runs > 0) break;
+    }
+    const stalled = Date.now() - started < 250;
+    if (!stalled) assert.equal(runs, 0, "a checkpoint ran between commits 5 ms apart");
+    await until(() => runs > 0);
+    assert.equal(runs, 1);
+    checkpoint.stop();
+  });
+
+  it("never runs two at once: a quiet that ends during a slow checkpoint gets one more after it", async () => {
+    let running = 0;
+    let most = 0;
+    let runs = 0;
+    let release: () => void = () => undefined;
+    const checkpoint = new QuietCheckpoint(async () => {
+      runs++;
+      running++;
+      most = Math.max(most, running);
+      await new Promise<void>((resolve) => (release = resolve));
+      running--;
+    }, 10);
+    checkpoint.committed();
+    await until(() => runs === 1);
+    // committed while the first is still running: its own quiet ends before the first does
+    checkpoint.committed();
+    await sleep(60);
+    assert.equal(runs, 1, "the second waits for the first");
+    release();
+    await until(() => runs === 2);
+    release();
+    assert.equal(runs, 2);
+    assert.equal(most, 1);
+    checkpoint.stop();
+  });
+
+  it("drops a failing checkpoint (thrown or rejected) and tries again after the next commit's quiet", async () => {
+    let attempts = 0;
+    const checkpoint = new QuietCheckpoint(() => {
+      attempts++;
+      if (attempts === 1) throw new Error("database is locked");
+      if (attempts === 2) return Promise.reject(new Error("disk I/O error"));
+      return undefined;
+    }, 10);
+    for (const expected of [1, 2, 3]) {
+      checkpoint.committed();
+      await until(() => attempts === expected);
+      assert.equal(attempts, expected);
+    }
+    checkpoint.stop();
+  });
+
+  it("runs nothing once stopped, even with a commit pending", async () => {
+    let runs = 0;
+    const checkpoint = new QuietCheckpoint(() => runs++, 10);
+    checkpoint.committed();
+    checkpoint.stop();
+    checkpoint.committed();
+    await sleep(60);
+    assert.equal(runs, 0);
+  });
+
+  it("does not keep a process alive while a checkpoint waits for its quiet", async () => {
+    const module = JSON.stringify(new URL("../../src/store/quiet-checkpoint.ts", import.meta.url).href);
+    const script = `import { QuietCheckpoint } from ${module}; new QuietCheckpoint(() => console.log("ran"), 60_000).committed(); console.log("done");`;
+    const started = Date.now();
+    const { stdout } = await run(process.execPath, ["--input-type=module", "--eval", script], { timeout: 30_000 });
+    assert.equal(stdout.trim(), "done");
+    assert.ok(Date.now() - started < 30_000);
+  });
+});
