@@ -26,12 +26,12 @@
  * - a batch runs only while the lender lends the connection (Kysely's: never inside a transaction
  *   another caller has open on it; that caller's statements would have joined the batch);
  * - `close` waits for every job given before it; later ones are refused;
- * - once the batches pause for `quietCheckpointMs` (50 ms) after a commit, the WAL is
- *   checkpointed on the lent connection (quiet-checkpoint.ts), so the batch that crosses the
+ * - once the batches pause for `quietCheckpointMs` (50 ms) after a commit, a WAL of 256 frames or
+ *   more is checkpointed on the lent connection (quiet-checkpoint.ts), so the batch that crosses the
  *   auto-checkpoint threshold does not hold the event loop for it.
  * Loads no Kysely (the lender does).
  */
-import { CHECKPOINT_SQL, QuietCheckpoint } from "./quiet-checkpoint.ts";
+import { CHECKPOINT_SQL, QuietCheckpoint, WAL_STATE_SQL, worthCheckpointing } from "./quiet-checkpoint.ts";
 import { SqliteWriterError, type StoreWriter, type WriterRows, type WriterStatement } from "./sqlite-writer.ts";
 
 /** Runs one statement on the connection a batch holds: its rows (empty for statements that return no columns). */
@@ -53,6 +53,7 @@ const SAVEPOINT = plain("savepoint job");
 const RELEASE = plain("release job");
 const ROLLBACK_JOB = plain("rollback to job");
 const CHECKPOINT = plain(CHECKPOINT_SQL);
+const WAL_STATE = plain(WAL_STATE_SQL);
 
 export class SqliteGroupCommit implements StoreWriter {
   readonly #lend: LendConnection;
@@ -68,7 +69,8 @@ export class SqliteGroupCommit implements StoreWriter {
     this.#lend = lend;
     const checkpoint = (): Promise<void> =>
       this.#lend(async (run) => {
-        await run(CHECKPOINT);
+        const [state] = await run(WAL_STATE);
+        if (worthCheckpointing(state)) await run(CHECKPOINT);
       });
     this.#checkpoint = new QuietCheckpoint(() => this.#track(checkpoint()), quietCheckpointMs);
   }

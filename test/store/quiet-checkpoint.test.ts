@@ -2,14 +2,14 @@
  * QuietCheckpoint (src/store/quiet-checkpoint.ts): the WAL checkpoint runs once the writer has
  * gone quiet after a commit, never while commits keep coming, never twice at once, never without
  * a commit since the last one; a failure is dropped and the next quiet tries again; `stop`
- * cancels; the timer does not keep a process alive. (On real SQLite files, with every store
- * writer host: test/store/sqlite-writer.test.ts.)
+ * cancels; the timer does not keep a process alive; a WAL is worth checkpointing from 256
+ * frames. (On real SQLite files, with every store writer host: test/store/sqlite-writer.test.ts.)
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
-import { QuietCheckpoint } from "../../src/store/quiet-checkpoint.ts";
+import { QuietCheckpoint, worthCheckpointing } from "../../src/store/quiet-checkpoint.ts";
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -114,5 +114,19 @@ describe("QuietCheckpoint", () => {
     const { stdout } = await run(process.execPath, ["--input-type=module", "--eval", script], { timeout: 30_000 });
     assert.equal(stdout.trim(), "done");
     assert.ok(Date.now() - started < 30_000);
+  });
+});
+
+describe("worthCheckpointing", () => {
+  it("is true from 256 frames not yet in the database file, whatever the WAL held before", () => {
+    assert.equal(worthCheckpointing({ log: 255, checkpointed: 0 }), false);
+    assert.equal(worthCheckpointing({ log: 256, checkpointed: 0 }), true);
+    assert.equal(worthCheckpointing({ log: 900, checkpointed: 645 }), false);
+    assert.equal(worthCheckpointing({ log: 900, checkpointed: 644 }), true);
+  });
+
+  it("is false for a WAL it cannot read (no row, no WAL)", () => {
+    assert.equal(worthCheckpointing(undefined), false);
+    assert.equal(worthCheckpointing({ busy: 0, log: -1, checkpointed: -1 }), false);
   });
 });

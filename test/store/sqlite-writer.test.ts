@@ -194,20 +194,31 @@ for (const host of [OWN_THREAD, SIGNING_THREAD, THIS_THREAD]) describe(`store wr
     assert.equal(stdout.trim(), "done");
   });
 
-  it("checkpoints the WAL once its jobs pause, though they never reached SQLite's auto-checkpoint", async () => {
-    // NOOP: what the WAL holds and how much of it is already in the database file, changing nothing
-    const wal = async () => (await sql<{ log: number; checkpointed: number }>`pragma wal_checkpoint(noop)`.execute(store.db)).rows[0]!;
-    for (let index = 0; index < 5; index++) {
-      await writer.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: [`quiet.${index}`, "x".repeat(2000)] }], { transaction: true });
-    }
-    let state = await wal();
+  // NOOP: what the WAL holds and how much of it is already in the database file, changing nothing
+  const walState = async () => (await sql<{ log: number; checkpointed: number }>`pragma wal_checkpoint(noop)`.execute(store.db)).rows[0]!;
+  const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it("checkpoints a WAL of 256 frames or more once its jobs pause, though it never reached SQLite's auto-checkpoint", async () => {
+    // one job, so no pause can fall in the middle of it: ~300 rows of a page each
+    const rows = Array.from({ length: 300 }, (_, index) => ({ sql: "insert into settings (key, value) values (?, ?)", parameters: [`quiet.${index}`, "x".repeat(3000)] }));
+    await writer.run(rows, { transaction: true });
+    let state = await walState();
     const deadline = Date.now() + 10_000;
     while (!(state.log > 0 && state.checkpointed === state.log) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      state = await wal();
+      await settle(20);
+      state = await walState();
     }
-    assert.ok(state.log > 0 && state.log < 1000, `a few pages, far below the 1,000 of the auto-checkpoint: ${JSON.stringify(state)}`);
+    assert.ok(state.log >= 256 && state.log < 1000, `between the quiet checkpoint's 256 frames and the auto-checkpoint's 1,000: ${JSON.stringify(state)}`);
     assert.equal(state.checkpointed, state.log, "every frame of the WAL is in the database file");
+  });
+
+  it("leaves a WAL of a few frames as it is after a pause: not worth two fsyncs", async () => {
+    await writer.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: ["quiet.few", "1"] }], { transaction: true });
+    // the quiet is 50 ms: four times that, and the few frames are still only in the WAL
+    await settle(200);
+    const state = await walState();
+    assert.ok(state.log > 0 && state.log < 256, JSON.stringify(state));
+    assert.ok(state.checkpointed < state.log, `not checkpointed: ${JSON.stringify(state)}`);
   });
 
   it("refuses jobs once closed", async () => {
