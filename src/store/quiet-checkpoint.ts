@@ -21,9 +21,9 @@
  * By hand: a timer refreshed on every commit. No maintained library schedules SQLite
  * checkpoints around a caller's own quiet periods.
  *
- * Promises: after `committed()`, `checkpoint` runs once the writer has gone `quietMs` without
- * another commit, and not again until the next commit; never while a checkpoint it started is
- * still running; a failing checkpoint is dropped (the next quiet tries again, the auto-checkpoint
+ * Promises: after `committed()`, the WAL's state is read through `run` once the writer has gone
+ * `quietMs` without another commit, and the WAL checkpointed through it when worth it; not again
+ * until the next commit; never while a checkpoint it started is still running; a failing checkpoint is dropped (the next quiet tries again, the auto-checkpoint
  * stays the bound); the timer never keeps the process alive; `stop` cancels what is pending.
  */
 
@@ -38,10 +38,13 @@ export const MIN_CHECKPOINT_FRAMES = 256;
  * changing nothing: SQLite 3.51's NOOP mode (the pinned Node 24 has 3.53). An older SQLite reads
  * an unknown mode as PASSIVE, so there every quiet checkpoints, as before this threshold.
  */
-export const WAL_STATE_SQL = "PRAGMA wal_checkpoint(NOOP)";
+const WAL_STATE_SQL = "PRAGMA wal_checkpoint(NOOP)";
 
 /** SQLite's own mode that never waits for readers or writers, and that writers never wait for. */
-export const CHECKPOINT_SQL = "PRAGMA wal_checkpoint(PASSIVE)";
+const CHECKPOINT_SQL = "PRAGMA wal_checkpoint(PASSIVE)";
+
+/** Runs one statement on the writer's connection (outside any transaction): its rows. */
+export type RunCheckpointStatement = (sql: string) => readonly Record<string, unknown>[] | Promise<readonly Record<string, unknown>[]>;
 
 /** Whether the WAL, as `WAL_STATE_SQL` reads it, is worth two fsyncs now. */
 export function worthCheckpointing(state: Record<string, unknown> | undefined): boolean {
@@ -51,7 +54,7 @@ export function worthCheckpointing(state: Record<string, unknown> | undefined): 
 }
 
 export class QuietCheckpoint {
-  readonly #checkpoint: () => unknown;
+  readonly #runStatement: RunCheckpointStatement;
   readonly #quietMs: number;
   #timer: NodeJS.Timeout | null = null;
   #running = false;
@@ -59,8 +62,8 @@ export class QuietCheckpoint {
   #again = false;
   #stopped = false;
 
-  constructor(checkpoint: () => unknown, quietMs: number = QUIET_CHECKPOINT_MS) {
-    this.#checkpoint = checkpoint;
+  constructor(run: RunCheckpointStatement, quietMs: number = QUIET_CHECKPOINT_MS) {
+    this.#runStatement = run;
     this.#quietMs = quietMs;
   }
 
@@ -68,7 +71,7 @@ export class QuietCheckpoint {
   committed(): void {
     if (this.#stopped) return;
     if (this.#timer === null) {
-      this.#timer = setTimeout(() => void this.#run(), this.#quietMs);
+      this.#timer = setTimeout(() => void this.#whenQuiet(), this.#quietMs);
       this.#timer.unref();
     } else {
       // cheaper than a new timer per commit: the same one, its countdown started again
@@ -82,7 +85,7 @@ export class QuietCheckpoint {
     this.#timer = null;
   }
 
-  async #run(): Promise<void> {
+  async #whenQuiet(): Promise<void> {
     this.#timer = null;
     if (this.#stopped) return;
     if (this.#running) {
@@ -93,7 +96,8 @@ export class QuietCheckpoint {
     this.#running = true;
     this.#again = false;
     try {
-      await this.#checkpoint();
+      const [state] = await this.#runStatement(WAL_STATE_SQL);
+      if (worthCheckpointing(state)) await this.#runStatement(CHECKPOINT_SQL);
     } catch {
       // a busy or failing checkpoint costs nothing: the next quiet tries again
     } finally {

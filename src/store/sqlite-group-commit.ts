@@ -31,7 +31,7 @@
  *   auto-checkpoint threshold does not hold the event loop for it.
  * Loads no Kysely (the lender does).
  */
-import { CHECKPOINT_SQL, QuietCheckpoint, WAL_STATE_SQL, worthCheckpointing } from "./quiet-checkpoint.ts";
+import { QuietCheckpoint } from "./quiet-checkpoint.ts";
 import { SqliteWriterError, type StoreWriter, type WriterRows, type WriterStatement } from "./sqlite-writer.ts";
 
 /** Runs one statement on the connection a batch holds: its rows (empty for statements that return no columns). */
@@ -52,8 +52,6 @@ const ROLLBACK = plain("rollback");
 const SAVEPOINT = plain("savepoint job");
 const RELEASE = plain("release job");
 const ROLLBACK_JOB = plain("rollback to job");
-const CHECKPOINT = plain(CHECKPOINT_SQL);
-const WAL_STATE = plain(WAL_STATE_SQL);
 
 export class SqliteGroupCommit implements StoreWriter {
   readonly #lend: LendConnection;
@@ -67,12 +65,15 @@ export class SqliteGroupCommit implements StoreWriter {
 
   constructor(lend: LendConnection, quietCheckpointMs?: number) {
     this.#lend = lend;
-    const checkpoint = (): Promise<void> =>
-      this.#lend(async (run) => {
-        const [state] = await run(WAL_STATE);
-        if (worthCheckpointing(state)) await run(CHECKPOINT);
-      });
-    this.#checkpoint = new QuietCheckpoint(() => this.#track(checkpoint()), quietCheckpointMs);
+    this.#checkpoint = new QuietCheckpoint(async (sql) => {
+      let rows: WriterRows = [];
+      await this.#track(
+        this.#lend(async (run) => {
+          rows = await run(plain(sql));
+        }),
+      );
+      return rows;
+    }, quietCheckpointMs);
   }
 
   /** Runs `statements` in order, together (`transaction` is implied: a job is one savepoint). */

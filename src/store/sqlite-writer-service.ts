@@ -9,12 +9,13 @@
  * when it asks for one. Every job gets exactly one answer with its id, after its commit: the rows
  * of each statement that returns columns (empty for the others), or `{ error }` with SQLite's
  * message and code. Once the jobs pause for 50 ms after a commit, the WAL is checkpointed
- * when it holds 256 frames or more (quiet-checkpoint.ts). "close" closes the connection, then the port. Statements are prepared once
+ * when it holds 256 frames or more (quiet-checkpoint.ts). "close" closes the connection, then
+ * the port. Statements are prepared once
  * per SQL text (a bounded cache). Loads node:sqlite only.
  */
 import type { StatementSync } from "node:sqlite";
 import type { MessagePort } from "node:worker_threads";
-import { CHECKPOINT_SQL, QuietCheckpoint, WAL_STATE_SQL, worthCheckpointing } from "./quiet-checkpoint.ts";
+import { QuietCheckpoint } from "./quiet-checkpoint.ts";
 import { openDatabaseSync } from "./sqlite-connection.ts";
 
 export interface WriterStatement {
@@ -38,10 +39,7 @@ export function serveWrites(port: MessagePort, path: string): void {
   const statements = new Map<string, StatementSync>();
   // the WAL is checkpointed here once the jobs pause, not inside the job that crosses the
   // auto-checkpoint threshold: that job's message would wait for two fsyncs (quiet-checkpoint.ts)
-  const walState = db.prepare(WAL_STATE_SQL);
-  const checkpoint = new QuietCheckpoint(() => {
-    if (worthCheckpointing(walState.get())) db.exec(CHECKPOINT_SQL);
-  });
+  const checkpoint = new QuietCheckpoint((sql) => prepared(sql).all());
 
   function prepared(sql: string): StatementSync {
     let statement = statements.get(sql);

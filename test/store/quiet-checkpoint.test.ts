@@ -1,7 +1,7 @@
 /**
  * QuietCheckpoint (src/store/quiet-checkpoint.ts): the WAL checkpoint runs once the writer has
  * gone quiet after a commit, never while commits keep coming, never twice at once, never without
- * a commit since the last one; a failure is dropped and the next quiet tries again; `stop`
+ * a commit since the last one, never below 256 frames; a failure is dropped and the next quiet tries again; `stop`
  * cancels; the timer does not keep a process alive; a WAL is worth checkpointing from 256
  * frames. (On real SQLite files, with every store writer host: test/store/sqlite-writer.test.ts.)
  */
@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
-import { QuietCheckpoint, worthCheckpointing } from "../../src/store/quiet-checkpoint.ts";
+import { QuietCheckpoint, worthCheckpointing, type RunCheckpointStatement } from "../../src/store/quiet-checkpoint.ts";
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -20,10 +20,27 @@ async function until(ready: () => boolean, ms = 5_000): Promise<void> {
   while (!ready() && Date.now() < deadline) await sleep(5);
 }
 
+/**
+ * The statements a QuietCheckpoint runs, answered as SQLite would for a WAL of `frames` frames
+ * none of which is in the database file yet; `checkpoint` is what its PASSIVE checkpoint does.
+ * (Its scheduling is what these tests are about; real files: test/store/sqlite-writer.test.ts.)
+ */
+function walOf(frames: number, checkpoint: () => unknown): RunCheckpointStatement & { statements: string[] } {
+  const statements: string[] = [];
+  const run = async (sql: string) => {
+    statements.push(sql);
+    if (/\(NOOP\)/.test(sql)) return [{ busy: 0, log: frames, checkpointed: 0 }];
+    assert.match(sql, /\(PASSIVE\)/);
+    await checkpoint();
+    return [{ busy: 0, log: frames, checkpointed: frames }];
+  };
+  return Object.assign(run, { statements });
+}
+
 describe("QuietCheckpoint", () => {
   it("checkpoints once after a commit and the quiet that follows it, and not again without a commit", async () => {
     let runs = 0;
-    const checkpoint = new QuietCheckpoint(() => runs++, 20);
+    const checkpoint = new QuietCheckpoint(walOf(300, () => runs++), 20);
     checkpoint.committed();
     checkpoint.committed();
     assert.equal(runs, 0, "not inside the commit's own turn");
@@ -39,7 +56,7 @@ describe("QuietCheckpoint", () => {
 
   it("waits while commits keep coming closer together than the quiet", async () => {
     let runs = 0;
-    const checkpoint = new QuietCheckpoint(() => runs++, 60);
+    const checkpoint = new QuietCheckpoint(walOf(300, () => runs++), 60);
     const started = Date.now();
     // a commit every 5 ms for 250 ms: each starts the quiet over
     while (Date.now() - started < 250) {
@@ -60,13 +77,16 @@ describe("QuietCheckpoint", () => {
     let most = 0;
     let runs = 0;
     let release: () => void = () => undefined;
-    const checkpoint = new QuietCheckpoint(async () => {
-      runs++;
-      running++;
-      most = Math.max(most, running);
-      await new Promise<void>((resolve) => (release = resolve));
-      running--;
-    }, 10);
+    const checkpoint = new QuietCheckpoint(
+      walOf(300, async () => {
+        runs++;
+        running++;
+        most = Math.max(most, running);
+        await new Promise<void>((resolve) => (release = resolve));
+        running--;
+      }),
+      10,
+    );
     checkpoint.committed();
     await until(() => runs === 1);
     // committed while the first is still running: its own quiet ends before the first does
@@ -83,12 +103,15 @@ describe("QuietCheckpoint", () => {
 
   it("drops a failing checkpoint (thrown or rejected) and tries again after the next commit's quiet", async () => {
     let attempts = 0;
-    const checkpoint = new QuietCheckpoint(() => {
-      attempts++;
-      if (attempts === 1) throw new Error("database is locked");
-      if (attempts === 2) return Promise.reject(new Error("disk I/O error"));
-      return undefined;
-    }, 10);
+    const checkpoint = new QuietCheckpoint(
+      walOf(300, () => {
+        attempts++;
+        if (attempts === 1) throw new Error("database is locked");
+        if (attempts === 2) return Promise.reject(new Error("disk I/O error"));
+        return undefined;
+      }),
+      10,
+    );
     for (const expected of [1, 2, 3]) {
       checkpoint.committed();
       await until(() => attempts === expected);
@@ -97,19 +120,29 @@ describe("QuietCheckpoint", () => {
     checkpoint.stop();
   });
 
+  it("reads the WAL's state after the quiet and leaves a WAL under 256 frames as it is", async () => {
+    const wal = walOf(255, () => assert.fail("checkpointed 255 frames"));
+    const checkpoint = new QuietCheckpoint(wal, 10);
+    checkpoint.committed();
+    await until(() => wal.statements.length > 0);
+    await sleep(30);
+    assert.deepEqual(wal.statements, ["PRAGMA wal_checkpoint(NOOP)"]);
+    checkpoint.stop();
+  });
+
   it("runs nothing once stopped, even with a commit pending", async () => {
-    let runs = 0;
-    const checkpoint = new QuietCheckpoint(() => runs++, 10);
+    const wal = walOf(300, () => undefined);
+    const checkpoint = new QuietCheckpoint(wal, 10);
     checkpoint.committed();
     checkpoint.stop();
     checkpoint.committed();
     await sleep(60);
-    assert.equal(runs, 0);
+    assert.deepEqual(wal.statements, []);
   });
 
   it("does not keep a process alive while a checkpoint waits for its quiet", async () => {
     const module = JSON.stringify(new URL("../../src/store/quiet-checkpoint.ts", import.meta.url).href);
-    const script = `import { QuietCheckpoint } from ${module}; new QuietCheckpoint(() => console.log("ran"), 60_000).committed(); console.log("done");`;
+    const script = `import { QuietCheckpoint } from ${module}; new QuietCheckpoint(() => { console.log("ran"); return []; }, 60_000).committed(); console.log("done");`;
     const started = Date.now();
     const { stdout } = await run(process.execPath, ["--input-type=module", "--eval", script], { timeout: 30_000 });
     assert.equal(stdout.trim(), "done");
