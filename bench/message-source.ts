@@ -3,9 +3,11 @@
  * 25 MiB message is generated while it is sent instead of held whole in the client.
  *
  * Promises:
- * - every message has its own Message-ID: mailroute's delivery ledger fingerprints
- *   (Message-ID + envelope + body hash), and a repeated fingerprint would be answered "already
- *   delivered" without reaching the sink, flattering the figures;
+ * - every message has its own Message-ID, across every factory and every streamedMessage of the
+ *   process: mailroute's delivery ledger fingerprints (Message-ID + envelope + body hash), and a
+ *   repeated fingerprint is answered "already delivered" without reaching the sink, flattering
+ *   the figures (the side-by-side latency cell made a new factory per round, so from the second
+ *   round on it timed that shortcut, not a relay);
  * - the byte count is exact and CRLF-terminated, and no line starts with "." (so no
  *   dot-stuffing is needed and the size on the wire equals `size` plus the ".\r\n" terminator);
  * - lines are 78 bytes (RFC 5322 §2.1.1 recommends at most 78 characters).
@@ -33,14 +35,18 @@ const RUN_ID = randomBytes(4).toString("hex");
 // Fixed-width sequence numbers keep every header block the same length, so one shared body
 // gives every message exactly `size` bytes.
 const SEQ_WIDTH = 10;
+// Counts every header block this process made: the part of the Message-ID that no two share
+// (a caller's `seq` restarts with each factory, and streamedMessage's defaults to 1).
+let madeHeaders = 0;
 
 function headerBlock(seq: number, to: string): Buffer {
   const id = String(seq).padStart(SEQ_WIDTH, "0");
+  const serial = String(++madeHeaders).padStart(SEQ_WIDTH, "0");
   return Buffer.from(
     "From: Bench Sender <sender@origin.bench>\r\n" +
       `To: <${to}>\r\n` +
       `Subject: mailroute bench message ${id}\r\n` +
-      `Message-ID: <${id}.${RUN_ID}@origin.bench>\r\n` +
+      `Message-ID: <${id}.${serial}.${RUN_ID}@origin.bench>\r\n` +
       "Date: Thu, 01 Jan 2026 00:00:00 +0000\r\n" +
       "MIME-Version: 1.0\r\n" +
       "Content-Type: text/plain; charset=us-ascii\r\n" +
