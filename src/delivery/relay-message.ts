@@ -8,7 +8,11 @@
  * - outcome: all chains delivered → delivered; any chain temporary → temporary; none
  *   delivered and all permanent → permanent; some delivered, rest permanent → partial;
  * - a destination that accepted this message before (same fingerprint, delivery ledger) is not
- *   sent it again, so a sender retrying after our 451 causes no duplicates;
+ *   sent it again, so a sender retrying after our 451 causes no duplicates. What the ledger
+ *   holds is read once per relay, or taken from `request.ledgerView` when the caller read it
+ *   ahead (the mail core does, beside inbound authentication): a view a few milliseconds older
+ *   changes nothing that matters, because it only picks whom to try, and the claim below — one
+ *   conditional write decided by the database — is what keeps two attempts from both sending;
  * - no final dot leaves for a destination before the ledger durably holds an intent for it
  *   (the dot waits for the claim, which runs during MAIL/RCPT/DATA, so it rarely costs time),
  *   and the acceptance is recorded right after the destination's 250, before anything else;
@@ -67,6 +71,8 @@ export interface RelayRequest {
   fingerprint: string;
   size: number;
   message: () => Readable;
+  /** The ledger's view of `fingerprint`, read ahead by the caller; the relay reads it itself when absent. */
+  ledgerView?: Promise<LedgerView>;
 }
 
 export interface RelayDependencies {
@@ -80,7 +86,7 @@ export interface RelayDependencies {
 export async function relayMessage(request: RelayRequest, deps: RelayDependencies): Promise<RelayOutcome> {
   const now = deps.now ?? Date.now;
   const { fingerprint } = request;
-  const view = await deps.ledger.view(fingerprint);
+  const view = await (request.ledgerView ?? deps.ledger.view(fingerprint));
   // Not AbortSignal.timeout: Node keeps a timeout signal (and an AbortSignal.any built on it)
   // alive, with everything its listeners reach, until it fires — 240 s after every message, the
   // RSS growth of issue 11. A plain controller whose timer is cleared when the relay ends is

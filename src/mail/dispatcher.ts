@@ -12,7 +12,7 @@
  */
 import type { Readable } from "node:stream";
 import { relayDurationSeconds } from "../analytics/metrics.ts";
-import { relayMessage, type RelayDependencies, type RelayOutcome } from "../delivery/relay-message.ts";
+import { relayMessage, type LedgerView, type RelayDependencies, type RelayOutcome } from "../delivery/relay-message.ts";
 import type { DestinationChains } from "../routing/destination-expression.ts";
 
 export interface DispatchRequest {
@@ -27,6 +27,8 @@ export interface DispatchRequest {
   readonly message: () => Readable;
   /** Whose mail this is: what a queue keeps beside the bytes (listing, DSN). */
   readonly origin?: CopyOrigin;
+  /** What the delivery ledger held for `fingerprint`, from this dispatcher's `readAhead`. */
+  readonly ledgerView?: Promise<LedgerView>;
 }
 
 export interface CopyOrigin {
@@ -48,6 +50,13 @@ export interface DispatchOutcome extends RelayOutcome {
 export interface Dispatcher {
   readonly mode: "in-session" | "queue";
   dispatch(request: DispatchRequest): Promise<DispatchOutcome>;
+  /**
+   * Starts reading what the delivery ledger holds for a copy about to be prepared, so the read
+   * overlaps the work before dispatch (authentication, signing) instead of following it; the
+   * promise goes into the request as `ledgerView`. A copy never dispatched (the message was
+   * refused) leaves it unread: it never rejects unhandled. Absent where nothing is read first.
+   */
+  readAhead?(fingerprint: string): Promise<LedgerView>;
 }
 
 /** The zone's choice (migration 0010): the durable queue where it asked for it and one runs. */
@@ -58,6 +67,12 @@ export function dispatcherFor(mode: "relay" | "queue", dispatchers: { inSession:
 export function createInSessionDispatcher(relay: RelayDependencies): Dispatcher {
   return {
     mode: "in-session",
+    readAhead(fingerprint) {
+      const view = relay.ledger.view(fingerprint);
+      // handled here, rethrown to whoever awaits it: the relay, as if it had read it itself
+      view.catch(() => undefined);
+      return view;
+    },
     async dispatch(request) {
       const endTimer = relayDurationSeconds.startTimer();
       try {

@@ -5,11 +5,15 @@
  *   prepareForward → dispatchForward        (forward, srs-return)
  *   acceptDropped                            (drop)
  *
+ * Before them, while the message is authenticated, `readLedgerAhead` starts the dispatcher's
+ * read of the delivery ledger for the copy (issue 11: one store round trip off the path).
+ *
  * Promises: the only 250 is dispatchForward's, and only once the dispatcher reports every
  * primary delivered (or the rest refused permanently); the envelope sender is SRS-rewritten for
  * forwards (DESIGN §4: SPF passes at the destination, bounces come back to us) and is the
  * original sender for an SRS return.
  */
+import { messageFingerprint } from "../delivery/message-fingerprint.ts";
 import { toAsciiAddress } from "../routing/email-address.ts";
 import { replyForRelay } from "./dispatch-reply.ts";
 import { dispatcherFor, type CopyOrigin } from "./dispatcher.ts";
@@ -19,6 +23,24 @@ import { prepareCopy, spoolBody } from "./prepare-copy.ts";
 import { replies } from "./reply-catalogue.ts";
 import { planChains } from "./routing-plan.ts";
 import { SmtpReply } from "./smtp-reply.ts";
+
+/** What makes the forwarded copy the same message for the delivery ledger (its fingerprint). */
+function forwardIdentity(context: MessageContext) {
+  return { messageId: context.headers.messageId, mailFrom: context.mailFrom, recipients: context.recipients, contentSha256: context.spool.sha256 };
+}
+
+/**
+ * Starts the read of what the delivery ledger holds for this message's forwarded copy, where its
+ * dispatcher reads ahead; null for other plans. Called once the content is in (headers read).
+ */
+export function readLedgerAhead(context: MessageContext, deps: MailDependencies): MessageContext["ledgerAhead"] {
+  const plan = context.plan;
+  if (plan.kind !== "forward" && plan.kind !== "srs-return") return null;
+  const dispatcher = dispatcherFor(plan.policy.deliveryMode, { inSession: deps.dispatcher, queue: deps.queue });
+  if (dispatcher.readAhead === undefined) return null;
+  const fingerprint = messageFingerprint(forwardIdentity(context));
+  return { fingerprint, view: dispatcher.readAhead(fingerprint) };
+}
 
 export async function prepareForward(context: MessageContext, deps: MailDependencies): Promise<SmtpReply | null> {
   const plan = context.plan;
@@ -33,12 +55,14 @@ export async function prepareForward(context: MessageContext, deps: MailDependen
       // the zone opted out (migration 0006): its mail goes to the operator's own server
       sign: plan.policy.signOutbound,
       seal: { arc: context.auth === null ? null : (context.auth.arcForSealing as never), authenticationResults: context.auth?.authenticationResults ?? null },
-      identity: { messageId: context.headers.messageId, mailFrom: context.mailFrom, recipients: context.recipients, contentSha256: context.spool.sha256 },
+      identity: forwardIdentity(context),
     },
     deps.sign,
   );
   context.signed = prepared.signed;
-  context.outbound = { ...prepared.request, origin: copyOrigin(context, context.mailFrom) };
+  // the view read ahead is used only for the copy it was read for
+  const ahead = context.ledgerAhead?.fingerprint === prepared.request.fingerprint ? { ledgerView: context.ledgerAhead.view } : {};
+  context.outbound = { ...prepared.request, origin: copyOrigin(context, context.mailFrom), ...ahead };
   return null;
 }
 

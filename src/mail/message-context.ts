@@ -11,6 +11,7 @@ import type { SpamScore } from "../inbound/spam-score.ts";
 import type { HeaderFields } from "../delivery/header-block.ts";
 import type { MessageSpool } from "../delivery/message-spool.ts";
 import type { SignedHeaders } from "../delivery/message-signer.ts";
+import type { LedgerView } from "../delivery/relay-message.ts";
 import type { DispatchOutcome, DispatchRequest } from "./dispatcher.ts";
 import type { RoutingPlan } from "./routing-plan.ts";
 import type { WorkerReport } from "./worker-step.ts";
@@ -39,6 +40,8 @@ export interface MessageContext {
   reverseLookup: Promise<ReverseDnsResult> | null;
   /** Header lines to prepend, top first (trace fields, Authentication-Results, spam score). */
   prefix: Buffer[];
+  /** The delivery ledger's view of the copy to forward, read ahead beside authentication (issue 11); null when nothing reads ahead. */
+  ledgerAhead: { fingerprint: string; view: Promise<LedgerView> } | null;
   /** The copy prepared for dispatch (forward and SRS-return plans). */
   outbound: DispatchRequest | null;
   signed: SignedHeaders | null;
@@ -64,6 +67,7 @@ export function newMessageContext(facts: MessageFacts): MessageContext {
     reverseName: null,
     reverseLookup: null,
     prefix: [],
+    ledgerAhead: null,
     outbound: null,
     signed: null,
     upstreamFrom: "",

@@ -15,7 +15,7 @@
 import { workerDurationSeconds, workerInvocationsTotal } from "../analytics/metrics.ts";
 import { readHeaderFields } from "../delivery/header-block.ts";
 import { checkReverseDns, type ReverseDnsResult } from "../inbound/reverse-dns.ts";
-import { acceptDropped, dispatchForward, prepareForward } from "./forward-steps.ts";
+import { acceptDropped, dispatchForward, prepareForward, readLedgerAhead } from "./forward-steps.ts";
 import { addTraceHeaders, authenticate, enforcePolicy, score } from "./inbound-steps.ts";
 import type { MailDependencies, MessageStep } from "./mail-dependencies.ts";
 import type { MessageContext } from "./message-context.ts";
@@ -51,6 +51,8 @@ export async function processMessage(context: MessageContext, deps: MailDependen
   // checkReverseDns never rejects; the catch only keeps an early policy refusal from leaving
   // a rejection nobody handles
   context.reverseLookup ??= checkReverseDns(context.clientIp, deps.resolver).catch((): ReverseDnsResult => ({ verdict: "unknown", name: null }));
+  // the same for the delivery ledger's read (a store round trip) that the forward's dispatch needs
+  context.ledgerAhead ??= readLedgerAhead(context, deps);
   for (const step of MESSAGE_STEPS[context.plan.kind]) {
     const reply = await step(context, deps);
     if (reply !== null) return reply;

@@ -13,7 +13,7 @@ import { it } from "node:test";
 import { sql, type Kysely } from "kysely";
 import { createLogger } from "../../src/analytics/structured-log.ts";
 import { createDeliveryStack, type DeliveryStack } from "../../src/delivery/delivery-stack.ts";
-import { relayMessage, type DeliveryLedger, type RelayOutcome } from "../../src/delivery/relay-message.ts";
+import { relayMessage, type DeliveryLedger, type LedgerView, type RelayOutcome } from "../../src/delivery/relay-message.ts";
 import { replyForRelay } from "../../src/mail/dispatch-reply.ts";
 import { claimDelivery, ledgerView, storeDeliveryLedger } from "../../src/store/delivery-ledger-store.ts";
 import type { Database } from "../../src/store/schema.ts";
@@ -28,8 +28,8 @@ const DEADLINE_MS = 5000;
 interface Bench {
   db: Kysely<Database>;
   logs: { event: string; [field: string]: unknown }[];
-  /** `source` replaces the message stream the relay reads (by default `raw` in one chunk). */
-  relay(fingerprint: string, raw: string, source?: () => Readable): Promise<RelayOutcome>;
+  /** `source` replaces the message stream the relay reads (by default `raw` in one chunk); `ledgerView`, the ledger's view read ahead. */
+  relay(fingerprint: string, raw: string, source?: () => Readable, ledgerView?: Promise<LedgerView>): Promise<RelayOutcome>;
 }
 
 /** Wraps the real store ledger, e.g. to delay its claims (a slow disk, a busy database). */
@@ -78,9 +78,16 @@ async function bench(target: DatabaseTarget, sinkPort: number, use: (bench: Benc
     await use({
       db,
       logs,
-      relay: (fingerprint, raw, source) =>
+      relay: (fingerprint, raw, source, ledgerView) =>
         relayMessage(
-          { chains: [[DESTINATION]], mailFrom: "bounce@mx.mailroute.test", fingerprint, size: raw.length, message: source ?? (() => Readable.from([Buffer.from(raw)])) },
+          {
+            chains: [[DESTINATION]],
+            mailFrom: "bounce@mx.mailroute.test",
+            fingerprint,
+            size: raw.length,
+            message: source ?? (() => Readable.from([Buffer.from(raw)])),
+            ...(ledgerView === undefined ? {} : { ledgerView }),
+          },
           { send: stack.send, ledger, deadlineMs, logger },
         ),
     });
@@ -312,6 +319,50 @@ forEachDatabase((target) => {
         const third = await relay(id, raw);
         assert.equal(third.status, "delivered");
         assert.equal(third.chains[0]!.attempts[0]!.fromLedger, true);
+        assert.equal(sink.messagesFor(DESTINATION).length, 1);
+      });
+    });
+  });
+
+  it("decides from the ledger view read ahead (issue 11) instead of reading it again", async () => {
+    let views = 0;
+    const counting: LedgerWrapper = (ledger) => ({
+      ...ledger,
+      view: (...args) => {
+        views++;
+        return ledger.view(...args);
+      },
+    });
+    await withSmtpSink(async (sink) => {
+      await bench(
+        target,
+        sink.port,
+        async ({ db, relay }) => {
+          const id = fingerprint();
+          const raw = testMessage();
+          assert.equal((await relay(id, raw)).status, "delivered");
+          assert.equal(views, 1);
+          const again = await relay(id, raw, undefined, ledgerView(db, id, new Date()));
+          assert.equal(again.chains[0]!.attempts[0]!.fromLedger, true);
+          assert.equal(views, 1, "the relay read the ledger itself although the view was given");
+          assert.equal(sink.messagesFor(DESTINATION).length, 1);
+        },
+        counting,
+      );
+    });
+  });
+
+  it("sends no second copy on a view read ahead before another attempt delivered: the claim holds the chain", async () => {
+    await withSmtpSink(async (sink) => {
+      await bench(target, sink.port, async ({ db, relay }) => {
+        const id = fingerprint();
+        const raw = testMessage();
+        // read while nothing was known of the message; the first attempt delivers after it
+        const early = await ledgerView(db, id, new Date());
+        assert.equal((await relay(id, raw)).status, "delivered");
+        const late = await relay(id, raw, undefined, Promise.resolve(early));
+        assert.equal(late.status, "temporary");
+        assert.equal(late.chains[0]!.held, "in-flight");
         assert.equal(sink.messagesFor(DESTINATION).length, 1);
       });
     });

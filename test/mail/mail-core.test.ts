@@ -15,7 +15,9 @@ import { authenticate } from "mailauth";
 import { DkimKeyStore } from "../../src/delivery/dkim-keys.ts";
 import { MessageSpool } from "../../src/delivery/message-spool.ts";
 import { createMessageSigner } from "../../src/delivery/message-signer.ts";
-import type { RelayOutcome } from "../../src/delivery/relay-message.ts";
+import type { LedgerView, RelayOutcome } from "../../src/delivery/relay-message.ts";
+import { authenticateMessage } from "../../src/inbound/authenticate-message.ts";
+import { createDnsTxtResolver } from "../../src/inbound/dns-txt-resolver.ts";
 import { SrsRewriter } from "../../src/delivery/srs-rewriter.ts";
 import type { MailEvent } from "../../src/analytics/event-recorder.ts";
 import { createLogger } from "../../src/analytics/structured-log.ts";
@@ -122,13 +124,13 @@ after(async () => {
   await rm(keyDir, { recursive: true, force: true });
 });
 
-async function receive(rcpt: string, sender = "alice@sender.example") {
-  const planned = core.plan(rcpt, sender);
+async function receive(rcpt: string, sender = "alice@sender.example", through: MailCore = core) {
+  const planned = through.plan(rcpt, sender);
   assert.ok(planned.ok, planned.ok ? "" : planned.reply.line);
   const spool = new MessageSpool({ maxSize: 1_048_576 });
   await spool.write(SAMPLE_MESSAGE);
   try {
-    return await core.receive({
+    return await through.receive({
       via: "smtp",
       started: Date.now(),
       sessionId: "s1",
@@ -186,6 +188,58 @@ describe("mail core", () => {
     // the worker's X- header sits under our signature, which covers it
     assert.match(kept[1]!.bytes.toString("latin1"), /^x-handled-by: forwarder\r\nReceived: /im);
     assert.notEqual(kept[0]!.request.fingerprint, kept[1]!.request.fingerprint, "a rule copy and a worker copy are different ledger entries");
+  });
+
+  it("starts the delivery ledger's read for a forward beside authentication, and hands that read to the dispatcher with the copy (issue 11)", async () => {
+    const order: string[] = [];
+    const handed: DispatchRequest[] = [];
+    const reads: { fingerprint: string; view: Promise<LedgerView> }[] = [];
+    const keeping = keepingDispatcher([]);
+    const reading: Dispatcher = {
+      mode: "in-session",
+      readAhead(fingerprint) {
+        order.push("ledger read started");
+        const view = Promise.resolve<LedgerView>({ accepted: new Set(), intents: new Map() });
+        reads.push({ fingerprint, view });
+        return view;
+      },
+      dispatch(request) {
+        handed.push(request);
+        return keeping.dispatch(request);
+      },
+    };
+    const through = createMailCore({
+      deps: {
+        hostname: HOST,
+        // mailauth itself, over the loopback DNS server, where the sender's SPF passes
+        authenticate: async (input) => {
+          order.push("authentication started");
+          const result = await authenticateMessage(input);
+          order.push("authentication done");
+          return result;
+        },
+        resolver: createDnsTxtResolver({ servers: [dns.address] }),
+        authTimeoutMs: 5000,
+        sign: null,
+        srs,
+        dispatcher: reading,
+        queue: null,
+        workers: null,
+      },
+      routing: () => table,
+      events: { record: async () => undefined },
+      logger: createLogger({ level: "error" }),
+    });
+    dns.setRecords("sender.example", "TXT", ["v=spf1 ip4:192.0.2.10 -all"]);
+    assert.match((await receive("fwd@example.com", undefined, through)).reply.line, /^250 /);
+    assert.deepEqual(order, ["ledger read started", "authentication started", "authentication done"]);
+    assert.equal(handed.length, 1);
+    assert.equal(handed[0]!.fingerprint, reads[0]!.fingerprint, "read for the copy that was dispatched");
+    assert.equal(handed[0]!.ledgerView, reads[0]!.view);
+    // nothing to read ahead for a plan that dispatches no copy of its own
+    order.length = 0;
+    assert.match((await receive("bin@example.com", undefined, through)).reply.line, /^250 /);
+    assert.deepEqual(order, ["authentication started", "authentication done"]);
   });
 
   it("records one event per recipient with the plan's action and the outcome", async () => {
