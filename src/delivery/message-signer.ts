@@ -82,6 +82,8 @@ export interface SignRequest {
    * mailauth's own `arc.authResults` is used.
    */
   authenticationResults: string | null;
+  /** Where this message's key operations run, instead of the signer's `keyOperations` (signing-pool.ts decides per job). */
+  keyOperations?: KeyOperationSite;
 }
 
 export interface SignedHeaders {
@@ -105,8 +107,9 @@ export interface MessageSignerOptions {
   hostname: string;
   now?: () => Date;
   /**
-   * Where each signature's key operation runs (signature-field.ts): "thread-pool" when the
-   * signer runs on the SMTP thread, "inline" (the default) on a signing thread.
+   * Where each signature's key operation runs (signature-field.ts), unless a request says:
+   * "thread-pool" when the signer runs on the SMTP thread, "inline" (the default) on a signing
+   * thread, whose jobs say it themselves (signing-pool.ts keyOperationsFor).
    */
   keyOperations?: KeyOperationSite;
 }
@@ -139,9 +142,10 @@ export function createMessageSigner(options: MessageSignerOptions): MessageSigne
   if (!/^[^\s;()"]+$/.test(hostname)) throw new Error(`message signer hostname "${options.hostname}": not usable as an authserv-id`);
   const now = options.now ?? (() => new Date());
   const keyStore = options.keys;
-  const site = options.keyOperations ?? "inline";
+  const defaultSite = options.keyOperations ?? "inline";
 
   return async function signAndSeal(request: SignRequest): Promise<SignedHeaders> {
+    const site = request.keyOperations ?? defaultSite;
     const keys = await keyStore.keysFor(request.routingDomain);
     const signTime = now();
     const dkimKeys: DkimKey[] = [keys.rsa, ...(keys.ed25519 ? [keys.ed25519] : [])];

@@ -34,10 +34,11 @@ const SIGNATURE_BREAK = 75;
 
 /**
  * Where the key operation itself runs (the hashing and folding around it stay on the caller):
- * - "inline": on the calling thread, synchronously; for a signing thread (the pool there made
- *   no measurable difference: the cores are busy either way);
+ * - "inline": on the calling thread, synchronously; for a signing thread's job that had the
+ *   thread to itself (signing-pool.ts keyOperationsFor: one call, no trip to the pool and back);
  * - "thread-pool": on libuv's thread pool (node:crypto's callback form), the calling thread
- *   free until the signature is made. For the SMTP thread when it signs itself
+ *   free until the signature is made. For a signing thread's job posted behind others (their
+ *   signatures then run on every core, not one after another), and for the SMTP thread when it signs itself
  *   (`--signing-threads 0`): an RSA-2048 signature is ~0.2–0.3 ms of CPU and a forwarded copy
  *   takes three, during which no session was served (issue 11: 1 KiB × 50 sessions 382–400 →
  *   533–551 msg/s with signatures on the pool, interleaved). The signature is the same bytes

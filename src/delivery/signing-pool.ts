@@ -21,6 +21,7 @@ import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { DkimKeyStore } from "./dkim-keys.ts";
 import type { MessageSigner, SignedHeaders } from "./message-signer.ts";
 import { sendOverPort } from "./port-stream.ts";
+import type { KeyOperationSite } from "./signature-field.ts";
 import { isSpooledCopy, type SpooledCopy } from "./spooled-copy.ts";
 import { serveKeys } from "./signing-keys-remote.ts";
 import type { SigningAnswer, SigningJob, SigningWorkerData } from "./signing-worker.ts";
@@ -84,6 +85,20 @@ const WORKER_URL = new URL("./signing-worker.ts", import.meta.url);
 // of mostly garbage per thread (issue 11, RSS). A small young generation keeps it near its
 // live size; scavenges of a few MiB cost microseconds.
 export const SIGNING_THREAD_LIMITS = Object.freeze({ maxYoungGenerationSizeMb: 12 });
+
+/**
+ * Where a job's key operations run on its signing thread, given the jobs that thread already
+ * has in flight. Alone, inline: nothing waits behind it, and each of its three RSA signatures
+ * is one call instead of a trip to libuv's pool and back (a message signed one at a time is
+ * answered soonest). Behind others, on libuv's pool: the signatures of several messages then
+ * run on every core at once instead of one after another on this thread, and the thread stays
+ * free to take the next job and the store writer's statements, which it also runs (issue 11:
+ * with RSA-2048 at ~0.8 ms a signature, inline signing held 1 KiB × 10 sessions to 178–190
+ * msg/s with the thread 70 % busy; on the pool, 221–237).
+ */
+export function keyOperationsFor(jobsInFlight: number): KeyOperationSite {
+  return jobsInFlight === 0 ? "inline" : "thread-pool";
+}
 
 export function defaultSigningThreads(): number {
   return Math.max(1, Math.min(4, availableParallelism() - 1));
@@ -163,11 +178,11 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
   }
 
   /** A job answered on the thread's own port, by id: a message posted whole, or a spilled one named by its spool. */
-  async function signInline(thread: Thread, request: Parameters<MessageSigner>[0], carried: Buffer | SpooledCopy): Promise<SignedHeaders> {
+  async function signInline(thread: Thread, request: Parameters<MessageSigner>[0], carried: Buffer | SpooledCopy, keyOperations: KeyOperationSite): Promise<SignedHeaders> {
     const id = nextId++;
     // a copy the thread owns, transferred: the Buffer may be a slice of a shared pool
     const bytes = new Uint8Array(Buffer.isBuffer(carried) ? carried : carried.head);
-    const meta = { id, routingDomain: request.routingDomain, arc: request.arc, authenticationResults: request.authenticationResults };
+    const meta = { id, routingDomain: request.routingDomain, arc: request.arc, authenticationResults: request.authenticationResults, keyOperations };
     const job: SigningJob = Buffer.isBuffer(carried) ? { ...meta, message: bytes } : { ...meta, spooled: { head: bytes, path: carried.file.path, bytes: carried.file.bytes } };
     const answer = await new Promise<SigningAnswer>((resolve, reject) => {
       thread.inFlight.add(reject);
@@ -184,9 +199,10 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
   async function signOnThread(request: Parameters<MessageSigner>[0]): Promise<SignedHeaders> {
     if (closed) throw new Error("signing pool is closed");
     const thread = threads.reduce((best, candidate) => (candidate.inFlight.size < best.inFlight.size ? candidate : best));
+    const keyOperations = keyOperationsFor(thread.inFlight.size);
     await thread.ready;
-    if (Buffer.isBuffer(request.message) && request.message.length <= INLINE_BYTES) return signInline(thread, request, request.message);
-    if (isSpooledCopy(request.message)) return signInline(thread, request, request.message);
+    if (Buffer.isBuffer(request.message) && request.message.length <= INLINE_BYTES) return signInline(thread, request, request.message, keyOperations);
+    if (isSpooledCopy(request.message)) return signInline(thread, request, request.message, keyOperations);
     const source = request.message;
     const { port1, port2 } = new MessageChannel();
     try {
@@ -203,7 +219,7 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
             reject(error as Error);
           }
         });
-        const job: SigningJob = { port: port2, routingDomain: request.routingDomain, arc: request.arc, authenticationResults: request.authenticationResults };
+        const job: SigningJob = { port: port2, routingDomain: request.routingDomain, arc: request.arc, authenticationResults: request.authenticationResults, keyOperations };
         thread.worker.postMessage(job, [port2]);
         // the answer can only come after the last byte, so a failed send is the job's failure
         sendOverPort(port1, source).catch((error: Error) => {

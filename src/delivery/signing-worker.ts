@@ -15,6 +15,7 @@ import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { remoteKeys } from "./signing-keys-remote.ts";
 import { createMessageSigner, type SignedHeaders, type SignRequest } from "./message-signer.ts";
 import { receiveFromPort } from "./port-stream.ts";
+import type { KeyOperationSite } from "./signature-field.ts";
 import { serveWrites } from "../store/sqlite-writer-service.ts";
 
 export interface SigningWorkerData {
@@ -29,6 +30,8 @@ interface JobMeta {
   routingDomain: string;
   arc: SignRequest["arc"];
   authenticationResults: string | null;
+  /** Where its key operations run (signing-pool.ts decides: inline when the thread had no other job). */
+  keyOperations: KeyOperationSite;
 }
 
 /**
@@ -77,7 +80,7 @@ function release(bytes: Uint8Array): void {
 
 const thread = parentPort;
 thread.on("message", (job: SigningJob) => {
-  const meta = { routingDomain: job.routingDomain, arc: job.arc, authenticationResults: job.authenticationResults };
+  const meta = { routingDomain: job.routingDomain, arc: job.arc, authenticationResults: job.authenticationResults, keyOperations: job.keyOperations };
   if ("id" in job) {
     const { id } = job;
     const message =

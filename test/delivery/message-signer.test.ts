@@ -302,6 +302,33 @@ describe("signAndSeal", () => {
     assert.equal(b.headers.toString("latin1"), a.headers.toString("latin1"));
   });
 
+  it("runs a request's key operations where the request says, over the signer's own setting (signing-pool.ts decides per job, issue 11)", async () => {
+    const copy = asForwarded(await signedByAuthor(authorMessage()), "mx.route.example");
+    const inlineByDefault = createMessageSigner({ keys: routeKeys, hostname: "mx.route.example" });
+    const pooledByDefault = createMessageSigner({ keys: routeKeys, hostname: "mx.route.example", keyOperations: "thread-pool" });
+    const request = { message: copy, routingDomain: "route.example", arc: { status: { result: "none" as const } }, authenticationResults: null };
+    /** How often this thread's event loop turned while `sign` ran: once per key operation on the pool, none inline. */
+    const turnsWhile = async (sign: () => Promise<unknown>): Promise<number> => {
+      let turns = 0;
+      let signing = true;
+      const turn = () => {
+        if (!signing) return;
+        turns++;
+        setImmediate(turn);
+      };
+      setImmediate(turn);
+      await sign();
+      signing = false;
+      return turns;
+    };
+    // keys loaded and cached first: only the key operations are counted
+    await inlineByDefault(request);
+    // four key operations one after the other (DKIM RSA and Ed25519, ARC-Message-Signature, ARC-Seal)
+    assert.ok((await turnsWhile(() => inlineByDefault({ ...request, keyOperations: "thread-pool" }))) >= 4, "the request asked for libuv's pool");
+    assert.ok((await turnsWhile(() => pooledByDefault({ ...request, keyOperations: "inline" }))) <= 1, "the request asked for inline");
+    assert.ok((await turnsWhile(() => pooledByDefault(request))) >= 4, "the signer's own setting, when the request says nothing");
+  });
+
   it("reports a message it cannot sign (no From) instead of throwing", async () => {
     const noFrom = Buffer.from("To: bob@route.example\r\nSubject: anonymous\r\n\r\nhello\r\n");
 

@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import { dkimVerify } from "mailauth";
 import { DkimKeyStore } from "../../src/delivery/dkim-keys.ts";
 import { MessageSpool } from "../../src/delivery/message-spool.ts";
-import { createSigningPool, INLINE_BYTES, type SigningPool } from "../../src/delivery/signing-pool.ts";
+import { createSigningPool, INLINE_BYTES, keyOperationsFor, type SigningPool } from "../../src/delivery/signing-pool.ts";
 
 const run = promisify(execFile);
 let dir: string;
@@ -181,6 +181,12 @@ describe("signing pool", () => {
     } finally {
       await here.close();
     }
+  });
+
+  it("signs a job that has its thread to itself inline, and one behind others on libuv's pool (issue 11)", () => {
+    assert.equal(keyOperationsFor(0), "inline");
+    assert.equal(keyOperationsFor(1), "thread-pool");
+    assert.equal(keyOperationsFor(7), "thread-pool");
   });
 
   it("refuses to sign after close", async () => {
