@@ -56,12 +56,13 @@ export async function prepareForward(context: MessageContext, deps: MailDependen
       sign: plan.policy.signOutbound,
       seal: { arc: context.auth === null ? null : (context.auth.arcForSealing as never), authenticationResults: context.auth?.authenticationResults ?? null },
       identity: forwardIdentity(context),
+      // the copy's fingerprint is the one its ledger view was read ahead for
+      ...(context.ledgerAhead === null ? {} : { fingerprint: context.ledgerAhead.fingerprint }),
     },
     deps.sign,
   );
   context.signed = prepared.signed;
-  // the view read ahead is used only for the copy it was read for
-  const ahead = context.ledgerAhead?.fingerprint === prepared.request.fingerprint ? { ledgerView: context.ledgerAhead.view } : {};
+  const ahead = context.ledgerAhead === null ? {} : { ledgerView: context.ledgerAhead.view };
   context.outbound = { ...prepared.request, origin: copyOrigin(context, context.mailFrom), ...ahead };
   return null;
 }

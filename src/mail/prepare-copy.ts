@@ -65,6 +65,8 @@ export interface CopyRequest {
   seal: { arc: InboundArc | false | null; authenticationResults: string | null } | null;
   /** What makes two copies the same message for the delivery ledger. */
   identity: { messageId: string | null; mailFrom: string; recipients: readonly string[]; contentSha256: string };
+  /** messageFingerprint(identity), where the caller has it already (a forward's, read ahead): not hashed again. */
+  fingerprint?: string;
 }
 
 export interface PreparedCopy {
@@ -92,7 +94,7 @@ export async function prepareCopy(copy: CopyRequest, signer: MessageSigner | nul
     request: {
       chains: copy.chains,
       mailFrom: copy.envelopeFrom,
-      fingerprint: messageFingerprint(copy.identity),
+      fingerprint: copy.fingerprint ?? messageFingerprint(copy.identity),
       size: top.length + copy.body.size,
       message: () => copy.body.read(top),
     },

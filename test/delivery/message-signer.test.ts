@@ -15,6 +15,7 @@ import { authResultsPayload, createMessageSigner, DKIM_SIGNED_FIELDS, type Inbou
 import { receivedHeader } from "../../src/delivery/trace-header.ts";
 import { startDnsServer, type TestDnsServer } from "../support/dns-server.ts";
 import { AUTHOR_FIELDS } from "../support/author-message.ts";
+import { eventLoopTurnsWhile } from "../support/event-loop-turns.ts";
 
 // the memory test needs to see what is still alive, not what the collector has not reached yet
 setFlagsFromString("--expose-gc");
@@ -307,20 +308,8 @@ describe("signAndSeal", () => {
     const inlineByDefault = createMessageSigner({ keys: routeKeys, hostname: "mx.route.example" });
     const pooledByDefault = createMessageSigner({ keys: routeKeys, hostname: "mx.route.example", keyOperations: "thread-pool" });
     const request = { message: copy, routingDomain: "route.example", arc: { status: { result: "none" as const } }, authenticationResults: null };
-    /** How often this thread's event loop turned while `sign` ran: once per key operation on the pool, none inline. */
-    const turnsWhile = async (sign: () => Promise<unknown>): Promise<number> => {
-      let turns = 0;
-      let signing = true;
-      const turn = () => {
-        if (!signing) return;
-        turns++;
-        setImmediate(turn);
-      };
-      setImmediate(turn);
-      await sign();
-      signing = false;
-      return turns;
-    };
+    // once per key operation on the pool, none inline
+    const turnsWhile = async (sign: () => Promise<unknown>): Promise<number> => (await eventLoopTurnsWhile(sign)).turns;
     // keys loaded and cached first: only the key operations are counted
     await inlineByDefault(request);
     // four key operations one after the other (DKIM RSA and Ed25519, ARC-Message-Signature, ARC-Seal)

@@ -10,6 +10,7 @@ import { dkimVerify } from "mailauth";
 import { DkimKeyStore } from "../../src/delivery/dkim-keys.ts";
 import { MessageSpool } from "../../src/delivery/message-spool.ts";
 import { createSigningPool, INLINE_BYTES, keyOperationsFor, type SigningPool } from "../../src/delivery/signing-pool.ts";
+import { eventLoopTurnsWhile } from "../support/event-loop-turns.ts";
 
 const run = promisify(execFile);
 let dir: string;
@@ -164,16 +165,7 @@ describe("signing pool", () => {
       // four key operations, one after the other (DKIM RSA, DKIM Ed25519, ARC-Message-Signature,
       // ARC-Seal): each answer from the pool arrives on a turn of the event loop of its own.
       // Signed inline, all of them would run before the loop turned once.
-      let turns = 0;
-      let signing = true;
-      const turn = () => {
-        if (!signing) return;
-        turns++;
-        setImmediate(turn);
-      };
-      setImmediate(turn);
-      const signed = await here.sign(request);
-      signing = false;
+      const { turns, result: signed } = await eventLoopTurnsWhile(() => here.sign(request));
       assert.ok(turns >= 4, `the event loop turned ${turns} times while the copy was signed`);
       assert.deepEqual(signed.arc, { instance: 1, cv: "none" });
       assert.deepEqual(signed.skipped, []);

@@ -12,7 +12,8 @@ import { after, before, describe, it } from "node:test";
 import type { SignRequest } from "../../src/delivery/message-signer.ts";
 import { MessageSpool } from "../../src/delivery/message-spool.ts";
 import { isSpooledCopy, readSpooledCopy } from "../../src/delivery/spooled-copy.ts";
-import { prepareCopy, spoolBody, type CopyRequest } from "../../src/mail/prepare-copy.ts";
+import { messageFingerprint } from "../../src/delivery/message-fingerprint.ts";
+import { bufferBody, prepareCopy, spoolBody, type CopyRequest } from "../../src/mail/prepare-copy.ts";
 
 async function bytesOf(message: SignRequest["message"]): Promise<Buffer> {
   if (Buffer.isBuffer(message)) return message;
@@ -65,4 +66,11 @@ describe("prepareCopy", () => {
       }
     });
   }
+
+  it("fingerprints the copy from its identity, or takes the fingerprint its caller already made (a forward's, read ahead)", async () => {
+    const identity = { messageId: "<m1@origin.test>", mailFrom: "sender@origin.test", recipients: ["a@route.test"], contentSha256: "0".repeat(64) };
+    const copy: CopyRequest = { chains: [], envelopeFrom: "sender@origin.test", headers: Buffer.alloc(0), body: bufferBody(Buffer.from("hi\r\n")), routingDomain: "route.test", sign: false, seal: null, identity };
+    assert.equal((await prepareCopy(copy, null)).request.fingerprint, messageFingerprint(identity));
+    assert.equal((await prepareCopy({ ...copy, fingerprint: "made-before" }, null)).request.fingerprint, "made-before");
+  });
 });
