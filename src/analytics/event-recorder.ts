@@ -28,7 +28,8 @@ const MAX_BATCH_ROWS = 500;
  * flight, go to the store in one transaction. Each message used to commit alone, and on SQLite a
  * commit (WAL append) cost more than its rows (issue 11's profile: ~0.2 ms per message, on the
  * event loop). `record` still resolves only once its rows are written (or the failure logged), so
- * a caller that awaits it — the SMTP reply does — reads them back at once, as before. A batch the
+ * a caller that awaits it reads them back at once (the SMTP reply no longer does: the mail core
+ * hands the write to store/pending-writes.ts, which the activity log waits for). A batch the
  * store refuses is retried message by message, so one bad row loses only its own message's events.
  */
 export function createEventRecorder(

@@ -59,6 +59,7 @@ import type { InvocationResult } from "../workers/worker-types.ts";
 import { settleIntentsOfOwner, storeDeliveryLedger } from "../store/delivery-ledger-store.ts";
 import { openStore, type Store } from "../store/open-store.ts";
 import { readConfigVersion } from "../store/config-version.ts";
+import { PendingWrites } from "../store/pending-writes.ts";
 import { StartupError } from "./startup-error.ts";
 import { startHousekeeping } from "./housekeeping.ts";
 import { loadNodeSecrets, requireClusterKey } from "./node-secrets.ts";
@@ -92,6 +93,8 @@ export interface RunningMailroute {
   readonly queue: QueueRunner;
   /** This node's id (--node-id, or the one kept in the data directory). */
   readonly nodeId: string;
+  /** The store writes that follow a sender's reply (ledger acceptances, activity events): `settled()` waits for them. */
+  readonly afterReply: PendingWrites;
   close(): Promise<void>;
 }
 
@@ -205,7 +208,10 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
   const dnsbl = createDnsblChecker({ zones: settings.dnsbl, lookupA: (name, options) => dnsResolver(name, "A", options) as Promise<string[]>, onUnavailable: () => dnsblErrorsTotal.inc() });
 
-  const services = createServices(store, { secretBox: secrets.secretBox, dataDir: settings.dataDir, aiEndpoint: settings.workersAiUrl !== null });
+  // the store writes that follow a sender's reply (the ledger's acceptances, the activity events):
+  // the activity log waits for them before it reads, shutdown before the store closes
+  const afterReply = new PendingWrites();
+  const services = createServices(store, { secretBox: secrets.secretBox, dataDir: settings.dataDir, aiEndpoint: settings.workersAiUrl !== null, pendingWrites: afterReply });
   // env.AI.run() goes to the operator's endpoint, if one is configured (no model runs here)
   const runAi = settings.workersAiUrl === null ? undefined : createWorkersAiRunner({ url: settings.workersAiUrl, token: settings.workersAiToken });
   const platformFor = (account: string) => ({ ...storePlatformHandlers(store.db, account), ...(runAi === undefined ? {} : { runAi }) });
@@ -237,6 +243,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   // Stopped before the signing threads (undone in reverse), so its jobs in flight finish first.
   const writer = await startStoreWriter(store, { onThread: settings.storeWriterThread, host: signing.writerPort }).catch((error: unknown) => failStart(error, storeFailure));
   if (writer !== null) started.push({ name: "store writer", undo: () => writer.close() });
+  // undone once the SMTP listener and the queue runner have stopped, before the writer and the store close
+  started.push({ name: "writes after replies", undo: () => afterReply.settled() });
   const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS, owner: nodeId, writer });
   const signer = signing.sign;
   const relayDeps = { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs, logger };
@@ -281,6 +289,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
         recordLogs: (account, script, logs) => runtimeWorkers.appendLogs(account, script, logs),
         routing: () => routing.table,
       },
+      afterReply,
     },
     routing: () => routing.table,
     srsAcceptAnySender: settings.srsPostsrsdCompat,
@@ -383,6 +392,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     pool,
     queue: queueRunner,
     nodeId,
+    afterReply,
     close() {
       closing ??= (async () => {
         await undoAll();

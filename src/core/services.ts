@@ -8,6 +8,7 @@
  */
 import type { Kysely } from "kysely";
 import type { Database } from "../store/schema.ts";
+import type { PendingWrites } from "../store/pending-writes.ts";
 import type { Store } from "../store/store.ts";
 import { AccountService } from "./accounts/account-service.ts";
 import { ActivityService } from "./activity/activity-service.ts";
@@ -60,6 +61,8 @@ export interface ServiceOptions {
   dataDir?: string;
   /** The operator configured a Workers AI endpoint: AI bindings deploy as provided. */
   aiEndpoint?: boolean;
+  /** This node's event writes that follow a reply: the activity log reads once they are in. */
+  pendingWrites?: PendingWrites;
 }
 
 export interface Services {
@@ -90,7 +93,7 @@ export function createServices(store: Store, options: ServiceOptions = {}): Serv
         catchAll: new CatchAllService(ctx, workersDeployed),
         tokens: new TokenService(ctx),
         audit: new AuditService(ctx),
-        activity: new ActivityService(ctx),
+        activity: new ActivityService(ctx, Date.now, options.pendingWrites),
         queue: new QueueService(ctx),
         workers,
         kv: new KvService(ctx),

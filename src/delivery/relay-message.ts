@@ -15,7 +15,10 @@
  *   conditional write decided by the database — is what keeps two attempts from both sending;
  * - no final dot leaves for a destination before the ledger durably holds an intent for it
  *   (the dot waits for the claim, which runs during MAIL/RCPT/DATA, so it rarely costs time),
- *   and the acceptance is recorded right after the destination's 250, before anything else;
+ *   and the acceptance is written right after the destination's 250, before anything else: the
+ *   relay resolves once it is committed, or, when the request names `afterReply` (a sender
+ *   waits for the answer), at once with the write handed there (store/pending-writes.ts says
+ *   why);
  * - at most one live attempt per (message, destination): while another attempt's intent is
  *   live (this process, another process, another node) the chain is held — temporary, the
  *   sender retries — for at most that attempt's deadline plus a margin;
@@ -31,6 +34,7 @@ import type { Logger } from "../analytics/structured-log.ts";
 import type { DestinationChains } from "../routing/destination-expression.ts";
 import type { AttemptOutcome, DestinationSender } from "./destination-sender.ts";
 import { localFailure } from "./local-attempt.ts";
+import type { PendingWrites } from "../store/pending-writes.ts";
 
 /** Past its deadline an attempt is over; the margin covers clock differences between nodes. */
 export const SETTLE_MARGIN_MS = 2_000;
@@ -73,6 +77,11 @@ export interface RelayRequest {
   message: () => Readable;
   /** The ledger's view of `fingerprint`, read ahead by the caller; the relay reads it itself when absent. */
   ledgerView?: Promise<LedgerView>;
+  /**
+   * A sender waits for this relay's answer: the acceptance writes go here instead of being
+   * awaited. Absent (the queue runner, a verification mail), the relay answers once they are in.
+   */
+  afterReply?: PendingWrites;
 }
 
 export interface RelayDependencies {
@@ -178,13 +187,16 @@ export async function relayMessage(request: RelayRequest, deps: RelayDependencie
     }
     if (claimFailure !== null) return { outcome: { ...heldAttempt(member, claimFailure), durationMs: outcome.durationMs }, held: claimFailure };
     if (outcome.status === "accepted") {
-      // Recorded before anything else, and before answering the sender: the window in which a
-      // crash makes the sender's retry a duplicate is this one write.
-      await deps.ledger.recordAccepted(fingerprint, key, outcome.reply).catch((error: unknown) => {
+      // Written before anything else. Whether the sender's reply waits for the commit changes
+      // nothing for duplicates: a sender that heard 250 does not retry, and one that did not
+      // (a crash first) finds the intent either way, so its retry waits and then resends.
+      const recorded = deps.ledger.recordAccepted(fingerprint, key, outcome.reply).catch((error: unknown) => {
         // the destination has it: answering as delivered is true, and a 451 would only make
         // the sender retry into a duplicate; the intent stays, so a retry waits and then resends
         deps.logger?.log("error", "ledger_record_failed", { fingerprint, rcpt: member, error });
       });
+      if (request.afterReply === undefined) await recorded;
+      else request.afterReply.track(recorded);
       return { outcome };
     }
     if (claim !== null) {

@@ -14,6 +14,7 @@ import type { Readable } from "node:stream";
 import { relayDurationSeconds } from "../analytics/metrics.ts";
 import { relayMessage, type LedgerView, type RelayDependencies, type RelayOutcome } from "../delivery/relay-message.ts";
 import type { DestinationChains } from "../routing/destination-expression.ts";
+import type { PendingWrites } from "../store/pending-writes.ts";
 
 export interface DispatchRequest {
   /** Primaries in parallel, each with its backups in order. */
@@ -29,6 +30,8 @@ export interface DispatchRequest {
   readonly origin?: CopyOrigin;
   /** What the delivery ledger held for `fingerprint`, from this dispatcher's `readAhead`. */
   readonly ledgerView?: Promise<LedgerView>;
+  /** A sender waits for the answer: the store writes that only record the outcome go here, not before it (store/pending-writes.ts). */
+  readonly afterReply?: PendingWrites;
 }
 
 export interface CopyOrigin {

@@ -63,7 +63,9 @@ export async function prepareForward(context: MessageContext, deps: MailDependen
   );
   context.signed = prepared.signed;
   const ahead = context.ledgerAhead === null ? {} : { ledgerView: context.ledgerAhead.view };
-  context.outbound = { ...prepared.request, origin: copyOrigin(context, context.mailFrom), ...ahead };
+  // the sender waits for dispatchForward's answer: what only records it follows the answer
+  const afterReply = deps.afterReply === undefined ? {} : { afterReply: deps.afterReply };
+  context.outbound = { ...prepared.request, origin: copyOrigin(context, context.mailFrom), ...ahead, ...afterReply };
   return null;
 }
 

@@ -8,7 +8,8 @@
  * Promises: a front end only moves bytes and replies; routing, authentication, signing,
  * dispatch, events and logs happen here, the same way for every front end. Every reply comes
  * from the reply catalogue. Recording an event never changes the reply (the recorder buffers
- * and retries on its own).
+ * and retries on its own), and, given `deps.afterReply`, the reply does not wait for it either:
+ * the write is handed there (store/pending-writes.ts), as the relay hands its acceptance writes.
  */
 import { eventColumns } from "../analytics/event-columns.ts";
 import { eventOutcome } from "../analytics/event-outcome.ts";
@@ -103,7 +104,9 @@ export function createMailCore(options: MailCoreOptions): MailCore {
       const outcome = eventOutcome({ replyCode: reply.responseCode, relayStatus: context.relay?.status ?? null, workerOutcome: context.worker?.outcome ?? null, queued: context.relay?.queued !== undefined });
       if (smtp) {
         smtpRepliesTotal.inc({ code: replyCodeLabel(reply.responseCode) });
-        await record(message, context, reply, outcome);
+        const recorded = record(message, context, reply, outcome);
+        if (deps.afterReply === undefined) await recorded;
+        else deps.afterReply.track(recorded);
       }
       logger.log(reply.responseCode < 400 ? "info" : "warn", "message_done", {
         via: message.via,

@@ -3,6 +3,7 @@
  * dispatcher, the worker runtime) are passed in, so the same steps run behind the SMTP front
  * end, the HTTP email handler, the tests and the benchmarks.
  */
+import type { PendingWrites } from "../store/pending-writes.ts";
 import type { AuthenticateMessageInput, InboundAuthResult } from "../inbound/authenticate-message.ts";
 import type { DnsRecordResolver } from "../inbound/dns-txt-resolver.ts";
 import type { MessageSigner } from "../delivery/message-signer.ts";
@@ -28,6 +29,12 @@ export interface MailDependencies {
   queue: Dispatcher | null;
   /** Email Workers; null when the worker runtime is not available. */
   workers: WorkerGateway | null;
+  /**
+   * Where the store writes that only record what happened (the activity events, the ledger's
+   * acceptances) go once the sender's answer is known, instead of being awaited before it
+   * (store/pending-writes.ts); absent, the answer waits for them.
+   */
+  afterReply?: PendingWrites;
 }
 
 /** One step: reads and extends the context; a reply ends the message's processing. */

@@ -152,7 +152,9 @@ async function invokeAdmitted(
     // the worker's own forward is the received message: its sender hears of a final failure; a
     // reply or a send_email message is ours, and a DSN for it would go to our own zone
     const origin = copyOrigin(context, forward ? context.mailFrom : "");
-    const outcome = await dispatcherFor(context.plan.policy.deliveryMode, { inSession: deps.dispatcher, queue: deps.queue }).dispatch({ ...prepared.request, origin });
+    // the sender waits for the worker's answer: what only records the outcome follows it
+    const afterReply = deps.afterReply === undefined ? {} : { afterReply: deps.afterReply };
+    const outcome = await dispatcherFor(context.plan.policy.deliveryMode, { inSession: deps.dispatcher, queue: deps.queue }).dispatch({ ...prepared.request, origin, ...afterReply });
     const chain = outcome.chains[0];
     if (outcome.status === "delivered") return { messageId: `<${context.queueId}.${forwarded.size}@${deps.hostname}>` };
     const attempt = chain?.attempts.at(-1);

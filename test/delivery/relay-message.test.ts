@@ -16,6 +16,7 @@ import { createDeliveryStack, type DeliveryStack } from "../../src/delivery/deli
 import { relayMessage, type DeliveryLedger, type LedgerView, type RelayOutcome } from "../../src/delivery/relay-message.ts";
 import { replyForRelay } from "../../src/mail/dispatch-reply.ts";
 import { claimDelivery, ledgerView, storeDeliveryLedger } from "../../src/store/delivery-ledger-store.ts";
+import { PendingWrites } from "../../src/store/pending-writes.ts";
 import type { Database } from "../../src/store/schema.ts";
 import { startFlakySink, type FlakySink, type SinkVerdict } from "../support/flaky-sink.ts";
 import { startSmtpSink, type SmtpSink } from "../support/smtp-sink.ts";
@@ -52,7 +53,7 @@ function delayedClaims(): { wrap: LedgerWrapper; allow: () => void } {
   };
 }
 
-async function bench(target: DatabaseTarget, sinkPort: number, use: (bench: Bench) => Promise<void>, wrap: LedgerWrapper = (ledger) => ledger, deadlineMs = DEADLINE_MS): Promise<void> {
+async function bench(target: DatabaseTarget, sinkPort: number, use: (bench: Bench) => Promise<void>, wrap: LedgerWrapper = (ledger) => ledger, deadlineMs = DEADLINE_MS, afterReply?: PendingWrites): Promise<void> {
   const { db } = await target.open();
   const logs: Bench["logs"] = [];
   const logger = createLogger({
@@ -87,6 +88,7 @@ async function bench(target: DatabaseTarget, sinkPort: number, use: (bench: Benc
             size: raw.length,
             message: source ?? (() => Readable.from([Buffer.from(raw)])),
             ...(ledgerView === undefined ? {} : { ledgerView }),
+            ...(afterReply === undefined ? {} : { afterReply }),
           },
           { send: stack.send, ledger, deadlineMs, logger },
         ),
@@ -415,6 +417,77 @@ forEachDatabase((target) => {
         assert.equal(sink.messagesFor(DESTINATION).length, 1);
         assert.ok(logs.some((line) => line.event === "ledger_resending_maybe_delivered" && line["state"] === "sending"));
       });
+    });
+  });
+
+  it("asked with afterReply (a sender waits), resolves before the acceptance is committed and hands the write there; without it, waits for the commit (issue 11)", { timeout: 20_000 }, async () => {
+    let allow!: () => void;
+    const mayWrite = new Promise<void>((resolve) => {
+      allow = resolve;
+    });
+    const slowAcceptance: LedgerWrapper = (ledger) => ({
+      ...ledger,
+      recordAccepted: async (...args) => {
+        await mayWrite;
+        return ledger.recordAccepted(...args);
+      },
+    });
+    const afterReply = new PendingWrites();
+    await withSmtpSink(async (sink) => {
+      await bench(
+        target,
+        sink.port,
+        async ({ db, relay }) => {
+          const id = fingerprint();
+          const raw = testMessage();
+          const relaying = relay(id, raw);
+          try {
+            const first = await Promise.race([relaying.then(() => "answered"), sink.waitForMessages(1).then(() => sleep(200)).then(() => "waiting")]);
+            assert.equal(first, "answered", "answered while the acceptance waits");
+            assert.equal((await relaying).status, "delivered");
+            assert.equal(afterReply.size, 1);
+            assert.deepEqual([...(await ledgerView(db, id, new Date())).accepted], [], "not committed yet");
+          } finally {
+            allow();
+            await relaying;
+          }
+          await afterReply.settled();
+          assert.deepEqual([...(await ledgerView(db, id, new Date())).accepted], [DESTINATION]);
+          const retry = await relay(id, raw);
+          assert.equal(retry.chains[0]!.attempts[0]!.fromLedger, true, "a retry finds it delivered");
+          assert.equal(sink.messagesFor(DESTINATION).length, 1);
+        },
+        slowAcceptance,
+        DEADLINE_MS,
+        afterReply,
+      );
+    });
+    // the same slow write without afterReply: the relay waits for it (the queue runner, tests)
+    let allowSecond!: () => void;
+    const maySecond = new Promise<void>((resolve) => {
+      allowSecond = resolve;
+    });
+    const slowSecond: LedgerWrapper = (ledger) => ({
+      ...ledger,
+      recordAccepted: async (...args) => {
+        await maySecond;
+        return ledger.recordAccepted(...args);
+      },
+    });
+    await withSmtpSink(async (sink) => {
+      await bench(
+        target,
+        sink.port,
+        async ({ db, relay }) => {
+          const id = fingerprint();
+          const relaying = relay(id, testMessage());
+          assert.equal(await Promise.race([relaying.then(() => "answered"), sink.waitForMessages(1).then(() => sleep(100)).then(() => "waiting")]), "waiting");
+          allowSecond();
+          assert.equal((await relaying).status, "delivered");
+          assert.deepEqual([...(await ledgerView(db, id, new Date())).accepted], [DESTINATION], "committed when the relay answered");
+        },
+        slowSecond,
+      );
     });
   });
 

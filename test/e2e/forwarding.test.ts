@@ -265,6 +265,8 @@ describe("forwarding end to end", () => {
     const result = await send(h, "sender@origin.test", ["team@example.com"]);
     assert.equal(result.data!.code, 250, result.data!.line);
     assert.match(result.data!.text, /1 destination\(s\) refused it permanently/);
+    // the events follow the sender's reply (store/pending-writes.ts)
+    await h.mailroute.afterReply.settled();
     const events = await h.configStore.db.selectFrom("events").selectAll().where("rcpt_to", "=", "team@example.com").orderBy("id", "desc").execute();
     assert.equal(events[0]!.outcome, "forwarded");
     assert.equal(events[0]!.destinations, "alice@dest.test", "only the destination that accepted it");

@@ -39,7 +39,7 @@ for (const mode of MODES) {
       if (mode.ownThread) assert.ok(!threadNames().includes("mailroute-store"), "the writer thread ends with the service");
     });
 
-    it(`relays, with the acceptance in the ledger and the event in the activity log at the sender's 250, ${mode.where}`, async () => {
+    it(`relays, with the acceptance in the ledger and the event in the activity log once the writes after the sender's 250 settle, ${mode.where}`, async () => {
       assert.equal(threadNames().includes("mailroute-store"), mode.ownThread);
       const { client } = await SmtpTestClient.connect(h.port);
       await client.envelope("sender@origin.test", ["hello@route.example"]);
@@ -47,6 +47,8 @@ for (const mode of MODES) {
       await client.quit();
       assert.equal(reply.code, 250, reply.line);
       assert.equal(h.sinks["dest.test"]!.messagesFor("alice@dest.test").length, 1);
+      // written after the reply (store/pending-writes.ts), and waited for at shutdown
+      await h.mailroute.afterReply.settled();
       const accepted = await h.configStore.db.selectFrom("delivery_ledger").select(["destination", "upstream_reply"]).execute();
       assert.deepEqual(accepted.map((row) => row.destination), ["alice@dest.test"]);
       const events = await h.configStore.db.selectFrom("events").select(["rcpt_to", "outcome"]).execute();

@@ -224,6 +224,8 @@ describe("Email Workers over real SMTP", () => {
     const lines = await tail(h, "throws");
     assert.ok(lines.some((line) => line.includes(`mailroute: incident ${incident}: failed: database is down: upstream refused API key sk_live_51HxQ`)), lines.join("\n"));
     assert.ok(lines.every((line) => !line.includes(process.cwd())), "stack traces in the log do not name the install path");
+    // the events follow the sender's reply (store/pending-writes.ts)
+    await h.mailroute.afterReply.settled();
     const [event] = await h.configStore.db.selectFrom("events").selectAll().where("rcpt_to", "=", "broken@example.com").orderBy("id", "desc").limit(1).execute();
     const detail = JSON.parse(event!.detail) as { worker: { incident: string; error: string } };
     assert.equal(detail.worker.incident, incident);
@@ -287,6 +289,8 @@ describe("Email Workers over real SMTP", () => {
     assert.ok(reference, reply.line);
     const explained = new RegExp(`internal error ${reference}: fetch\\(\\) refused by the network policy`);
     assert.ok((await tail(h, "probe")).some((line) => explained.test(line)), "worker tail says why");
+    // the events follow the sender's reply (store/pending-writes.ts)
+    await h.mailroute.afterReply.settled();
     const [event] = await h.configStore.db.selectFrom("events").selectAll().where("rcpt_to", "=", "probe@example.com").orderBy("id", "desc").limit(1).execute();
     assert.match(event!.detail, explained, "and so does the activity log");
   });
@@ -294,6 +298,8 @@ describe("Email Workers over real SMTP", () => {
   it("records each invocation with its console output in the activity log", async () => {
     h.sinks["dest.test"]!.fail({ stage: "rcpt", code: 550, text: "5.1.1 gone", address: "a@dest.test" });
     await send(h, "friend@origin.test", "router@example.com");
+    // the events follow the sender's reply (store/pending-writes.ts)
+    await h.mailroute.afterReply.settled();
     const [event] = await h.configStore.db.selectFrom("events").selectAll().where("rcpt_to", "=", "router@example.com").orderBy("id", "desc").limit(1).execute();
     const detail = JSON.parse(event!.detail) as { worker: { script: string; outcome: string; logs: { message: string }[] } };
     assert.equal(event!.action, "worker");

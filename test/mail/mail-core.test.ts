@@ -22,6 +22,8 @@ import { SrsRewriter } from "../../src/delivery/srs-rewriter.ts";
 import type { MailEvent } from "../../src/analytics/event-recorder.ts";
 import { createLogger } from "../../src/analytics/structured-log.ts";
 import type { DispatchRequest, Dispatcher } from "../../src/mail/dispatcher.ts";
+import { PendingWrites } from "../../src/store/pending-writes.ts";
+import { setTimeout as sleep } from "node:timers/promises";
 import { createMailCore, type MailCore } from "../../src/mail/mail-core.ts";
 import { MESSAGE_STEPS } from "../../src/mail/message-steps.ts";
 import type { WorkerGateway } from "../../src/mail/worker-step.ts";
@@ -247,6 +249,41 @@ describe("mail core", () => {
     await receive("bin@example.com");
     assert.equal(events.length, 1);
     assert.deepEqual([events[0]!.rcpt_to, events[0]!.zone, events[0]!.action, events[0]!.outcome, events[0]!.reply_code], ["bin@example.com", "example.com", "drop", "dropped", 250]);
+  });
+
+  it("answers without waiting for the events' write when given afterReply, which holds it until it lands (issue 11)", async () => {
+    let land!: () => void;
+    const landed = new Promise<void>((resolve) => {
+      land = resolve;
+    });
+    const written: MailEvent[] = [];
+    const afterReply = new PendingWrites();
+    const dispatched: Kept[] = [];
+    const through = createMailCore({
+      deps: { hostname: HOST, authenticate: null, resolver: async () => [], authTimeoutMs: 1000, sign: null, srs, dispatcher: keepingDispatcher(dispatched), queue: null, workers: null, afterReply },
+      routing: () => table,
+      events: {
+        record: async (rows) => {
+          await landed;
+          written.push(...rows);
+        },
+      },
+      logger: createLogger({ level: "error" }),
+    });
+    try {
+      const answered = await Promise.race([receive("bin@example.com", undefined, through).then(({ reply }) => reply.line), sleep(2000).then(() => "still waiting for the write")]);
+      assert.match(answered, /^250 /);
+      assert.equal(written.length, 0);
+      assert.equal(afterReply.size, 1, "the write is held where shutdown and the activity log wait for it");
+    } finally {
+      land();
+    }
+    await afterReply.settled();
+    assert.deepEqual(written.map((event) => event.rcpt_to), ["bin@example.com"]);
+    // a forward's copy carries it to the relay, for the ledger's acceptance writes
+    assert.match((await receive("fwd@example.com", undefined, through)).reply.line, /^250 /);
+    assert.equal(dispatched[0]!.request.afterReply, afterReply);
+    await afterReply.settled();
   });
 
   it("plans an SRS return only for the null sender, and refuses a forged one at RCPT with the reason", () => {

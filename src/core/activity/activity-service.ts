@@ -3,6 +3,10 @@
  * recipient (filtered, paged, newest first), one event in detail, and summaries per zone
  * over 24 h / 7 d / 30 d in the outcome vocabulary of analytics/event-outcome.ts (old stored
  * words are mapped on read, so callers only ever see that vocabulary).
+ *
+ * Every read first waits for this node's event writes in flight (store/pending-writes.ts): the
+ * sender's reply no longer waits for them, and a message is in the activity log as soon as its
+ * sender has the answer, as it was when the reply waited.
  */
 import { normalizeOutcome, OUTCOMES, type Outcome } from "../../analytics/event-outcome.ts";
 import { countZoneOutcomes, findZoneEvent, groupZoneEvents, listEvents, listZoneEvents, type EventRow, type GroupDimension } from "../../store/repositories/event-repository.ts";
@@ -10,6 +14,7 @@ import { pageWindow, type Page, type PageRequest } from "../paging.ts";
 import type { ServiceContext } from "../service-context.ts";
 import { ValidationError } from "../validation-error.ts";
 import { findZone } from "../zones/zone-service.ts";
+import type { PendingWrites } from "../../store/pending-writes.ts";
 
 export const SUMMARY_RANGES = ["24h", "7d", "30d"] as const;
 export type SummaryRange = (typeof SUMMARY_RANGES)[number];
@@ -63,16 +68,24 @@ export function withCurrentOutcome(row: EventRow): EventRow {
 export class ActivityService {
   readonly #ctx: ServiceContext;
   readonly #now: () => number;
+  readonly #pendingWrites: PendingWrites | null;
 
-  constructor(ctx: ServiceContext, now: () => number = Date.now) {
+  constructor(ctx: ServiceContext, now: () => number = Date.now, pendingWrites: PendingWrites | null = null) {
     this.#ctx = ctx;
     this.#now = now;
+    this.#pendingWrites = pendingWrites;
+  }
+
+  /** This node's events written so far, before a read. */
+  #written(): Promise<void> {
+    return this.#pendingWrites?.settled() ?? Promise.resolve();
   }
 
   /** `allAccounts`: the operator (only) may see every account's mail at once. */
   async recent(query: { limit?: number; since?: string; outcome?: string; to?: string; from?: string; allAccounts?: boolean } = {}): Promise<EventRow[]> {
     const limit = query.limit ?? 20;
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ValidationError("limit", "must be a whole number from 1 to 1000");
+    await this.#written();
     const rows = await listEvents(this.#ctx.db, {
       account: query.allAccounts === true && this.#ctx.scope.actor.type === "operator" ? null : this.#ctx.scope.account,
       since: isoTime("since", query.since),
@@ -88,6 +101,7 @@ export class ActivityService {
   async list(zoneRef: string, filter: ActivityFilter = {}, paging?: PageRequest): Promise<Page<EventRow>> {
     const zone = await findZone(this.#ctx.db, this.#ctx.scope.account, zoneRef, "zone_id");
     const window = pageWindow(paging, { perPage: 20, maxPerPage: 100 });
+    await this.#written();
     const { rows, total } = await listZoneEvents(this.#ctx.db, this.#zoneFilter(zone.name, filter), window);
     return { items: rows.map(withCurrentOutcome), page: window.page, perPage: window.perPage, totalCount: total };
   }
@@ -96,6 +110,7 @@ export class ActivityService {
   async rows(zoneRef: string, filter: ActivityFilter, options: { limit: number; oldestFirst: boolean }): Promise<EventRow[]> {
     const zone = await findZone(this.#ctx.db, this.#ctx.scope.account, zoneRef, "zone_id");
     const limit = rowLimit(options.limit);
+    await this.#written();
     const { rows } = await listZoneEvents(this.#ctx.db, this.#zoneFilter(zone.name, filter), { limit, offset: 0, oldestFirst: options.oldestFirst });
     return rows.map(withCurrentOutcome);
   }
@@ -103,7 +118,10 @@ export class ActivityService {
   /** Event counts grouped by `dimensions`, largest first: the GraphQL groups dataset. */
   async groups(zoneRef: string, filter: ActivityFilter, dimensions: readonly GroupDimension[], limit: number) {
     const zone = await findZone(this.#ctx.db, this.#ctx.scope.account, zoneRef, "zone_id");
-    return groupZoneEvents(this.#ctx.db, this.#zoneFilter(zone.name, filter), dimensions, rowLimit(limit));
+    const filters = this.#zoneFilter(zone.name, filter);
+    const limited = rowLimit(limit);
+    await this.#written();
+    return groupZoneEvents(this.#ctx.db, filters, dimensions, limited);
   }
 
   #zoneFilter(zone: string, filter: ActivityFilter) {
@@ -121,6 +139,7 @@ export class ActivityService {
 
   async get(zoneRef: string, id: string): Promise<EventRow> {
     const zone = await findZone(this.#ctx.db, this.#ctx.scope.account, zoneRef, "zone_id");
+    await this.#written();
     const row = /^\d{1,15}$/.test(id) ? await findZoneEvent(this.#ctx.db, this.#ctx.scope.account, zone.name, Number(id)) : undefined;
     if (row === undefined) throw new ValidationError("id", `no activity ${JSON.stringify(id.slice(0, 40))} in this zone`, "not_found");
     return withCurrentOutcome(row);
@@ -138,6 +157,7 @@ export class ActivityService {
     const series = Array.from({ length: count }, (_, i) => ({ start: new Date(first + i * step).toISOString(), ...emptyCounts() }));
     const byBucket = new Map(series.map((entry) => [entry.start.slice(0, chars), entry]));
     const totals = emptyCounts();
+    await this.#written();
     for (const row of await countZoneOutcomes(this.#ctx.db, this.#ctx.scope.account, zone.name, new Date(first).toISOString(), chars)) {
       const entry = byBucket.get(row.bucket);
       if (entry === undefined) continue;
