@@ -11,12 +11,12 @@
  * writer thread (issue 11: profiled, 4 of every 300 messages, the whole of the latency p99 step
  * over the sink). Run where nobody waits for the writer, a checkpoint costs no message anything.
  * Mail comes in bursts, so a quiet moment comes soon after most commits; under load that never
- * pauses, SQLite's own auto-checkpoint (1,000 pages, its default) still bounds the WAL.
+ * pauses, SQLite's own auto-checkpoint still bounds the WAL (`WAL_AUTOCHECKPOINT_PAGES`).
  *
  * Only a WAL of `MIN_CHECKPOINT_FRAMES` or more is checkpointed in a quiet: at a steady few
  * messages a second every gap is a quiet, and a checkpoint per message would cost two fsyncs
- * each (a spinning disk's ~10 ms apiece) and write the same hot pages again and again. From a
- * quarter of the bound, a checkpoint comes every ~17 messages, still long before the bound.
+ * each (a spinning disk's ~10 ms apiece) and write the same hot pages again and again. From 256
+ * frames, a checkpoint comes every ~17 messages, long before the bound.
  *
  * By hand: a timer refreshed on every commit. No maintained library schedules SQLite
  * checkpoints around a caller's own quiet periods.
@@ -26,6 +26,18 @@
  * until the next commit; never while a checkpoint it started is still running; a failing checkpoint is dropped (the next quiet tries again, the auto-checkpoint
  * stays the bound); the timer never keeps the process alive; `stop` cancels what is pending.
  */
+
+/**
+ * The WAL's bound (`PRAGMA wal_autocheckpoint`, set on every connection by
+ * sqlite-connection.ts): the commit that takes the WAL past it checkpoints inline, and its
+ * caller waits. SQLite's default, 1,000 pages, is ~65 relayed messages: a stream without 50 ms
+ * pauses (one session sending back to back, or a burst of a hundred) crossed it in the middle,
+ * and the message whose claim made that commit waited 5–10 ms (issue 11: 18 of ~1,300 writer
+ * transactions over 3 ms one message at a time; 3 at 4,000 pages, p99 7.9 → 0.7 ms). At 4,000
+ * pages (16 MiB of WAL at most) a burst of ~260 messages fits between two quiets; load that
+ * never pauses pays the same copying in a quarter as many, longer stops.
+ */
+export const WAL_AUTOCHECKPOINT_PAGES = 4000;
 
 /** How long the writer must go without a commit before its WAL is checkpointed, ms. */
 export const QUIET_CHECKPOINT_MS = 50;

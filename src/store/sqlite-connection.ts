@@ -5,6 +5,7 @@
  * only node:sqlite.
  */
 import { DatabaseSync } from "node:sqlite";
+import { WAL_AUTOCHECKPOINT_PAGES } from "./quiet-checkpoint.ts";
 
 /** How long a connection waits for another connection's write lock before failing with SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
@@ -21,6 +22,8 @@ export function openDatabaseSync(path: string): DatabaseSync {
     db.exec("PRAGMA synchronous = NORMAL");
     // SQLite leaves foreign keys off per connection unless asked: cascades depend on it.
     db.exec("PRAGMA foreign_keys = ON");
+    // the WAL's bound: a commit that takes it past this checkpoints inline (quiet-checkpoint.ts)
+    db.exec(`PRAGMA wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
   } catch (error) {
     db.close();
     throw new Error(`sqlite database "${path}": cannot configure connection`, { cause: error });
