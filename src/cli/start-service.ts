@@ -244,7 +244,12 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   const writer = await startStoreWriter(store, { onThread: settings.storeWriterThread, host: signing.writerPort }).catch((error: unknown) => failStart(error, storeFailure));
   if (writer !== null) started.push({ name: "store writer", undo: () => writer.close() });
   // undone once the SMTP listener and the queue runner have stopped, before the writer and the store close
-  started.push({ name: "writes after replies", undo: () => afterReply.settled() });
+  started.push({
+    name: "writes after replies",
+    undo: async () => {
+      if (!(await afterReply.settledWithin(overrides.closeTimeoutMs ?? 10_000))) logger.log("warn", "writes_after_reply_unsettled", { count: afterReply.size });
+    },
+  });
   const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS, owner: nodeId, writer });
   const signer = signing.sign;
   const relayDeps = { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs, logger };

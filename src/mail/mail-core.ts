@@ -106,7 +106,8 @@ export function createMailCore(options: MailCoreOptions): MailCore {
         smtpRepliesTotal.inc({ code: replyCodeLabel(reply.responseCode) });
         const recorded = record(message, context, reply, outcome);
         if (deps.afterReply === undefined) await recorded;
-        else deps.afterReply.track(recorded);
+        // the recorder logs its own failed inserts; this is anything else going wrong in record()
+        else deps.afterReply.track(recorded.catch((error: unknown) => logger.log("error", "event_record_failed", { session: context.sessionId, queue: context.queueId, error })));
       }
       logger.log(reply.responseCode < 400 ? "info" : "warn", "message_done", {
         via: message.via,

@@ -16,9 +16,10 @@
  * analytics of this node, before they read (so an event is readable as soon as the sender has
  * its reply, as when the reply waited for it); tests.
  *
- * Promises: `track` never lets a write's failure go unhandled (the writer logs its own
- * failures where it makes them); `settled` resolves, never rejects, once every write tracked
- * before the call has settled; a write tracked later is not waited for.
+ * Promises: `track` never lets a write's failure go unhandled (whoever makes a write logs its
+ * failure); `settled` resolves, never rejects, once every write tracked before the call has
+ * settled; a write tracked later is not waited for; `settledWithin` does the same but gives up
+ * after `ms` (a store that stopped answering must not hold shutdown forever), saying which.
  */
 export class PendingWrites {
   readonly #inFlight = new Set<Promise<void>>();
@@ -40,5 +41,19 @@ export class PendingWrites {
   settled(): Promise<void> {
     if (this.#inFlight.size === 0) return Promise.resolve();
     return Promise.all([...this.#inFlight]).then(() => undefined);
+  }
+
+  /** True once every write tracked before the call has settled; false if `ms` passed first. */
+  async settledWithin(ms: number): Promise<boolean> {
+    if (this.#inFlight.size === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const lapsed = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    try {
+      return await Promise.race([this.settled().then(() => true as const), lapsed]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

@@ -24,6 +24,7 @@ import { createLogger } from "../../src/analytics/structured-log.ts";
 import type { DispatchRequest, Dispatcher } from "../../src/mail/dispatcher.ts";
 import { PendingWrites } from "../../src/store/pending-writes.ts";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Writable } from "node:stream";
 import { createMailCore, type MailCore } from "../../src/mail/mail-core.ts";
 import { MESSAGE_STEPS } from "../../src/mail/message-steps.ts";
 import type { WorkerGateway } from "../../src/mail/worker-step.ts";
@@ -284,6 +285,29 @@ describe("mail core", () => {
     assert.match((await receive("fwd@example.com", undefined, through)).reply.line, /^250 /);
     assert.equal(dispatched[0]!.request.afterReply, afterReply);
     await afterReply.settled();
+  });
+
+  it("logs a recording that fails after the reply, and lets no rejection go unhandled", async () => {
+    const lines: string[] = [];
+    const afterReply = new PendingWrites();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const through = createMailCore({
+        deps: { hostname: HOST, authenticate: null, resolver: async () => [], authTimeoutMs: 1000, sign: null, srs, dispatcher: keepingDispatcher([]), queue: null, workers: null, afterReply },
+        routing: () => table,
+        events: { record: async () => Promise.reject(new Error("recorder broke")) },
+        logger: createLogger({ level: "error", stream: new Writable({ write: (chunk: Buffer, _encoding, done) => void (lines.push(chunk.toString("utf8")), done()) }) }),
+      });
+      assert.match((await receive("bin@example.com", undefined, through)).reply.line, /^250 /);
+      await afterReply.settled();
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.ok(lines.some((line) => line.includes('"event":"event_record_failed"') && line.includes("recorder broke")), lines.join(""));
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
   });
 
   it("plans an SRS return only for the null sender, and refuses a forged one at RCPT with the reason", () => {

@@ -56,6 +56,20 @@ describe("PendingWrites", () => {
     }
   });
 
+  it("gives up waiting after the bound when a write never lands, and says so; says true when all landed", async () => {
+    const writes = new PendingWrites();
+    const stuck = gate();
+    writes.track(stuck.promise);
+    const started = performance.now();
+    assert.equal(await writes.settledWithin(50), false);
+    assert.ok(performance.now() - started >= 45, "it waited for the bound");
+    assert.equal(writes.size, 1);
+    const landing = writes.settledWithin(10_000);
+    stuck.open();
+    assert.equal(await landing, true);
+    assert.equal(await new PendingWrites().settledWithin(1), true);
+  });
+
   it("settles at once with nothing in flight", async () => {
     assert.equal(await new PendingWrites().settled(), undefined);
   });
