@@ -3,11 +3,11 @@
  * dispatcher, the worker runtime) are passed in, so the same steps run behind the SMTP front
  * end, the HTTP email handler, the tests and the benchmarks.
  */
-import type { PendingWrites } from "../store/pending-writes.ts";
 import type { AuthenticateMessageInput, InboundAuthResult } from "../inbound/authenticate-message.ts";
 import type { DnsRecordResolver } from "../inbound/dns-txt-resolver.ts";
 import type { MessageSigner } from "../delivery/message-signer.ts";
 import type { SrsRewriter } from "../delivery/srs-rewriter.ts";
+import type { PendingWrites } from "../store/pending-writes.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import type { MessageContext } from "./message-context.ts";
 import type { SmtpReply } from "./smtp-reply.ts";
