@@ -208,8 +208,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   });
   const dnsbl = createDnsblChecker({ zones: settings.dnsbl, lookupA: (name, options) => dnsResolver(name, "A", options) as Promise<string[]>, onUnavailable: () => dnsblErrorsTotal.inc() });
 
-  // the store writes that follow a sender's reply (the ledger's acceptances, the activity events):
-  // the activity log waits for them before it reads, shutdown before the store closes
+  // the store writes that follow a sender's reply: the activity log waits for them, and shutdown
   const afterReply = new PendingWrites();
   const services = createServices(store, { secretBox: secrets.secretBox, dataDir: settings.dataDir, aiEndpoint: settings.workersAiUrl !== null, pendingWrites: afterReply });
   // env.AI.run() goes to the operator's endpoint, if one is configured (no model runs here)
@@ -243,13 +242,8 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   // Stopped before the signing threads (undone in reverse), so its jobs in flight finish first.
   const writer = await startStoreWriter(store, { onThread: settings.storeWriterThread, host: signing.writerPort }).catch((error: unknown) => failStart(error, storeFailure));
   if (writer !== null) started.push({ name: "store writer", undo: () => writer.close() });
-  // undone once the SMTP listener and the queue runner have stopped, before the writer and the store close
-  started.push({
-    name: "writes after replies",
-    undo: async () => {
-      if (!(await afterReply.settledWithin(overrides.closeTimeoutMs ?? 10_000))) logger.log("warn", "writes_after_reply_unsettled", { count: afterReply.size });
-    },
-  });
+  // undone after the SMTP listener and the queue runner stop, before the writer and the store close
+  started.push({ name: "writes after replies", undo: async () => (await afterReply.settledWithin(overrides.closeTimeoutMs ?? 10_000)) || logger.log("warn", "writes_after_reply_unsettled", { count: afterReply.size }) });
   const ledger: DeliveryLedger = storeDeliveryLedger(store.db, { ttlDays: LEDGER_TTL_DAYS, owner: nodeId, writer });
   const signer = signing.sign;
   const relayDeps = { send: delivery.send, ledger, deadlineMs: settings.relayTimeoutMs, logger };

@@ -36,20 +36,24 @@ interface Bench {
 /** Wraps the real store ledger, e.g. to delay its claims (a slow disk, a busy database). */
 type LedgerWrapper = (ledger: DeliveryLedger) => DeliveryLedger;
 
-function delayedClaims(): { wrap: LedgerWrapper; allow: () => void } {
+/** The ledger with `method`'s calls held until `allow()` (a slow disk, a busy database). */
+function delayed(method: "claim" | "recordAccepted"): { wrap: LedgerWrapper; allow: () => void } {
   let allow!: () => void;
   const mayRun = new Promise<void>((resolve) => {
     allow = resolve;
   });
   return {
     allow,
-    wrap: (ledger) => ({
-      ...ledger,
-      claim: async (...args) => {
-        await mayRun;
-        return ledger.claim(...args);
-      },
-    }),
+    wrap: (ledger) => {
+      const real = ledger[method].bind(ledger) as (...args: unknown[]) => Promise<unknown>;
+      return {
+        ...ledger,
+        [method]: async (...args: unknown[]) => {
+          await mayRun;
+          return real(...args);
+        },
+      };
+    },
   };
 }
 
@@ -162,7 +166,7 @@ forEachDatabase((target) => {
   });
 
   it("streams the message while the intent is being written, but sends the final dot only once it is durable", async () => {
-    const claims = delayedClaims();
+    const claims = delayed("claim");
     await withFlakySink(() => "accept", async (sink) => {
       await bench(
         target,
@@ -186,7 +190,7 @@ forEachDatabase((target) => {
 
   // without the bound the relay would wait for the database forever: the timeout makes that a failure
   it("keeps to the relay deadline when the database does not answer the claim, and releases the claim once it lands", { timeout: 30_000 }, async () => {
-    const claims = delayedClaims();
+    const claims = delayed("claim");
     let settled!: (outcome: string) => void;
     const settlement = new Promise<string>((resolve) => {
       settled = resolve;
@@ -421,17 +425,7 @@ forEachDatabase((target) => {
   });
 
   it("asked with afterReply (a sender waits), resolves before the acceptance is committed and hands the write there; without it, waits for the commit (issue 11)", { timeout: 20_000 }, async () => {
-    let allow!: () => void;
-    const mayWrite = new Promise<void>((resolve) => {
-      allow = resolve;
-    });
-    const slowAcceptance: LedgerWrapper = (ledger) => ({
-      ...ledger,
-      recordAccepted: async (...args) => {
-        await mayWrite;
-        return ledger.recordAccepted(...args);
-      },
-    });
+    const first = delayed("recordAccepted");
     const afterReply = new PendingWrites();
     await withSmtpSink(async (sink) => {
       await bench(
@@ -442,13 +436,13 @@ forEachDatabase((target) => {
           const raw = testMessage();
           const relaying = relay(id, raw);
           try {
-            const first = await Promise.race([relaying.then(() => "answered"), sink.waitForMessages(1).then(() => sleep(200)).then(() => "waiting")]);
-            assert.equal(first, "answered", "answered while the acceptance waits");
+            const answered = await Promise.race([relaying.then(() => "answered"), sink.waitForMessages(1).then(() => sleep(200)).then(() => "waiting")]);
+            assert.equal(answered, "answered", "answered while the acceptance waits");
             assert.equal((await relaying).status, "delivered");
             assert.equal(afterReply.size, 1);
             assert.deepEqual([...(await ledgerView(db, id, new Date())).accepted], [], "not committed yet");
           } finally {
-            allow();
+            first.allow();
             await relaying;
           }
           await afterReply.settled();
@@ -457,23 +451,13 @@ forEachDatabase((target) => {
           assert.equal(retry.chains[0]!.attempts[0]!.fromLedger, true, "a retry finds it delivered");
           assert.equal(sink.messagesFor(DESTINATION).length, 1);
         },
-        slowAcceptance,
+        first.wrap,
         DEADLINE_MS,
         afterReply,
       );
     });
     // the same slow write without afterReply: the relay waits for it (the queue runner, tests)
-    let allowSecond!: () => void;
-    const maySecond = new Promise<void>((resolve) => {
-      allowSecond = resolve;
-    });
-    const slowSecond: LedgerWrapper = (ledger) => ({
-      ...ledger,
-      recordAccepted: async (...args) => {
-        await maySecond;
-        return ledger.recordAccepted(...args);
-      },
-    });
+    const second = delayed("recordAccepted");
     await withSmtpSink(async (sink) => {
       await bench(
         target,
@@ -482,11 +466,11 @@ forEachDatabase((target) => {
           const id = fingerprint();
           const relaying = relay(id, testMessage());
           assert.equal(await Promise.race([relaying.then(() => "answered"), sink.waitForMessages(1).then(() => sleep(100)).then(() => "waiting")]), "waiting");
-          allowSecond();
+          second.allow();
           assert.equal((await relaying).status, "delivered");
           assert.deepEqual([...(await ledgerView(db, id, new Date())).accepted], [DESTINATION], "committed when the relay answered");
         },
-        slowSecond,
+        second.wrap,
       );
     });
   });
