@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
-import { QuietCheckpoint, worthCheckpointing, type RunCheckpointStatement } from "../../src/store/quiet-checkpoint.ts";
+import { fullyCheckpointed, QuietCheckpoint, walRestartSql, worthCheckpointing, type RunCheckpointStatement } from "../../src/store/quiet-checkpoint.ts";
 
 const run = promisify(execFile);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -20,19 +20,25 @@ async function until(ready: () => boolean, ms = 5_000): Promise<void> {
   while (!ready() && Date.now() < deadline) await sleep(5);
 }
 
+/** The user version the database header holds in these tests: the restart must write it back. */
+const USER_VERSION = 7;
+
 /**
  * The statements a QuietCheckpoint runs, answered as SQLite would for a WAL of `frames` frames
- * none of which is in the database file yet; `checkpoint` is what its PASSIVE checkpoint does.
+ * none of which is in the database file yet; `checkpoint` is what its PASSIVE checkpoint does,
+ * which leaves `left` frames out of the database file (a reader in the way).
  * (Its scheduling is what these tests are about; real files: test/store/sqlite-writer.test.ts.)
  */
-function walOf(frames: number, checkpoint: () => unknown): RunCheckpointStatement & { statements: string[] } {
+function walOf(frames: number, checkpoint: () => unknown, left = 0): RunCheckpointStatement & { statements: string[] } {
   const statements: string[] = [];
   const run = async (sql: string) => {
     statements.push(sql);
     if (/\(NOOP\)/.test(sql)) return [{ busy: 0, log: frames, checkpointed: 0 }];
+    if (sql === "PRAGMA user_version") return [{ user_version: USER_VERSION }];
+    if (sql.startsWith("PRAGMA user_version =")) return [];
     assert.match(sql, /\(PASSIVE\)/);
     await checkpoint();
-    return [{ busy: 0, log: frames, checkpointed: frames }];
+    return [{ busy: left > 0 ? 1 : 0, log: frames, checkpointed: frames - left }];
   };
   return Object.assign(run, { statements });
 }
@@ -130,6 +136,26 @@ describe("QuietCheckpoint", () => {
     checkpoint.stop();
   });
 
+  it("starts a WAL it checkpointed whole over in the same quiet, with a write that changes nothing", async () => {
+    const wal = walOf(300, () => undefined);
+    const checkpoint = new QuietCheckpoint(wal, 10);
+    checkpoint.committed();
+    await until(() => wal.statements.length >= 4);
+    await sleep(30);
+    assert.deepEqual(wal.statements, ["PRAGMA wal_checkpoint(NOOP)", "PRAGMA wal_checkpoint(PASSIVE)", "PRAGMA user_version", `PRAGMA user_version = ${USER_VERSION}`]);
+    checkpoint.stop();
+  });
+
+  it("leaves the WAL to the next write when the checkpoint could not take all of it (a reader in the way)", async () => {
+    const wal = walOf(300, () => undefined, 40);
+    const checkpoint = new QuietCheckpoint(wal, 10);
+    checkpoint.committed();
+    await until(() => wal.statements.length >= 2);
+    await sleep(30);
+    assert.deepEqual(wal.statements, ["PRAGMA wal_checkpoint(NOOP)", "PRAGMA wal_checkpoint(PASSIVE)"]);
+    checkpoint.stop();
+  });
+
   it("runs nothing once stopped, even with a commit pending", async () => {
     const wal = walOf(300, () => undefined);
     const checkpoint = new QuietCheckpoint(wal, 10);
@@ -161,5 +187,24 @@ describe("worthCheckpointing", () => {
   it("is false for a WAL it cannot read (no row, no WAL)", () => {
     assert.equal(worthCheckpointing(undefined), false);
     assert.equal(worthCheckpointing({ busy: 0, log: -1, checkpointed: -1 }), false);
+  });
+});
+
+describe("fullyCheckpointed", () => {
+  it("is true only for a checkpoint that took every frame of a WAL that had some, with no reader in the way", () => {
+    assert.equal(fullyCheckpointed({ busy: 0, log: 300, checkpointed: 300 }), true);
+    assert.equal(fullyCheckpointed({ busy: 0, log: 300, checkpointed: 299 }), false);
+    assert.equal(fullyCheckpointed({ busy: 1, log: 300, checkpointed: 300 }), false);
+    assert.equal(fullyCheckpointed({ busy: 0, log: 0, checkpointed: 0 }), false, "an empty WAL has nothing to start over");
+    assert.equal(fullyCheckpointed({ busy: 0, log: -1, checkpointed: -1 }), false, "not in WAL mode");
+    assert.equal(fullyCheckpointed(undefined), false);
+  });
+});
+
+describe("walRestartSql", () => {
+  it("writes back the user version it is given, as a whole number", () => {
+    assert.equal(walRestartSql(0), "PRAGMA user_version = 0");
+    assert.equal(walRestartSql(42), "PRAGMA user_version = 42");
+    assert.equal(walRestartSql(-3), "PRAGMA user_version = -3");
   });
 });

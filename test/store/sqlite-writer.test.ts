@@ -4,7 +4,9 @@
  * event loop (src/store/sqlite-group-commit.ts, `--store-writer-thread false`), alike: what it commits the Kysely connection reads at once;
  * a job's transaction is all or nothing; it waits for a write lock the SMTP thread's connection
  * holds instead of deadlocking with it; the delivery ledger and the event recorder give the same
- * answers through it as on the Kysely connection; an idle writer does not keep a process alive.
+ * answers through it as on the Kysely connection; an idle writer does not keep a process alive;
+ * once its jobs pause, a WAL of 256 frames or more is checkpointed and started over, so the next
+ * job's commit writes no WAL header.
  * Hosted, it adds no thread, and a host thread that dies fails only the jobs it held.
  */
 import assert from "node:assert/strict";
@@ -198,18 +200,49 @@ for (const host of [OWN_THREAD, SIGNING_THREAD, THIS_THREAD]) describe(`store wr
   const walState = async () => (await sql<{ log: number; checkpointed: number }>`pragma wal_checkpoint(noop)`.execute(store.db)).rows[0]!;
   const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-  it("checkpoints a WAL of 256 frames or more once its jobs pause, though it never reached SQLite's auto-checkpoint", async () => {
+  /**
+   * The WAL file's header: its checkpoint sequence number (bytes 12–15), which SQLite raises each
+   * time it starts the WAL over and writes a new header (and fsyncs it), and its salts.
+   */
+  const walHeader = async () => (await readFile(`${store.sqliteFile}-wal`)).subarray(12, 24).toString("hex");
+  const settings = (prefix: string, count: number) => Array.from({ length: count }, (_, index) => ({ sql: "insert into settings (key, value) values (?, ?)", parameters: [`${prefix}.${index}`, "x".repeat(3000)] }));
+
+  it("checkpoints a WAL of 256 frames or more once its jobs pause, though it never reached SQLite's auto-checkpoint, and starts it over in that quiet", async () => {
     // one job, so no pause can fall in the middle of it: ~300 rows of a page each
-    const rows = Array.from({ length: 300 }, (_, index) => ({ sql: "insert into settings (key, value) values (?, ?)", parameters: [`quiet.${index}`, "x".repeat(3000)] }));
-    await writer.run(rows, { transaction: true });
-    let state = await walState();
+    await writer.run(settings("quiet", 300), { transaction: true });
+    const written = await walState();
+    assert.ok(written.log >= 256 && written.log < 1000, `between the quiet checkpoint's 256 frames and the auto-checkpoint's 1,000: ${JSON.stringify(written)}`);
+    const header = await walHeader();
+    let state = written;
     const deadline = Date.now() + 10_000;
-    while (!(state.log > 0 && state.checkpointed === state.log) && Date.now() < deadline) {
+    while (state.log >= written.log && Date.now() < deadline) {
       await settle(20);
       state = await walState();
     }
-    assert.ok(state.log >= 256 && state.log < 1000, `between the quiet checkpoint's 256 frames and the auto-checkpoint's 1,000: ${JSON.stringify(state)}`);
-    assert.equal(state.checkpointed, state.log, "every frame of the WAL is in the database file");
+    assert.ok(state.log > 0 && state.log < 8, `the WAL holds only the write that started it over: ${JSON.stringify(state)}`);
+    assert.notEqual(await walHeader(), header, "a new WAL header: every frame before it was in the database file");
+    assert.equal((await store.db.selectFrom("settings").select("key").where("key", "like", "quiet.%").execute()).length, 300);
+    const { rows } = await sql<{ user_version: number }>`pragma user_version`.execute(store.db);
+    assert.equal(rows[0]!.user_version, 0, "the write that started it over changed nothing");
+  });
+
+  it("leaves the next job's commit no new WAL header to write and fsync: the quiet already started the WAL over", async () => {
+    await writer.run(settings("restart", 300), { transaction: true });
+    const written = await walState();
+    let state = written;
+    const deadline = Date.now() + 10_000;
+    // the quiet's work is done: the WAL checkpointed whole, and started over or not
+    while (!(state.log < written.log || state.checkpointed === state.log) && Date.now() < deadline) {
+      await settle(20);
+      state = await walState();
+    }
+    await settle(100);
+    const header = await walHeader();
+    // one relayed message's claim, as it comes after a pause
+    await writer.run([{ sql: "insert into settings (key, value) values (?, ?)", parameters: ["restart.claim", "1"] }], { transaction: true });
+    assert.equal(await walHeader(), header, "the job did not start the WAL over (SQLite fsyncs the new header before the job's frames)");
+    const appended = await walState();
+    assert.ok(appended.log > appended.checkpointed, `the job's frames were appended: ${JSON.stringify(appended)}`);
   });
 
   it("leaves a WAL of a few frames as it is after a pause: not worth two fsyncs", async () => {
