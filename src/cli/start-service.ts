@@ -26,7 +26,7 @@ import { dnsLookupFrom, type DnsLookup } from "../delivery/mx-resolver.ts";
 import type { DeliveryLedger } from "../delivery/relay-message.ts";
 import { SmtpClientPool, type SmtpClientPoolOptions } from "../delivery/smtp-client-pool.ts";
 import { SrsRewriter } from "../delivery/srs-rewriter.ts";
-import { createInboundServer } from "../smtp/inbound-server.ts";
+import { createInboundServer, type InboundServer } from "../smtp/inbound-server.ts";
 import { createInSessionDispatcher } from "../mail/dispatcher.ts";
 import { createWorkerHandIn } from "../mail/hand-in.ts";
 import { createMailCore } from "../mail/mail-core.ts";
@@ -236,7 +236,11 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   // signs on this thread instead, ~30 MiB less for a node whose memory matters more than its CPU
   // (SQLite: the first signing thread also runs the store writer, below)
   const sqliteWriterFile = settings.storeWriterThread ? store.sqliteFile : undefined;
-  const poolOptions = { keys, hostname: settings.hostname, ...(sqliteWriterFile === undefined ? {} : { hostStoreWriter: sqliteWriterFile }) };
+  // a copy signed while no other SMTP session has sent a command for 100 ms is signed here,
+  // without a hop (signing-pool.ts signHere); a connection held open and idle does not count
+  let inbound: InboundServer | null = null;
+  const callerIdle = () => (inbound?.sessionsActiveWithin(100) ?? 0) <= 1;
+  const poolOptions = { keys, hostname: settings.hostname, callerIdle, ...(sqliteWriterFile === undefined ? {} : { hostStoreWriter: sqliteWriterFile }) };
   const signing = await createSigningPool({ ...poolOptions, ...(settings.signingThreads === null ? {} : { threads: settings.signingThreads }) }).catch((error: unknown) => failStart(error));
   started.push({ name: "signing threads", undo: () => signing.close() });
   // Stopped before the signing threads (undone in reverse), so its jobs in flight finish first.
@@ -295,7 +299,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     events,
     logger,
   });
-  const server = createInboundServer(
+  const server = (inbound = createInboundServer(
     {
       hostname: settings.hostname,
       maxMessageSize: settings.maxMessageSize,
@@ -310,7 +314,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
       greetPauseMs: settings.greetPauseMs,
     },
     { mail, limits, dnsbl, trusted, events, logger, storeAvailable: configWatch.available },
-  );
+  ));
   const smtp: AddressInfo = await server.listen(settings.smtpPort, settings.smtpHost).catch((error: unknown) => failStart(error, (cause) => new StartupError("smtp-listen", `${settings.smtpHost}:${settings.smtpPort}`, cause)));
   started.push({ name: "SMTP listener", undo: () => server.close() });
   logger.log("info", "smtp_listening", { host: smtp.address, port: smtp.port, hostname: settings.hostname });

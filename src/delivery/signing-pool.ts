@@ -14,12 +14,16 @@
  * - a thread that dies fails only the jobs it held (rejected, so the sender hears 451) and is
  *   replaced; `close` ends every thread and rejects what is still waiting;
  * - with `threads: 0` it signs on the calling thread instead (same signer, no pool), each
- *   signature's key operation on libuv's thread pool, so the thread keeps serving meanwhile.
+ *   signature's key operation on libuv's thread pool, so the thread keeps serving meanwhile;
+ * - when the caller says it has nothing else to do (`callerIdle`), no signing thread has a job
+ *   and the message is a Buffer of at most SIGN_HERE_BYTES, it signs on the calling thread with
+ *   its key operations inline (signHere): the copy is answered without a hop to another thread
+ *   and back.
  */
 import { availableParallelism } from "node:os";
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
 import { DkimKeyStore } from "./dkim-keys.ts";
-import type { MessageSigner, SignedHeaders } from "./message-signer.ts";
+import type { MessageSigner, SignedHeaders, SignRequest } from "./message-signer.ts";
 import { sendOverPort } from "./port-stream.ts";
 import type { KeyOperationSite } from "./signature-field.ts";
 import { isSpooledCopy, type SpooledCopy } from "./spooled-copy.ts";
@@ -44,6 +48,11 @@ export interface SigningPoolOptions {
    * two (issue 11, RSS). Ignored with `threads: 0`.
    */
   hostStoreWriter?: string;
+  /**
+   * Whether the calling thread has nothing else to do now (start-service: at most one SMTP
+   * session open, the one asking). Absent: never.
+   */
+  callerIdle?: () => boolean;
 }
 
 export interface SigningPool {
@@ -98,6 +107,27 @@ export const SIGNING_THREAD_LIMITS = Object.freeze({ maxYoungGenerationSizeMb: 1
  */
 export function keyOperationsFor(jobsInFlight: number): KeyOperationSite {
   return jobsInFlight === 0 ? "inline" : "thread-pool";
+}
+
+/**
+ * A message up to this size, given as a Buffer, is signed on the calling thread when that thread
+ * is idle and no signing thread has a job: its hashing costs little beside its RSA signatures.
+ */
+export const SIGN_HERE_BYTES = 64 * 1024;
+
+/**
+ * Whether a job is signed on the calling thread, key operations inline, rather than handed to a
+ * signing thread (or, with none, to libuv's pool one key operation at a time). Only when the
+ * calling thread has nothing else to do, no signing thread has a job and the message is small:
+ * then the hand-offs are all a message signed one at a time waits for (a copy posted over, a
+ * sleeping thread woken, the answer posted back, the calling thread woken: ~0.3 ms warm, more
+ * after a pause, when every sleeping thread a message passes through takes longer to wake; issue
+ * 11, added latency one message at a time). Under load the calling thread (the SMTP thread) is
+ * the one every session needs, so signatures stay off it: signing there whenever the signing
+ * threads happened to be idle cost 1 KiB × 10 and × 50 sessions a quarter of their throughput.
+ */
+export function signHere(callerIdle: boolean, signingThreadJobs: number, message: SignRequest["message"]): boolean {
+  return callerIdle && signingThreadJobs === 0 && Buffer.isBuffer(message) && message.length <= SIGN_HERE_BYTES;
 }
 
 export function defaultSigningThreads(): number {
@@ -196,9 +226,13 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
     return received(answer);
   }
 
+  const callerIdle = options.callerIdle ?? (() => false);
+  const here = signerHere(keys, options.hostname);
+
   async function signOnThread(request: Parameters<MessageSigner>[0]): Promise<SignedHeaders> {
     if (closed) throw new Error("signing pool is closed");
     const thread = threads.reduce((best, candidate) => (candidate.inFlight.size < best.inFlight.size ? candidate : best));
+    if (signHere(callerIdle(), thread.inFlight.size, request.message)) return here({ ...request, keyOperations: "inline" });
     const keyOperations = keyOperationsFor(thread.inFlight.size);
     await thread.ready;
     if (Buffer.isBuffer(request.message) && request.message.length <= INLINE_BYTES) return signInline(thread, request, request.message, keyOperations);
@@ -247,7 +281,8 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
   return {
     threads: size,
     writerPort: size > 0 && options.hostStoreWriter !== undefined ? writerPort : null,
-    sign: size === 0 ? inProcessSigner(keys, options.hostname) : signOnThread,
+    // no signing thread: key operations on libuv's pool, so the thread keeps serving, unless it has nothing else to serve
+    sign: size === 0 ? (request) => here({ ...request, keyOperations: signHere(callerIdle(), 0, request.message) ? "inline" : "thread-pool" }) : signOnThread,
     async heapStatistics() {
       const all = await Promise.all(threads.map((thread) => thread.worker.getHeapStatistics()));
       return all.map((heap) => ({ totalHeapSize: heap.total_heap_size, usedHeapSize: heap.used_heap_size, externalMemory: (heap as { external_memory?: number }).external_memory ?? 0 }));
@@ -264,11 +299,11 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
   };
 }
 
-function inProcessSigner(keys: DkimKeyStore, hostname: string): MessageSigner {
+/** The signer on this thread, loaded on first use: a service whose messages all go to signing threads never loads it here. */
+function signerHere(keys: DkimKeyStore, hostname: string): MessageSigner {
   let signer: Promise<MessageSigner> | null = null;
-  return async function signHere(request) {
-    // loaded on first use: a service with signing threads never loads the signer on this thread
-    // its key operations on libuv's pool: three RSA signatures per copy otherwise stop every session
+  return async function signOnCallingThread(request) {
+    // where each key operation runs is the request's to say (signHere)
     signer ??= import("./message-signer.ts").then(({ createMessageSigner }) => createMessageSigner({ keys, hostname, keyOperations: "thread-pool" }));
     return (await signer)(request);
   };

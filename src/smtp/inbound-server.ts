@@ -91,6 +91,8 @@ export interface InboundServer {
   listen(port: number, host: string): Promise<AddressInfo>;
   close(): Promise<void>;
   readonly connections: number;
+  /** Sessions that sent a command in the last `withinMs` (SessionDeadlines.activeWithin). */
+  sessionsActiveWithin(withinMs: number): number;
   /** Whether the SMTP listener is open (health checks). */
   readonly listening: boolean;
 }
@@ -329,6 +331,9 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
     },
     get listening() {
       return server.server.listening;
+    },
+    sessionsActiveWithin(withinMs) {
+      return deadlines.activeWithin(withinMs);
     },
     get connections() {
       return (server as unknown as { connections: Set<unknown> }).connections.size;

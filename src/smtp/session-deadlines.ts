@@ -68,6 +68,18 @@ export class SessionDeadlines {
     return this.#sessions.size;
   }
 
+  /**
+   * Open sessions that sent a command (or were owed an answer, as the sweep saw it) in the last
+   * `withinMs`: how many clients this thread is serving now, not how many hold a connection idle
+   * (signing-pool.ts signHere). One pass over the open sessions, bounded by --max-clients.
+   */
+  activeWithin(withinMs: number): number {
+    const since = this.#now() - withinMs;
+    let active = 0;
+    for (const clock of this.#sessions.values()) if (clock.lastCommand >= since) active++;
+    return active;
+  }
+
   /** The client was greeted: its clocks start. */
   opened(sessionId: string, client: string): void {
     const now = this.#now();

@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import { dkimVerify } from "mailauth";
 import { DkimKeyStore } from "../../src/delivery/dkim-keys.ts";
 import { MessageSpool } from "../../src/delivery/message-spool.ts";
-import { createSigningPool, INLINE_BYTES, keyOperationsFor, type SigningPool } from "../../src/delivery/signing-pool.ts";
+import { createSigningPool, INLINE_BYTES, keyOperationsFor, SIGN_HERE_BYTES, signHere, type SigningPool } from "../../src/delivery/signing-pool.ts";
 import { eventLoopTurnsWhile } from "../support/event-loop-turns.ts";
 
 const run = promisify(execFile);
@@ -179,6 +179,53 @@ describe("signing pool", () => {
     assert.equal(keyOperationsFor(0), "inline");
     assert.equal(keyOperationsFor(1), "thread-pool");
     assert.equal(keyOperationsFor(7), "thread-pool");
+  });
+
+  it("signs a small copy on the calling thread, key operations inline, while that thread has nothing else to do; on a signing thread once it does (issue 11)", async () => {
+    let idle = true;
+    const quiet = await createSigningPool({ keyDir: dir, selector: "mailroute", ed25519: true, hostname: "mx.route.example", threads: 1, callerIdle: () => idle });
+    try {
+      const copy = message("Hello Bob,\r\nsigned where you are.\r\n");
+      const request = { message: copy, routingDomain: "route.example", arc: { status: { result: "none" as const } }, authenticationResults: null };
+      // the first one loads the signer on this thread and the keys: not what is counted
+      await quiet.sign(request);
+      // here, every signature is made before the event loop turns once; a signing thread's
+      // answer arrives on a turn of its own
+      const here = await eventLoopTurnsWhile(() => quiet.sign(request));
+      assert.equal(here.turns, 0, "signed on the calling thread, without a hop");
+      assert.deepEqual(here.result.arc, { instance: 1, cv: "none" });
+      assert.deepEqual(await verdicts(here.result.headers, copy), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
+      idle = false;
+      const away = await eventLoopTurnsWhile(() => quiet.sign(request));
+      assert.ok(away.turns >= 1, "a busy caller's copy goes to the signing thread");
+      assert.equal(away.result.headers.length, here.result.headers.length, "the same signatures either way");
+      assert.deepEqual(await verdicts(away.result.headers, copy), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
+    } finally {
+      await quiet.close();
+    }
+  });
+
+  it("with threads: 0, makes the key operations inline too while the calling thread has nothing else to do", async () => {
+    const here = await createSigningPool({ keyDir: dir, selector: "mailroute", ed25519: true, hostname: "mx.route.example", threads: 0, callerIdle: () => true });
+    try {
+      const copy = message("Hello Bob,\r\nno one else to serve.\r\n");
+      const request = { message: copy, routingDomain: "route.example", arc: null, authenticationResults: null };
+      await here.sign(request);
+      const { turns, result } = await eventLoopTurnsWhile(() => here.sign(request));
+      assert.equal(turns, 0, "no key operation went to libuv's pool");
+      assert.deepEqual(await verdicts(result.headers, copy), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
+    } finally {
+      await here.close();
+    }
+  });
+
+  it("signs on the calling thread only when it is idle, no signing thread has a job, and the copy is a Buffer of at most SIGN_HERE_BYTES", () => {
+    const small = Buffer.alloc(SIGN_HERE_BYTES);
+    assert.equal(signHere(true, 0, small), true);
+    assert.equal(signHere(false, 0, small), false, "the caller serves other sessions");
+    assert.equal(signHere(true, 1, small), false, "a signing thread is at work: the copy queues there, not here");
+    assert.equal(signHere(true, 0, Buffer.alloc(SIGN_HERE_BYTES + 1)), false, "a larger copy's hashing would hold the caller");
+    assert.equal(signHere(true, 0, Readable.from([small])), false, "a stream is read on a signing thread");
   });
 
   it("refuses to sign after close", async () => {

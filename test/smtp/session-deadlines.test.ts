@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { after, before, beforeEach, describe, it } from "node:test";
+import { silentLogger } from "../../src/analytics/structured-log.ts";
+import { SessionDeadlines } from "../../src/smtp/session-deadlines.ts";
 import { startHarness, type Harness } from "../support/mailroute-harness.ts";
 import { SmtpTestClient, testMessage } from "../support/smtp-test-client.ts";
 
@@ -113,5 +115,31 @@ describe("session deadlines", () => {
     assert.equal((await client.data(testMessage())).code, 250);
     assert.equal((await client.command("NOOP")).code, 250);
     await client.quit();
+  });
+});
+
+describe("sessions active now (what signs a copy on the SMTP thread, signing-pool.ts signHere)", () => {
+  it("counts the open sessions that sent a command or were answered within the window, not those holding a connection idle", () => {
+    let now = 1_000_000;
+    const deadlines = new SessionDeadlines({ commandMs: 300_000, transactionMs: 600_000, minDataRate: 500 }, { hostname: "mx.test", logger: silentLogger, find: () => null, now: () => now });
+    try {
+      deadlines.opened("idle", "192.0.2.1");
+      deadlines.opened("sending", "192.0.2.2");
+      deadlines.opened("answered", "192.0.2.3");
+      assert.equal(deadlines.activeWithin(100), 3, "a greeting counts as activity");
+      now += 5_000;
+      assert.equal(deadlines.activeWithin(100), 0);
+      deadlines.command("sending");
+      now += 40;
+      deadlines.messageAnswered("answered");
+      now += 50;
+      assert.equal(deadlines.activeWithin(100), 2, "the idle one holds its connection and nothing else");
+      now += 30;
+      assert.equal(deadlines.activeWithin(100), 1, "the command 120 ms ago is out of the window, the answer 80 ms ago in it");
+      deadlines.closed("answered");
+      assert.equal(deadlines.activeWithin(100), 0, "a closed session does not count");
+    } finally {
+      deadlines.stop();
+    }
   });
 });
