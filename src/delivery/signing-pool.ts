@@ -49,8 +49,9 @@ export interface SigningPoolOptions {
    */
   hostStoreWriter?: string;
   /**
-   * Whether the calling thread has nothing else to do now (start-service: at most one SMTP
-   * session open, the one asking). Absent: never.
+   * Whether the calling thread has nothing else to do now (start-service: no SMTP session but
+   * the one asking has sent a command in the last 100 ms). Asked only when the rest of signHere
+   * holds. Absent: never.
    */
   callerIdle?: () => boolean;
 }
@@ -126,8 +127,9 @@ export const SIGN_HERE_BYTES = 64 * 1024;
  * the one every session needs, so signatures stay off it: signing there whenever the signing
  * threads happened to be idle cost 1 KiB × 10 and × 50 sessions a quarter of their throughput.
  */
-export function signHere(callerIdle: boolean, signingThreadJobs: number, message: SignRequest["message"]): boolean {
-  return callerIdle && signingThreadJobs === 0 && Buffer.isBuffer(message) && message.length <= SIGN_HERE_BYTES;
+export function signHere(callerIdle: () => boolean, signingThreadJobs: number, message: SignRequest["message"]): boolean {
+  // the caller is asked last: under load a signing thread nearly always has a job
+  return signingThreadJobs === 0 && Buffer.isBuffer(message) && message.length <= SIGN_HERE_BYTES && callerIdle();
 }
 
 export function defaultSigningThreads(): number {
@@ -232,7 +234,7 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
   async function signOnThread(request: Parameters<MessageSigner>[0]): Promise<SignedHeaders> {
     if (closed) throw new Error("signing pool is closed");
     const thread = threads.reduce((best, candidate) => (candidate.inFlight.size < best.inFlight.size ? candidate : best));
-    if (signHere(callerIdle(), thread.inFlight.size, request.message)) return here({ ...request, keyOperations: "inline" });
+    if (signHere(callerIdle, thread.inFlight.size, request.message)) return here({ ...request, keyOperations: "inline" });
     const keyOperations = keyOperationsFor(thread.inFlight.size);
     await thread.ready;
     if (Buffer.isBuffer(request.message) && request.message.length <= INLINE_BYTES) return signInline(thread, request, request.message, keyOperations);
@@ -282,7 +284,7 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
     threads: size,
     writerPort: size > 0 && options.hostStoreWriter !== undefined ? writerPort : null,
     // no signing thread: key operations on libuv's pool, so the thread keeps serving, unless it has nothing else to serve
-    sign: size === 0 ? (request) => here({ ...request, keyOperations: signHere(callerIdle(), 0, request.message) ? "inline" : "thread-pool" }) : signOnThread,
+    sign: size === 0 ? (request) => here({ ...request, keyOperations: signHere(callerIdle, 0, request.message) ? "inline" : "thread-pool" }) : signOnThread,
     async heapStatistics() {
       const all = await Promise.all(threads.map((thread) => thread.worker.getHeapStatistics()));
       return all.map((heap) => ({ totalHeapSize: heap.total_heap_size, usedHeapSize: heap.used_heap_size, externalMemory: (heap as { external_memory?: number }).external_memory ?? 0 }));

@@ -221,11 +221,15 @@ describe("signing pool", () => {
 
   it("signs on the calling thread only when it is idle, no signing thread has a job, and the copy is a Buffer of at most SIGN_HERE_BYTES", () => {
     const small = Buffer.alloc(SIGN_HERE_BYTES);
-    assert.equal(signHere(true, 0, small), true);
-    assert.equal(signHere(false, 0, small), false, "the caller serves other sessions");
-    assert.equal(signHere(true, 1, small), false, "a signing thread is at work: the copy queues there, not here");
-    assert.equal(signHere(true, 0, Buffer.alloc(SIGN_HERE_BYTES + 1)), false, "a larger copy's hashing would hold the caller");
-    assert.equal(signHere(true, 0, Readable.from([small])), false, "a stream is read on a signing thread");
+    const idle = () => true;
+    assert.equal(signHere(idle, 0, small), true);
+    assert.equal(signHere(() => false, 0, small), false, "the caller serves other sessions");
+    assert.equal(signHere(idle, 1, small), false, "a signing thread is at work: the copy queues there, not here");
+    assert.equal(signHere(idle, 0, Buffer.alloc(SIGN_HERE_BYTES + 1)), false, "a larger copy's hashing would hold the caller");
+    assert.equal(signHere(idle, 0, Readable.from([small])), false, "a stream is read on a signing thread");
+    let asked = 0;
+    signHere(() => ++asked > 0, 1, small);
+    assert.equal(asked, 0, "the caller is not asked while a signing thread has a job (under load, every time)");
   });
 
   it("refuses to sign after close", async () => {
