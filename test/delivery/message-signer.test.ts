@@ -312,10 +312,11 @@ describe("signAndSeal", () => {
     const turnsWhile = async (sign: () => Promise<unknown>): Promise<number> => (await eventLoopTurnsWhile(sign)).turns;
     // keys loaded and cached first: only the key operations are counted
     await inlineByDefault(request);
-    // four key operations one after the other (DKIM RSA and Ed25519, ARC-Message-Signature, ARC-Seal)
-    assert.ok((await turnsWhile(() => inlineByDefault({ ...request, keyOperations: "thread-pool" }))) >= 4, "the request asked for libuv's pool");
+    // four key operations one after the other (DKIM RSA and Ed25519, ARC-Message-Signature,
+    // ARC-Seal): at least three turns on the pool (the first answer may beat the first turn)
+    assert.ok((await turnsWhile(() => inlineByDefault({ ...request, keyOperations: "thread-pool" }))) >= 3, "the request asked for libuv's pool");
     assert.ok((await turnsWhile(() => pooledByDefault({ ...request, keyOperations: "inline" }))) <= 1, "the request asked for inline");
-    assert.ok((await turnsWhile(() => pooledByDefault(request))) >= 4, "the signer's own setting, when the request says nothing");
+    assert.ok((await turnsWhile(() => pooledByDefault(request))) >= 3, "the signer's own setting, when the request says nothing");
   });
 
   it("reports a message it cannot sign (no From) instead of throwing", async () => {

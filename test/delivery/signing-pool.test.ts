@@ -10,7 +10,7 @@ import { dkimVerify } from "mailauth";
 import { DkimKeyStore } from "../../src/delivery/dkim-keys.ts";
 import { MessageSpool } from "../../src/delivery/message-spool.ts";
 import { createSigningPool, INLINE_BYTES, keyOperationsFor, SIGN_HERE_BYTES, signHere, type SigningPool } from "../../src/delivery/signing-pool.ts";
-import { eventLoopTurnsWhile } from "../support/event-loop-turns.ts";
+import { eventLoopTurnsWhile, settlesWithinMicrotasks } from "../support/event-loop-turns.ts";
 
 const run = promisify(execFile);
 let dir: string;
@@ -163,10 +163,10 @@ describe("signing pool", () => {
       // the first job loads the signer and the keys (file reads): not what is counted
       await here.sign(request);
       // four key operations, one after the other (DKIM RSA, DKIM Ed25519, ARC-Message-Signature,
-      // ARC-Seal): each answer from the pool arrives on a turn of the event loop of its own.
-      // Signed inline, all of them would run before the loop turned once.
+      // ARC-Seal): each answer from the pool but perhaps the first arrives on a turn of the event
+      // loop of its own. Signed inline, all of them would run before the loop turned once.
       const { turns, result: signed } = await eventLoopTurnsWhile(() => here.sign(request));
-      assert.ok(turns >= 4, `the event loop turned ${turns} times while the copy was signed`);
+      assert.ok(turns >= 3, `the event loop turned ${turns} times while the copy was signed`);
       assert.deepEqual(signed.arc, { instance: 1, cv: "none" });
       assert.deepEqual(signed.skipped, []);
       assert.deepEqual(await verdicts(signed.headers, copy), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
@@ -196,10 +196,14 @@ describe("signing pool", () => {
       assert.deepEqual(here.result.arc, { instance: 1, cv: "none" });
       assert.deepEqual(await verdicts(here.result.headers, copy), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
       idle = false;
-      const away = await eventLoopTurnsWhile(() => quiet.sign(request));
-      assert.ok(away.turns >= 1, "a busy caller's copy goes to the signing thread");
-      assert.equal(away.result.headers.length, here.result.headers.length, "the same signatures either way");
-      assert.deepEqual(await verdicts(away.result.headers, copy), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
+      // a signing thread's answer comes through the event loop, however fast the thread is
+      const signing = quiet.sign(request);
+      assert.equal(await settlesWithinMicrotasks(signing), false, "a busy caller's copy goes to the signing thread");
+      const away = await signing;
+      assert.equal(away.headers.length, here.result.headers.length, "the same signatures either way");
+      assert.deepEqual(await verdicts(away.headers, copy), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
+      idle = true;
+      assert.equal(await settlesWithinMicrotasks(quiet.sign(request)), true, "and here again once the caller is idle");
     } finally {
       await quiet.close();
     }

@@ -1,7 +1,9 @@
 /**
  * How often this thread's event loop turned while some work ran: a callback re-armed with
  * setImmediate counts each turn. Work done synchronously (a key operation inline) lets none
- * through; work handed to libuv's pool lets at least one through per hand-off.
+ * through. Work handed to libuv's pool or another thread, n hand-offs one after the other, lets
+ * at least n − 1 through: the first answer can come before the loop's first turn (this thread
+ * held up after handing it off, as on a loaded machine), every later one is waited for.
  */
 export async function eventLoopTurnsWhile<T>(work: () => Promise<T>): Promise<{ turns: number; result: T }> {
   let turns = 0;
@@ -18,4 +20,20 @@ export async function eventLoopTurnsWhile<T>(work: () => Promise<T>): Promise<{ 
   } finally {
     working = false;
   }
+}
+
+/**
+ * Whether `promise` settles within `hops` microtasks of now, before this thread's event loop
+ * turns at all: work done on this thread (synchronously, or through promises only) does; work
+ * whose answer comes from another thread or from I/O never can, however fast it is, since that
+ * answer is delivered by the event loop.
+ */
+export async function settlesWithinMicrotasks(promise: Promise<unknown>, hops = 1_000): Promise<boolean> {
+  let settled = false;
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  for (let hop = 0; hop < hops && !settled; hop++) await null;
+  return settled;
 }
