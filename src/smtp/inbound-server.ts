@@ -45,6 +45,7 @@ import { LineEndingCheck, scanLineEndings } from "./line-ending-check.ts";
 import { streamChunks } from "./stream-chunks.ts";
 import { installLineLengthShim } from "./line-length-shim.ts";
 import { installPipelinedDataShim } from "./pipelined-data-shim.ts";
+import { installQuitCloseShim } from "./quit-close-shim.ts";
 import { installReplyBatchingShim } from "./reply-batching-shim.ts";
 import { installDataScanShim } from "./data-scan-shim.ts";
 import { SessionDeadlines } from "./session-deadlines.ts";
@@ -103,6 +104,7 @@ export function createInboundServer(options: InboundServerOptions, deps: Inbound
   installLineLengthShim();
   installDataScanShim();
   installReplyBatchingShim();
+  installQuitCloseShim();
   const now = deps.now ?? (() => new Date());
   // os.tmpdir() reads the environment on every call: once per server, not once per message
   const spoolDir = options.spoolDir ?? tmpdir();
