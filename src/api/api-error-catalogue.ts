@@ -42,6 +42,8 @@ export const apiErrors = Object.freeze({
   D1_NOT_FOUND: entry(7404, 404, "The database {name} could not be found"),
   D1_QUERY_FAILED: entry(7500, 400, "{message}"),
   BUSY: entry(1007, 503, "Too many uploads in progress; retry shortly"),
+  // a request that reached a listener after the service began to stop (src/api/http-front.ts)
+  STOPPING: entry(1009, 503, "The service is stopping; retry shortly"),
   INTERNAL: entry(1000, 500, "Internal error (incident {incident}); the operator's log has the details"),
 });
 

@@ -61,39 +61,41 @@ interface CheckResult {
 
 export const DEFAULT_HEALTH_TIMEOUT_MS = 2_000;
 
-export async function healthRoutes(app: FastifyInstance, checks: HealthChecks): Promise<void> {
+/** The paths answered here: by the Fastify routes below, and by the HTTP front before the app is built (http-front.ts). */
+export const HEALTH_PATHS = Object.freeze(["/healthz", "/readyz"] as const);
+export type HealthPath = (typeof HEALTH_PATHS)[number];
+
+/** The status code and JSON body of `path`'s answer, after running the checks. */
+export async function healthAnswer(checks: HealthChecks, path: HealthPath): Promise<{ statusCode: number; body: unknown }> {
   const timeoutMs = checks.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS;
-
-  async function runChecks(): Promise<Record<string, CheckResult>> {
-    const listening = checks.smtpListening();
-    return {
-      smtp: { status: listening ? "ok" : "failing", listening },
-      store: await storeCheck(checks.pingStore, timeoutMs),
-      workers: workersCheck(checks.workerRuntime()),
-    };
+  // read before the checks run: a stop that begins while they run shows on the next probe
+  const accepting = checks.accepting();
+  const listening = checks.smtpListening();
+  const results: Record<string, CheckResult> = {
+    smtp: { status: listening ? "ok" : "failing", listening },
+    store: await storeCheck(checks.pingStore, timeoutMs),
+    workers: workersCheck(checks.workerRuntime()),
+  };
+  const failingChecks = Object.keys(results).filter((name) => results[name]!.status === "failing");
+  const degraded = Object.keys(results).filter((name) => results[name]!.status === "degraded");
+  if (path === "/healthz") {
+    const status = failingChecks.length > 0 ? "failing" : degraded.length > 0 ? "degraded" : "ok";
+    return { statusCode: failingChecks.length === 0 ? 200 : 503, body: { success: failingChecks.length === 0, result: { status, failing: failingChecks, degraded, checks: results } } };
   }
+  const failing = [...(accepting ? [] : ["accepting"]), ...failingChecks];
+  return {
+    statusCode: failing.length === 0 ? 200 : 503,
+    body: { success: failing.length === 0, result: { status: failing.length === 0 ? "ready" : "not_ready", failing, degraded, workers: results["workers"]!["state"] } },
+  };
+}
 
-  app.get("/healthz", async (_request, reply) => {
-    const results = await runChecks();
-    const failing = Object.keys(results).filter((name) => results[name]!.status === "failing");
-    const degraded = Object.keys(results).filter((name) => results[name]!.status === "degraded");
-    const status = failing.length > 0 ? "failing" : degraded.length > 0 ? "degraded" : "ok";
-    return reply
-      .code(failing.length === 0 ? 200 : 503)
-      .header("cache-control", "no-store")
-      .send({ success: failing.length === 0, result: { status, failing, degraded, checks: results } });
-  });
-
-  app.get("/readyz", async (_request, reply) => {
-    const accepting = checks.accepting();
-    const results = await runChecks();
-    const failing = [...(accepting ? [] : ["accepting"]), ...Object.keys(results).filter((name) => results[name]!.status === "failing")];
-    const degraded = Object.keys(results).filter((name) => results[name]!.status === "degraded");
-    return reply
-      .code(failing.length === 0 ? 200 : 503)
-      .header("cache-control", "no-store")
-      .send({ success: failing.length === 0, result: { status: failing.length === 0 ? "ready" : "not_ready", failing, degraded, workers: results["workers"]!["state"] } });
-  });
+export async function healthRoutes(app: FastifyInstance, checks: HealthChecks): Promise<void> {
+  for (const path of HEALTH_PATHS) {
+    app.get(path, async (_request, reply) => {
+      const { statusCode, body } = await healthAnswer(checks, path);
+      return reply.code(statusCode).header("cache-control", "no-store").send(body);
+    });
+  }
 }
 
 function workersCheck(runtime: WorkerRuntimeHealth): CheckResult {

@@ -9,7 +9,6 @@
  * the token before reading a body; every other path is a JSON 404.
  */
 import Fastify, { type FastifyInstance } from "fastify";
-import type { AddressInfo } from "node:net";
 import type { Logger } from "../analytics/structured-log.ts";
 import type { VerificationLinks } from "../core/addresses/verification-links.ts";
 import type { TokenAuthenticator } from "../core/tokens/token-authenticator.ts";
@@ -107,9 +106,4 @@ export function createHttpServer(options: HttpServiceOptions): FastifyInstance {
     void reply.code(404).send({ success: false, errors: [{ code: 404, message: `no route for ${request.method} ${request.url}` }] });
   });
   return app;
-}
-
-export async function listenHttp(app: FastifyInstance, port: number, host: string): Promise<AddressInfo> {
-  await app.listen({ port, host });
-  return app.server.address() as AddressInfo;
 }

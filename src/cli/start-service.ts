@@ -13,7 +13,8 @@ import { Access } from "../api/access.ts";
 import type { FixedWindowCounter } from "../api/request-limits.ts";
 import { expectedZoneRecords } from "../core/zone-dns-records.ts";
 import { createVerificationMailer } from "../mail/verification-mail.ts";
-import { createHttpServer, listenHttp } from "../api/http-server.ts";
+import { createHttpFront, listenHttp } from "../api/http-front.ts";
+import type { HealthChecks } from "../api/health-routes.ts";
 import { createEventRecorder } from "../analytics/event-recorder.ts";
 import { createLogger, type Logger } from "../analytics/structured-log.ts";
 import { ensureDataDir, octal, type OnTightened } from "../config/data-dir.ts";
@@ -32,7 +33,6 @@ import { createWorkerHandIn } from "../mail/hand-in.ts";
 import { createMailCore } from "../mail/mail-core.ts";
 import { createQueueDispatcher } from "../mail/queue-dispatcher.ts";
 import { dnsblErrorsTotal, dnsErrorsTotal, queueRetriesTotal, reportPoolConnections, reportQueueStats } from "../analytics/metrics.ts";
-import { createMetricsServer } from "../api/metrics-routes.ts";
 import { startQueueRunner, type QueueRunner } from "../mail/queue-runner.ts";
 import { queueStats } from "../store/repositories/delivery-queue-repository.ts";
 import type { TlsCredentialsError } from "../smtp/tls-credentials.ts";
@@ -348,7 +348,9 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   started.push({ name: "verification mail", undo: () => (unwatchVerifications(), clearInterval(verificationRetry)) });
   void flushVerifications();
   let closing: Promise<void> | null = null;
-  const httpApp = createHttpServer({
+  const health: HealthChecks = { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntime: () => workerRuntime.health(), accepting: () => closing === null };
+  // the API and dashboard app is built on the first request that needs it (http-front.ts)
+  const buildHttpApp = async () => (await import("../api/http-server.ts")).createHttpServer({
     hostname: settings.hostname,
     routing: () => routing.table,
     authenticate: createTokenAuthenticator(store.db),
@@ -364,19 +366,22 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     },
     mtaStsMode: certificates.mtaStsMode,
     acmeChallenges: certificates.acmeChallenges,
-    health: { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntime: () => workerRuntime.health(), accepting: () => closing === null },
+    health,
     workerFetch: { account: DEFAULT_ACCOUNT, zoneAccounts: () => new Map([...routing.table.zones].map(([name, zone]) => [name, zone.account])), routes: (account) => runtimeWorkers.fetchRoutes(account), load: (account, name) => runtimeWorkers.load(account, name), invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, maxBodyBytes: settings.maxMessageSize },
   });
-  const http: AddressInfo = await listenHttp(httpApp, settings.httpPort, settings.httpHost).catch((error: unknown) => failStart(error, (cause) => new StartupError("http-listen", `${settings.httpHost}:${settings.httpPort}`, cause)));
-  started.push({ name: "HTTP listener", undo: () => httpApp.close() });
+  const front = createHttpFront({ build: buildHttpApp, health, logger });
+  started.push({ name: "HTTP app", undo: () => front.close() });
+  const httpListener = await listenHttp(front.handle, settings.httpPort, settings.httpHost).catch((error: unknown) => failStart(error, (cause) => new StartupError("http-listen", `${settings.httpHost}:${settings.httpPort}`, cause)));
+  started.push({ name: "HTTP listener", undo: () => httpListener.close() });
+  const http: AddressInfo = httpListener.address;
   logger.log("info", "http_listening", { host: http.address, port: http.port });
-  const https: AddressInfo | null = await certificates.start(httpApp).catch((error: unknown) => failStart(error, (cause) => new StartupError("https-listen", `${settings.httpHost}:${settings.httpsPort}`, cause)));
+  const https: AddressInfo | null = await certificates.start(front.handle).catch((error: unknown) => failStart(error, (cause) => new StartupError("https-listen", `${settings.httpHost}:${settings.httpsPort}`, cause)));
   if (https !== null) logger.log("info", "https_listening", { host: https.address, port: https.port });
   // --metrics-port: /metrics without a token, for a scraper on a private network (issue 10)
   let metrics: AddressInfo | null = null;
   if (settings.metricsPort !== null) {
-    const metricsApp = createMetricsServer();
-    metrics = await listenHttp(metricsApp, settings.metricsPort, settings.metricsHost).catch((error: unknown) => failStart(error, (cause) => new StartupError("metrics-listen", `${settings.metricsHost}:${settings.metricsPort}`, cause)));
+    const metricsApp = (await import("../api/metrics-routes.ts")).createMetricsServer();
+    metrics = await metricsApp.listen({ port: settings.metricsPort, host: settings.metricsHost }).then(() => metricsApp.server.address() as AddressInfo).catch((error: unknown) => failStart(error, (cause) => new StartupError("metrics-listen", `${settings.metricsHost}:${settings.metricsPort}`, cause)));
     started.push({ name: "metrics listener", undo: () => metricsApp.close() });
     logger.log("info", "metrics_listening", { host: metrics.address, port: metrics.port });
   }

@@ -13,11 +13,11 @@
  * - HTTPS presents, per SNI name, the ACME certificate for that name, else the MX pair.
  */
 import { copyFileSync, mkdirSync } from "node:fs";
+import type { RequestListener } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { createSecureContext, type SecureContext } from "node:tls";
-import type { FastifyInstance } from "fastify";
 import type { Logger } from "../analytics/structured-log.ts";
 import type { AcmeCertificates } from "../acme/acme-certificates.ts";
 import { certificateFiles } from "../acme/certificate-files.ts";
@@ -43,8 +43,8 @@ export interface CertificateSetup {
   readonly acme: AcmeCertificates | null;
   readonly modes: MtaStsModeTracker;
   mtaStsMode(zone: string): MtaStsMode;
-  /** After the HTTP service listens: start ACME and the HTTPS listener (its address, or null when off). */
-  start(app: FastifyInstance): Promise<AddressInfo | null>;
+  /** After the HTTP service listens: start ACME and the HTTPS listener serving `handle` (http-front.ts): its address, or null when off. */
+  start(handle: RequestListener): Promise<AddressInfo | null>;
   close(): Promise<void>;
 }
 
@@ -118,7 +118,7 @@ export async function setUpCertificates(settings: Readonly<Settings>, options: C
     acme,
     modes,
     mtaStsMode: (zone) => modes.modeFor(zone),
-    async start(app) {
+    async start(handle) {
       acme?.start();
       if (settings.httpsPort === null) return null;
       const server = createHttpsServer(
@@ -129,7 +129,7 @@ export async function setUpCertificates(settings: Readonly<Settings>, options: C
             callback(null, contextFor(acme?.pair(name) ?? tls.current()));
           },
         },
-        (request, response) => app.routing(request, response),
+        handle,
       );
       https = server;
       await new Promise<void>((resolve, reject) => {

@@ -1,6 +1,7 @@
 /**
  * Optional subsystems are loaded when used, not at start (issue 11, RSS): a SQLite node without
- * ACME never loads pg or acme-client; graphql-js comes with the first GraphQL query, which
+ * ACME never loads pg or acme-client; the HTTP API's app (Fastify and its routes) comes with the
+ * first request other than a health check, and graphql-js with the first GraphQL query, which
  * still answers; selfsigned never in the service's thread: the dev certificate is made on a
  * short-lived thread of its own, once, and the one kept in the data directory is reused; mailauth's
  * BIMI code and libmime's charset converter (src/inbound/mailauth-stand-ins.ts) are not loaded by
@@ -19,6 +20,8 @@ const PROBE = join(import.meta.dirname, "..", "support", "loaded-packages-proces
 
 interface ProbeRun {
   atStart: string[];
+  afterHealth: string[];
+  ready: { status: number; body: { success: boolean; result: { status: string } } };
   afterGraphql: string[];
   graphql: { status: number; body: { data: unknown; errors: unknown } };
 }
@@ -44,7 +47,17 @@ describe("optional subsystems", () => {
   after(() => rmSync(dataDir, { recursive: true, force: true }));
 
   it("sees the packages a start loads (the hook works)", () => {
-    for (const name of ["kysely", "smtp-server", "fastify", "mailauth"]) assert.ok(first.atStart.includes(name), `${name} loaded at start`);
+    for (const name of ["kysely", "smtp-server", "mailauth"]) assert.ok(first.atStart.includes(name), `${name} loaded at start`);
+  });
+
+  it("starts without the HTTP API's app, answers a health check without it, and loads it for the first API request", () => {
+    for (const run of [first, second]) {
+      for (const name of ["fastify", "@fastify/static", "ajv"]) assert.ok(!run.atStart.includes(name), `${name} loaded at start`);
+      assert.equal(run.ready.status, 200);
+      assert.equal(run.ready.body.result.status, "ready");
+      assert.ok(!run.afterHealth.includes("fastify"), "a health check loaded fastify");
+      assert.ok(run.afterGraphql.includes("fastify"), "the API request loaded fastify");
+    }
   });
 
   it("starts a SQLite node without ACME with neither pg nor acme-client nor graphql loaded", () => {

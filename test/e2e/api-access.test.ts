@@ -74,6 +74,9 @@ describe("API authorisation across accounts", () => {
     await a.kv.put("a-private-ns", "a-key", new TextEncoder().encode("A's kv value"));
     Object.assign(ids, { account_id: "acct-a", zone_id: zone.id, rule_id: rule.id, address_id: (await a.addresses.get("private-a@dest.test")).id, token_id: full.id });
     Object.assign(ids, { script_name: "a-private-worker", secret_name: "A_SECRET", namespace_id: "a-private-ns", key_name: "a-key" });
+    // the API's app is built on the first request that needs it (src/api/http-front.ts), and its
+    // routes are known from then on
+    assert.equal((await call(h, "GET", "/client/v4/user/tokens/verify", { token: tokens["a"] })).status, 200);
   });
   after(async () => h?.stop());
 

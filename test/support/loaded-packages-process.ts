@@ -1,9 +1,9 @@
 /**
  * Run as a child process by test/cli/optional-subsystems.test.ts: starts mailroute
  * (startMailroute, as `mailroute start` does) on the data directory given as argv[2], with a
- * resolve hook that records every npm package loaded, then asks POST /client/v4/graphql once.
- * Prints one JSON line: the packages loaded by the start, those loaded once the GraphQL answer
- * came, and that answer. A child of its own because a package, once loaded, stays loaded: the
+ * resolve hook that records every npm package loaded, then asks GET /readyz and then
+ * POST /client/v4/graphql once. Prints one JSON line: the packages loaded by the start, those
+ * loaded once the readiness answer came and once the GraphQL answer came, and both answers. A child of its own because a package, once loaded, stays loaded: the
  * test process has loaded everything already.
  */
 import { registerHooks } from "node:module";
@@ -32,13 +32,16 @@ const settings = loadSettings({ "data-dir": dataDir, "smtp-host": "127.0.0.1", "
 const mailroute = await startMailroute(settings, { logger: silentLogger, closeTimeoutMs: 500 });
 try {
   const atStart = [...loaded].sort();
+  const readyz = await fetch(`http://127.0.0.1:${mailroute.http.port}/readyz`);
+  const ready = { status: readyz.status, body: await readyz.json() };
+  const afterHealth = [...loaded].sort();
   const response = await fetch(`http://127.0.0.1:${mailroute.http.port}/client/v4/graphql`, {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify({ query: `{ viewer { zones(filter: { zoneTag: "no-such-zone" }) { zoneTag } } }` }),
   });
   const graphql = { status: response.status, body: await response.json() };
-  process.stdout.write(`${JSON.stringify({ atStart, afterGraphql: [...loaded].sort(), graphql })}\n`);
+  process.stdout.write(`${JSON.stringify({ atStart, afterHealth, ready, afterGraphql: [...loaded].sort(), graphql })}\n`);
 } finally {
   await mailroute.close();
 }
