@@ -2,7 +2,8 @@
  * Optional subsystems are loaded when used, not at start (issue 11, RSS): a SQLite node without
  * ACME never loads pg or acme-client; the HTTP API's app (Fastify and its routes) comes with the
  * first request other than a health check, and graphql-js with the first GraphQL query, which
- * still answers; selfsigned never in the service's thread: the dev certificate is made on a
+ * still answers; nodemailer's MIME composer with the first verification message; selfsigned never
+ * in the service's thread: the dev certificate is made on a
  * short-lived thread of its own, once, and the one kept in the data directory is reused; mailauth's
  * BIMI code and libmime's charset converter (src/inbound/mailauth-stand-ins.ts) are not loaded by
  * a start, though both the inbound authentication and the MTA-STS policy code load mailauth. Observed
@@ -64,6 +65,11 @@ describe("optional subsystems", () => {
     for (const run of [first, second]) {
       for (const name of ["pg", "acme-client", "graphql"]) assert.ok(!run.atStart.includes(name), `${name} loaded at start`);
     }
+  });
+
+  it("starts without nodemailer's MIME composer, which only verification messages use", () => {
+    assert.ok(first.atStart.includes("nodemailer"), "nodemailer itself is loaded (the relay's SMTP client)");
+    for (const run of [first, second]) assert.ok(!run.atStart.includes("nodemailer/lib/mail-composer"), "the MIME composer loaded at start");
   });
 
   it("starts without mailauth's BIMI code or libmime's charset converter and type list", () => {

@@ -17,6 +17,8 @@ registerHooks({
     if (at >= 0) {
       const parts = result.url.slice(at + "/node_modules/".length).split("/");
       loaded.add(parts[0]!.startsWith("@") ? `${parts[0]}/${parts[1]}` : parts[0]!);
+      // a part of a package that is loaded on its own: nodemailer's MIME composer
+      if (result.url.includes("/nodemailer/lib/mail-composer/")) loaded.add("nodemailer/lib/mail-composer");
     }
     return result;
   },
