@@ -12,6 +12,9 @@
  *   converter (iconv-lite and encoding-japanese, ~330 KiB of source and their tables) and its
  *   1,000-entry MIME type list: ~4–5 MiB of RSS and ~1.8 MiB of heap. Authentication needs the
  *   converter only for a header parameter in a legacy charset, and the list never.
+ * - joi, for the two checks mailauth makes with it on every message (a DKIM key's base64, an SPF
+ *   domain): answered by joi-stand-in.ts, which loads the real joi for anything else (~1.6 MiB
+ *   of heap).
  *
  * Promises: each stand-in has the same exports (functions forward their call; data is read
  * through a getter); the first use loads the real module and hands over to it, so behaviour never
@@ -20,6 +23,7 @@
  * required paths and names this relies on.
  */
 import { createRequire, Module } from "node:module";
+import { joiStandIn, type DomainCheck, type RealJoi } from "./joi-stand-in.ts";
 
 const require = createRequire(import.meta.url);
 // libmime as mailauth resolves it, not as this module would
@@ -74,3 +78,34 @@ function placeStandIn({ specifier, exports: names, data = [] }: DeferredModule):
 }
 
 for (const deferred of [...BIMI_MODULES, ...LIBMIME_MODULES]) placeStandIn(deferred);
+
+/** joi's entry file, as mailauth resolves it. */
+export function joiPath(): string {
+  return mailauthRequire.resolve("joi");
+}
+
+// joi: not deferred but answered (joi-stand-in.ts), since mailauth checks with it on every message
+function placeJoiStandIn(): void {
+  const path = joiPath();
+  if (require.cache[path] !== undefined) return;
+  const joiRequire = createRequire(path);
+  let real: RealJoi | null = null;
+  const standIn = new Module(path);
+  standIn.filename = path;
+  standIn.loaded = true;
+  standIn.exports = joiStandIn(
+    () => {
+      if (real === null) {
+        // from now on whoever requires joi gets the real one, which require caches in our place
+        delete require.cache[path];
+        real = require(path) as RealJoi;
+      }
+      return real;
+    },
+    // the check joi's domain rule calls, from the @hapi/address joi itself resolves
+    () => (joiRequire("@hapi/address") as { isDomainValid: DomainCheck }).isDomainValid,
+  );
+  require.cache[path] = standIn;
+}
+
+placeJoiStandIn();

@@ -5,7 +5,7 @@
  * still answers; nodemailer's MIME composer with the first verification message; selfsigned never
  * in the service's thread: the dev certificate is made on a
  * short-lived thread of its own, once, and the one kept in the data directory is reused; mailauth's
- * BIMI code and libmime's charset converter (src/inbound/mailauth-stand-ins.ts) are not loaded by
+ * BIMI code, libmime's charset converter and joi (src/inbound/mailauth-stand-ins.ts) are not loaded by
  * a start, though both the inbound authentication and the MTA-STS policy code load mailauth. Observed
  * in child processes through a resolve hook (test/support/loaded-packages-process.ts).
  */
@@ -72,9 +72,9 @@ describe("optional subsystems", () => {
     for (const run of [first, second]) assert.ok(!run.atStart.includes("nodemailer/lib/mail-composer"), "the MIME composer loaded at start");
   });
 
-  it("starts without mailauth's BIMI code or libmime's charset converter and type list", () => {
+  it("starts without mailauth's BIMI code, libmime's charset converter and type list, or joi", () => {
     for (const run of [first, second]) {
-      for (const name of ["undici", "@postalsys/vmc", "fast-xml-parser", "iconv-lite", "encoding-japanese"]) assert.ok(!run.atStart.includes(name), `${name} loaded at start`);
+      for (const name of ["undici", "@postalsys/vmc", "fast-xml-parser", "iconv-lite", "encoding-japanese", "joi"]) assert.ok(!run.atStart.includes(name), `${name} loaded at start`);
       assert.ok(run.atStart.includes("libmime"), "libmime itself is loaded (the hook saw it)");
     }
   });

@@ -10,9 +10,9 @@
  * patch changes, so an upgrade is a deliberate act that re-checks each shim.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, it } from "node:test";
 import { BIMI_MODULES, deferredModulePath, LIBMIME_MODULES } from "../../src/inbound/mailauth-stand-ins.ts";
 
@@ -109,6 +109,22 @@ describe("dependencies whose internals we patch", () => {
       assert.ok(names !== undefined, `mailauth.js no longer requires ${specifier}`);
       assert.deepEqual([...names].sort(), [...exports].sort(), `mailauth.js takes other names from ${specifier}`);
     }
+  });
+
+  it("mailauth still asks joi only for the two schemas joi-stand-in.ts answers (outside BIMI, which is stood in for)", () => {
+    const root = dirname(require.resolve("mailauth"));
+    const uses: string[] = [];
+    for (const file of readdirSync(root, { recursive: true, encoding: "utf8" })) {
+      if (!file.endsWith(".js") || file.startsWith("bimi")) continue;
+      const source = readFileSync(join(root, file), "utf8");
+      if (!source.includes("require('joi')")) continue;
+      for (const match of source.matchAll(/Joi\.[^;]*;/g)) uses.push(`${file}: ${match[0]}`);
+    }
+    assert.deepEqual(
+      uses.map((use) => use.replace(/^.*?: /, "")).sort(),
+      ["Joi.string().base64({ paddingRequired: false });", "Joi.string().domain({ allowUnicode: false, tlds: false });"],
+      `mailauth uses joi otherwise now: joi-stand-in.ts needs rework (${uses.join(" | ")})`,
+    );
   });
 
   it("libmime, as mailauth resolves it, still takes only the stand-ins' names from its charset converter and type list", () => {

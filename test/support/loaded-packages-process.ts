@@ -1,26 +1,28 @@
 /**
  * Run as a child process by test/cli/optional-subsystems.test.ts: starts mailroute
  * (startMailroute, as `mailroute start` does) on the data directory given as argv[2], with a
- * resolve hook that records every npm package loaded, then asks GET /readyz and then
+ * load hook that records every npm package loaded, then asks GET /readyz and then
  * POST /client/v4/graphql once. Prints one JSON line: the packages loaded by the start, those
- * loaded once the readiness answer came and once the GraphQL answer came, and both answers. A child of its own because a package, once loaded, stays loaded: the
- * test process has loaded everything already.
+ * loaded once the readiness answer came and once the GraphQL answer came, and both answers. A
+ * child of its own because a package, once loaded, stays loaded: the test process has loaded
+ * everything already.
  */
 import { registerHooks } from "node:module";
 
 const loaded = new Set<string>();
 registerHooks({
-  resolve(specifier, context, nextResolve) {
-    const result = nextResolve(specifier, context);
+  // load, not resolve: a module whose path is only resolved (require.resolve, as the mailauth
+  // stand-ins do to find joi) is not loaded
+  load(url, context, nextLoad) {
     // the package a file belongs to: the path part after the last node_modules/ (scoped: two parts)
-    const at = result.url.lastIndexOf("/node_modules/");
+    const at = url.lastIndexOf("/node_modules/");
     if (at >= 0) {
-      const parts = result.url.slice(at + "/node_modules/".length).split("/");
+      const parts = url.slice(at + "/node_modules/".length).split("/");
       loaded.add(parts[0]!.startsWith("@") ? `${parts[0]}/${parts[1]}` : parts[0]!);
       // a part of a package that is loaded on its own: nodemailer's MIME composer
-      if (result.url.includes("/nodemailer/lib/mail-composer/")) loaded.add("nodemailer/lib/mail-composer");
+      if (url.includes("/nodemailer/lib/mail-composer/")) loaded.add("nodemailer/lib/mail-composer");
     }
-    return result;
+    return nextLoad(url, context);
   },
 });
 
