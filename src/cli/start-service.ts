@@ -13,7 +13,6 @@ import { Access } from "../api/access.ts";
 import type { FixedWindowCounter } from "../api/request-limits.ts";
 import { expectedZoneRecords } from "../core/zone-dns-records.ts";
 import { createVerificationMailer } from "../mail/verification-mail.ts";
-import { createHttpFront, listenHttp } from "../api/http-front.ts";
 import type { HealthChecks } from "../api/health-routes.ts";
 import { createEventRecorder } from "../analytics/event-recorder.ts";
 import { createLogger, type Logger } from "../analytics/structured-log.ts";
@@ -60,6 +59,7 @@ import { settleIntentsOfOwner, storeDeliveryLedger } from "../store/delivery-led
 import { openStore, type Store } from "../store/open-store.ts";
 import { readConfigVersion } from "../store/config-version.ts";
 import { PendingWrites } from "../store/pending-writes.ts";
+import { startHttpSide } from "./http-start.ts";
 import { StartupError } from "./startup-error.ts";
 import { startHousekeeping } from "./housekeeping.ts";
 import { loadNodeSecrets, requireClusterKey } from "./node-secrets.ts";
@@ -349,7 +349,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   void flushVerifications();
   let closing: Promise<void> | null = null;
   const health: HealthChecks = { smtpListening: () => server.listening, pingStore: () => readConfigVersion(store.db), workerRuntime: () => workerRuntime.health(), accepting: () => closing === null };
-  // the API and dashboard app is built on the first request that needs it (http-front.ts)
+  // the API and dashboard app is built on the first request that needs it (api/http-front.ts)
   const buildHttpApp = async () => (await import("../api/http-server.ts")).createHttpServer({
     hostname: settings.hostname,
     routing: () => routing.table,
@@ -369,22 +369,7 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
     health,
     workerFetch: { account: DEFAULT_ACCOUNT, zoneAccounts: () => new Map([...routing.table.zones].map(([name, zone]) => [name, zone.account])), routes: (account) => runtimeWorkers.fetchRoutes(account), load: (account, name) => runtimeWorkers.load(account, name), invoke: invokeWorker, handlers: handlersFor, recordLogs: recordWorkerLogs, maxBodyBytes: settings.maxMessageSize },
   });
-  const front = createHttpFront({ build: buildHttpApp, health, logger });
-  started.push({ name: "HTTP app", undo: () => front.close() });
-  const httpListener = await listenHttp(front.handle, settings.httpPort, settings.httpHost).catch((error: unknown) => failStart(error, (cause) => new StartupError("http-listen", `${settings.httpHost}:${settings.httpPort}`, cause)));
-  started.push({ name: "HTTP listener", undo: () => httpListener.close() });
-  const http: AddressInfo = httpListener.address;
-  logger.log("info", "http_listening", { host: http.address, port: http.port });
-  const https: AddressInfo | null = await certificates.start(front.handle).catch((error: unknown) => failStart(error, (cause) => new StartupError("https-listen", `${settings.httpHost}:${settings.httpsPort}`, cause)));
-  if (https !== null) logger.log("info", "https_listening", { host: https.address, port: https.port });
-  // --metrics-port: /metrics without a token, for a scraper on a private network (issue 10)
-  let metrics: AddressInfo | null = null;
-  if (settings.metricsPort !== null) {
-    const metricsApp = (await import("../api/metrics-routes.ts")).createMetricsServer();
-    metrics = await metricsApp.listen({ port: settings.metricsPort, host: settings.metricsHost }).then(() => metricsApp.server.address() as AddressInfo).catch((error: unknown) => failStart(error, (cause) => new StartupError("metrics-listen", `${settings.metricsHost}:${settings.metricsPort}`, cause)));
-    started.push({ name: "metrics listener", undo: () => metricsApp.close() });
-    logger.log("info", "metrics_listening", { host: metrics.address, port: metrics.port });
-  }
+  const { http, https, metrics } = await startHttpSide({ settings, health, buildApp: buildHttpApp, certificates, logger, started, failStart });
   queues.start();
   started.push({ name: "worker queue consumers", undo: () => queues.stop() });
 
