@@ -23,7 +23,7 @@
  * - `close` closes the app if it was built (or once the build in progress ends), and nothing is
  *   built after it: a request that comes later gets a 503.
  */
-import type { IncomingMessage, RequestListener, Server, ServerResponse } from "node:http";
+import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
@@ -112,7 +112,7 @@ export function createHttpFront(options: HttpFrontOptions): HttpFront {
 }
 
 /** A server for `front.handle` listening on `host`:`port`, set up as Fastify sets up its own. */
-export async function listenHttp(handle: RequestListener, port: number, host: string): Promise<{ address: AddressInfo; server: Server; close(): Promise<void> }> {
+export async function listenHttp(handle: RequestListener, port: number, host: string): Promise<{ address: AddressInfo; close(): Promise<void> }> {
   const server = createServer(handle);
   server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   server.requestTimeout = 0;
@@ -125,7 +125,6 @@ export async function listenHttp(handle: RequestListener, port: number, host: st
   });
   return {
     address: server.address() as AddressInfo,
-    server,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

@@ -79,14 +79,10 @@ function placeStandIn({ specifier, exports: names, data = [] }: DeferredModule):
 
 for (const deferred of [...BIMI_MODULES, ...LIBMIME_MODULES]) placeStandIn(deferred);
 
-/** joi's entry file, as mailauth resolves it. */
-export function joiPath(): string {
-  return mailauthRequire.resolve("joi");
-}
-
 // joi: not deferred but answered (joi-stand-in.ts), since mailauth checks with it on every message
 function placeJoiStandIn(): void {
-  const path = joiPath();
+  // joi's entry file, as mailauth resolves it
+  const path = mailauthRequire.resolve("joi");
   if (require.cache[path] !== undefined) return;
   const joiRequire = createRequire(path);
   let real: RealJoi | null = null;
