@@ -36,6 +36,8 @@ export interface BenchServer {
   /** How it runs, for the report. */
   readonly description: string;
   readonly port: number;
+  /** The service's process id (the primary's with --processes n); null in-process, where it is the bench's own. */
+  readonly pid: number | null;
   readonly rss: RssReader;
   /** The anonymous part of `rss` (rss-sampler.ts childAnonRss); null when it cannot be told apart (in-process). */
   readonly anonRss: RssReader | null;
@@ -121,6 +123,7 @@ export async function startChildServer(settings: ServerSettings): Promise<BenchS
     mode: "child",
     description: `child process (pid ${child.pid}): node src/cli/main.ts start${processes > 1 ? ` --processes ${processes}` : ""}`,
     port,
+    pid: child.pid!,
     // --processes n: the primary and every service process
     rss: processes > 1 ? processTreeRss(child.pid!) : childRss(child.pid!),
     anonRss: processes > 1 ? processTreeRss(child.pid!, childAnonRss) : childAnonRss(child.pid!),
@@ -138,6 +141,7 @@ export async function startInProcessServer(settings: ServerSettings): Promise<Be
     mode: "in-process",
     description: "in-process startMailroute (silent logger); RSS is the whole bench process",
     port: mailroute.smtp.port,
+    pid: null,
     rss: selfRss(),
     anonRss: null,
     stop: () => mailroute.close(),

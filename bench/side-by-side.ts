@@ -47,6 +47,7 @@ import { fixed, formatTable, mib, ms } from "./report-table.ts";
 import { measureRoutingScale } from "./routing-scale.ts";
 import { RssSampler, type RssReader } from "./rss-sampler.ts";
 import { LoadSession } from "./smtp-load-client.ts";
+import { THREAD_KINDS, cpuBetween, machineBusyBetween, readMachineCpu, readThreadCpu, type ThreadCpu, type ThreadKind } from "./thread-cpu.ts";
 
 const QUICK = process.argv.includes("--quick");
 const REPEATS = QUICK ? 1 : 3;
@@ -121,6 +122,8 @@ interface Target {
   anonRss: RssSampler | null;
   /** Messages accepted but not yet delivered (Postfix's queue; 0 for in-session relay). */
   queued(): number;
+  /** mailroute: its CPU so far by kind of thread (thread-cpu.ts); null for Postfix or where it cannot be read. */
+  cpu(): ThreadCpu | null;
 }
 
 interface RunFigures {
@@ -129,6 +132,10 @@ interface RunFigures {
   msgPerSecond: number;
   peakRssBytes: number | null;
   peakAnonRssBytes: number | null;
+  /** mailroute: CPU used during the run by kind of thread, ms; null for Postfix. */
+  cpu: ThreadCpu | null;
+  /** The share of the machine's cores busy during the run (every process: load, sink, forwarder). */
+  machineBusy: number | null;
   problem: string | null;
 }
 
@@ -140,6 +147,8 @@ async function measureRun(target: Target, sink: PostfixSink, cell: Cell, message
   const before = sink.messages;
   const window = target.rss.begin();
   const anonWindow = target.anonRss?.begin() ?? null;
+  const cpuBefore = target.cpu();
+  const machineBefore = readMachineCpu();
   const started = performance.now();
   const source = await runSmtpSource({
     port: target.port,
@@ -160,10 +169,13 @@ async function measureRun(target: Target, sink: PostfixSink, cell: Cell, message
     while (target.queued() > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
   }
   const seconds = (performance.now() - started) / 1000;
+  const cpuAfter = target.cpu();
+  const machineBusy = machineBusyBetween(machineBefore, readMachineCpu());
   const rss = window.end();
   const anonRss = anonWindow?.end() ?? null;
   const delivered = sink.messages - before;
-  return { delivered, seconds, msgPerSecond: delivered / seconds, peakRssBytes: rss.peakBytes, peakAnonRssBytes: anonRss?.peakBytes ?? null, problem };
+  const cpu = cpuBefore === null || cpuAfter === null ? null : cpuBetween(cpuBefore, cpuAfter);
+  return { delivered, seconds, msgPerSecond: delivered / seconds, peakRssBytes: rss.peakBytes, peakAnonRssBytes: anonRss?.peakBytes ?? null, cpu, machineBusy, problem };
 }
 
 function median(values: readonly number[]): number | null {
@@ -171,6 +183,15 @@ function median(values: readonly number[]): number | null {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
+
+/** The run whose rate is the median one (the lower middle of an even count), so its other figures belong together. */
+function medianRun(runs: readonly RunFigures[]): RunFigures | null {
+  if (runs.length === 0) return null;
+  const sorted = [...runs].sort((a, b) => a.msgPerSecond - b.msgPerSecond);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+const percent = (share: number) => `${Math.round(share * 100)} %`;
 
 function maxOf(values: readonly (number | null)[]): number | null {
   const present = values.filter((value): value is number => value !== null);
@@ -282,10 +303,11 @@ export async function runSideBySide(): Promise<void> {
       ...Object.fromEntries(
         MAILROUTE_TARGETS.map((name, index) => {
           const server = servers[index]!;
-          return [name, { name, port: server.port, rss: sampler(server.rss), anonRss: server.anonRss === null ? null : sampler(server.anonRss), queued: () => 0 }];
+          const cpu = () => (server.pid === null ? null : readThreadCpu(server.pid));
+          return [name, { name, port: server.port, rss: sampler(server.rss), anonRss: server.anonRss === null ? null : sampler(server.anonRss), queued: () => 0, cpu }];
         }),
       ),
-      postfix: { name: "postfix", port: postfix.port, rss: sampler(postfix.rss), anonRss: null, queued: () => postfix!.queued() },
+      postfix: { name: "postfix", port: postfix.port, rss: sampler(postfix.rss), anonRss: null, queued: () => postfix!.queued(), cpu: () => null },
     };
     const names = [...MAILROUTE_TARGETS, "postfix"];
     const header = [
@@ -370,6 +392,45 @@ export async function runSideBySide(): Promise<void> {
           "Postfix: PSS of master + daemons summed (shared pages divided among them); mailroute: RSS of its one process (worker threads included); mailroute ×n: RSS of the primary and its n processes summed.",
           "Anonymous: mailroute's RSS less the pages it maps from files (~55 MiB here: the Node binary's code and read-only data and the shared libraries, one copy in the page cache for every process running them).",
           ...problems,
+        ],
+      )}\n`,
+    );
+    const cpuRows = CELLS.flatMap((cell) => MAILROUTE_TARGETS.map((ourName) => {
+      const runs = results.get(cell)![ourName]!;
+      const run = medianRun(runs);
+      const label = `${cell.label}${MAILROUTE_TARGETS.length > 1 ? ` — ${ourName}` : ""}`;
+      if (run === null || run.cpu === null || run.delivered === 0) return [label, run === null ? null : Math.round(run.msgPerSecond), ...THREAD_KINDS.map(() => null), null, null, run?.machineBusy == null ? null : percent(run.machineBusy)];
+      const perMessage = (kind: ThreadKind) => run.cpu![kind] / run.delivered;
+      const all = THREAD_KINDS.reduce((sum, kind) => sum + perMessage(kind), 0);
+      return [
+        label,
+        Math.round(run.msgPerSecond),
+        ...THREAD_KINDS.map((kind) => perMessage(kind).toFixed(2)),
+        all.toFixed(2),
+        percent(run.cpu.smtp / (run.seconds * 1000)),
+        run.machineBusy === null ? null : percent(run.machineBusy),
+      ];
+    }));
+    process.stdout.write(
+      `${formatTable(
+        "Where mailroute's CPU went, ms per delivered message (the run with the median rate)",
+        [
+          { title: "cell", align: "left" },
+          { title: "msg/s" },
+          { title: "SMTP thread" },
+          { title: "signing" },
+          { title: "store writer" },
+          { title: "libuv pool" },
+          { title: "V8 helpers" },
+          { title: "other" },
+          { title: "all" },
+          { title: "SMTP thread busy" },
+          { title: "machine busy" },
+        ],
+        cpuRows,
+        [
+          "By thread, user + system time (/proc/<pid>/task/*/stat): signing = signing threads (and the store writer's statements where one hosts it, the default); libuv pool = RSA signatures made beside a busy signing thread, file and DNS work; V8 helpers = garbage collection and compilation.",
+          "SMTP thread busy: its CPU ÷ the run's wall time (1 = never idle). Machine busy: all cores, every process (smtp-source and smtp-sink included), from /proc/stat.",
         ],
       )}\n`,
     );
