@@ -430,7 +430,7 @@ export async function runSideBySide(): Promise<void> {
         cpuRows,
         [
           "By thread, user + system time (/proc/<pid>/task/*/stat): signing = signing threads (and the store writer's statements where one hosts it, the default); libuv pool = RSA signatures made beside a busy signing thread, file and DNS work; V8 helpers = garbage collection and compilation.",
-          "SMTP thread busy: its CPU ÷ the run's wall time (1 = never idle). Machine busy: all cores, every process (smtp-source and smtp-sink included), from /proc/stat.",
+          "SMTP thread busy: its CPU ÷ the run's wall time (100 % = never idle; with --processes n, every process's main thread summed, the primary's included, so up to n × 100 %). Machine busy: all cores, every process (smtp-source and smtp-sink included), from /proc/stat.",
         ],
       )}\n`,
     );
