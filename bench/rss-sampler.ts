@@ -65,25 +65,27 @@ function statusField(pid: number, field: RegExp): RssReader {
  */
 export function processTreeRss(pid: number, readerOf: (pid: number) => RssReader = childRss): RssReader {
   const own = (id: number) => readerOf(id)();
-  const children = (id: number): number[] => {
-    try {
-      return readFileSync(`/proc/${id}/task/${id}/children`, "latin1").trim().split(/\s+/).filter(Boolean).map(Number);
-    } catch {
-      return [];
-    }
-  };
   return function readProcessTreeRss() {
     const root = own(pid);
     if (root === null) return null;
     let total = root;
-    const pending = children(pid);
+    const pending = childProcesses(pid);
     while (pending.length > 0) {
       const id = pending.pop()!;
       total += own(id) ?? 0;
-      pending.push(...children(id));
+      pending.push(...childProcesses(id));
     }
     return total;
   };
+}
+
+/** A process's direct children (Linux's /proc/<pid>/task/<pid>/children); none when it cannot be read. */
+export function childProcesses(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "latin1").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
 }
 
 interface OpenWindow {

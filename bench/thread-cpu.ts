@@ -13,6 +13,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
+import { childProcesses } from "./rss-sampler.ts";
 
 export const THREAD_KINDS = ["smtp", "signing", "store-writer", "libuv-pool", "v8-helpers", "other"] as const;
 export type ThreadKind = (typeof THREAD_KINDS)[number];
@@ -69,14 +70,6 @@ function emptyCpu(): ThreadCpu {
   return { smtp: 0, signing: 0, "store-writer": 0, "libuv-pool": 0, "v8-helpers": 0, other: 0 };
 }
 
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "latin1").trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
 /** CPU used so far by every thread of `pid` and of its descendants, by kind; null if `pid` cannot be read. */
 export function readThreadCpu(pid: number): ThreadCpu | null {
   const perTick = 1000 / clockTicksPerSecond();
@@ -100,11 +93,11 @@ export function readThreadCpu(pid: number): ThreadCpu | null {
     return true;
   };
   if (!readProcess(pid)) return null;
-  const pending = childrenOf(pid);
+  const pending = childProcesses(pid);
   while (pending.length > 0) {
     const id = pending.pop()!;
     readProcess(id);
-    pending.push(...childrenOf(id));
+    pending.push(...childProcesses(id));
   }
   return total;
 }
