@@ -178,17 +178,20 @@ async function measureRun(target: Target, sink: PostfixSink, cell: Cell, message
   return { delivered, seconds, msgPerSecond: delivered / seconds, peakRssBytes: rss.peakBytes, peakAnonRssBytes: anonRss?.peakBytes ?? null, cpu, machineBusy, problem };
 }
 
-function median(values: readonly number[]): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
+/** The item at the lower middle of `items` ordered by `key` (the median of an odd count); null for none. */
+function lowerMiddle<T>(items: readonly T[], key: (item: T) => number): T | null {
+  if (items.length === 0) return null;
+  const sorted = [...items].sort((a, b) => key(a) - key(b));
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
-/** The run whose rate is the median one (the lower middle of an even count), so its other figures belong together. */
+function median(values: readonly number[]): number | null {
+  return lowerMiddle(values, (value) => value);
+}
+
+/** The run whose rate is the median one, so the other figures shown from it belong together. */
 function medianRun(runs: readonly RunFigures[]): RunFigures | null {
-  if (runs.length === 0) return null;
-  const sorted = [...runs].sort((a, b) => a.msgPerSecond - b.msgPerSecond);
-  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+  return lowerMiddle(runs, (run) => run.msgPerSecond);
 }
 
 const percent = (share: number) => `${Math.round(share * 100)} %`;
@@ -399,7 +402,9 @@ export async function runSideBySide(): Promise<void> {
       const runs = results.get(cell)![ourName]!;
       const run = medianRun(runs);
       const label = `${cell.label}${MAILROUTE_TARGETS.length > 1 ? ` — ${ourName}` : ""}`;
-      if (run === null || run.cpu === null || run.delivered === 0) return [label, run === null ? null : Math.round(run.msgPerSecond), ...THREAD_KINDS.map(() => null), null, null, run?.machineBusy == null ? null : percent(run.machineBusy)];
+      if (run === null) return [label, ...Array.from({ length: THREAD_KINDS.length + 4 }, () => null)];
+      const machine = run.machineBusy === null ? null : percent(run.machineBusy);
+      if (run.cpu === null || run.delivered === 0) return [label, Math.round(run.msgPerSecond), ...THREAD_KINDS.map(() => null), null, null, machine];
       const perMessage = (kind: ThreadKind) => run.cpu![kind] / run.delivered;
       const all = THREAD_KINDS.reduce((sum, kind) => sum + perMessage(kind), 0);
       return [
@@ -408,7 +413,7 @@ export async function runSideBySide(): Promise<void> {
         ...THREAD_KINDS.map((kind) => perMessage(kind).toFixed(2)),
         all.toFixed(2),
         percent(run.cpu.smtp / (run.seconds * 1000)),
-        run.machineBusy === null ? null : percent(run.machineBusy),
+        machine,
       ];
     }));
     process.stdout.write(
