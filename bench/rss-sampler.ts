@@ -68,24 +68,27 @@ export function processTreeRss(pid: number, readerOf: (pid: number) => RssReader
   return function readProcessTreeRss() {
     const root = own(pid);
     if (root === null) return null;
-    let total = root;
-    const pending = childProcesses(pid);
-    while (pending.length > 0) {
-      const id = pending.pop()!;
-      total += own(id) ?? 0;
-      pending.push(...childProcesses(id));
-    }
-    return total;
+    return descendantProcesses(pid).reduce((total, id) => total + (own(id) ?? 0), root);
   };
 }
 
-/** A process's direct children (Linux's /proc/<pid>/task/<pid>/children); none when it cannot be read. */
-export function childProcesses(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "latin1").trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
+/** A process's children, theirs, and so on (Linux's /proc/<pid>/task/<pid>/children); none where they cannot be read. */
+export function descendantProcesses(pid: number): number[] {
+  const childrenOf = (id: number): number[] => {
+    try {
+      return readFileSync(`/proc/${id}/task/${id}/children`, "latin1").trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  };
+  const found: number[] = [];
+  const pending = childrenOf(pid);
+  while (pending.length > 0) {
+    const id = pending.pop()!;
+    found.push(id);
+    pending.push(...childrenOf(id));
   }
+  return found;
 }
 
 interface OpenWindow {

@@ -13,7 +13,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync, readdirSync } from "node:fs";
-import { childProcesses } from "./rss-sampler.ts";
+import { descendantProcesses } from "./rss-sampler.ts";
 
 export const THREAD_KINDS = ["smtp", "signing", "store-writer", "libuv-pool", "v8-helpers", "other"] as const;
 export type ThreadKind = (typeof THREAD_KINDS)[number];
@@ -67,7 +67,7 @@ export function clockTicksPerSecond(): number {
 }
 
 function emptyCpu(): ThreadCpu {
-  return { smtp: 0, signing: 0, "store-writer": 0, "libuv-pool": 0, "v8-helpers": 0, other: 0 };
+  return Object.fromEntries(THREAD_KINDS.map((kind) => [kind, 0])) as ThreadCpu;
 }
 
 /** CPU used so far by every thread of `pid` and of its descendants, by kind; null if `pid` cannot be read. */
@@ -93,12 +93,7 @@ export function readThreadCpu(pid: number): ThreadCpu | null {
     return true;
   };
   if (!readProcess(pid)) return null;
-  const pending = childProcesses(pid);
-  while (pending.length > 0) {
-    const id = pending.pop()!;
-    readProcess(id);
-    pending.push(...childProcesses(id));
-  }
+  for (const id of descendantProcesses(pid)) readProcess(id);
   return total;
 }
 
@@ -114,11 +109,11 @@ export function readMachineCpu(): { busy: number; total: number } | null {
   try {
     const line = readFileSync("/proc/stat", "latin1").split("\n", 1)[0]!;
     // cpu user nice system idle iowait irq softirq steal guest guest_nice (guest time is already in user)
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number);
-    const values = [user, nice, system, idle, iowait, irq, softirq, steal];
-    if (values.some((value) => value === undefined || !Number.isFinite(value))) return null;
-    const total = values.reduce((sum, value) => sum! + value!, 0)!;
-    return { busy: total - idle! - iowait!, total };
+    const values = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    if (values.length < 8 || values.some((value) => !Number.isFinite(value))) return null;
+    const total = values.reduce((sum, value) => sum + value, 0);
+    // idle and iowait: the fourth and fifth
+    return { busy: total - values[3]! - values[4]!, total };
   } catch {
     return null;
   }
