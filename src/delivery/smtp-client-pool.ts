@@ -20,12 +20,15 @@ import type { SecureContext } from "node:tls";
 import SMTPConnection from "nodemailer/lib/smtp-connection/index.js";
 import { installDotStuffingShim } from "./dot-stuffing-shim.ts";
 import { installEnvelopePipeliningShim } from "./envelope-pipelining-shim.ts";
+import { installFinalDotWriteShim } from "./final-dot-write-shim.ts";
 import { tlsRequirementFor, type TlsRequirement } from "./mta-sts-policy.ts";
 import { smtpTlsOptions, tlsPolicyFailure, TlsPolicyError, tlsPoolKey, unmetTlsRequirement, type ConnectionTlsState } from "./outbound-tls.ts";
 
-// messages leave through nodemailer's dot-stuffing stream, with a fast path (dot-stuffing-shim.ts),
-// after an envelope sent in one write where the server allows it (envelope-pipelining-shim.ts)
+// messages leave through nodemailer's dot-stuffing stream, with a fast path (dot-stuffing-shim.ts)
+// and their last chunk in one write with the final dot (final-dot-write-shim.ts), after an
+// envelope sent in one write where the server allows it (envelope-pipelining-shim.ts)
 installDotStuffingShim();
+installFinalDotWriteShim();
 installEnvelopePipeliningShim();
 
 /** A requirement the client can act on (an MX the policy refuses is never connected to). */

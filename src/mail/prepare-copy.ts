@@ -17,6 +17,7 @@ import { Readable } from "node:stream";
 import type { InboundArc, MessageSigner, SignedHeaders } from "../delivery/message-signer.ts";
 import type { MessageSpool } from "../delivery/message-spool.ts";
 import type { SpooledCopy } from "../delivery/spooled-copy.ts";
+import { joinedPieces } from "../delivery/joined-pieces.ts";
 import { messageFingerprint } from "../delivery/message-fingerprint.ts";
 import type { DestinationChains } from "../routing/destination-expression.ts";
 import type { DispatchRequest } from "./dispatcher.ts";
@@ -34,13 +35,18 @@ export interface CopyBody {
 // a copy up to this size goes to the signer whole (signing-pool.ts INLINE_BYTES)
 const WHOLE_FOR_SIGNING_BYTES = 256 * 1024;
 
-// views fed to the signer and the relay: large enough to be cheap, small enough to never copy much
+// views fed to the signer and the relay: large enough to be cheap, small enough to never copy much;
+// a small copy's prefix and body joined into one (joined-pieces.ts: one write to the upstream)
 const PIECE_BYTES = 64 * 1024;
 
-function* pieces(...buffers: Buffer[]): Generator<Buffer> {
+function* views(...buffers: Buffer[]): Generator<Buffer> {
   for (const buffer of buffers) {
     for (let offset = 0; offset < buffer.length; offset += PIECE_BYTES) yield buffer.subarray(offset, offset + PIECE_BYTES);
   }
+}
+
+function pieces(prefix: Buffer, body: Buffer): Generator<Buffer> {
+  return joinedPieces(views(prefix, body), PIECE_BYTES);
 }
 
 export function spoolBody(spool: MessageSpool): CopyBody {

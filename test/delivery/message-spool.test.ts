@@ -26,6 +26,16 @@ function chunked(total: number, maxChunk: number): Buffer[] {
   return chunks;
 }
 
+/** The pieces a reader gets, one 'data' event each, as the relay's pipe takes them (an async iterator would join what is buffered). */
+function piecesOf(stream: Readable): Promise<Buffer[]> {
+  const pieces: Buffer[] = [];
+  stream.on("data", (piece: Buffer) => pieces.push(piece));
+  return new Promise((resolve, reject) => {
+    stream.once("end", () => resolve(pieces));
+    stream.once("error", reject);
+  });
+}
+
 async function readAll(stream: Readable): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const chunk of stream) parts.push(chunk as Buffer);
@@ -55,6 +65,25 @@ describe("MessageSpool", () => {
     assert.ok(second.equals(Buffer.concat([prefix, whole])), "second reader got the prefix and the message");
     await spool.dispose();
     assert.deepEqual(readdirSync(spoolDir), [], "dispose removed the spill file");
+  });
+
+  it("reads a message held in memory in as few pieces as it takes at 64 KiB each, its prefix joined in: a small one in one (one write to the upstream)", async () => {
+    for (const total of [1_300, 40_000, 200_000]) {
+      const chunks = chunked(total, 1_500);
+      const spool = new MessageSpool({ maxSize: 10 * 1024 * 1024, spoolDir });
+      try {
+        await spool.fill(Readable.from(chunks));
+        const prefix = Buffer.from("ARC-Seal: i=1; a=rsa-sha256\r\nReceived: by test\r\n");
+        const pieces = await piecesOf(spool.createReadStream(prefix));
+        assert.ok(Buffer.concat(pieces).equals(Buffer.concat([prefix, ...chunks])), `${total} bytes: byte for byte`);
+        // chunks of ≤ 1,500 bytes joined up to 64 KiB: the fewest pieces but one at most
+        const fewest = Math.ceil((prefix.length + total) / (64 * 1024));
+        assert.ok(pieces.length >= fewest && pieces.length <= fewest + 1, `${total} bytes from ${chunks.length} chunks read in ${pieces.length} pieces`);
+        assert.ok(pieces.every((piece) => piece.length <= 64 * 1024));
+      } finally {
+        await spool.dispose();
+      }
+    }
   });
 
   it("names a spilled message for a reader elsewhere (spilled()): its memory part with the prefix, then exactly its file's bytes", async () => {

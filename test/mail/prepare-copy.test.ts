@@ -67,6 +67,32 @@ describe("prepareCopy", () => {
     });
   }
 
+  it("dispatches a small copy held in a Buffer as one piece (one write to the upstream), a large one in views of at most 64 KiB", async () => {
+    for (const [size, fewest] of [[3_000, 1], [300_000, 5]] as const) {
+      const body = Buffer.alloc(size, "y");
+      const headers = Buffer.from("Received: by mx.test\r\n");
+      const signature = Buffer.from("DKIM-Signature: test\r\n");
+      const copy: CopyRequest = {
+        chains: [],
+        envelopeFrom: "sender@origin.test",
+        headers,
+        body: bufferBody(body),
+        routingDomain: "route.test",
+        sign: true,
+        seal: null,
+        identity: { messageId: null, mailFrom: "sender@origin.test", recipients: ["a@route.test"], contentSha256: "0".repeat(64) },
+      };
+      const prepared = await prepareCopy(copy, async () => ({ headers: signature, dkim: [], arc: null, skipped: [] }));
+      // one 'data' event each, as the relay's pipe takes them (an async iterator would join what is buffered)
+      const stream = prepared.request.message();
+      const pieces: Buffer[] = [];
+      stream.on("data", (piece: Buffer) => pieces.push(piece));
+      await new Promise((resolve) => stream.once("end", resolve));
+      assert.ok(Buffer.concat(pieces).equals(Buffer.concat([signature, headers, body])), `${size} bytes: byte for byte`);
+      assert.equal(pieces.length, fewest + (size > 64 * 1024 ? 1 : 0), `${size} bytes in ${pieces.length} pieces`);
+    }
+  });
+
   it("fingerprints the copy from its identity, or takes the fingerprint its caller already made (a forward's, read ahead)", async () => {
     const identity = { messageId: "<m1@origin.test>", mailFrom: "sender@origin.test", recipients: ["a@route.test"], contentSha256: "0".repeat(64) };
     const copy: CopyRequest = { chains: [], envelopeFrom: "sender@origin.test", headers: Buffer.alloc(0), body: bufferBody(Buffer.from("hi\r\n")), routingDomain: "route.test", sign: false, seal: null, identity };
