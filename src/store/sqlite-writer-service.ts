@@ -4,11 +4,13 @@
  * worker thread serves both and the ~12 MiB of a second one is saved (issue 11, RSS).
  *
  * Promises: `serveWrites` opens its own connection to the SQLite file (sqlite-connection.ts),
- * posts "ready" on `port`, and then runs the jobs it receives there — one at a time, each
- * job's statements in one transaction (BEGIN IMMEDIATE … COMMIT, rolled back whole on any error)
- * when it asks for one. Every job gets exactly one answer with its id, after its commit: the rows
- * of each statement that returns columns (empty for the others), or `{ error }` with SQLite's
- * message and code. Once the jobs pause for 50 ms after a commit, the WAL is checkpointed
+ * posts "ready" on `port`, and then runs the jobs it receives there, alone or as a batch (an
+ * array: the jobs one turn of the SMTP thread gave, sqlite-writer.ts) — one at a time, in order,
+ * each job's statements in one transaction (BEGIN IMMEDIATE … COMMIT, rolled back whole on any
+ * error) when it asks for one, each job committed on its own. Every job gets exactly one answer
+ * with its id, after its commit: the rows of each statement that returns columns (empty for the
+ * others), or `{ error }` with SQLite's message and code; a batch's answers go back together,
+ * in one message, once its last job ran. Once the jobs pause for 50 ms after a commit, the WAL is checkpointed
  * when it holds 256 frames or more (quiet-checkpoint.ts). "close" closes the connection, then
  * the port. Statements are prepared once
  * per SQL text (a bounded cache). Loads node:sqlite only.
@@ -59,13 +61,7 @@ export function serveWrites(port: MessagePort, path: string): void {
     return [];
   }
 
-  port.on("message", (job: WriterJob | "close") => {
-    if (job === "close") {
-      checkpoint.stop();
-      db.close();
-      port.close();
-      return;
-    }
+  function answer(job: WriterJob): WriterAnswer {
     try {
       if (job.transaction) db.exec("BEGIN IMMEDIATE");
       let rows: Record<string, unknown>[][];
@@ -76,12 +72,22 @@ export function serveWrites(port: MessagePort, path: string): void {
         if (job.transaction && db.isTransaction) db.exec("ROLLBACK");
         throw error;
       }
-      port.postMessage({ id: job.id, rows } satisfies WriterAnswer);
       checkpoint.committed();
+      return { id: job.id, rows };
     } catch (error) {
       const failure = error as Error & { code?: string };
-      port.postMessage({ id: job.id, error: { message: failure.message, ...(typeof failure.code === "string" ? { code: failure.code } : {}) } } satisfies WriterAnswer);
+      return { id: job.id, error: { message: failure.message, ...(typeof failure.code === "string" ? { code: failure.code } : {}) } };
     }
+  }
+
+  port.on("message", (message: WriterJob | WriterJob[] | "close") => {
+    if (message === "close") {
+      checkpoint.stop();
+      db.close();
+      port.close();
+      return;
+    }
+    port.postMessage(Array.isArray(message) ? message.map(answer) : answer(message));
   });
   port.postMessage("ready");
 }

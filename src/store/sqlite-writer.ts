@@ -12,6 +12,10 @@
  * - `run` resolves once the statements ran — in one transaction when asked, committed before
  *   the answer — with each statement's rows, or rejects with SQLite's error (message, code);
  *   jobs run one at a time, in the order they were given;
+ * - the jobs given in one turn of the event loop go to the thread in one message, after this
+ *   turn's I/O callbacks, and their answers come back in one: each message is a wake-up of the
+ *   other thread and a serialisation, and every relayed message makes four jobs (the ledger's
+ *   view, claim and acceptance, its events) from whichever sessions had work in that turn;
  * - the thread is a second connection like a CLI process's (WAL, busy_timeout): it never
  *   deadlocks with the Kysely connection of the SMTP thread, it only waits for its lock;
  * - a thread that dies fails only the jobs it held, and the next job starts a new one;
@@ -61,6 +65,8 @@ type Endpoint = Pick<Worker, "postMessage" | "ref" | "unref"> | Pick<MessagePort
 interface Link {
   ready: Promise<Endpoint>;
   pending: Map<number, Pending>;
+  /** Jobs given this turn, posted together once its I/O callbacks are done. */
+  outbox: WriterJob[];
   /** Asks the service to close its connection; resolves once it did, or its thread is gone. */
   close(): Promise<void>;
 }
@@ -115,9 +121,16 @@ export class SqliteWriter implements StoreWriter {
       link.pending.set(id, { resolve, reject });
       // a job in flight keeps the process up until it is answered; an idle writer does not
       if (link.pending.size === 1) endpoint.ref();
-      const job: WriterJob = { id, statements, transaction: options.transaction };
-      endpoint.postMessage(job);
+      link.outbox.push({ id, statements, transaction: options.transaction });
+      if (link.outbox.length === 1) setImmediate(() => this.#post(link, endpoint));
     });
+  }
+
+  /** Posts the link's outbox: one job alone, several as one batch (sqlite-writer-service.ts answers it in one). */
+  #post(link: Link, endpoint: Endpoint): void {
+    const jobs = link.outbox;
+    link.outbox = [];
+    endpoint.postMessage(jobs.length === 1 ? jobs[0] : jobs);
   }
 
   async close(): Promise<void> {
@@ -133,15 +146,19 @@ export class SqliteWriter implements StoreWriter {
   }
 
   /** Answers to the link's jobs, and what fails them all: the thread or port going away. */
-  #wire(link: Link, endpoint: Endpoint, listen: (listener: (answer: WriterAnswer | "ready") => void) => void): (error: Error) => void {
-    listen((answer) => {
-      if (typeof answer !== "object") return;
+  #wire(link: Link, endpoint: Endpoint, listen: (listener: (message: WriterAnswer | WriterAnswer[] | "ready") => void) => void): (error: Error) => void {
+    const settle = (answer: WriterAnswer): void => {
       const waiting = link.pending.get(answer.id);
       link.pending.delete(answer.id);
       if (link.pending.size === 0) endpoint.unref();
       if (waiting === undefined) return;
       if ("error" in answer) waiting.reject(new SqliteWriterError(answer.error.message, answer.error.code));
       else waiting.resolve(answer.rows);
+    };
+    listen((message) => {
+      if (typeof message !== "object") return;
+      if (Array.isArray(message)) message.forEach(settle);
+      else settle(message);
     });
     // a thread that dies fails only its own jobs; the next job gets a new link
     return (error: Error) => {
@@ -155,6 +172,7 @@ export class SqliteWriter implements StoreWriter {
     const worker = new Worker(THREAD_URL, { workerData: { path }, name: "mailroute-store-writer", resourceLimits: THREAD_LIMITS });
     const link: Link = {
       pending: new Map(),
+      outbox: [],
       ready: new Promise<Endpoint>((resolve, reject) => {
         worker.once("message", () => resolve(worker));
         worker.once("error", reject);
@@ -179,6 +197,7 @@ export class SqliteWriter implements StoreWriter {
     let ended: Promise<void> = Promise.resolve();
     const link: Link = {
       pending: new Map(),
+      outbox: [],
       ready: host().then(
         (port) =>
           new Promise<Endpoint>((resolve, reject) => {

@@ -26,6 +26,7 @@ import { recentEvents } from "../../src/store/repositories/event-repository.ts";
 import { leaseKyselyConnection } from "../../src/store/kysely-connection-lease.ts";
 import { SqliteGroupCommit } from "../../src/store/sqlite-group-commit.ts";
 import { SqliteWriter, SqliteWriterError, type StoreWriter } from "../../src/store/sqlite-writer.ts";
+import { serveWrites } from "../../src/store/sqlite-writer-service.ts";
 import { createSigningPool, type SigningPool } from "../../src/delivery/signing-pool.ts";
 
 const run = promisify(execFile);
@@ -346,11 +347,53 @@ describe("store writer on this thread: what grouping per turn changes", () => {
   });
 });
 
-describe("store writer hosted by a thread that dies", () => {
+describe("store writer hosted by another thread", () => {
   const storeOf = suiteStore("mailroute-writer-host-");
   let store: Store;
   before(() => {
     store = storeOf();
+  });
+
+  it("posts the jobs given in one turn to the host in one message, and takes their answers back in one, each job still answered on its own", async () => {
+    // the host's service on this thread, behind a relay that counts what crosses it each way
+    const toHost: unknown[] = [];
+    const fromHost: unknown[] = [];
+    const writerSide = new MessageChannel();
+    const hostSide = new MessageChannel();
+    writerSide.port2.on("message", (message: unknown) => {
+      toHost.push(message);
+      hostSide.port1.postMessage(message);
+    });
+    hostSide.port1.on("message", (message: unknown) => {
+      fromHost.push(message);
+      writerSide.port2.postMessage(message);
+    });
+    // the service closing its port ends the relay, as a host thread's end would
+    hostSide.port1.once("close", () => writerSide.port2.close());
+    serveWrites(hostSide.port2, store.sqliteFile!);
+    const writer = await SqliteWriter.hostedBy(async () => writerSide.port1);
+    try {
+      fromHost.length = 0;
+      const jobs = ["batch.1", "batch.2", "batch.2", "batch.3"].map((key) =>
+        writer.run([{ sql: "insert into settings (key, value) values (?, 'v') returning key", parameters: [key] }], { transaction: false }).then(
+          (rows) => rows[0]![0]!.key,
+          (error: Error) => error,
+        ),
+      );
+      const answers = await Promise.all(jobs);
+      assert.equal(answers[0], "batch.1");
+      assert.equal(answers[1], "batch.2");
+      assert.ok(answers[2] instanceof SqliteWriterError && answers[2].code === "ERR_SQLITE_ERROR", "the duplicate key fails alone");
+      assert.equal(answers[3], "batch.3");
+      assert.equal(toHost.length, 1, `${toHost.length} messages to the host for 4 jobs of one turn`);
+      assert.equal(fromHost.length, 1, `${fromHost.length} messages back for them`);
+      // a job given in a later turn goes on its own
+      await writer.run([{ sql: "insert into settings (key, value) values ('batch.4', 'v')", parameters: [] }], { transaction: true });
+      assert.equal(toHost.length, 2);
+      assert.deepEqual((toHost[1] as { statements: unknown[] }).statements.length, 1);
+    } finally {
+      await writer.close();
+    }
   });
 
   it("fails the jobs the dead thread held, then runs the next job on the host's replacement", async () => {
