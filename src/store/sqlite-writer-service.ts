@@ -10,10 +10,10 @@
  * error) when it asks for one, each job committed on its own. Every job gets exactly one answer
  * with its id, after its commit: the rows of each statement that returns columns (empty for the
  * others), or `{ error }` with SQLite's message and code; a batch's answers go back together,
- * in one message, once its last job ran. Once the jobs pause for 50 ms after a commit, the WAL is checkpointed
- * when it holds 256 frames or more (quiet-checkpoint.ts). "close" closes the connection, then
- * the port. Statements are prepared once
- * per SQL text (a bounded cache). Loads node:sqlite only.
+ * in one message, once its last job ran. Once the jobs pause for 50 ms after a commit, the WAL
+ * is checkpointed when it holds 256 frames or more (quiet-checkpoint.ts). "close" closes the
+ * connection, then the port. Statements are prepared once per SQL text (a bounded cache). Loads
+ * node:sqlite only.
  */
 import type { StatementSync } from "node:sqlite";
 import type { MessagePort } from "node:worker_threads";
