@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import { describe, it } from "node:test";
 import { installDotStuffingShim, type DataStreamInternals } from "../../src/delivery/dot-stuffing-shim.ts";
+import { dataStreamOutput } from "../support/data-stream-output.ts";
 import { randomChunks, randomPieces, seededRandom } from "../support/seeded-random.ts";
 
 const require = createRequire(import.meta.url);
@@ -19,13 +20,8 @@ installDotStuffingShim();
 async function stuff(chunks: readonly Buffer[], transform: "original" | "shim"): Promise<{ out: string; inBytes: number; outBytes: number }> {
   const stream = new DataStream();
   if (transform === "original") stream._transform = originalTransform;
-  const parts: Buffer[] = [];
-  stream.on("data", (chunk: Buffer) => parts.push(chunk));
-  const ended = new Promise((resolve) => stream.on("end", resolve));
-  for (const chunk of chunks) stream.write(chunk);
-  stream.end();
-  await ended;
-  return { out: Buffer.concat(parts).toString("latin1"), inBytes: stream.inByteCount, outBytes: stream.outByteCount };
+  const { parts, inBytes, outBytes } = await dataStreamOutput(stream, chunks);
+  return { out: Buffer.concat(parts).toString("latin1"), inBytes, outBytes };
 }
 
 

@@ -11,35 +11,28 @@ import { Readable } from "node:stream";
 import { describe, it } from "node:test";
 import { installDotStuffingShim } from "../../src/delivery/dot-stuffing-shim.ts";
 import { installFinalDotWriteShim, JOIN_BYTES } from "../../src/delivery/final-dot-write-shim.ts";
+import { dataStreamOutput, type DataStreamLike } from "../support/data-stream-output.ts";
 import { randomChunks, randomPieces, seededRandom } from "../support/seeded-random.ts";
 
 const require = createRequire(import.meta.url);
-interface DataStreamLike extends NodeJS.ReadWriteStream {
-  inByteCount: number;
-  outByteCount: number;
+interface HoldingDataStream extends DataStreamLike {
   push(chunk: Buffer | null): boolean;
   _flush(done: (error?: Error | null) => void): void;
   destroy(): void;
 }
-const DataStream = require("nodemailer/lib/smtp-connection/data-stream.js") as new () => DataStreamLike;
+const DataStream = require("nodemailer/lib/smtp-connection/data-stream.js") as new () => HoldingDataStream;
 const originalFlush = DataStream.prototype._flush;
 installDotStuffingShim();
 installFinalDotWriteShim();
 
 /** What a DataStream emits for `chunks`, chunk by chunk; `original`: with nodemailer's own push and _flush. */
-async function emitted(chunks: readonly Buffer[], original = false): Promise<{ parts: Buffer[]; inBytes: number; outBytes: number }> {
+function emitted(chunks: readonly Buffer[], original = false): Promise<{ parts: Buffer[]; inBytes: number; outBytes: number }> {
   const stream = new DataStream();
   if (original) {
     stream.push = Readable.prototype.push;
     stream._flush = originalFlush;
   }
-  const parts: Buffer[] = [];
-  stream.on("data", (chunk: Buffer) => parts.push(chunk));
-  const ended = new Promise((resolve) => stream.on("end", resolve));
-  for (const chunk of chunks) stream.write(chunk);
-  stream.end();
-  await ended;
-  return { parts, inBytes: stream.inByteCount, outBytes: stream.outByteCount };
+  return dataStreamOutput(stream, chunks);
 }
 
 const PIECES = ["\r\n", "\r\n", "\r\n", "text ", "more text", ".", "\r\n.", "\n", "\r", "\n.", "..", "\0"];

@@ -22,6 +22,20 @@ async function bytesOf(message: SignRequest["message"]): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/** A copy of `body` under our `headers`, to be signed for route.test. */
+function copyRequest(headers: Buffer, body: CopyRequest["body"], contentSha256: string): CopyRequest {
+  return {
+    chains: [],
+    envelopeFrom: "sender@origin.test",
+    headers,
+    body,
+    routingDomain: "route.test",
+    sign: true,
+    seal: null,
+    identity: { messageId: null, mailFrom: "sender@origin.test", recipients: ["a@route.test"], contentSha256 },
+  };
+}
+
 describe("prepareCopy", () => {
   let spoolDir: string;
   before(() => {
@@ -42,16 +56,7 @@ describe("prepareCopy", () => {
         const headers = Buffer.from("Received: by mx.test\r\n");
         const seen: SignRequest["message"][] = [];
         const signature = Buffer.from("DKIM-Signature: test\r\n");
-        const copy: CopyRequest = {
-          chains: [],
-          envelopeFrom: "sender@origin.test",
-          headers,
-          body: spoolBody(spool),
-          routingDomain: "route.test",
-          sign: true,
-          seal: null,
-          identity: { messageId: null, mailFrom: "sender@origin.test", recipients: ["a@route.test"], contentSha256: spool.sha256 },
-        };
+        const copy = copyRequest(headers, spoolBody(spool), spool.sha256);
         const prepared = await prepareCopy(copy, async (request) => {
           seen.push(request.message);
           assert.ok((await bytesOf(request.message)).equals(Buffer.concat([headers, body])), "the signer reads our headers and the body");
@@ -72,16 +77,7 @@ describe("prepareCopy", () => {
       const body = Buffer.alloc(size, "y");
       const headers = Buffer.from("Received: by mx.test\r\n");
       const signature = Buffer.from("DKIM-Signature: test\r\n");
-      const copy: CopyRequest = {
-        chains: [],
-        envelopeFrom: "sender@origin.test",
-        headers,
-        body: bufferBody(body),
-        routingDomain: "route.test",
-        sign: true,
-        seal: null,
-        identity: { messageId: null, mailFrom: "sender@origin.test", recipients: ["a@route.test"], contentSha256: "0".repeat(64) },
-      };
+      const copy = copyRequest(headers, bufferBody(body), "0".repeat(64));
       const prepared = await prepareCopy(copy, async () => ({ headers: signature, dkim: [], arc: null, skipped: [] }));
       // one 'data' event each, as the relay's pipe takes them (an async iterator would join what is buffered)
       const stream = prepared.request.message();
