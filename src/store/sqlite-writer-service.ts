@@ -4,10 +4,10 @@
  * worker thread serves both and the ~12 MiB of a second one is saved (issue 11, RSS).
  *
  * Promises: `serveWrites` opens its own connection to the SQLite file (sqlite-connection.ts),
- * posts "ready" on `port`, and then runs the jobs it receives there, alone or as a batch (an
- * array: the jobs one turn of the SMTP thread gave, sqlite-writer.ts) — one at a time, in order,
- * each job's statements in one transaction (BEGIN IMMEDIATE … COMMIT, rolled back whole on any
- * error) when it asks for one, each job committed on its own. Every job gets exactly one answer
+ * posts "ready" on `port`, and then runs the jobs it receives there in batches (each the jobs
+ * one turn of the SMTP thread gave, sqlite-writer.ts) — one at a time, in order, each job's
+ * statements in one transaction (BEGIN IMMEDIATE … COMMIT, rolled back whole on any error) when
+ * it asks for one, each job committed on its own. Every job gets exactly one answer
  * with its id, after its commit: the rows of each statement that returns columns (empty for the
  * others), or `{ error }` with SQLite's message and code; a batch's answers go back together,
  * in one message, once its last job ran. Once the jobs pause for 50 ms after a commit, the WAL
@@ -80,14 +80,14 @@ export function serveWrites(port: MessagePort, path: string): void {
     }
   }
 
-  port.on("message", (message: WriterJob | WriterJob[] | "close") => {
-    if (message === "close") {
+  port.on("message", (jobs: WriterJob[] | "close") => {
+    if (jobs === "close") {
       checkpoint.stop();
       db.close();
       port.close();
       return;
     }
-    port.postMessage(Array.isArray(message) ? message.map(answer) : answer(message));
+    port.postMessage(jobs.map(answer));
   });
   port.postMessage("ready");
 }

@@ -126,11 +126,11 @@ export class SqliteWriter implements StoreWriter {
     });
   }
 
-  /** Posts the link's outbox: one job alone, several as one batch (sqlite-writer-service.ts answers it in one). */
+  /** Posts the link's outbox as one batch (sqlite-writer-service.ts answers it in one). */
   #post(link: Link, endpoint: Endpoint): void {
     const jobs = link.outbox;
     link.outbox = [];
-    endpoint.postMessage(jobs.length === 1 ? jobs[0] : jobs);
+    endpoint.postMessage(jobs);
   }
 
   async close(): Promise<void> {
@@ -146,19 +146,17 @@ export class SqliteWriter implements StoreWriter {
   }
 
   /** Answers to the link's jobs, and what fails them all: the thread or port going away. */
-  #wire(link: Link, endpoint: Endpoint, listen: (listener: (message: WriterAnswer | WriterAnswer[] | "ready") => void) => void): (error: Error) => void {
-    const settle = (answer: WriterAnswer): void => {
-      const waiting = link.pending.get(answer.id);
-      link.pending.delete(answer.id);
-      if (link.pending.size === 0) endpoint.unref();
-      if (waiting === undefined) return;
-      if ("error" in answer) waiting.reject(new SqliteWriterError(answer.error.message, answer.error.code));
-      else waiting.resolve(answer.rows);
-    };
-    listen((message) => {
-      if (typeof message !== "object") return;
-      if (Array.isArray(message)) message.forEach(settle);
-      else settle(message);
+  #wire(link: Link, endpoint: Endpoint, listen: (listener: (answers: WriterAnswer[] | "ready") => void) => void): (error: Error) => void {
+    listen((answers) => {
+      if (typeof answers !== "object") return;
+      for (const answer of answers) {
+        const waiting = link.pending.get(answer.id);
+        link.pending.delete(answer.id);
+        if (link.pending.size === 0) endpoint.unref();
+        if (waiting === undefined) continue;
+        if ("error" in answer) waiting.reject(new SqliteWriterError(answer.error.message, answer.error.code));
+        else waiting.resolve(answer.rows);
+      }
     });
     // a thread that dies fails only its own jobs; the next job gets a new link
     return (error: Error) => {

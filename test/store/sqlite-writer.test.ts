@@ -390,7 +390,7 @@ describe("store writer hosted by another thread", () => {
       // a job given in a later turn goes on its own
       await writer.run([{ sql: "insert into settings (key, value) values ('batch.4', 'v')", parameters: [] }], { transaction: true });
       assert.equal(toHost.length, 2);
-      assert.deepEqual((toHost[1] as { statements: unknown[] }).statements.length, 1);
+      assert.equal((toHost[1] as unknown[]).length, 1);
     } finally {
       await writer.close();
     }
