@@ -34,11 +34,19 @@
  * or a homelab's) spends most of its life in. At most once per long quiet, and again only after
  * memory grew `longQuietGrowthBytes` (4 MiB) over what the last one left, a minute apart at least.
  *
+ * Each release, and once the first quiet interval after start-up (stage "start_up", that alone),
+ * also drops the process's clean pages of its read-only file mappings from its resident set
+ * (file-page-release.ts): the Node binary's code and data that start-up or a burst touched and
+ * that are not touched again: after start-up, 133 → 78 MiB; a burst takes
+ * back only what it uses (50 sessions of 1 KiB: a peak 21–26 MiB lower). ~20 ms the first time
+ * (smaps is read and parsed), 3–6 ms after (maps read, the advice).
+ *
  * Promises: `check` never throws (a failing collection or trim is logged, once per kind of failure
  * and not retried); `stop` clears the timer.
  */
 import { performance } from "node:perf_hooks";
 import type { Logger } from "../analytics/structured-log.ts";
+import { loadFilePageRelease, type FilePageRelease } from "./file-page-release.ts";
 import { loadMallocTrim, type MallocTrim } from "./malloc-trim.ts";
 
 const MIB = 1024 * 1024;
@@ -70,18 +78,21 @@ export interface MemoryReleaseHost {
   collectReducing: (() => void) | null;
   /** glibc's malloc_trim(0), or null where there is none. */
   trim: MallocTrim | null;
+  /** Drops the clean pages of read-only file mappings from the resident set (file-page-release.ts), or null where it cannot. */
+  releaseFilePages: FilePageRelease | null;
   /** Monotonic milliseconds. */
   now(): number;
   logger: Logger;
 }
 
 export interface MemoryRelease {
-  /** "quiet": after a burst; "long_quiet": the memory-reducing one after a long quiet. */
-  stage: "quiet" | "long_quiet";
+  /** "start_up": file pages only, once quiet after start; "quiet": after a burst; "long_quiet": the memory-reducing one after a long quiet. */
+  stage: "start_up" | "quiet" | "long_quiet";
   rssBefore: number;
   rssAfter: number;
   collectMs: number | null;
   trimMs: number | null;
+  filePagesMs: number | null;
 }
 
 export class IdleMemoryRelease {
@@ -102,6 +113,9 @@ export class IdleMemoryRelease {
   #collect: (() => void) | null;
   #collectReducing: (() => void) | null;
   #trim: MallocTrim | null;
+  #releaseFilePages: FilePageRelease | null;
+  /** Whether the start-up release is still to come (only where file pages can be released). */
+  #startUpPending: boolean;
 
   constructor(host: MemoryReleaseHost, options: MemoryReleaseOptions = {}) {
     this.#host = host;
@@ -113,6 +127,8 @@ export class IdleMemoryRelease {
     this.#collect = host.collect;
     this.#collectReducing = host.collectReducing;
     this.#trim = host.trim;
+    this.#releaseFilePages = host.releaseFilePages;
+    this.#startUpPending = host.releaseFilePages !== null;
     this.#baseline = host.rss();
     this.#checkedAt = host.now();
   }
@@ -129,7 +145,12 @@ export class IdleMemoryRelease {
       return null;
     }
     this.#quietSince ??= intervalStart;
-    if (this.#collect === null && this.#collectReducing === null && this.#trim === null) return null;
+    if (this.#startUpPending) {
+      // what start-up touched once: nothing else is worth doing yet (no work has left garbage)
+      this.#startUpPending = false;
+      return this.#release("start_up", this.#host.rss());
+    }
+    if (this.#collect === null && this.#collectReducing === null && this.#trim === null && this.#releaseFilePages === null) return null;
     if (now - this.#lastRelease < this.#minGapMs) return null;
     const rssBefore = this.#host.rss();
     // memory that came down by itself (V8 shrinking its heap) lowers the level growth is measured from
@@ -142,8 +163,9 @@ export class IdleMemoryRelease {
 
   #release(stage: MemoryRelease["stage"], rssBefore: number): MemoryRelease {
     // collect first: the buffers it frees are what the trim then gives back
-    const collectMs = this.#timed(stage === "long_quiet" && this.#collectReducing !== null ? "collectReducing" : "collect");
-    const trimMs = this.#timed("trim");
+    const collectMs = stage === "start_up" ? null : this.#timed(stage === "long_quiet" && this.#collectReducing !== null ? "collectReducing" : "collect");
+    const trimMs = stage === "start_up" ? null : this.#timed("trim");
+    const filePagesMs = this.#timed("releaseFilePages");
     const rssAfter = this.#host.rss();
     this.#lastRelease = this.#host.now();
     this.#baseline = rssAfter;
@@ -151,20 +173,21 @@ export class IdleMemoryRelease {
       this.#reducedTo = rssAfter;
       this.#reducedAt = this.#lastRelease;
     }
-    const release = { stage, rssBefore, rssAfter, collectMs, trimMs };
+    const release = { stage, rssBefore, rssAfter, collectMs, trimMs, filePagesMs };
     this.#host.logger.log("info", "memory_released", {
       stage,
       rss_before_mib: round(rssBefore / MIB),
       rss_after_mib: round(rssAfter / MIB),
       collect_ms: collectMs === null ? null : round(collectMs),
       trim_ms: trimMs === null ? null : round(trimMs),
+      file_pages_ms: filePagesMs === null ? null : round(filePagesMs),
     });
     return release;
   }
 
   /** How long `step` took, ms; null when that step is unavailable or has failed once (then dropped). */
-  #timed(step: "collect" | "collectReducing" | "trim"): number | null {
-    const run = step === "collect" ? this.#collect : step === "collectReducing" ? this.#collectReducing : this.#trim;
+  #timed(step: "collect" | "collectReducing" | "trim" | "releaseFilePages"): number | null {
+    const run = step === "collect" ? this.#collect : step === "collectReducing" ? this.#collectReducing : step === "trim" ? this.#trim : this.#releaseFilePages;
     if (run === null) return null;
     const started = this.#host.now();
     try {
@@ -173,7 +196,8 @@ export class IdleMemoryRelease {
     } catch (error) {
       if (step === "collect") this.#collect = null;
       else if (step === "collectReducing") this.#collectReducing = null;
-      else this.#trim = null;
+      else if (step === "trim") this.#trim = null;
+      else this.#releaseFilePages = null;
       this.#host.logger.log("warn", "memory_release_failed", { step, error: error instanceof Error ? error.message : String(error) });
       return null;
     }
@@ -203,6 +227,8 @@ export function startIdleMemoryRelease(logger: Logger, options: MemoryReleaseOpt
   const loaded = loadMallocTrim();
   const { collect, collectReducing } = processCollections();
   if (loaded.trim === null) logger.log("info", "memory_release_without_trim", { reason: loaded.reason });
+  const filePages = loadFilePageRelease();
+  if (filePages.release === null) logger.log("info", "memory_release_without_file_pages", { reason: filePages.reason });
   let previous = performance.eventLoopUtilization();
   const release = new IdleMemoryRelease(
     {
@@ -216,6 +242,7 @@ export function startIdleMemoryRelease(logger: Logger, options: MemoryReleaseOpt
       collect,
       collectReducing,
       trim: loaded.trim,
+      releaseFilePages: filePages.release,
       now: () => performance.now(),
       logger,
     },

@@ -36,7 +36,8 @@ export async function runServiceProcess(base: Readonly<Settings>, slot: number, 
     process.exit(explained.exitCode);
   }
   await tell({ type: "mailroute:ready", nodeId: service.nodeId, smtp: service.smtp, http: service.http });
-  const memoryRelease = settings.releaseIdleMemory ? startIdleMemoryRelease(logger) : null;
+  // under the process's node id, as its other lines: the primary and every process release their own
+  const memoryRelease = settings.releaseIdleMemory ? startIdleMemoryRelease(logger.child({ node_id: service.nodeId })) : null;
   await new Promise<void>((resolve) => {
     const stop = () => {
       memoryRelease?.stop();

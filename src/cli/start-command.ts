@@ -137,12 +137,19 @@ async function startProcesses(argv: string[], settings: Readonly<Settings>, outp
   });
   // shown now, before any process can fail: it is stored already, and a later start would not make another
   if (generatedAdminToken !== null) announceGeneratedToken(generatedAdminToken, { terminal, dataDir: settings.dataDir, logger });
-  await superviseProcesses({
-    processes: settings.processes,
-    argv,
-    logger,
-    ready(first) {
-      output.out(`mailroute is receiving mail on ${first.smtp.address}:${first.smtp.port} as ${settings.hostname}; HTTP on ${first.http.address}:${first.http.port}; data in ${settings.dataDir}; ${settings.processes} processes`);
-    },
-  });
+  // the primary too: once its processes are forked it only supervises, and the pages its start-up
+  // touched (migrations, the store, the runtime) are most of what it holds
+  const memoryRelease = settings.releaseIdleMemory ? startIdleMemoryRelease(logger) : null;
+  try {
+    await superviseProcesses({
+      processes: settings.processes,
+      argv,
+      logger,
+      ready(first) {
+        output.out(`mailroute is receiving mail on ${first.smtp.address}:${first.smtp.port} as ${settings.hostname}; HTTP on ${first.http.address}:${first.http.port}; data in ${settings.dataDir}; ${settings.processes} processes`);
+      },
+    });
+  } finally {
+    memoryRelease?.stop();
+  }
 }

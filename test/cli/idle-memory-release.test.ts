@@ -25,10 +25,10 @@ interface Logged {
 }
 
 /** A host the test drives: rss, utilization and time are plain fields; calls are recorded. */
-function fakeHost(options: { collect?: boolean | "throws"; collectReducing?: boolean; trim?: boolean | "throws" } = {}) {
+function fakeHost(options: { collect?: boolean | "throws"; collectReducing?: boolean; trim?: boolean | "throws"; releaseFilePages?: boolean | "throws" } = {}) {
   const calls: string[] = [];
   const logged: Logged[] = [];
-  const state = { rss: 100 * MIB, utilization: 0, now: 0, freedByCollect: 10 * MIB, freedByCollectReducing: 25 * MIB, freedByTrim: 20 * MIB };
+  const state = { rss: 100 * MIB, utilization: 0, now: 0, freedByCollect: 10 * MIB, freedByCollectReducing: 25 * MIB, freedByTrim: 20 * MIB, freedByFilePages: 8 * MIB };
   const logger: Logger = {
     log: (level, event, fields = {}) => logged.push({ level, event, fields }),
     child: () => logger,
@@ -38,9 +38,10 @@ function fakeHost(options: { collect?: boolean | "throws"; collectReducing?: boo
     return () => {
       calls.push(name);
       if (mode === "throws") throw new Error(`${name} broke`);
-      state.rss -= freed();
+      const bytes = freed();
+      state.rss -= bytes;
       state.now += 5;
-      return true;
+      return bytes;
     };
   };
   const host: MemoryReleaseHost = {
@@ -48,12 +49,17 @@ function fakeHost(options: { collect?: boolean | "throws"; collectReducing?: boo
     loopUtilization: () => state.utilization,
     collect: step("collect", options.collect, () => state.freedByCollect),
     collectReducing: step("collectReducing", options.collectReducing ?? options.collect !== false, () => state.freedByCollectReducing),
-    trim: step("trim", options.trim, () => state.freedByTrim),
+    trim: asTrim(step("trim", options.trim, () => state.freedByTrim)),
+    // off unless asked for: the policy's other stages are told apart without it
+    releaseFilePages: step("releaseFilePages", options.releaseFilePages ?? false, () => state.freedByFilePages),
     now: () => state.now,
     logger,
   };
   return { host, state, calls, logged };
 }
+
+/** malloc_trim's answer: whether it gave anything back. */
+const asTrim = (step: (() => number) | null) => (step === null ? null : () => step() > 0);
 
 describe("IdleMemoryRelease", () => {
   it("collects, then trims, once the process is quiet and has grown, and logs what it gave back", () => {
@@ -63,8 +69,8 @@ describe("IdleMemoryRelease", () => {
     state.now = 20_000;
     const made = release.check();
     assert.deepEqual(calls, ["collect", "trim"]);
-    assert.deepEqual(made, { stage: "quiet", rssBefore: 150 * MIB, rssAfter: 120 * MIB, collectMs: 5, trimMs: 5 });
-    assert.deepEqual(logged, [{ level: "info", event: "memory_released", fields: { stage: "quiet", rss_before_mib: 150, rss_after_mib: 120, collect_ms: 5, trim_ms: 5 } }]);
+    assert.deepEqual(made, { stage: "quiet", rssBefore: 150 * MIB, rssAfter: 120 * MIB, collectMs: 5, trimMs: 5, filePagesMs: null });
+    assert.deepEqual(logged, [{ level: "info", event: "memory_released", fields: { stage: "quiet", rss_before_mib: 150, rss_after_mib: 120, collect_ms: 5, trim_ms: 5, file_pages_ms: null } }]);
   });
 
   it("leaves a busy process alone, however much it has grown", () => {
@@ -194,6 +200,64 @@ describe("IdleMemoryRelease", () => {
     state.rss += 40 * MIB;
     assert.ok(release.check() !== null);
     assert.deepEqual(calls, ["collect", "trim", "trim"], "the collection is not tried again");
+  });
+
+  describe("file pages", () => {
+    it("drops them once, alone, at the first quiet interval after start, and logs it as the start-up release", () => {
+      const { host, state, calls, logged } = fakeHost({ releaseFilePages: true });
+      const release = new IdleMemoryRelease(host);
+      state.utilization = 0.4;
+      state.now = 1_000;
+      assert.equal(release.check(), null, "still busy starting");
+      state.utilization = 0;
+      state.now = 2_000;
+      assert.deepEqual(release.check(), { stage: "start_up", rssBefore: 100 * MIB, rssAfter: 92 * MIB, collectMs: null, trimMs: null, filePagesMs: 5 });
+      assert.deepEqual(calls, ["releaseFilePages"]);
+      assert.deepEqual(logged, [{ level: "info", event: "memory_released", fields: { stage: "start_up", rss_before_mib: 100, rss_after_mib: 92, collect_ms: null, trim_ms: null, file_pages_ms: 5 } }]);
+      state.now = 60_000;
+      assert.equal(release.check(), null, "once: nothing has grown since");
+      assert.deepEqual(calls, ["releaseFilePages"]);
+    });
+
+    it("measures growth from the level the start-up release left", () => {
+      const { host, state } = fakeHost({ releaseFilePages: true });
+      const release = new IdleMemoryRelease(host);
+      state.now = 1_000;
+      assert.equal(release.check()?.stage, "start_up");
+      state.now = 10_000;
+      state.rss = 92 * MIB + 15.9 * MIB;
+      assert.equal(release.check(), null);
+      state.rss = 92 * MIB + 16 * MIB;
+      assert.equal(release.check()?.stage, "quiet");
+    });
+
+    it("drops them last in every release, after the collection and the trim", () => {
+      const { host, state, calls } = fakeHost({ releaseFilePages: true });
+      const release = new IdleMemoryRelease(host);
+      state.now = 1_000;
+      release.check();
+      state.rss = 200 * MIB;
+      state.now = 10_000;
+      assert.deepEqual(release.check(), { stage: "quiet", rssBefore: 200 * MIB, rssAfter: 162 * MIB, collectMs: 5, trimMs: 5, filePagesMs: 5 });
+      state.now = 70_000;
+      assert.equal(release.check()?.stage, "long_quiet");
+      assert.deepEqual(calls, ["releaseFilePages", "collect", "trim", "releaseFilePages", "collectReducing", "trim", "releaseFilePages"]);
+    });
+
+    it("logs a drop that throws, and does not try it again", () => {
+      const { host, state, calls, logged } = fakeHost({ releaseFilePages: "throws" });
+      const release = new IdleMemoryRelease(host);
+      state.now = 1_000;
+      assert.equal(release.check()?.filePagesMs, null);
+      assert.deepEqual(logged.map((line) => [line.level, line.event, line.fields.step ?? null]), [
+        ["warn", "memory_release_failed", "releaseFilePages"],
+        ["info", "memory_released", null],
+      ]);
+      state.rss = 200 * MIB;
+      state.now = 10_000;
+      assert.equal(release.check()?.stage, "quiet");
+      assert.deepEqual(calls, ["releaseFilePages", "collect", "trim"]);
+    });
   });
 
   describe("after a long quiet", () => {

@@ -132,6 +132,17 @@ describe("mailroute start --processes 2", () => {
     assert.equal(nodeIds[0]!.slice(0, -3), nodeIds[1]!.slice(0, -3), "one base node id");
   });
 
+  it("gives back, in the primary as in each service process, the file pages its start-up touched once it is quiet", { timeout: 60_000 }, async () => {
+    const startUp = () => server.logs.filter((line) => line.event === "memory_released" && line.stage === "start_up");
+    await until("a start-up release in the primary and in both processes", () => startUp().length >= 3);
+    const primary = startUp().filter((line) => line.node_id === undefined);
+    assert.equal(primary.length, 1, `the primary's own, once: ${JSON.stringify(startUp())}`);
+    const whose = startUp().map((line) => (line.node_id === undefined ? "primary" : String(line.node_id).slice(-3)));
+    assert.deepEqual(whose.sort(), ["-p1", "-p2", "primary"], "each process its own, under its node id");
+    assert.equal(typeof primary[0]!.file_pages_ms, "number");
+    assert.ok(Number(primary[0]!.rss_after_mib) < Number(primary[0]!.rss_before_mib), `${primary[0]!.rss_before_mib} → ${primary[0]!.rss_after_mib} MiB`);
+  });
+
   it("routes by a rule added through the CLI while running, at both processes, and /metrics counts both", { timeout: 90_000 }, async () => {
     const cli = (...args: string[]) => run(process.execPath, [BIN, ...args, "--data-dir", dataDir], { timeout: 30_000 });
     await cli("domain", "add", "procs.test");
