@@ -236,8 +236,9 @@ export async function startMailroute(settings: Readonly<Settings>, overrides: St
   // signs on this thread instead, ~30 MiB less for a node whose memory matters more than its CPU
   // (SQLite: the first signing thread also runs the store writer, below)
   const sqliteWriterFile = settings.storeWriterThread ? store.sqliteFile : undefined;
-  // a copy signed while no other SMTP session has sent a command for 100 ms is signed here,
-  // without a hop (signing-pool.ts signHere); a connection held open and idle does not count
+  // --signing-threads 0: a copy signed while no other SMTP session has sent a command for 100 ms
+  // has its key operations made inline, without a trip to libuv's pool (signing-pool.ts
+  // keyOperationsHere); a connection held open and idle does not count
   let inbound: InboundServer | null = null;
   const callerIdle = () => (inbound?.sessionsActiveWithin(100) ?? 0) <= 1;
   const poolOptions = { keys, hostname: settings.hostname, callerIdle, ...(sqliteWriterFile === undefined ? {} : { hostStoreWriter: sqliteWriterFile }) };

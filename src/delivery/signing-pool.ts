@@ -14,11 +14,11 @@
  * - a thread that dies fails only the jobs it held (rejected, so the sender hears 451) and is
  *   replaced; `close` ends every thread and rejects what is still waiting;
  * - with `threads: 0` it signs on the calling thread instead (same signer, no pool), each
- *   signature's key operation on libuv's thread pool, so the thread keeps serving meanwhile;
- * - when the caller says it has nothing else to do (`callerIdle`), no signing thread has a job
- *   and the message is a Buffer of at most SIGN_HERE_BYTES, it signs on the calling thread with
- *   its key operations inline (signHere): the copy is answered without a hop to another thread
- *   and back.
+ *   signature's key operation on libuv's thread pool, so the thread keeps serving meanwhile,
+ *   or inline when the caller says it has nothing else to do (`callerIdle`) and the message is
+ *   a Buffer of at most SIGN_HERE_BYTES (keyOperationsHere);
+ * - with signing threads, every job goes to one of them, however idle the caller: see
+ *   keyOperationsHere for why a message alone is not signed on the calling thread.
  */
 import { availableParallelism } from "node:os";
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
@@ -48,10 +48,10 @@ export interface SigningPoolOptions {
    * two (issue 11, RSS). Ignored with `threads: 0`.
    */
   hostStoreWriter?: string;
-  /**
-   * Whether the calling thread has nothing else to do now (start-service: no SMTP session but
-   * the one asking has sent a command in the last 100 ms). Asked only when the rest of signHere
-   * holds. Absent: never.
+   /**
+   * With `threads: 0`: whether the calling thread has nothing else to do now (start-service: no
+   * SMTP session but the one asking has sent a command in the last 100 ms). Asked only when the
+   * rest of keyOperationsHere holds. Absent: never.
    */
   callerIdle?: () => boolean;
 }
@@ -111,25 +111,28 @@ export function keyOperationsFor(jobsInFlight: number): KeyOperationSite {
 }
 
 /**
- * A message up to this size, given as a Buffer, is signed on the calling thread when that thread
- * is idle and no signing thread has a job: its hashing costs little beside its RSA signatures.
+ * With no signing thread, a message up to this size, given as a Buffer, has its key operations
+ * made inline when the calling thread is idle: its hashing costs little beside its RSA signatures.
  */
 export const SIGN_HERE_BYTES = 64 * 1024;
 
 /**
- * Whether a job is signed on the calling thread, key operations inline, rather than handed to a
- * signing thread (or, with none, to libuv's pool one key operation at a time). Only when the
- * calling thread has nothing else to do, no signing thread has a job and the message is small:
- * then the hand-offs are all a message signed one at a time waits for (a copy posted over, a
- * sleeping thread woken, the answer posted back, the calling thread woken: ~0.3 ms warm, more
- * after a pause, when every sleeping thread a message passes through takes longer to wake; issue
- * 11, added latency one message at a time). Under load the calling thread (the SMTP thread) is
- * the one every session needs, so signatures stay off it: signing there whenever the signing
- * threads happened to be idle cost 1 KiB × 10 and × 50 sessions a quarter of their throughput.
+ * With no signing thread (`threads: 0`), where a job's key operations run on the calling thread:
+ * inline when that thread has nothing else to do and the message is a Buffer of at most
+ * SIGN_HERE_BYTES (one call each, no trip to libuv's pool and back: ~0.3 ms of a message signed
+ * alone), else on libuv's pool, so the thread keeps serving the other sessions meanwhile.
+ *
+ * With signing threads, a message alone is not signed on the calling thread either, though that
+ * would save the hop to a signing thread and back (~0.4 ms at the median, issue 11, tenth
+ * machine): under load every copy goes to the signing threads, so the calling thread's signer
+ * stays cold, and its first use after a load (the bench's latency phase, a quiet evening after a
+ * busy day) cost the SMTP thread 20–32 ms of CPU in each of its first two messages (interpreted
+ * and lazily compiled code, then ~20 deoptimised functions recompiled; fourteenth machine, issue
+ * 11): the two slowest messages of the bench's 300. The signing thread's signer is warm.
  */
-export function signHere(callerIdle: () => boolean, signingThreadJobs: number, message: SignRequest["message"]): boolean {
-  // the caller is asked last: under load a signing thread nearly always has a job
-  return signingThreadJobs === 0 && Buffer.isBuffer(message) && message.length <= SIGN_HERE_BYTES && callerIdle();
+export function keyOperationsHere(callerIdle: () => boolean, message: SignRequest["message"]): KeyOperationSite {
+  // the caller is asked last
+  return Buffer.isBuffer(message) && message.length <= SIGN_HERE_BYTES && callerIdle() ? "inline" : "thread-pool";
 }
 
 export function defaultSigningThreads(): number {
@@ -228,13 +231,9 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
     return received(answer);
   }
 
-  const callerIdle = options.callerIdle ?? (() => false);
-  const here = signerHere(keys, options.hostname);
-
   async function signOnThread(request: Parameters<MessageSigner>[0]): Promise<SignedHeaders> {
     if (closed) throw new Error("signing pool is closed");
     const thread = threads.reduce((best, candidate) => (candidate.inFlight.size < best.inFlight.size ? candidate : best));
-    if (signHere(callerIdle, thread.inFlight.size, request.message)) return here({ ...request, keyOperations: "inline" });
     const keyOperations = keyOperationsFor(thread.inFlight.size);
     await thread.ready;
     if (Buffer.isBuffer(request.message) && request.message.length <= INLINE_BYTES) return signInline(thread, request, request.message, keyOperations);
@@ -283,8 +282,7 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
   return {
     threads: size,
     writerPort: size > 0 && options.hostStoreWriter !== undefined ? writerPort : null,
-    // no signing thread: key operations on libuv's pool, so the thread keeps serving, unless it has nothing else to serve
-    sign: size === 0 ? (request) => here({ ...request, keyOperations: signHere(callerIdle, 0, request.message) ? "inline" : "thread-pool" }) : signOnThread,
+    sign: size === 0 ? signerHere(keys, options.hostname, options.callerIdle ?? (() => false)) : signOnThread,
     async heapStatistics() {
       const all = await Promise.all(threads.map((thread) => thread.worker.getHeapStatistics()));
       return all.map((heap) => ({ totalHeapSize: heap.total_heap_size, usedHeapSize: heap.used_heap_size, externalMemory: (heap as { external_memory?: number }).external_memory ?? 0 }));
@@ -301,12 +299,11 @@ export async function createSigningPool(options: SigningPoolOptions): Promise<Si
   };
 }
 
-/** The signer on this thread, loaded on first use: a service whose messages all go to signing threads never loads it here. */
-function signerHere(keys: DkimKeyStore, hostname: string): MessageSigner {
+/** The signer on this thread (`threads: 0`), loaded on first use; each job's key operations where keyOperationsHere says. */
+function signerHere(keys: DkimKeyStore, hostname: string, callerIdle: () => boolean): MessageSigner {
   let signer: Promise<MessageSigner> | null = null;
   return async function signOnCallingThread(request) {
-    // where each key operation runs is the request's to say (signHere)
-    signer ??= import("./message-signer.ts").then(({ createMessageSigner }) => createMessageSigner({ keys, hostname, keyOperations: "thread-pool" }));
-    return (await signer)(request);
+    signer ??= import("./message-signer.ts").then(({ createMessageSigner }) => createMessageSigner({ keys, hostname }));
+    return (await signer)({ ...request, keyOperations: keyOperationsHere(callerIdle, request.message) });
   };
 }

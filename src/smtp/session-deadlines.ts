@@ -71,7 +71,7 @@ export class SessionDeadlines {
   /**
    * Open sessions that sent a command (or were owed an answer, as the sweep saw it) in the last
    * `withinMs`: how many clients this thread is serving now, not how many hold a connection idle
-   * (signing-pool.ts signHere). One pass over the open sessions, bounded by --max-clients.
+   * (signing-pool.ts keyOperationsHere). One pass over the open sessions, bounded by --max-clients.
    */
   activeWithin(withinMs: number): number {
     const since = this.#now() - withinMs;

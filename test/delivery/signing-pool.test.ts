@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import { dkimVerify } from "mailauth";
 import { DkimKeyStore } from "../../src/delivery/dkim-keys.ts";
 import { MessageSpool } from "../../src/delivery/message-spool.ts";
-import { createSigningPool, INLINE_BYTES, keyOperationsFor, SIGN_HERE_BYTES, signHere, type SigningPool } from "../../src/delivery/signing-pool.ts";
+import { createSigningPool, INLINE_BYTES, keyOperationsFor, keyOperationsHere, SIGN_HERE_BYTES, type SigningPool } from "../../src/delivery/signing-pool.ts";
 import { eventLoopTurnsWhile, settlesWithinMicrotasks } from "../support/event-loop-turns.ts";
 
 const run = promisify(execFile);
@@ -181,31 +181,21 @@ describe("signing pool", () => {
     assert.equal(keyOperationsFor(7), "thread-pool");
   });
 
-  it("signs a small copy on the calling thread, key operations inline, while that thread has nothing else to do; on a signing thread once it does (issue 11)", async () => {
-    let idle = true;
-    const quiet = await createSigningPool({ keyDir: dir, selector: "mailroute", ed25519: true, hostname: "mx.route.example", threads: 1, callerIdle: () => idle });
+  it("with signing threads, signs a copy alone on a signing thread too, however idle the caller: the caller's own signer would be cold (issue 11)", async () => {
+    const pool = await createSigningPool({ keyDir: dir, selector: "mailroute", ed25519: true, hostname: "mx.route.example", threads: 1, callerIdle: () => true });
     try {
-      const copy = message("Hello Bob,\r\nsigned where you are.\r\n");
+      const copy = message("Hello Bob,\r\nsigned on the warm thread.\r\n");
       const request = { message: copy, routingDomain: "route.example", arc: { status: { result: "none" as const } }, authenticationResults: null };
-      // the first one loads the signer on this thread and the keys: not what is counted
-      await quiet.sign(request);
-      // here, every signature is made before the event loop turns once; a signing thread's
-      // answer arrives on a turn of its own
-      const here = await eventLoopTurnsWhile(() => quiet.sign(request));
-      assert.equal(here.turns, 0, "signed on the calling thread, without a hop");
-      assert.deepEqual(here.result.arc, { instance: 1, cv: "none" });
-      assert.deepEqual(await verdicts(here.result.headers, copy), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
-      idle = false;
-      // a signing thread's answer comes through the event loop, however fast the thread is
-      const signing = quiet.sign(request);
-      assert.equal(await settlesWithinMicrotasks(signing), false, "a busy caller's copy goes to the signing thread");
-      const away = await signing;
-      assert.equal(away.headers.length, here.result.headers.length, "the same signatures either way");
-      assert.deepEqual(await verdicts(away.headers, copy), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
-      idle = true;
-      assert.equal(await settlesWithinMicrotasks(quiet.sign(request)), true, "and here again once the caller is idle");
+      await pool.sign(request);
+      // signed here, every signature would be made before the event loop turned once; a signing
+      // thread's answer arrives on a turn of its own
+      const signing = pool.sign(request);
+      assert.equal(await settlesWithinMicrotasks(signing), false, "the copy went to the signing thread");
+      const signed = await signing;
+      assert.deepEqual(signed.arc, { instance: 1, cv: "none" });
+      assert.deepEqual(await verdicts(signed.headers, copy), ["route.example ed25519-sha256 pass", "route.example rsa-sha256 pass"]);
     } finally {
-      await quiet.close();
+      await pool.close();
     }
   });
 
@@ -223,17 +213,16 @@ describe("signing pool", () => {
     }
   });
 
-  it("signs on the calling thread only when it is idle, no signing thread has a job, and the copy is a Buffer of at most SIGN_HERE_BYTES", () => {
+  it("with threads: 0, makes the key operations inline only when the caller is idle and the copy is a Buffer of at most SIGN_HERE_BYTES", () => {
     const small = Buffer.alloc(SIGN_HERE_BYTES);
     const idle = () => true;
-    assert.equal(signHere(idle, 0, small), true);
-    assert.equal(signHere(() => false, 0, small), false, "the caller serves other sessions");
-    assert.equal(signHere(idle, 1, small), false, "a signing thread is at work: the copy queues there, not here");
-    assert.equal(signHere(idle, 0, Buffer.alloc(SIGN_HERE_BYTES + 1)), false, "a larger copy's hashing would hold the caller");
-    assert.equal(signHere(idle, 0, Readable.from([small])), false, "a stream is read on a signing thread");
+    assert.equal(keyOperationsHere(idle, small), "inline");
+    assert.equal(keyOperationsHere(() => false, small), "thread-pool", "the caller serves other sessions");
+    assert.equal(keyOperationsHere(idle, Buffer.alloc(SIGN_HERE_BYTES + 1)), "thread-pool", "a larger copy's hashing would hold the caller");
+    assert.equal(keyOperationsHere(idle, Readable.from([small])), "thread-pool", "a stream is read as it comes");
     let asked = 0;
-    signHere(() => ++asked > 0, 1, small);
-    assert.equal(asked, 0, "the caller is not asked while a signing thread has a job (under load, every time)");
+    keyOperationsHere(() => ++asked > 0, Buffer.alloc(SIGN_HERE_BYTES + 1));
+    assert.equal(asked, 0, "the caller is not asked for a copy that would not be signed inline anyway");
   });
 
   it("refuses to sign after close", async () => {
