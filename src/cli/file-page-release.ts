@@ -9,8 +9,9 @@
  * deserialisation, module sources compiled once, migrations), or by work done once in a while (the
  * optimising compiler while code warms up). The kernel would drop those pages only under memory
  * pressure; dropping them when the service is quiet keeps its resident set to what it uses: in
- * the side-by-side bench 50 sessions of 1 KiB peaked at 135 MiB against 161 (2 runs each,
- * interleaved), throughput unchanged within the noise. Nothing is lost: the
+ * the side-by-side bench 50 sessions of 1 KiB peaked at 135 MiB against 161 (only those cells,
+ * 2 runs each, interleaved) and at 155 against 173 in a full run, throughput unchanged within the
+ * noise. Nothing is lost: the
  * pages stay in the page cache (a later touch is a minor fault) or, if the kernel reclaimed them,
  * are read again from the file, as after any reclaim.
  *
