@@ -12,8 +12,9 @@
  * Policy, checked every `checkMs` on an unref'd timer (it never keeps the process alive):
  * - quiet: the event loop was busy less than `quietUtilization` of the last interval (no load
  *   to slow down, and nothing is allocating);
- * - grown: resident memory is at least `growthBytes` above the lowest it was seen quiet since the
- *   last release (or since start), so an idle server with nothing to give back is left alone;
+ * - grown: its own resident memory (without pages mapped from files: anonymousRss) is at least
+ *   `growthBytes` above the lowest it was seen quiet since the last release (or since start), so
+ *   an idle server with nothing to give back is left alone;
  * - at most once per `minGapMs` (3 s): a release stops the event loop for ~40 ms (a 30 ms
  *   collection of the SMTP thread's heap, a 9 ms trim, after a 24 MiB message), so bursts a few
  *   seconds apart cost at most ~1 % of a thread that was idle anyway. Ten seconds missed the
@@ -44,6 +45,7 @@
  * Promises: `check` never throws (a failing collection or trim is logged, once per kind of failure
  * and not retried); `stop` clears the timer.
  */
+import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import type { Logger } from "../analytics/structured-log.ts";
 import { loadFilePageRelease, type FilePageRelease } from "./file-page-release.ts";
@@ -70,6 +72,12 @@ export interface MemoryReleaseOptions {
 export interface MemoryReleaseHost {
   /** Resident set size now, bytes. */
   rss(): number;
+  /**
+   * The part of it that is the process's own memory, bytes: without the pages mapped from files,
+   * which the file page release drops and ordinary work touches again (Linux: RssAnon). Growth is
+   * measured on it: the binary's pages coming back are the working set, not memory to give back.
+   */
+  anonymousRss(): number;
   /** The event loop's busy share since the previous call (0 to 1). */
   loopUtilization(): number;
   /** A full garbage collection, or null when the process was not started with --expose-gc. */
@@ -129,7 +137,7 @@ export class IdleMemoryRelease {
     this.#trim = host.trim;
     this.#releaseFilePages = host.releaseFilePages;
     this.#startUpPending = host.releaseFilePages !== null;
-    this.#baseline = host.rss();
+    this.#baseline = host.anonymousRss();
     this.#checkedAt = host.now();
   }
 
@@ -148,29 +156,31 @@ export class IdleMemoryRelease {
     if (this.#startUpPending) {
       // what start-up touched once: nothing else is worth doing yet (no work has left garbage)
       this.#startUpPending = false;
-      return this.#release("start_up", this.#host.rss());
+      return this.#release("start_up");
     }
     if (this.#collect === null && this.#collectReducing === null && this.#trim === null && this.#releaseFilePages === null) return null;
     if (now - this.#lastRelease < this.#minGapMs) return null;
-    const rssBefore = this.#host.rss();
+    const own = this.#host.anonymousRss();
     // memory that came down by itself (V8 shrinking its heap) lowers the level growth is measured from
-    this.#baseline = Math.min(this.#baseline, rssBefore);
-    if (rssBefore >= this.#baseline + this.#growthBytes) return this.#release("quiet", rssBefore);
+    this.#baseline = Math.min(this.#baseline, own);
+    if (own >= this.#baseline + this.#growthBytes) return this.#release("quiet");
     const longQuiet = now - this.#quietSince >= this.#longQuietMs && now - this.#reducedAt >= this.#longQuietMs;
-    if (longQuiet && (this.#reducedTo === null || rssBefore >= this.#reducedTo + this.#longQuietGrowthBytes)) return this.#release("long_quiet", rssBefore);
+    if (longQuiet && (this.#reducedTo === null || own >= this.#reducedTo + this.#longQuietGrowthBytes)) return this.#release("long_quiet");
     return null;
   }
 
-  #release(stage: MemoryRelease["stage"], rssBefore: number): MemoryRelease {
+  #release(stage: MemoryRelease["stage"]): MemoryRelease {
+    const rssBefore = this.#host.rss();
     // collect first: the buffers it frees are what the trim then gives back
     const collectMs = stage === "start_up" ? null : this.#timed(stage === "long_quiet" && this.#collectReducing !== null ? "collectReducing" : "collect");
     const trimMs = stage === "start_up" ? null : this.#timed("trim");
     const filePagesMs = this.#timed("releaseFilePages");
     const rssAfter = this.#host.rss();
+    const ownAfter = this.#host.anonymousRss();
     this.#lastRelease = this.#host.now();
-    this.#baseline = rssAfter;
+    this.#baseline = ownAfter;
     if (stage === "long_quiet") {
-      this.#reducedTo = rssAfter;
+      this.#reducedTo = ownAfter;
       this.#reducedAt = this.#lastRelease;
     }
     const release = { stage, rssBefore, rssAfter, collectMs, trimMs, filePagesMs };
@@ -222,6 +232,17 @@ export function processCollections(): { collect: (() => void) | null; collectRed
   };
 }
 
+/** This process's RssAnon (/proc/self/status), bytes; its whole resident set where there is none (not Linux). */
+function processAnonymousRss(): number {
+  try {
+    const kib = /^RssAnon:\s+(\d+) kB$/m.exec(readFileSync("/proc/self/status", "latin1"))?.[1];
+    if (kib !== undefined) return Number(kib) * 1024;
+  } catch {
+    // no procfs: below
+  }
+  return process.memoryUsage.rss();
+}
+
 /** The policy on this process, checked on an unref'd timer; `stop` ends it. */
 export function startIdleMemoryRelease(logger: Logger, options: MemoryReleaseOptions = {}): { stop(): void } {
   const loaded = loadMallocTrim();
@@ -233,6 +254,7 @@ export function startIdleMemoryRelease(logger: Logger, options: MemoryReleaseOpt
   const release = new IdleMemoryRelease(
     {
       rss: () => process.memoryUsage.rss(),
+      anonymousRss: processAnonymousRss,
       loopUtilization: () => {
         const current = performance.eventLoopUtilization();
         const since = performance.eventLoopUtilization(current, previous);

@@ -28,7 +28,7 @@ interface Logged {
 function fakeHost(options: { collect?: boolean | "throws"; collectReducing?: boolean; trim?: boolean | "throws"; releaseFilePages?: boolean | "throws" } = {}) {
   const calls: string[] = [];
   const logged: Logged[] = [];
-  const state = { rss: 100 * MIB, utilization: 0, now: 0, freedByCollect: 10 * MIB, freedByCollectReducing: 25 * MIB, freedByTrim: 20 * MIB, freedByFilePages: 8 * MIB };
+  const state = { rss: 100 * MIB, utilization: 0, now: 0, freedByCollect: 10 * MIB, freedByCollectReducing: 25 * MIB, freedByTrim: 20 * MIB, freedByFilePages: 8 * MIB, fileBacked: 0 };
   const logger: Logger = {
     log: (level, event, fields = {}) => logged.push({ level, event, fields }),
     child: () => logger,
@@ -46,6 +46,7 @@ function fakeHost(options: { collect?: boolean | "throws"; collectReducing?: boo
   };
   const host: MemoryReleaseHost = {
     rss: () => state.rss,
+    anonymousRss: () => state.rss - state.fileBacked,
     loopUtilization: () => state.utilization,
     collect: step("collect", options.collect, () => state.freedByCollect),
     collectReducing: step("collectReducing", options.collectReducing ?? options.collect !== false, () => state.freedByCollectReducing),
@@ -229,6 +230,27 @@ describe("IdleMemoryRelease", () => {
       assert.equal(release.check(), null);
       state.rss = 92 * MIB + 16 * MIB;
       assert.equal(release.check()?.stage, "quiet");
+    });
+
+    it("does not count the file pages work touches again as growth: only the process's own memory is", () => {
+      const { host, state, calls } = fakeHost({ releaseFilePages: true });
+      const release = new IdleMemoryRelease(host);
+      state.now = 1_000;
+      assert.equal(release.check()?.stage, "start_up");
+      // the binary's pages, touched again by the timers of an idle service
+      state.rss += 40 * MIB;
+      state.fileBacked += 40 * MIB;
+      const made: string[] = [];
+      for (let second = 2; second < 180; second++) {
+        state.now = second * 1_000;
+        const one = release.check();
+        if (one !== null) made.push(one.stage);
+      }
+      assert.deepEqual(made, ["long_quiet"], "no release after a burst, only the one a quiet minute makes, once");
+      assert.deepEqual(calls, ["releaseFilePages", "collectReducing", "trim", "releaseFilePages"]);
+      state.rss += 16 * MIB;
+      state.now += 1_000;
+      assert.equal(release.check()?.stage, "quiet", "its own memory grew 16 MiB");
     });
 
     it("drops them last in every release, after the collection and the trim", () => {
